@@ -1,0 +1,105 @@
+"""Mamaquan: the backend of a mini-program for social commerce in moms' chat groups."""
+import importlib
+import pkgutil
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Mapping
+
+from flask import Flask, request
+from flask_smorest import Blueprint as SmorestBlueprint
+from swagger_ui_bundle import swagger_ui_path
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from app.core import access, redis as redis_store
+from app.core.config import check_production_safety, load_config
+from app.core.db import db
+from app.core.errors import ApiError, register_error_handlers
+from app.core.extensions import api, limiter, migrate
+
+CORE_PACKAGE = "core"
+LIBRARY_PUBLIC_ENDPOINTS = ["static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", "swagger_assets"]
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def domain_modules(name: str) -> list[ModuleType]:
+    """Import `app.<domain>.<name>` for every domain package that has one (the core first)."""
+    found = []
+    packages = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.ispkg)
+    packages.sort(key=lambda p: p != CORE_PACKAGE)
+    for package in packages:
+        if importlib.util.find_spec(f"app.{package}.{name}") is not None:
+            found.append(importlib.import_module(f"app.{package}.{name}"))
+    return found
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: config from the environment (plus `config` overrides), stores, domains, routes."""
+    settings = load_config(overrides=config)
+    check_production_safety(settings)
+    app = Flask(__name__, instance_path=settings["INSTANCE_PATH"], static_folder=None)
+    app.config.update(settings)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.json.sort_keys = False
+
+    redis_store.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", redis_store.limiter_storage_uri(app.config["REDIS_URL"]))
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "mmq-limits")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
+    limiter.init_app(app)
+    api.init_app(app)
+    register_error_handlers(app)
+    access.init_app(app)
+
+    domain_modules("models")  # importing registers every table with the metadata
+    from app.core.health import blp as health_blp
+
+    api.register_blueprint(health_blp)
+    for module in domain_modules("api"):
+        for blueprint in getattr(module, "blueprints", []):
+            if isinstance(blueprint, SmorestBlueprint):
+                api.register_blueprint(blueprint)
+            else:
+                app.register_blueprint(blueprint)
+    from app.core.commands import scheduler_cli, worker_cli
+
+    for group in [scheduler_cli, worker_cli] + [m.cli for m in domain_modules("cli") if hasattr(m, "cli")]:
+        app.cli.add_command(group)
+    app.extensions["scheduled_jobs"] = [job for m in domain_modules("tasks") for job in getattr(m, "SCHEDULE", [])]
+    domain_modules("sandbox")  # domains that extend the WeChat sandbox register their endpoints
+
+    from app.wechat import clients as wechat_clients
+
+    wechat_clients.init_app(app)
+    _register_docs_assets(app)
+    access.declare_public_endpoints(app, LIBRARY_PUBLIC_ENDPOINTS)
+    _require_json_bodies(app)
+    if app.config["WECHAT_SANDBOX"]:
+        from app.wechat.sandbox import create_sandbox_app
+
+        sandbox = app.extensions.setdefault("wechat_sandbox", create_sandbox_app(app))
+        app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/wechat-sandbox": sandbox})
+    return app
+
+
+def _register_docs_assets(app: Flask) -> None:
+    """Serve the Swagger UI files from the installed package, so /api/docs works offline."""
+    from flask import send_from_directory
+
+    def swagger_assets(filename: str):
+        return send_from_directory(str(swagger_ui_path), filename)
+
+    app.add_url_rule("/api/docs/assets/<path:filename>", "swagger_assets", swagger_assets)
+
+
+def _require_json_bodies(app: Flask) -> None:
+    """The API speaks JSON only: a body of another type is refused with 415."""
+
+    @app.before_request
+    def _json_only():
+        view = app.view_functions.get(request.endpoint) if request.endpoint else None
+        if getattr(view, "_raw_body", False):
+            return
+        if request.method in BODY_METHODS and request.content_length and not request.is_json:
+            raise ApiError("Send the body as application/json.", status=415, code="unsupported_media_type")

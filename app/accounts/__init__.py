@@ -1,0 +1,1 @@
+"""Users, WeChat login, sessions, roles and the referral tree."""

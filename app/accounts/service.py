@@ -1,0 +1,262 @@
+"""Accounts use cases: WeChat login, sessions, the referral tree and roles."""
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import and_, delete, func, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+
+from app.core.access import GRANTABLE_ROLES
+from app.core.clock import now_utc
+from app.core.db import db
+from app.core.errors import ApiError, Conflict, Invalid, NotFound
+from app.core.locks import serialize_transaction
+from app.core.pagination import keyset_page
+from app.core.redis import get_redis, key
+from app.accounts.models import AuthSession, User, UserRole
+from app.wechat import service as wechat
+
+INVITE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+INVITE_CODE_LENGTH = 8
+INVITE_IMAGE_TTL_SECONDS = 24 * 3600
+
+
+class ReferralStatus:
+    NONE = "none"                    # no invite code sent
+    BOUND = "bound"                  # bound to the inviter by this login
+    ALREADY_BOUND = "already_bound"  # bound earlier; the code was ignored
+    UNKNOWN_CODE = "unknown_code"
+    SELF_INVITE = "self_invite"
+    CYCLE = "cycle"                  # the inviter is this user's own descendant
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    user: User
+    session: AuthSession
+    roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User
+    token: str
+    expires_at: datetime
+    created: bool
+    referral_status: str
+
+
+@dataclass(frozen=True)
+class TeamPage:
+    level_1_count: int
+    level_2_count: int
+    members: list[tuple[User, int]]
+    next_cursor: str | None
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_invite_code() -> str:
+    return "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_CODE_LENGTH))
+
+
+def roles_of(user: User) -> frozenset[str]:
+    """Every user is a mom; other roles are granted."""
+    return frozenset({"mom", *(r.role for r in user.roles)})
+
+
+def get_user(*, user_id: int) -> User:
+    """Load a user or fail with 404."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.", code="user_not_found")
+    return user
+
+
+def find_user(*, ref: str) -> User | None:
+    """Find a user by id, openid or invite code (operators' command line)."""
+    clauses = [User.openid == ref, User.invite_code == ref.upper()]
+    if ref.isdigit():
+        clauses.append(User.id == int(ref))
+    return db.session.scalar(select(User).where(or_(*clauses)).limit(1))
+
+
+def _get_or_create_user(*, openid: str, unionid: str | None, nickname: str = "") -> tuple[User, bool]:
+    user = db.session.scalar(select(User).where(User.openid == openid))
+    if user is not None:
+        return user, False
+    for _ in range(5):
+        candidate = User(openid=openid, unionid=unionid, nickname=nickname, invite_code=_new_invite_code(),
+                         created_at=now_utc())
+        try:
+            with db.session.begin_nested():
+                db.session.add(candidate)
+            return candidate, True
+        except IntegrityError:
+            existing = db.session.scalar(select(User).where(User.openid == openid))
+            if existing is not None:
+                return existing, False
+    raise Conflict("Could not allocate an invite code; try again.", code="invite_code_exhausted")
+
+
+def _is_descendant(*, ancestor_id: int, candidate_id: int) -> bool:
+    """True if `candidate_id` sits anywhere below `ancestor_id` in the referral tree (or is it)."""
+    chain = select(User.id, User.inviter_id).where(User.id == candidate_id).cte("chain", recursive=True)
+    chain = chain.union(select(User.id, User.inviter_id).join(chain, User.id == chain.c.inviter_id))
+    return db.session.scalar(select(literal(1)).select_from(chain).where(chain.c.id == ancestor_id).limit(1)) is not None
+
+
+def _bind_referral(*, user: User, invite_code: str | None) -> str:
+    if not invite_code:
+        return ReferralStatus.ALREADY_BOUND if user.inviter_id else ReferralStatus.NONE
+    if user.inviter_id is not None:
+        return ReferralStatus.ALREADY_BOUND
+    inviter = db.session.scalar(select(User).where(User.invite_code == invite_code.strip().upper()))
+    if inviter is None:
+        return ReferralStatus.UNKNOWN_CODE
+    if inviter.id == user.id:
+        return ReferralStatus.SELF_INVITE
+    # Bindings are serialised so that two users binding to each other at once cannot close a cycle.
+    serialize_transaction("referral-binding")
+    if _is_descendant(ancestor_id=user.id, candidate_id=inviter.id):
+        return ReferralStatus.CYCLE
+    bound = db.session.execute(
+        update(User).where(User.id == user.id, User.inviter_id.is_(None))
+        .values(inviter_id=inviter.id, bound_at=now_utc()).execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(user)
+    return ReferralStatus.BOUND if bound else ReferralStatus.ALREADY_BOUND
+
+
+def _open_session(*, user: User) -> tuple[str, datetime]:
+    token = secrets.token_urlsafe(32)
+    expires_at = now_utc() + timedelta(seconds=current_app.config["SESSION_TTL_SECONDS"])
+    db.session.add(AuthSession(user_id=user.id, token_hash=_token_hash(token), created_at=now_utc(),
+                               expires_at=expires_at))
+    return token, expires_at
+
+
+def login(*, code: str, invite_code: str | None = None) -> LoginResult:
+    """Log in with a wx.login() code; the first valid invite code binds the user to the inviter for good."""
+    identity = wechat.code_to_session(code=code)
+    user, created = _get_or_create_user(openid=identity.openid, unionid=identity.unionid)
+    referral_status = _bind_referral(user=user, invite_code=invite_code)
+    user.last_login_at = now_utc()
+    token, expires_at = _open_session(user=user)
+    db.session.commit()
+    return LoginResult(user=user, token=token, expires_at=expires_at, created=created, referral_status=referral_status)
+
+
+def authenticate(*, token: str) -> Authenticated | None:
+    """Resolve a bearer token to its live session and user."""
+    row = db.session.execute(
+        select(AuthSession, User).join(User, User.id == AuthSession.user_id)
+        .where(AuthSession.token_hash == _token_hash(token), AuthSession.revoked_at.is_(None),
+               AuthSession.expires_at > now_utc())
+    ).first()
+    if row is None:
+        return None
+    session, user = row
+    return Authenticated(user=user, session=session, roles=roles_of(user))
+
+
+def logout(*, session_id: int) -> None:
+    """Revoke one session; its token stops working at once."""
+    db.session.execute(update(AuthSession).where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+                       .values(revoked_at=now_utc()))
+    db.session.commit()
+
+
+def purge_expired_sessions() -> int:
+    """Delete sessions that expired or were revoked more than a day ago (a scheduled job)."""
+    cutoff = now_utc() - timedelta(days=1)
+    deleted = db.session.execute(
+        delete(AuthSession).where(or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff))
+    ).rowcount
+    db.session.commit()
+    return deleted
+
+
+def invite_card(*, user: User) -> dict:
+    """The user's invite code with a mini-program code image whose scene is that code (cached a day)."""
+    cache_key = key("invite-image", user.invite_code)
+    redis = get_redis()
+    image = redis.get(cache_key)
+    page = current_app.config["MINIPROGRAM_HOME_PAGE"]
+    if image is None:
+        image = wechat.miniprogram_code_png(scene=user.invite_code, page=page)
+        redis.set(cache_key, image, ex=INVITE_IMAGE_TTL_SECONDS)
+    return {
+        "invite_code": user.invite_code,
+        "scene": user.invite_code,
+        "page": page,
+        "image": "data:image/png;base64," + base64.b64encode(image).decode(),
+    }
+
+
+def team(*, user_id: int, level: int, cursor: str | None, limit: int) -> TeamPage:
+    """The user's level-1 (invited directly) or level-2 (invited by those) members, newest binding first."""
+    direct = aliased(User)
+    level_1_count = db.session.scalar(select(func.count()).select_from(User).where(User.inviter_id == user_id))
+    level_2_count = db.session.scalar(
+        select(func.count()).select_from(User).join(direct, User.inviter_id == direct.id).where(direct.inviter_id == user_id)
+    )
+    if level == 1:
+        stmt = select(User).where(User.inviter_id == user_id)
+    else:
+        stmt = select(User).join(direct, and_(User.inviter_id == direct.id, direct.inviter_id == user_id))
+    members, next_cursor = keyset_page(stmt, columns=[User.bound_at, User.id], kinds=[datetime, int], cursor=cursor,
+                                       limit=limit, key_of=lambda u: (u.bound_at, u.id), session=db.session)
+    return TeamPage(level_1_count=level_1_count, level_2_count=level_2_count,
+                    members=[(m, level) for m in members], next_cursor=next_cursor)
+
+
+def grant_role(*, user_id: int, role: str, granted_by_id: int | None) -> User:
+    """Grant a role (idempotent: granting a held role changes nothing)."""
+    if role not in GRANTABLE_ROLES:
+        raise Invalid(f"'{role}' cannot be granted; grantable roles are {', '.join(GRANTABLE_ROLES)}.",
+                      code="role_not_grantable")
+    user = get_user(user_id=user_id)
+    if role not in roles_of(user):
+        user.roles.append(UserRole(user_id=user.id, role=role, granted_at=now_utc(), granted_by_id=granted_by_id))
+    db.session.commit()
+    return user
+
+
+def revoke_role(*, user_id: int, role: str, revoked_by_id: int | None) -> User:
+    """Revoke a role; operators cannot revoke their own operator role (no lock-out)."""
+    if role not in GRANTABLE_ROLES:
+        raise Invalid(f"'{role}' cannot be revoked.", code="role_not_grantable")
+    user = get_user(user_id=user_id)
+    if role == "operator" and revoked_by_id == user_id:
+        raise Conflict("Operators cannot revoke their own operator role.", code="cannot_revoke_own_operator")
+    user.roles = [r for r in user.roles if r.role != role]
+    db.session.commit()
+    return user
+
+
+def ensure_user(*, openid: str, nickname: str, inviter: User | None = None, roles: tuple[str, ...] = ()) -> User:
+    """Create a user as a first login would (demo data and tests); existing users are returned as they are."""
+    user, created = _get_or_create_user(openid=openid, unionid=None, nickname=nickname)
+    if created:
+        if inviter is not None:
+            _bind_referral(user=user, invite_code=inviter.invite_code)
+        for role in roles:
+            user.roles.append(UserRole(user_id=user.id, role=role, granted_at=now_utc()))
+    db.session.commit()
+    return user
+
+
+def rename(*, user: User, nickname: str) -> User:
+    """Set the display name the user chose in the mini-program."""
+    if not nickname.strip():
+        raise Invalid("The nickname cannot be blank.", code="nickname_blank", errors={"nickname": ["Blank."]})
+    user.nickname = nickname.strip()
+    db.session.commit()
+    return user

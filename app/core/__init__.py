@@ -1,0 +1,1 @@
+"""Shared plumbing: config, stores, errors, access rules, clock, money, processes."""

@@ -1,0 +1,17 @@
+"""The one clock: every timestamp in the system comes from here, timezone-aware and in UTC."""
+from datetime import datetime, timezone
+
+_frozen: datetime | None = None
+
+
+def now_utc() -> datetime:
+    """Return the current time as an aware UTC datetime (or the frozen time in tests)."""
+    return _frozen if _frozen is not None else datetime.now(timezone.utc)
+
+
+def freeze(at: datetime | None) -> None:
+    """Pin the clock to `at` (tests only); `None` releases it."""
+    global _frozen
+    if at is not None and at.tzinfo is None:
+        raise ValueError("the clock only holds aware datetimes")
+    _frozen = at.astimezone(timezone.utc) if at is not None else None

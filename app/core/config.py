@@ -1,0 +1,83 @@
+"""Configuration, read from the environment when the app factory runs (never at import)."""
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SANDBOX_BASE_URL = "http://wechat.sandbox/"
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def database_uri(url: str | None, instance_path: Path) -> str:
+    """Map DATABASE_URL onto a SQLAlchemy URI (psycopg 3 for PostgreSQL), or the embedded SQLite file."""
+    if not url:
+        return f"sqlite:///{instance_path / 'mamaquan.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Build the settings dict from the environment, then apply explicit overrides."""
+    env = os.environ if environ is None else environ
+    instance_path = Path(env.get("INSTANCE_PATH") or PROJECT_ROOT / "instance")
+    deployment = env.get("ENV", "development")
+    sandbox = _bool(env.get("WECHAT_SANDBOX"), deployment != "production")
+    default_base = SANDBOX_BASE_URL if sandbox else None
+    config: dict[str, Any] = {
+        "ENV": deployment,
+        "INSTANCE_PATH": str(instance_path),
+        "SECRET_KEY": env.get("SECRET_KEY") or ("" if deployment == "production" else "dev-only-" + secrets.token_hex(8)),
+        "SQLALCHEMY_DATABASE_URI": database_uri(env.get("DATABASE_URL"), instance_path),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "EMBEDDED_REDIS_FILE": str(instance_path / "redis.db"),
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 1024 * 1024)),
+        "SESSION_TTL_SECONDS": int(env.get("SESSION_TTL_SECONDS", 30 * 24 * 3600)),
+        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10/minute"),
+        "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
+        "PAGE_SIZE_DEFAULT": 20,
+        "PAGE_SIZE_MAX": 100,
+        "IDEMPOTENCY_TTL_SECONDS": int(env.get("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)),
+        "SCHEDULER_LEADER_TTL_SECONDS": int(env.get("SCHEDULER_LEADER_TTL_SECONDS", 15)),
+        "RQ_QUEUES": ["deliveries", "ingest", "payouts", "default"],
+        "WECHAT_SANDBOX": sandbox,
+        "WECHAT_APPID": env.get("WECHAT_APPID", "wxsandboxappid0001"),
+        "WECHAT_SECRET": env.get("WECHAT_SECRET", "sandbox-secret"),
+        "WECHAT_API_BASE": env.get("WECHAT_API_BASE") or default_base or "https://api.weixin.qq.com/",
+        "WECOM_CORP_ID": env.get("WECOM_CORP_ID", "wwsandboxcorp0001"),
+        "WECOM_SECRET": env.get("WECOM_SECRET", "sandbox-wecom-secret"),
+        "WECOM_API_BASE": env.get("WECOM_API_BASE") or (default_base and default_base + "cgi-bin/") or "https://qyapi.weixin.qq.com/cgi-bin/",
+        "WECHAT_PAY_MCH_ID": env.get("WECHAT_PAY_MCH_ID", "1900000001"),
+        "WECHAT_PAY_API_KEY": env.get("WECHAT_PAY_API_KEY", "sandbox-pay-api-key-32-characters!"),
+        "WECHAT_PAY_API_BASE": env.get("WECHAT_PAY_API_BASE") or default_base or "https://api.mch.weixin.qq.com/",
+        "WECHAT_TIMEOUT_SECONDS": float(env.get("WECHAT_TIMEOUT_SECONDS", 5)),
+        "MINIPROGRAM_HOME_PAGE": env.get("MINIPROGRAM_HOME_PAGE", "pages/index/index"),
+        "API_TITLE": "Mamaquan API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "/api/docs/assets/",
+    }
+    if overrides:
+        config.update(overrides)
+    return config
+
+
+def check_production_safety(config: Mapping[str, Any]) -> None:
+    """Refuse to start a production app with development conveniences switched on."""
+    if config["ENV"] != "production":
+        return
+    if config["WECHAT_SANDBOX"]:
+        raise RuntimeError("the WeChat sandbox is refused when ENV=production")
+    if not config["SECRET_KEY"]:
+        raise RuntimeError("SECRET_KEY must be set when ENV=production")

@@ -1,0 +1,62 @@
+"""Cursor (keyset) pagination: opaque cursors that stay stable while rows are added."""
+import base64
+import json
+from datetime import datetime
+from typing import Any, Callable, Sequence
+
+from marshmallow import Schema, fields, validate
+from sqlalchemy import Select, or_, and_
+
+from app.core.errors import Invalid
+
+
+class PageArgsSchema(Schema):
+    cursor = fields.String(load_default=None, metadata={"description": "The next_cursor of the previous page."})
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class PageSchema(Schema):
+    next_cursor = fields.String(allow_none=True)
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, kinds: Sequence[type]) -> list[Any]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, list) or len(raw) != len(kinds):
+            raise ValueError
+        values = []
+        for value, kind in zip(raw, kinds):
+            if kind is datetime:
+                values.append(datetime.fromisoformat(value))
+            elif isinstance(value, kind) and not isinstance(value, bool):
+                values.append(value)
+            else:
+                raise ValueError
+        return values
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise Invalid("The cursor is not one this API issued.", code="invalid_cursor", errors={"cursor": ["Invalid cursor."]})
+
+
+def keyset_page(stmt: Select, *, columns: Sequence[Any], kinds: Sequence[type], cursor: str | None, limit: int,
+                key_of: Callable[[Any], Sequence[Any]], descending: bool = True, session) -> tuple[list[Any], str | None]:
+    """Return one page of `stmt` ordered by `columns` (a unique key) and the cursor for the next page."""
+    if cursor:
+        after = decode_cursor(cursor, kinds)
+        clauses = []
+        for i, column in enumerate(columns):
+            beyond = column < after[i] if descending else column > after[i]
+            clauses.append(and_(*[columns[j] == after[j] for j in range(i)], beyond))
+        stmt = stmt.where(or_(*clauses))
+    order = [c.desc() if descending else c.asc() for c in columns]
+    rows = list(session.execute(stmt.order_by(*order).limit(limit + 1)).scalars() if _single_entity(stmt) else session.execute(stmt.order_by(*order).limit(limit + 1)))
+    next_cursor = encode_cursor(key_of(rows[limit - 1])) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def _single_entity(stmt: Select) -> bool:
+    return len(stmt.column_descriptions) == 1 and stmt.column_descriptions[0].get("entity") is not None

@@ -1,0 +1,19 @@
+"""RQ queues on the app's Redis. Jobs may run twice, so every job must be idempotent."""
+from typing import Any, Callable
+
+from flask import current_app
+from rq import Queue
+
+from app.core.redis import get_redis
+
+
+def queue(name: str) -> Queue:
+    """The named queue; with RQ_ASYNC off (tests) jobs run inline."""
+    if name not in current_app.config["RQ_QUEUES"]:
+        raise ValueError(f"unknown queue {name!r}")
+    return Queue(name, connection=get_redis(), is_async=current_app.config.get("RQ_ASYNC", True))
+
+
+def enqueue(name: str, func: Callable | str, *args: Any, **kwargs: Any):
+    """Put one job on a queue."""
+    return queue(name).enqueue(func, *args, **kwargs)

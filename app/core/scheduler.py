@@ -1,0 +1,127 @@
+"""The clock process: APScheduler with a Redis leader lock, so replicas never both run the jobs.
+
+Every replica runs the same scheduler; each job first renews (or tries to take) the lease, and runs
+only while this replica holds it. A stalled leader loses the lease after its TTL and another takes over.
+Jobs only write rows and enqueue work; they never send anything themselves.
+"""
+import logging
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
+from redis import Redis
+
+from app.core.db import db
+from app.core.redis import key
+
+log = logging.getLogger(__name__)
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class LeaderLock:
+    """A lease in Redis held by one scheduler replica at a time."""
+
+    def __init__(self, redis: Redis, *, ttl_seconds: int, name: str = "scheduler-leader"):
+        self.redis = redis
+        self.key = key(name)
+        self.ttl_ms = ttl_seconds * 1000
+        self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+
+    def acquire(self) -> bool:
+        """Take or extend the lease; True while this replica leads."""
+        return bool(self._renew(keys=[self.key], args=[self.identity, self.ttl_ms]))
+
+    def release(self) -> None:
+        self._release(keys=[self.key], args=[self.identity])
+
+    def holder(self) -> str | None:
+        value = self.redis.get(self.key)
+        return value.decode() if value else None
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    """A job a domain asks the clock to run (declared in its tasks.py as SCHEDULE)."""
+
+    id: str
+    func: Callable[[], Any]
+    trigger: str
+    trigger_args: dict[str, Any] = field(default_factory=dict)
+    misfire_grace_time: int = 30
+
+
+def collect_jobs(app: Flask) -> list[ScheduledJob]:
+    return list(app.extensions.get("scheduled_jobs", []))
+
+
+def run_leader_job(app: Flask, lock: LeaderLock, job: ScheduledJob) -> bool:
+    """Run one job if this replica leads; returns whether it ran."""
+    if not lock.acquire():
+        return False
+    with app.app_context():
+        try:
+            job.func()
+        except Exception:
+            log.exception("scheduled job %s failed", job.id)
+            db.session.rollback()
+        finally:
+            db.session.remove()
+    return True
+
+
+def build_scheduler(app: Flask, lock: LeaderLock) -> BlockingScheduler:
+    """A scheduler with every domain job plus the lease heartbeat, stable ids and explicit misfire rules."""
+    scheduler = BlockingScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+    heartbeat_seconds = max(1, lock.ttl_ms // 3000)
+    leading = threading.Event()
+
+    def heartbeat() -> None:
+        if lock.acquire():
+            if not leading.is_set():
+                log.info("scheduler %s is the leader", lock.identity)
+            leading.set()
+        else:
+            if leading.is_set():
+                log.warning("scheduler %s lost the lead to %s", lock.identity, lock.holder())
+            leading.clear()
+
+    scheduler.add_job(heartbeat, "interval", seconds=heartbeat_seconds, id="leader-heartbeat",
+                      replace_existing=True, misfire_grace_time=heartbeat_seconds)
+    for job in collect_jobs(app):
+        scheduler.add_job(run_leader_job, job.trigger, args=[app, lock, job], id=job.id, replace_existing=True,
+                          misfire_grace_time=job.misfire_grace_time, **job.trigger_args)
+    heartbeat()
+    return scheduler
+
+
+def run_scheduler(app: Flask) -> None:
+    """Run the clock until stopped, releasing the lease on the way out."""
+    with app.app_context():
+        from app.core.redis import get_redis
+
+        lock = LeaderLock(get_redis(), ttl_seconds=app.config["SCHEDULER_LEADER_TTL_SECONDS"])
+    scheduler = build_scheduler(app, lock)
+    log.info("scheduler %s starting with jobs: %s", lock.identity, ", ".join(j.id for j in scheduler.get_jobs()))
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        lock.release()

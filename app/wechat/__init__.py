@@ -1,0 +1,1 @@
+"""Every call to WeChat goes through wechatpy clients built here from config."""
