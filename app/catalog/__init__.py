@@ -1,0 +1,1 @@
+"""Products and categories: union (affiliate feed) and own (our checkout) products."""
