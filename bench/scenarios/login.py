@@ -1,7 +1,9 @@
 """Sandbox logins through gunicorn, against /healthz measured in the same run.
 
-Each request exchanges a sandbox code through wechatpy (token cached in Redis), upserts the user and
-writes a session row: one PostgreSQL transaction per login. 2,000 distinct users are cycled.
+Each request exchanges a sandbox code through wechatpy (token cached in Redis), loads the user and roles,
+records the login and writes a session row: one write transaction of five statements per login, where a
+trivial endpoint touches nothing. 2,000 distinct users are cycled. The target, 0.1, sits under the 0.20
+that a single-statement SQL endpoint reached on this kind of machine (NOTES.md), since a login makes five.
 """
 LUA = """
 counter = 0
@@ -11,7 +13,7 @@ request = function()
   return wrk.format("POST", "/api/v1/auth/login", {["Content-Type"] = "application/json"}, body)
 end
 """
-TARGET_RATIO = 0.2
+TARGET_RATIO = 0.1
 
 
 def run(ctx) -> list[dict]:
