@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import BigId, IdPk, db
@@ -45,3 +45,50 @@ class CommissionRule(db.Model):
     ends_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     created_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+
+
+class ShareLink(db.Model):
+    """A sharer's tracked link to a product, optionally from a group, a post and a piece of content.
+
+    The host and the content author are fixed when the link is made, so a later change of group host or
+    content ownership never redirects commission on links already shared.
+    """
+
+    __tablename__ = "share_links"
+
+    id: Mapped[IdPk]
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    sharer_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
+    product_id: Mapped[int] = mapped_column(BigId, ForeignKey("products.id"), index=True)
+    group_id: Mapped[int | None] = mapped_column(BigInteger)
+    post_id: Mapped[int | None] = mapped_column(BigInteger)
+    content_id: Mapped[int | None] = mapped_column(BigInteger)
+    host_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+    content_author_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+
+
+class Click(db.Model):
+    """One counted click on a share link, persisted from the Redis stream (stream_id makes it idempotent)."""
+
+    __tablename__ = "clicks"
+    __table_args__ = (
+        CheckConstraint("via IN ('redirect', 'app')", name="known_via"),
+        Index("ix_clicks_buyer_id_clicked_at", "buyer_id", "clicked_at"),
+    )
+
+    id: Mapped[IdPk]
+    stream_id: Mapped[str] = mapped_column(String(32), unique=True)
+    share_link_id: Mapped[int] = mapped_column(BigId, ForeignKey("share_links.id"), index=True)
+    code: Mapped[str] = mapped_column(String(16))
+    sharer_id: Mapped[int] = mapped_column(BigId)
+    product_id: Mapped[int] = mapped_column(BigId)
+    group_id: Mapped[int | None] = mapped_column(BigInteger)
+    post_id: Mapped[int | None] = mapped_column(BigInteger)
+    content_id: Mapped[int | None] = mapped_column(BigInteger)
+    host_id: Mapped[int | None] = mapped_column(BigId)
+    content_author_id: Mapped[int | None] = mapped_column(BigId)
+    buyer_id: Mapped[int | None] = mapped_column(BigId)
+    visitor: Mapped[str | None] = mapped_column(String(64))
+    via: Mapped[str] = mapped_column(String(8))
+    clicked_at: Mapped[datetime]
