@@ -5,6 +5,9 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
+from urllib.parse import parse_qs, urlsplit
+
+from app.affiliate.models import ShareLink
 from app.catalog.models import Product
 from app.core.db import db
 from app.core.redis import get_redis, key
@@ -375,15 +378,45 @@ def test_product_cards_preview_is_what_is_sent(host, frozen_clock):
     created = post(host, [gid, robot], kind="product_card", content={"product_id": toothbrush.id, "text": "刷牙不哭"})
     preview = host.get(f"/api/v1/posts/{created['id']}/preview?group_id={gid}").get_json()
     card = preview["payload"]["template_card"]
-    assert preview["channel"] == "sandbox" and card["card_action"]["type"] == 2
-    assert f"id={toothbrush.id}" in card["card_action"]["pagepath"] and f"gid={gid}" in card["card_action"]["pagepath"]
-    assert f"pid={created['id']}" in card["card_action"]["pagepath"] and "19.90" in card["main_title"]["desc"]
+    assert preview["channel"] == "sandbox" and card["card_action"]["type"] == 2 and "19.90" in card["main_title"]["desc"]
+    code = parse_qs(urlsplit(card["card_action"]["pagepath"]).query)["code"][0]
+    link = db.session.scalar(select(ShareLink).where(ShareLink.code == code))
+    assert (link.group_id, link.post_id, link.host_id, link.sharer_id, link.product_id) == (
+        gid, created["id"], host.user["id"], host.user["id"], toothbrush.id)
     robot_preview = host.get(f"/api/v1/posts/{created['id']}/preview?group_id={robot}").get_json()["payload"]
     at(frozen_clock, T0 + timedelta(minutes=5))
     assert seen(host, gid) == [preview["payload"]]
     assert robot_messages(get_redis(), "robot-key-cards") == [robot_preview]
-    assert_error(host.post("/api/v1/posts", json={"kind": "coupon_drop", "content": {}, "targets": {"group_ids": [gid]},
+    assert_error(host.post("/api/v1/posts", json={"kind": "knowledge_point", "content": {}, "targets": {"group_ids": [gid]},
                                                    "schedule": {"kind": "once", "at": "2026-11-22T20:05"}}), 422, "validation_error")
+
+
+def test_coupon_drop_carries_the_hosts_share_code(host, frozen_clock, api):
+    from tests.coupon_factories import create_template
+
+    gid = group(host)
+    operator = api.as_user("op", roles=("operator",))
+    platform_coupon = create_template(operator)
+    assert_error(host.post("/api/v1/posts", json={"kind": "coupon_drop", "content": {"template_id": platform_coupon["id"]},
+                                                   "targets": {"group_ids": [gid]}, "schedule": {"kind": "once", "at": "2026-11-22T20:05"}}),
+                 404, "coupon_not_found")
+    draft = create_template(operator, activate=False)
+    drop = operator.post("/api/v1/posts", json={"kind": "coupon_drop", "content": {"template_id": draft["id"]},
+                                                "targets": {"group_ids": [gid]}, "schedule": {"kind": "once", "at": "2026-11-22T20:05"}})
+    assert_error(drop, 409, "coupon_not_shareable")
+    created = post(operator, [gid], kind="coupon_drop", content={"template_id": platform_coupon["id"], "text": "今晚8点"})
+    at(frozen_clock, T0 + timedelta(minutes=5))
+    (message,) = seen(host, gid)
+    card = message["template_card"]
+    assert card["main_title"]["title"] == "立减5元" and card["main_title"]["desc"].startswith("今晚8点")
+    code = parse_qs(urlsplit(card["card_action"]["pagepath"]).query)["code"][0]
+    landing = api.as_user("mom").get(f"/api/v1/coupon-cards/{code}")
+    assert landing.status_code == 200
+    assert landing.get_json()["group_id"] == gid and landing.get_json()["post_id"] == created["id"]
+    from app.coupons.models import CouponShareCode
+
+    share = db.session.scalar(select(CouponShareCode).where(CouponShareCode.code == code))
+    assert (share.group_id, share.post_id, share.sharer_id) == (gid, created["id"], host.user["id"])
 
 
 def test_customer_group_mass_message_confirmed_by_host(host, frozen_clock, app, client):

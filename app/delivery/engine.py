@@ -289,9 +289,10 @@ def send_chunk(delivery_ids: list[int]) -> dict[str, int]:
         target = targets[r.group_id]
         try:
             payloads[r.id] = kinds.render(frozen[r.occurrence_id], channel=r.channel, group_id=r.group_id,
-                                          credentials=target.credentials)
-        except (KeyError, TypeError, ValueError) as exc:
-            outcomes[r.id] = channels.Outcome("dead", error_code="render_failed", error_message=repr(exc)[:500])
+                                          host_id=target.host_id, credentials=target.credentials)
+        except ApiError as exc:
+            db.session.rollback()
+            outcomes[r.id] = channels.Outcome("dead", error_code=exc.code, error_message=exc.message[:500])
     sendable = [r for r in rows if r.id in payloads]
     robot_rows = [r for r in sendable if r.channel == "wecom_webhook"]
     if robot_rows:

@@ -1,8 +1,13 @@
 """Post kinds: what each carries, what it freezes when an occurrence goes out, and the payload per channel.
 
 The worker and the preview both call `render`, so a preview is the exact payload a group receives.
-A kind is available when its entry is in KINDS; coupon drops and knowledge points join the registry when
-the coupons and content domains land (their source object is resolved in `snapshot`, like products).
+A kind is available when its entry is in KINDS; knowledge points join the registry when the content domain
+lands (their source object is resolved in `snapshot`, like products).
+
+Attribution: product cards open the affiliate share link of (group host, product, group, post) and coupon
+drops the coupons share code of (group host, template, group, post), so clicks, claims and orders through a
+card credit the group's host. The host is the sharer: the bot posts on the host's behalf into the host's group.
+Both codes are created on first render and reused afterwards (the preview shows the very code that is sent).
 """
 from dataclasses import dataclass
 from typing import Callable
@@ -16,7 +21,6 @@ from app.core.money import yuan
 
 TEXT_MAX_BYTES = 2048        # WeCom robot text limit
 MARKDOWN_MAX_BYTES = 4096    # WeCom robot markdown limit
-PRODUCT_PAGE = "pages/product/detail"
 
 
 def _max_bytes(limit: int) -> Callable[[str], None]:
@@ -48,6 +52,12 @@ class ProductContent(Schema):
     pic_media_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
 
 
+class CouponContent(Schema):
+    template_id = fields.Integer(required=True, validate=validate.Range(min=1, max=2**53))
+    text = fields.String(load_default="", validate=validate.Length(max=500))
+    pic_media_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
+
+
 @dataclass(frozen=True)
 class Kind:
     content_schema: type[Schema]
@@ -59,6 +69,7 @@ KINDS = {
     "markdown": Kind(MarkdownContent, False),
     "miniprogram_card": Kind(MiniProgramContent, True),
     "product_card": Kind(ProductContent, True),
+    "coupon_drop": Kind(CouponContent, True),
 }
 
 
@@ -89,45 +100,55 @@ def snapshot(*, post_id: int, kind: str, content: dict, author_id: int) -> dict:
 
         product = catalog.get_product(product_id=content["product_id"])
         check_product(product)
-        frozen["product"] = {"id": product.id, "title": product.title, "price_fen": product.price_fen,
-                             "image": (product.images or [None])[0], "page": product.miniprogram_path or PRODUCT_PAGE}
+        frozen["product"] = {"id": product.id, "title": product.title, "price_fen": product.price_fen}
     return frozen
 
 
-def card_page(frozen: dict, *, group_id: int) -> str:
-    """The mini-program page a card opens, carrying the group and post the tap came through."""
-    if frozen["kind"] == "product_card":
+@dataclass(frozen=True)
+class Card:
+    title: str
+    description: str
+    page: str
+
+
+def _card(frozen: dict, *, group_id: int, host_id: int) -> Card:
+    """Title, text and the mini-program page of a card, with the share code of this group and post."""
+    kind, content, post_id = frozen["kind"], frozen["content"], frozen["post_id"]
+    if kind == "product_card":
+        from app.affiliate import service as affiliate
+
         product = frozen["product"]
-        base, _, query = product["page"].partition("?")
-        params = ([query] if query else []) + [urlencode({"id": product["id"], "gid": group_id, "pid": frozen["post_id"]})]
-        return base + "?" + "&".join(params)
-    page = frozen["content"]["page"]
-    return page + ("&" if "?" in page else "?") + urlencode({"gid": group_id, "pid": frozen["post_id"]})
+        link = affiliate.create_share_link(sharer_id=host_id, product_id=product["id"], group_id=group_id,
+                                           post_id=post_id, host_id=host_id)
+        text = (content.get("text") or "") + f" ¥{yuan(product['price_fen'])}"
+        return Card(product["title"][:64], text.strip(), link.path)
+    if kind == "coupon_drop":
+        from app.coupons import service as coupons
+
+        card = coupons.coupon_card(template_id=content["template_id"], sharer_id=host_id, group_id=group_id, post_id=post_id)
+        text = " ".join(t for t in (content.get("text"), card["headline"]) if t)
+        return Card(card["title"][:64], text, card["miniprogram"]["page"])
+    page = content["page"]
+    return Card(content["title"], content.get("description") or "",
+                page + ("&" if "?" in page else "?") + urlencode({"gid": group_id, "pid": post_id}))
 
 
-def _card_texts(frozen: dict) -> tuple[str, str]:
-    if frozen["kind"] == "product_card":
-        product = frozen["product"]
-        return product["title"][:64], (frozen["content"].get("text") or "") + f" ¥{yuan(product['price_fen'])}"
-    return frozen["content"]["title"], frozen["content"].get("description") or ""
-
-
-def render_robot(frozen: dict, *, group_id: int) -> dict:
+def render_robot(frozen: dict, *, group_id: int, host_id: int) -> dict:
     """The WeCom group-robot message (also what a sandbox group records)."""
     kind, content = frozen["kind"], frozen["content"]
     if kind == "text":
         return {"msgtype": "text", "text": {"content": content["text"]}}
     if kind == "markdown":
         return {"msgtype": "markdown", "markdown": {"content": content["markdown"]}}
-    title, description = _card_texts(frozen)
+    card = _card(frozen, group_id=group_id, host_id=host_id)
     return {"msgtype": "template_card", "template_card": {
         "card_type": "text_notice",
-        "main_title": {"title": title, "desc": description.strip()[:128]},
-        "card_action": {"type": 2, "appid": current_app.config["WECHAT_APPID"], "pagepath": card_page(frozen, group_id=group_id)},
+        "main_title": {"title": card.title, "desc": card.description[:128]},
+        "card_action": {"type": 2, "appid": current_app.config["WECHAT_APPID"], "pagepath": card.page},
     }}
 
 
-def render_customer_group(frozen: dict, *, group_id: int, sender: str, chat_id: str) -> dict:
+def render_customer_group(frozen: dict, *, group_id: int, host_id: int, sender: str, chat_id: str) -> dict:
     """The add_msg_template body: text plus a mini-program attachment for cards (markdown goes as text)."""
     kind, content = frozen["kind"], frozen["content"]
     body: dict = {"chat_type": "group", "sender": sender, "chat_id_list": [chat_id]}
@@ -136,17 +157,18 @@ def render_customer_group(frozen: dict, *, group_id: int, sender: str, chat_id: 
     elif kind == "markdown":
         body["text"] = {"content": content["markdown"]}
     else:
-        title, description = _card_texts(frozen)
-        body["text"] = {"content": description.strip() or title}
-        miniprogram = {"title": title, "appid": current_app.config["WECHAT_APPID"], "page": card_page(frozen, group_id=group_id)}
+        card = _card(frozen, group_id=group_id, host_id=host_id)
+        body["text"] = {"content": card.description or card.title}
+        miniprogram = {"title": card.title, "appid": current_app.config["WECHAT_APPID"], "page": card.page}
         if content.get("pic_media_id"):
             miniprogram["pic_media_id"] = content["pic_media_id"]
         body["attachments"] = [{"msgtype": "miniprogram", "miniprogram": miniprogram}]
     return body
 
 
-def render(frozen: dict, *, channel: str, group_id: int, credentials: dict[str, str]) -> dict:
+def render(frozen: dict, *, channel: str, group_id: int, host_id: int, credentials: dict[str, str]) -> dict:
     """The exact payload `channel` receives for this group."""
     if channel == "wecom_customer_group":
-        return render_customer_group(frozen, group_id=group_id, sender=credentials["sender"], chat_id=credentials["chat_id"])
-    return render_robot(frozen, group_id=group_id)
+        return render_customer_group(frozen, group_id=group_id, host_id=host_id, sender=credentials["sender"],
+                                     chat_id=credentials["chat_id"])
+    return render_robot(frozen, group_id=group_id, host_id=host_id)

@@ -72,6 +72,19 @@ def _check_customer_groups(*, post: Post, targeted: list) -> None:
                                        "dates": sorted(d.isoformat() for d in clash)[:10]})
 
 
+def _check_coupon(post: Post) -> None:
+    """Coupon drops carry a live coupon the author issued (operators: any)."""
+    from app.accounts import service as accounts
+    from app.coupons import templates
+
+    author = accounts.get_user(user_id=post.author_id)
+    coupon_actor = templates.Actor(user_id=author.id, is_operator="operator" in accounts.roles_of(author))
+    template = templates.get_template_for(template_id=post.content["template_id"], actor=coupon_actor)
+    if template.status in ("draft", "ended"):
+        raise Conflict("Only live coupons can be dropped into groups.", code="coupon_not_shareable",
+                       errors={"content": {"template_id": [f"The coupon is {template.status}."]}})
+
+
 def _validate_and_plan(post: Post, *, actor: Actor, now: datetime) -> None:
     """Check the flushed post against catalog, schedule and channel rules, then plan it; a refusal undoes it all."""
     try:
@@ -88,6 +101,8 @@ def _check_and_plan(post: Post, *, now: datetime) -> None:
         product = catalog.get_product(product_id=post.content["product_id"])
         kinds.check_product(product)
         post.product_id = product.id
+    if post.kind == "coupon_drop":
+        _check_coupon(post)
     db.session.flush()
     targeted = groups.target_groups(**engine.post_targets(post))
     _check_schedule(post=post, zones=sorted({g.timezone for g in targeted}), now=now)
@@ -204,7 +219,8 @@ def preview(*, post_id: int, group_id: int, actor: Actor) -> dict:
     frozen = kinds.snapshot(post_id=post.id, kind=post.kind, content=post.content, author_id=post.author_id)
     placeholders = {"sender": "<sender>", "chat_id": "<chat_id>"}
     return {"post_id": post.id, "group_id": group.id, "channel": group.channel,
-            "payload": kinds.render(frozen, channel=group.channel, group_id=group.id, credentials=placeholders)}
+            "payload": kinds.render(frozen, channel=group.channel, group_id=group.id, host_id=group.host_id,
+                                    credentials=placeholders)}
 
 
 def list_occurrences(*, post_id: int, actor: Actor) -> list[PostOccurrence]:
