@@ -53,7 +53,7 @@ def sharer_earning(*, product) -> dict:
 def list_rules(*, at: datetime | None) -> list[CommissionRule]:
     """Every rule, or only those in force at `at`, newest first."""
     if at is not None:
-        return sorted(rules.RuleBook(at).rules, key=lambda r: r.id, reverse=True)
+        return sorted(rules.RuleBook(at).in_force(at), key=lambda r: r.id, reverse=True)
     return list(db.session.scalars(select(CommissionRule).order_by(CommissionRule.id.desc())))
 
 

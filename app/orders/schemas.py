@@ -1,0 +1,51 @@
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from app.orders.models import ORDER_STATUSES
+
+FEN = validate.Range(min=0, max=10**11)
+
+
+class OrderLineInSchema(Schema):
+    line_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    product_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**53))
+    product_external_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
+    quantity = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10**6))
+    paid_fen = fields.Integer(required=True, strict=True, validate=FEN)
+    refunded_fen = fields.Integer(load_default=None, allow_none=True, strict=True, validate=FEN,
+                                  metadata={"description": "Cumulative refund of this line."})
+
+    @validates_schema
+    def _consistent(self, data, **kwargs):
+        if (data.get("product_id") is None) == (data.get("product_external_id") is None):
+            raise ValidationError("Give exactly one of product_id and product_external_id.", "product_id")
+        if (data.get("refunded_fen") or 0) > data["paid_fen"]:
+            raise ValidationError("A refund cannot exceed what was paid.", "refunded_fen")
+
+
+class OrderInSchema(Schema):
+    external_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    status = fields.String(required=True, validate=validate.OneOf(ORDER_STATUSES))
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=2**62))
+    event_at = fields.AwareDateTime(required=True)
+    paid_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    completed_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    buyer_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**53))
+    buyer_openid = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+    tracking_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=16))
+    lines = fields.List(fields.Nested(OrderLineInSchema), required=True, validate=validate.Length(min=1, max=200))
+
+    @validates_schema
+    def _unique_lines(self, data, **kwargs):
+        ids = [line["line_id"] for line in data.get("lines", [])]
+        if len(ids) != len(set(ids)):
+            raise ValidationError("Line ids repeat within the order.", "lines")
+
+
+class WebhookInSchema(Schema):
+    event_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    order = fields.Nested(OrderInSchema, required=True)
+
+
+class WebhookResultSchema(Schema):
+    order_id = fields.Integer(allow_none=True)
+    outcome = fields.String(metadata={"description": "created, applied, stale or duplicate."})
