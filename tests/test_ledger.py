@@ -147,3 +147,28 @@ def test_database_refuses_to_change_ledger_lines(setup):
     with pytest.raises(DBAPIError, match="append-only"):
         with db.session.begin_nested():
             db.session.execute(text("DELETE FROM ledger_journals"))
+
+
+def test_operator_adjustments(api, setup):
+    s = setup
+    operator = api.as_user("op", roles=("operator",))
+    body = {"user_id": s["sharer"], "amount_fen": 300, "reason": "补发活动奖励"}
+    headers = {"Idempotency-Key": "adj-1"}
+    first = operator.post("/api/v1/admin/adjustments", json=body, headers=headers)
+    assert first.status_code == 201 and first.get_json()["account"] == "available"
+    assert operator.post("/api/v1/admin/adjustments", json=body, headers=headers).get_json() == first.get_json()
+    assert _bal(s["sharer"])["available"] == 300
+    journal = db.session.get(LedgerJournal, first.get_json()["journal_id"])
+    assert (journal.kind, journal.reason, journal.created_by_id) == ("adjustment", "补发活动奖励", operator.user["id"])
+    debit = operator.post("/api/v1/admin/adjustments", json=body | {"amount_fen": -301}, headers={"Idempotency-Key": "adj-2"})
+    assert debit.status_code == 409 and debit.get_json()["code"] == "insufficient_balance"
+    assert operator.post("/api/v1/admin/adjustments", json=body | {"amount_fen": -300},
+                         headers={"Idempotency-Key": "adj-3"}).status_code == 201
+    assert _bal(s["sharer"])["available"] == 0
+    assert operator.post("/api/v1/admin/adjustments", json=body | {"amount_fen": 0},
+                         headers={"Idempotency-Key": "adj-4"}).status_code == 422
+    assert operator.post("/api/v1/admin/adjustments", json=body | {"user_id": 99999},
+                         headers={"Idempotency-Key": "adj-5"}).get_json()["code"] == "user_not_found"
+    assert api.as_user("mom").post("/api/v1/admin/adjustments", json=body,
+                                   headers={"Idempotency-Key": "adj-6"}).status_code == 403
+    _clean()

@@ -9,7 +9,6 @@ USER_KINDS = ("pending", "available", "withdrawing", "withdrawn")
 PLATFORM_KINDS = ("platform_revenue", "commission_receivable", "adjustments")
 JOURNAL_KINDS = ("order_paid", "refund", "clawback", "settlement", "withdrawal", "payout_success", "payout_failure",
                  "adjustment")
-SHARES = ("level1", "level2", "host", "content", "platform", "seller")
 
 
 class LedgerAccount(db.Model):

@@ -7,13 +7,15 @@ moved by the same UPDATE that accompanies the lines and checked against them by 
 """
 from collections import defaultdict
 from dataclasses import dataclass, field
+from uuid import uuid4
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.accounts import service as accounts
 from app.core.clock import now_utc
 from app.core.db import db
-from app.core.errors import Conflict
+from app.core.errors import Conflict, Invalid
 from app.ledger.models import PLATFORM_KINDS, USER_KINDS, LedgerAccount, LedgerJournal, LedgerLine
 
 
@@ -144,3 +146,25 @@ def verify() -> dict[str, list]:
         .outerjoin(sums, sums.c.account_id == LedgerAccount.id)
         .where(LedgerAccount.balance_fen != func.coalesce(sums.c.total, 0)))]
     return {"unbalanced_journals": unbalanced, "balance_drift": drift}
+
+
+def adjust(*, user_id: int, amount_fen: int, account: str, reason: str, operator_id: int | None) -> int:
+    """Credit (or debit) a user's pending or available balance against the platform, with a reason.
+
+    A debit may not take the balance below zero: only a clawback of refunded commission can do that.
+    """
+    accounts.get_user(user_id=user_id)
+    if amount_fen == 0 or account not in ("pending", "available"):
+        raise Invalid("An adjustment moves a non-zero amount on pending or available.", code="adjustment_invalid")
+    if not reason.strip():
+        raise Invalid("Give the reason for the adjustment.", code="reason_required", errors={"reason": ["Blank."]})
+    draft = JournalDraft(key=f"adjustment:{uuid4().hex}", kind="adjustment", reason=reason.strip(),
+                         created_by_id=operator_id, lines=[LineDraft(user_id, account, amount_fen, share="adjustment"),
+                                                           LineDraft(None, "adjustments", -amount_fen, share="adjustment")])
+    try:
+        journal_ids = post_journals([draft], guard=frozenset({(user_id, account)}))
+    except InsufficientBalance:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return journal_ids[0]
