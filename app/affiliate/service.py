@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.affiliate import clicks, rules
 from app.affiliate.commission import split
-from app.affiliate.models import CommissionRule, PlatformSetting, ShareLink
+from app.affiliate.models import Attribution, CommissionRule, PlatformSetting, ShareLink
 from app.catalog import service as catalog
 from app.core.clock import now_utc
 from app.core.db import db
@@ -208,3 +208,19 @@ def record_click(*, code: str, buyer_id: int | None, visitor: str | None, via: s
 def persist_clicks() -> int:
     """Persist the clicks counted in Redis (a scheduled job; safe to run twice or concurrently)."""
     return clicks.persist()
+
+
+def attributions_by_id(*, attribution_ids: list[int]) -> dict[int, dict]:
+    """Attribution records (who earned and why, with the copied rates) keyed by id."""
+    wanted = set(attribution_ids)
+    if not wanted:
+        return {}
+    rows = db.session.execute(select(Attribution.__table__).where(Attribution.id.in_(wanted))).mappings()
+    return {row["id"]: dict(row) for row in rows}
+
+
+def attributions_of_order(*, order_id: int) -> list[dict]:
+    """The attribution of every line of one order."""
+    rows = db.session.execute(select(Attribution.__table__).where(Attribution.order_id == order_id)
+                              .order_by(Attribution.order_line_id)).mappings()
+    return [dict(row) for row in rows]

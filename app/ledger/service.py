@@ -16,6 +16,7 @@ from app.accounts import service as accounts
 from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import Conflict, Invalid
+from app.core.pagination import keyset_page
 from app.ledger.models import PLATFORM_KINDS, USER_KINDS, LedgerAccount, LedgerJournal, LedgerLine
 
 
@@ -168,3 +169,43 @@ def adjust(*, user_id: int, amount_fen: int, account: str, reason: str, operator
         raise
     db.session.commit()
     return journal_ids[0]
+
+
+def earnings_by_share(*, owner_id: int) -> dict[str, int]:
+    """What the user has earned, net of reversals, per share (level1, level2, host, content, adjustment)."""
+    rows = db.session.execute(
+        select(LedgerLine.share, func.sum(LedgerLine.amount_fen)).join(LedgerAccount, LedgerAccount.id == LedgerLine.account_id)
+        .where(LedgerAccount.owner_id == owner_id, LedgerAccount.kind.in_(("pending", "available")),
+               LedgerLine.share.is_not(None))
+        .group_by(LedgerLine.share)).all()
+    return {share: 0 for share in ("level1", "level2", "host", "content", "adjustment")} | {s: int(v) for s, v in rows}
+
+
+def entries(*, owner_id: int, cursor: str | None, limit: int) -> tuple[list[dict], str | None]:
+    """The user's ledger lines, newest first, each with its journal (kind, cause, reason)."""
+    stmt = (select(LedgerLine.id, LedgerLine.amount_fen, LedgerLine.share, LedgerLine.order_line_id,
+                   LedgerLine.attribution_id, LedgerLine.created_at, LedgerAccount.kind.label("account"),
+                   LedgerJournal.id.label("journal_id"), LedgerJournal.kind.label("journal_kind"),
+                   LedgerJournal.order_id, LedgerJournal.withdrawal_id, LedgerJournal.reason)
+            .join(LedgerAccount, LedgerAccount.id == LedgerLine.account_id)
+            .join(LedgerJournal, LedgerJournal.id == LedgerLine.journal_id)
+            .where(LedgerAccount.owner_id == owner_id))
+    rows, next_cursor = keyset_page(stmt, columns=[LedgerLine.id], kinds=[int], cursor=cursor, limit=limit,
+                                    key_of=lambda r: (r.id,), session=db.session)
+    return [dict(row._mapping) for row in rows], next_cursor
+
+
+def journals_of_order(*, order_id: int) -> list[dict]:
+    """Every journal an order produced, with its lines and the accounts they touch."""
+    journals = db.session.scalars(select(LedgerJournal).where(LedgerJournal.order_id == order_id).order_by(LedgerJournal.id)).all()
+    lines = db.session.execute(
+        select(LedgerLine.journal_id, LedgerLine.amount_fen, LedgerLine.share, LedgerLine.order_line_id,
+               LedgerLine.attribution_id, LedgerAccount.code, LedgerAccount.owner_id, LedgerAccount.kind)
+        .join(LedgerAccount, LedgerAccount.id == LedgerLine.account_id)
+        .where(LedgerLine.journal_id.in_([j.id for j in journals])).order_by(LedgerLine.id)).mappings().all() if journals else []
+    by_journal = defaultdict(list)
+    for line in lines:
+        by_journal[line["journal_id"]].append({k: line[k] for k in ("amount_fen", "share", "order_line_id",
+                                                                    "attribution_id", "owner_id", "kind", "code")})
+    return [{"id": j.id, "key": j.key, "kind": j.kind, "reason": j.reason, "created_at": j.created_at,
+             "lines": by_journal[j.id]} for j in journals]

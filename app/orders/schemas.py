@@ -49,3 +49,77 @@ class WebhookInSchema(Schema):
 class WebhookResultSchema(Schema):
     order_id = fields.Integer(allow_none=True)
     outcome = fields.String(metadata={"description": "created, applied, stale or duplicate."})
+
+
+class OrderSearchArgsSchema(Schema):
+    source = fields.String(load_default=None, validate=validate.Length(min=1, max=32))
+    external_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
+    buyer_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**53))
+    status = fields.String(load_default=None, validate=validate.OneOf(ORDER_STATUSES))
+    cursor = fields.String(load_default=None)
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class OrderSchema(Schema):
+    id = fields.Integer()
+    source = fields.String()
+    external_id = fields.String()
+    buyer_id = fields.Integer(allow_none=True)
+    tracking_code = fields.String(allow_none=True)
+    status = fields.String()
+    paid_fen = fields.Integer()
+    refunded_fen = fields.Integer()
+    version = fields.Integer()
+    paid_at = fields.DateTime()
+    completed_at = fields.DateTime(allow_none=True)
+    settled_at = fields.DateTime(allow_none=True)
+
+
+class OrderPageSchema(Schema):
+    items = fields.List(fields.Nested(OrderSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class OrderLineSchema(Schema):
+    id = fields.Integer()
+    line_key = fields.String()
+    product_id = fields.Integer()
+    quantity = fields.Integer()
+    paid_fen = fields.Integer()
+    refunded_fen = fields.Integer()
+    seller_bp = fields.Integer()
+
+
+class OrderEventSchema(Schema):
+    version = fields.Integer()
+    status = fields.String()
+    event_at = fields.DateTime()
+    applied = fields.Boolean()
+    received_at = fields.DateTime()
+
+
+class JournalLineSchema(Schema):
+    amount_fen = fields.Integer()
+    share = fields.String(allow_none=True)
+    order_line_id = fields.Integer(allow_none=True)
+    attribution_id = fields.Integer(allow_none=True)
+    owner_id = fields.Integer(allow_none=True)
+    kind = fields.String()
+    code = fields.String()
+
+
+class JournalSchema(Schema):
+    id = fields.Integer()
+    key = fields.String()
+    kind = fields.String()
+    reason = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    lines = fields.List(fields.Nested(JournalLineSchema))
+
+
+class OrderDetailSchema(Schema):
+    order = fields.Nested(OrderSchema)
+    lines = fields.List(fields.Nested(OrderLineSchema))
+    events = fields.List(fields.Nested(OrderEventSchema))
+    attributions = fields.List(fields.Dict())
+    journals = fields.List(fields.Nested(JournalSchema))

@@ -16,12 +16,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts import service as accounts
-from app.affiliate import attribution
+from app.affiliate import attribution, service as affiliate
 from app.affiliate.models import Attribution
 from app.catalog import service as catalog
 from app.core.clock import now_utc
 from app.core.db import db
-from app.core.errors import Invalid
+from app.core.errors import Invalid, NotFound
+from app.core.pagination import keyset_page
 from app.ledger import service as ledger
 from app.orders import posting
 from app.orders.models import ORDER_STATUSES, Order, OrderEvent, OrderLine
@@ -321,3 +322,60 @@ def settle_due(*, holding: timedelta | None = None, batch_size: int = 500) -> in
                                                              refunded=refunded)])
             settled += 1
         db.session.commit()
+
+
+def order_summaries(*, order_ids: list[int]) -> dict[int, dict]:
+    """Orders (source, external id, status, amounts) keyed by id."""
+    wanted = set(order_ids)
+    if not wanted:
+        return {}
+    rows = db.session.execute(select(Order.__table__).where(Order.id.in_(wanted))).mappings()
+    return {row["id"]: dict(row) for row in rows}
+
+
+def line_summaries(*, line_ids: list[int]) -> dict[int, dict]:
+    """Order lines keyed by id."""
+    wanted = set(line_ids)
+    if not wanted:
+        return {}
+    rows = db.session.execute(select(OrderLine.__table__).where(OrderLine.id.in_(wanted))).mappings()
+    return {row["id"]: dict(row) for row in rows}
+
+
+def search_orders(*, source: str | None, external_id: str | None, buyer_id: int | None, status: str | None,
+                  cursor: str | None, limit: int) -> tuple[list[Order], str | None]:
+    """Operators' order search, newest first."""
+    stmt = select(Order)
+    for column, value in ((Order.source, source), (Order.external_id, external_id), (Order.buyer_id, buyer_id),
+                          (Order.status, status)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return keyset_page(stmt, columns=[Order.id], kinds=[int], cursor=cursor, limit=limit, key_of=lambda o: (o.id,),
+                       session=db.session)
+
+
+def get_order(*, order_id: int) -> Order:
+    """One order, or 404 `order_not_found`."""
+    order = db.session.get(Order, order_id)
+    if order is None:
+        raise NotFound("No such order.", code="order_not_found")
+    return order
+
+
+def lines_of(*, order_id: int) -> list[OrderLine]:
+    """An order's lines."""
+    return list(db.session.scalars(select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.id)))
+
+
+def events_of(*, order_id: int) -> list[OrderEvent]:
+    """Every event version received for an order, applied or ignored."""
+    return list(db.session.scalars(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.version)))
+
+
+def order_detail(*, order_id: int) -> dict:
+    """An order with its lines, events, per-line attributions and journals (operators' view)."""
+    order = get_order(order_id=order_id)
+    return {"order": order, "lines": lines_of(order_id=order_id), "events": events_of(order_id=order_id),
+            "attributions": [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in a.items()}
+                             for a in affiliate.attributions_of_order(order_id=order_id)],
+            "journals": ledger.journals_of_order(order_id=order_id)}
