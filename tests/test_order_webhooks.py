@@ -143,3 +143,10 @@ def test_statement_import_is_idempotent(app, tmp_path, frozen_clock):
     second = runner.invoke(args=["orders", "import", str(statement), "--source", "jd-union"])
     assert "created 0, applied 0, stale 4, rejected 3" in second.output
     assert _count(Order) == 4 and _count(LedgerJournal) == journals
+
+
+def test_hostile_source_name_is_refused_like_an_unknown_one(client, secret, frozen_clock):
+    frozen_clock(T0)
+    body = _body(make_product())
+    assert_error(client.post("/api/v1/webhooks/orders/jd%00union", data=body, headers=sign_headers(secret, body)),
+                 401, "signature_invalid")

@@ -2,13 +2,16 @@ from marshmallow import Schema, fields, validate
 
 from app.affiliate.models import RULE_KINDS
 
+# PostgreSQL text cannot hold NUL characters; refuse them as a validation error, not a 500.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed.")
+
 BP = validate.Range(min=0, max=10000)
 ID = validate.Range(min=1, max=2**53)
 
 
 class RuleCreateSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(RULE_KINDS))
-    name = fields.String(load_default="", validate=validate.Length(max=128))
+    name = fields.String(load_default="", validate=[validate.Length(max=128), NO_NUL])
     category_id = fields.Integer(load_default=None, allow_none=True, validate=ID)
     product_id = fields.Integer(load_default=None, allow_none=True, validate=ID)
     level1_bp = fields.Integer(required=True, strict=True, validate=BP)
@@ -68,7 +71,7 @@ class ShareLinkSchema(Schema):
 
 
 class ClickSchema(Schema):
-    code = fields.String(required=True, validate=validate.Length(min=1, max=16))
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9]{1,16}$"))
 
 
 class ClickResultSchema(Schema):

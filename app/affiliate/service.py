@@ -193,6 +193,8 @@ def _load_into_cache(code: str) -> bool:
 
 def record_click(*, code: str, buyer_id: int | None, visitor: str | None, via: str) -> tuple[bool, str]:
     """Count a click on a share code (once a minute per buyer); returns (counted, landing url)."""
+    if not (code.isascii() and code.isalnum()):
+        raise NotFound("No such share link.", code="share_link_not_found")
     at = now_utc()
     result = clicks.record(code=code, buyer_id=buyer_id, visitor=visitor, via=via, at=at)
     if result is None:

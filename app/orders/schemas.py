@@ -2,13 +2,16 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from app.orders.models import ORDER_STATUSES
 
+# PostgreSQL text cannot hold NUL characters; refuse them as a validation error, not a 500.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed.")
+
 FEN = validate.Range(min=0, max=10**11)
 
 
 class OrderLineInSchema(Schema):
-    line_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    line_id = fields.String(required=True, validate=[validate.Length(min=1, max=64), NO_NUL])
     product_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**53))
-    product_external_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
+    product_external_id = fields.String(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=128), NO_NUL])
     quantity = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10**6))
     paid_fen = fields.Integer(required=True, strict=True, validate=FEN)
     refunded_fen = fields.Integer(load_default=None, allow_none=True, strict=True, validate=FEN,
@@ -23,15 +26,15 @@ class OrderLineInSchema(Schema):
 
 
 class OrderInSchema(Schema):
-    external_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    external_id = fields.String(required=True, validate=[validate.Length(min=1, max=128), NO_NUL])
     status = fields.String(required=True, validate=validate.OneOf(ORDER_STATUSES))
     version = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=2**62))
     event_at = fields.AwareDateTime(required=True)
     paid_at = fields.AwareDateTime(load_default=None, allow_none=True)
     completed_at = fields.AwareDateTime(load_default=None, allow_none=True)
     buyer_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**53))
-    buyer_openid = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
-    tracking_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=16))
+    buyer_openid = fields.String(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=64), NO_NUL])
+    tracking_code = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9]{1,16}$"))
     lines = fields.List(fields.Nested(OrderLineInSchema), required=True, validate=validate.Length(min=1, max=200))
 
     @validates_schema
@@ -42,7 +45,7 @@ class OrderInSchema(Schema):
 
 
 class WebhookInSchema(Schema):
-    event_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    event_id = fields.String(required=True, validate=[validate.Length(min=1, max=128), NO_NUL])
     order = fields.Nested(OrderInSchema, required=True)
 
 
@@ -52,8 +55,8 @@ class WebhookResultSchema(Schema):
 
 
 class OrderSearchArgsSchema(Schema):
-    source = fields.String(load_default=None, validate=validate.Length(min=1, max=32))
-    external_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
+    source = fields.String(load_default=None, validate=[validate.Length(min=1, max=32), NO_NUL])
+    external_id = fields.String(load_default=None, validate=[validate.Length(min=1, max=128), NO_NUL])
     buyer_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**53))
     status = fields.String(load_default=None, validate=validate.OneOf(ORDER_STATUSES))
     cursor = fields.String(load_default=None)
