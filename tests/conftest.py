@@ -144,7 +144,7 @@ def isolation(request, app):
                 transaction.rollback()
                 connection.close()
                 engines[None] = engine
-                db.session.configure(join_transaction_mode="conservative_savepoint")
+                db.session.configure(join_transaction_mode="conditional_savepoint")
             else:
                 _empty_tables()
             app.extensions["redis"].flushdb()
