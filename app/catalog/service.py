@@ -1,15 +1,42 @@
-"""Catalog use cases other domains rely on."""
-from sqlalchemy import select
+"""Catalog use cases: products and categories for operators, search for moms, and lookups for other domains."""
+from dataclasses import dataclass
+from datetime import datetime
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.core.clock import now_utc
 from app.core.db import db
-from app.core.errors import Invalid, NotFound
+from app.core.errors import Conflict, Invalid, NotFound
+from app.core.pagination import keyset_page
 from app.catalog.models import Category, Product
+
+SORT_KEYS = {
+    "newest": (("created_at", datetime), True),
+    "price_asc": (("price_fen", int), False),
+    "price_desc": (("price_fen", int), True),
+    "commission": (("commission_rate_bp", int), True),
+}
+
+
+@dataclass(frozen=True)
+class ProductPage:
+    items: list[Product]
+    next_cursor: str | None
 
 
 def get_product(*, product_id: int) -> Product:
     """Load a product or fail with 404 `product_not_found`."""
     product = db.session.get(Product, product_id)
     if product is None:
+        raise NotFound("No such product.", code="product_not_found")
+    return product
+
+
+def get_active_product(*, product_id: int) -> Product:
+    """Load a product moms may see (active), or fail with 404 `product_not_found`."""
+    product = get_product(product_id=product_id)
+    if not product.is_active:
         raise NotFound("No such product.", code="product_not_found")
     return product
 
@@ -24,6 +51,15 @@ def require_products(*, product_ids: list[int]) -> dict[int, Product]:
     return found
 
 
+def products_by_external_id(*, source: str, external_ids: list[str]) -> dict[str, Product]:
+    """The products of one source keyed by their external id (order ingestion resolves lines with it)."""
+    wanted = set(external_ids)
+    if not wanted:
+        return {}
+    rows = db.session.scalars(select(Product).where(Product.source == source, Product.external_id.in_(wanted)))
+    return {p.external_id: p for p in rows}
+
+
 def require_categories(*, category_ids: list[int]) -> dict[int, Category]:
     """Load every category named, or fail with 422 `unknown_categories`."""
     wanted = set(category_ids)
@@ -32,3 +68,76 @@ def require_categories(*, category_ids: list[int]) -> dict[int, Category]:
     if missing:
         raise Invalid("Some categories do not exist.", code="unknown_categories", errors={"category_ids": missing})
     return found
+
+
+def list_categories() -> list[Category]:
+    """Every category, by name."""
+    return list(db.session.scalars(select(Category).order_by(Category.name, Category.id)))
+
+
+def create_category(*, name: str, parent_id: int | None) -> Category:
+    """Add a category; names are unique."""
+    name = name.strip()
+    if not name:
+        raise Invalid("The name cannot be blank.", code="category_name_blank", errors={"name": ["Blank."]})
+    if parent_id is not None:
+        require_categories(category_ids=[parent_id])
+    category = Category(name=name, parent_id=parent_id, created_at=now_utc())
+    db.session.add(category)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("A category with this name exists.", code="category_exists")
+    db.session.commit()
+    return category
+
+
+def create_product(*, source: str, external_id: str, fields: dict) -> Product:
+    """Add a product; (source, external_id) is unique."""
+    if fields.get("category_id") is not None:
+        require_categories(category_ids=[fields["category_id"]])
+    now = now_utc()
+    product = Product(source=source, external_id=external_id, created_at=now, updated_at=now, **fields)
+    db.session.add(product)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("A product with this source and external id exists.", code="product_exists")
+    db.session.commit()
+    return product
+
+
+def update_product(*, product_id: int, changes: dict) -> Product:
+    """Change some fields of a product (deactivate it with is_active=false)."""
+    product = get_product(product_id=product_id)
+    if changes.get("category_id") is not None:
+        require_categories(category_ids=[changes["category_id"]])
+    for name, value in changes.items():
+        setattr(product, name, value)
+    product.updated_at = now_utc()
+    db.session.commit()
+    return product
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_products(*, q: str | None, category_id: int | None, sort: str, cursor: str | None,
+                    limit: int) -> ProductPage:
+    """Active products matching a keyword (a substring of title or merchant, Chinese included) and a category."""
+    stmt = select(Product).where(Product.is_active.is_(True))
+    if q and q.strip():
+        pattern = _like_pattern(q.strip())
+        stmt = stmt.where(Product.title.ilike(pattern, escape="\\") | Product.merchant.ilike(pattern, escape="\\"))
+    if category_id is not None:
+        stmt = stmt.where(Product.category_id == category_id)
+    (column_name, kind), descending = SORT_KEYS[sort]
+    column = getattr(Product, column_name)
+    items, next_cursor = keyset_page(stmt, columns=[column, Product.id], kinds=[kind, int], cursor=cursor, limit=limit,
+                                     key_of=lambda p: (getattr(p, column_name), p.id), descending=descending,
+                                     session=db.session)
+    return ProductPage(items=items, next_cursor=next_cursor)

@@ -60,6 +60,9 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         "WECHAT_PAY_API_BASE": env.get("WECHAT_PAY_API_BASE") or default_base or "https://api.mch.weixin.qq.com/",
         "WECHAT_TIMEOUT_SECONDS": float(env.get("WECHAT_TIMEOUT_SECONDS", 5)),
         "MINIPROGRAM_HOME_PAGE": env.get("MINIPROGRAM_HOME_PAGE", "pages/index/index"),
+        # Encrypts secrets at rest (group credentials); stable across processes, so never a random default.
+        "DATA_ENCRYPTION_KEY": env.get("DATA_ENCRYPTION_KEY") or ("" if deployment == "production" else "dev-only-data-key"),
+        "WECOM_WEBHOOK_URL": env.get("WECOM_WEBHOOK_URL") or (default_base and default_base + "cgi-bin/webhook/send") or "https://qyapi.weixin.qq.com/cgi-bin/webhook/send",
         "API_TITLE": "Mamaquan API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",
@@ -81,3 +84,5 @@ def check_production_safety(config: Mapping[str, Any]) -> None:
         raise RuntimeError("the WeChat sandbox is refused when ENV=production")
     if not config["SECRET_KEY"]:
         raise RuntimeError("SECRET_KEY must be set when ENV=production")
+    if not config["DATA_ENCRYPTION_KEY"]:
+        raise RuntimeError("DATA_ENCRYPTION_KEY must be set when ENV=production")

@@ -49,7 +49,8 @@ class Base(DeclarativeBase):
                         type_annotation_map={datetime: UTCDateTime()})
 
 
-db = SQLAlchemy(model_class=Base)
+# Views shape responses from the objects a service just committed; expiring them would re-query each one.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 
 @event.listens_for(Engine, "connect")

@@ -25,6 +25,5 @@ class Api(SmorestApi):
         return http_exception_response(error)
 
 
-api = Api()
 migrate = Migrate(render_as_batch=True, compare_type=True, render_item=render_migration_item)
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)

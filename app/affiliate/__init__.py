@@ -1,0 +1,1 @@
+"""Share links, clicks, commission rules, attribution and earnings."""

@@ -1,0 +1,71 @@
+"""Product search and detail for moms; product and category management for operators."""
+from flask_smorest import Blueprint
+
+from app.affiliate import service as affiliate
+from app.catalog import service
+from app.catalog.schemas import (CategoryListSchema, CategorySchema, ProductCreateSchema, ProductDetailSchema,
+                                 ProductPageSchema, ProductPatchSchema, ProductSchema, ProductSearchArgsSchema)
+from app.core import access
+
+blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products and categories.")
+
+
+@blp.route("/products", methods=["GET"])
+@access.public
+@blp.arguments(ProductSearchArgsSchema, location="query")
+@blp.response(200, ProductPageSchema)
+def search_products(args):
+    """Search active products by keyword and category; sort by newest, price or commission."""
+    page = service.search_products(q=args["q"], category_id=args["category_id"], sort=args["sort"],
+                                   cursor=args["cursor"], limit=args["limit"])
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@blp.route("/products/<int:product_id>", methods=["GET"])
+@access.public
+@blp.response(200, ProductDetailSchema)
+def product_detail(product_id: int):
+    """One active product; a logged-in user also sees what sharing it would earn them."""
+    product = service.get_active_product(product_id=product_id)
+    user = access.current_user()
+    earning = affiliate.sharer_earning(product=product) if user is not None else None
+    return {**{column.key: getattr(product, column.key) for column in product.__table__.columns}, "my_earning": earning}
+
+
+@blp.route("/categories", methods=["GET"])
+@access.public
+@blp.response(200, CategoryListSchema)
+def categories():
+    """Every category."""
+    return {"items": service.list_categories()}
+
+
+@blp.route("/admin/categories", methods=["POST"])
+@access.roles("operator")
+@blp.arguments(CategorySchema)
+@blp.response(201, CategorySchema)
+def create_category(args):
+    """Add a category."""
+    return service.create_category(name=args["name"], parent_id=args["parent_id"])
+
+
+@blp.route("/admin/products", methods=["POST"])
+@access.roles("operator")
+@blp.arguments(ProductCreateSchema)
+@blp.response(201, ProductSchema)
+def create_product(args):
+    """Add a product."""
+    source, external_id = args.pop("source"), args.pop("external_id")
+    return service.create_product(source=source, external_id=external_id, fields=args)
+
+
+@blp.route("/admin/products/<int:product_id>", methods=["PATCH"])
+@access.roles("operator")
+@blp.arguments(ProductPatchSchema(partial=True))
+@blp.response(200, ProductSchema)
+def update_product(args, product_id: int):
+    """Change a product (including deactivating it)."""
+    return service.update_product(product_id=product_id, changes=args)
+
+
+blueprints = [blp]

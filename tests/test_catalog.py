@@ -1,0 +1,115 @@
+import json
+
+from app.catalog import service as catalog
+from tests.affiliate_helpers import make_product
+from tests.helpers import assert_error
+
+
+def _titles(response):
+    return [p["title"] for p in response.get_json()["items"]]
+
+
+def test_search_finds_chinese_substring_and_filters_category(api, app):
+    toys = catalog.create_category(name="玩具", parent_id=None)
+    make_product(title="儿童电动牙刷 软毛", category_id=toys.id)
+    make_product(title="婴儿湿巾 80抽")
+    make_product(title="成人牙刷", is_active=False)
+    assert _titles(api.get("/api/v1/products", query_string={"q": "牙刷"})) == ["儿童电动牙刷 软毛"]
+    assert _titles(api.get("/api/v1/products", query_string={"category_id": toys.id})) == ["儿童电动牙刷 软毛"]
+    assert _titles(api.get("/api/v1/products", query_string={"q": "100%_"})) == []
+
+
+def test_sorts_and_cursor_pagination(api, frozen_clock):
+    from datetime import datetime, timedelta, timezone
+
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for i, (price, bp) in enumerate([(300, 1000), (100, 3000), (200, 2000), (200, 500)]):
+        frozen_clock(start + timedelta(minutes=i))
+        make_product(title=f"p{i}", price_fen=price, commission_rate_bp=bp)
+    expectations = {"newest": ["p3", "p2", "p1", "p0"], "price_asc": ["p1", "p2", "p3", "p0"],
+                    "price_desc": ["p0", "p3", "p2", "p1"], "commission": ["p1", "p2", "p0", "p3"]}
+    for sort, expected in expectations.items():
+        seen, cursor = [], None
+        while True:
+            query = {"sort": sort, "limit": 3} | ({"cursor": cursor} if cursor else {})
+            body = api.get("/api/v1/products", query_string=query).get_json()
+            seen += [p["title"] for p in body["items"]]
+            cursor = body["next_cursor"]
+            if not cursor:
+                break
+        assert seen == expected, sort
+    assert_error(api.get("/api/v1/products", query_string={"cursor": "garbage"}), 422, "invalid_cursor")
+    assert_error(api.get("/api/v1/products", query_string={"sort": "random"}), 422, "validation_error")
+
+
+def test_detail_shows_logged_in_sharer_level1_earning(api):
+    product = make_product(price_fen=9999, commission_rate_bp=1500)
+    anonymous = api.get(f"/api/v1/products/{product.id}").get_json()
+    assert anonymous["my_earning"] is None
+    mom = api.as_user("mom")
+    earning = mom.get(f"/api/v1/products/{product.id}").get_json()["my_earning"]
+    assert earning == {"level1_fen": 499, "level1_bp": 500, "rule_id": None}  # floor(9999 × 5%)
+    assert_error(api.get("/api/v1/products/999999"), 404, "product_not_found")
+
+
+def test_detail_earning_is_capped_by_seller_commission(api):
+    product = make_product(price_fen=10000, commission_rate_bp=400)  # 400 fen for 800 fen of default shares
+    earning = api.as_user("mom").get(f"/api/v1/products/{product.id}").get_json()["my_earning"]
+    assert earning["level1_fen"] == 250  # 500 scaled by 400/800
+
+
+def test_operator_manages_products_and_categories(api):
+    operator = api.as_user("op", roles=("operator",))
+    mom = api.as_user("mom")
+    assert_error(mom.post("/api/v1/admin/categories", json={"name": "奶粉"}), 403, "role_required")
+    category = operator.post("/api/v1/admin/categories", json={"name": "洗护"})
+    assert category.status_code == 201
+    assert_error(operator.post("/api/v1/admin/categories", json={"name": "洗护"}), 409, "category_exists")
+    body = {"external_id": "own-1", "title": "宝宝洗发水", "price_fen": 3900, "commission_rate_bp": 2000,
+            "category_id": category.get_json()["id"]}
+    created = operator.post("/api/v1/admin/products", json=body)
+    assert created.status_code == 201 and created.get_json()["source"] == "own"
+    assert_error(operator.post("/api/v1/admin/products", json=body), 409, "product_exists")
+    assert_error(operator.post("/api/v1/admin/products", json=body | {"external_id": "x", "category_id": 99999}),
+                 422, "unknown_categories")
+    assert_error(operator.post("/api/v1/admin/products", json=body | {"price_fen": -1}), 422, "validation_error")
+    product_id = created.get_json()["id"]
+    patched = operator.patch(f"/api/v1/admin/products/{product_id}", json={"is_active": False})
+    assert patched.get_json()["is_active"] is False and patched.get_json()["title"] == "宝宝洗发水"
+    assert_error(api.get(f"/api/v1/products/{product_id}"), 404, "product_not_found")
+    assert_error(operator.patch(f"/api/v1/admin/products/{product_id}", json={}), 422, "validation_error")
+    assert [c["name"] for c in api.get("/api/v1/categories").get_json()["items"]] == ["洗护"]
+
+
+def test_import_jsonl_upserts_and_reports_bad_lines(app, tmp_path):
+    feed = tmp_path / "feed.jsonl"
+    rows = [
+        {"external_id": "u1", "title": "儿童电动牙刷", "price_fen": 5900, "commission_rate_bp": 1500, "category": "洗护"},
+        "not json",
+        {"external_id": "u2", "title": "湿巾", "price_fen": -5, "commission_rate_bp": 1500},
+        {"external_id": "u3", "title": "围兜", "price_fen": 1000, "commission_rate_bp": 800},
+    ]
+    feed.write_text("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n",
+                    encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["catalog", "import", str(feed)])
+    assert result.exit_code == 1
+    assert "line 2:" in result.output and "line 3:" in result.output and "price_fen" in result.output
+    assert "created 2, updated 0, rejected 2" in result.output
+    feed.write_text(json.dumps({"external_id": "u1", "title": "儿童电动牙刷 升级款", "price_fen": 6900,
+                                "commission_rate_bp": 1500}, ensure_ascii=False) + "\n", encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["catalog", "import", str(feed)])
+    assert result.exit_code == 0 and "created 0, updated 1, rejected 0" in result.output
+    found = catalog.products_by_external_id(source="union", external_ids=["u1", "u3"])
+    assert found["u1"].title == "儿童电动牙刷 升级款" and found["u1"].price_fen == 6900
+    assert found["u1"].category_id is not None
+
+
+def test_import_csv(app, tmp_path):
+    feed = tmp_path / "feed.csv"
+    feed.write_text("external_id,title,price_fen,commission_rate_bp,images,is_active\n"
+                    "c1,奶瓶,2500,1200,https://a/1.jpg|https://a/2.jpg,true\n"
+                    "c2,奶嘴,abc,1200,,true\n", encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["catalog", "import", str(feed)])
+    assert "line 3:" in result.output and "created 1, updated 0, rejected 1" in result.output
+    product = catalog.products_by_external_id(source="union", external_ids=["c1"])["c1"]
+    assert product.images == ["https://a/1.jpg", "https://a/2.jpg"]
