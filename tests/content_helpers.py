@@ -30,3 +30,22 @@ def approve_all(partner, operator, course_id):
         for item in queue["items"]:
             response = operator.post(f"/api/v1/admin/content/{path}/{item['id']}/review", json={"decision": "approve"})
             assert response.status_code == 200, response.get_json()
+
+
+def make_group(host, *, age_band="1-3y", name="阳光宝贝群", tags=("kindergarten",)):
+    body = {"name": name, "channel": "sandbox", "age_band": age_band, "tags": list(tags)}
+    response = host.post("/api/v1/groups", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def join(member, host, group_id):
+    scene = host.get(f"/api/v1/groups/{group_id}/invite").get_json()["scene"]
+    assert member.post("/api/v1/groups/join", json={"scene": scene}).status_code == 200
+
+
+def publish(mom, text="宝宝爱用这款牙刷", license_version="2026-01", **extra):
+    body = {"text": text, "publish": True, "accept_license_version": license_version} | extra
+    response = mom.post("/api/v1/posts", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()

@@ -3,7 +3,7 @@ from flask import g, request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
-from app.content import pgc
+from app.content import pgc, posts_api
 from app.content.schemas import (BulkJsonSchema, BulkReportSchema, CourseDetailSchema, CourseInSchema,
                                  CoursePageSchema, CoursePatchSchema, CourseSchema, KnowledgePointInSchema,
                                  KnowledgePointPageSchema, KnowledgePointPatchSchema, KnowledgePointSchema,
@@ -185,4 +185,4 @@ def decide(args, kind_path: str, item_id: int):
             "updated_at": item.updated_at}
 
 
-blueprints = [blp]
+blueprints = [blp, posts_api.blp]

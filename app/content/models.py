@@ -5,14 +5,18 @@ describes both "second trimester" and "2–3 years". Review states are the same 
 """
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import BigId, IdPk, db
 
 REVIEW_STATES = ("draft", "pending_review", "approved", "rejected")
 ITEM_KINDS = ("course", "lesson", "knowledge_point")
+POST_STATES = ("draft", "published", "rejected", "taken_down")
 AGE_MIN_MONTHS, AGE_MAX_MONTHS = -10, 216
+# Child age in months of each group age band (the groups domain's bands, inclusive ends).
+AGE_BAND_MONTHS = {"pregnancy": (-10, -1), "0-6m": (0, 5), "6-12m": (6, 11), "1-3y": (12, 35), "3-6y": (36, 71),
+                   "6y+": (72, 216)}
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -105,4 +109,75 @@ class ContentReview(db.Model):
     action: Mapped[str] = mapped_column(String(24))
     reason: Mapped[str | None] = mapped_column(String(500))
     actor_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+
+
+class CopyrightAcceptance(db.Model):
+    """An author's acceptance of the shared-copyright licence, once per licence version."""
+
+    __tablename__ = "copyright_acceptances"
+    __table_args__ = (UniqueConstraint("user_id", "license_version"),)
+
+    id: Mapped[IdPk]
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
+    license_version: Mapped[str] = mapped_column(String(16))
+    accepted_at: Mapped[datetime]
+
+
+class MemberPost(db.Model):
+    __tablename__ = "member_posts"
+    __table_args__ = (
+        CheckConstraint(_in("status", POST_STATES), name="known_status"),
+        CheckConstraint("report_count >= 0", name="report_count_not_negative"),
+        CheckConstraint("min_age_months IS NULL OR max_age_months IS NULL OR min_age_months <= max_age_months",
+                        name="age_ordered"),
+        Index("ix_member_posts_feed_newest", "status", "hidden", "published_at", "id"),
+        Index("ix_member_posts_feed_popular", "status", "hidden", "score", "id"),
+        Index("ix_member_posts_author", "author_id", "id"),
+        Index("ix_member_posts_group", "group_id", "status", "published_at"),
+    )
+
+    id: Mapped[IdPk]
+    author_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
+    # The group the author wrote from (optional): feeds by group and the host share use it.
+    group_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("chat_groups.id"))
+    text: Mapped[str] = mapped_column(Text)
+    image_urls: Mapped[list[str]] = mapped_column(JSON, default=list)
+    min_age_months: Mapped[int | None] = mapped_column(Integer)
+    max_age_months: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    reject_reason: Mapped[str | None] = mapped_column(String(500))
+    # Hidden by reports until an operator reviews; independent of status so a review can restore it.
+    hidden: Mapped[bool] = mapped_column(default=False)
+    report_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Reports an operator has already judged; only reports beyond these count towards hiding again.
+    cleared_report_count: Mapped[int] = mapped_column(Integer, default=0)
+    view_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Popularity, kept by in-place increments (each view by someone else adds 1); the "popular" feed sorts by it.
+    score: Mapped[int] = mapped_column(Integer, default=0)
+    license_version: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+
+
+class MemberPostProduct(db.Model):
+    __tablename__ = "member_post_products"
+    __table_args__ = (Index("ix_member_post_products_product", "product_id", "post_id"),)
+
+    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("member_posts.id", ondelete="CASCADE"), primary_key=True)
+    product_id: Mapped[int] = mapped_column(BigId, ForeignKey("products.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MemberPostReport(db.Model):
+    """One member's report of a post; a member reports a post once."""
+
+    __tablename__ = "member_post_reports"
+    __table_args__ = (UniqueConstraint("post_id", "reporter_id"),)
+
+    id: Mapped[IdPk]
+    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("member_posts.id", ondelete="CASCADE"))
+    reporter_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime]

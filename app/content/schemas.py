@@ -1,7 +1,7 @@
 """Request and response shapes of the content API."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.content.models import AGE_MAX_MONTHS, AGE_MIN_MONTHS, ITEM_KINDS, REVIEW_STATES
+from app.content.models import AGE_BAND_MONTHS, AGE_MAX_MONTHS, AGE_MIN_MONTHS, ITEM_KINDS, REVIEW_STATES
 from app.core.pagination import PageArgsSchema, PageSchema
 
 URL = fields.Url(schemes={"http", "https"}, validate=validate.Length(max=1024))
@@ -214,3 +214,111 @@ class ReviewTrailSchema(Schema):
 
 class ListArgsSchema(PageArgsSchema):
     status = fields.String(load_default=None, validate=validate.OneOf(REVIEW_STATES))
+
+
+# -- member posts -----------------------------------------------------------------------------------------
+
+AGE_BANDS = tuple(AGE_BAND_MONTHS)
+POST_TEXT_DOC = {"description": "Text with light markup (p, br, b, strong, i, em), sanitised on save. "
+                                "Longer than the configured limit: 413 body_too_large."}
+
+
+class PostInSchema(Schema):
+    text = fields.String(required=True, validate=validate.Length(min=1), metadata=POST_TEXT_DOC)
+    image_urls = fields.List(URL, load_default=list, validate=validate.Length(max=9))
+    product_ids = fields.List(fields.Integer(strict=True, validate=ID), load_default=list, validate=validate.Length(max=9))
+    group_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=ID,
+                              metadata={"description": "A group you are in; the post shows in its feed."})
+    min_age_months = fields.Integer(strict=True, validate=AGE, metadata={"description": "Defaults to the group's band."})
+    max_age_months = fields.Integer(strict=True, validate=AGE)
+    publish = fields.Boolean(load_default=False)
+    accept_license_version = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=16))
+
+    @validates_schema
+    def _ages(self, data, **kwargs):
+        _check_age_order(data)
+
+
+class PostPatchSchema(Schema):
+    text = fields.String(validate=validate.Length(min=1), metadata=POST_TEXT_DOC)
+    image_urls = fields.List(URL, validate=validate.Length(max=9))
+    product_ids = fields.List(fields.Integer(strict=True, validate=ID), validate=validate.Length(max=9))
+    group_id = fields.Integer(allow_none=True, strict=True, validate=ID)
+    min_age_months = fields.Integer(strict=True, validate=AGE)
+    max_age_months = fields.Integer(strict=True, validate=AGE)
+
+    @validates_schema
+    def _not_empty(self, data, **kwargs):
+        if not data:
+            raise ValidationError("Send at least one field to change.")
+        _check_age_order(data)
+
+
+class PublishSchema(Schema):
+    accept_license_version = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=16))
+
+
+class ProductCardSchema(Schema):
+    product_id = fields.Integer()
+    title = fields.String()
+    image = fields.String(allow_none=True)
+    price_fen = fields.Integer()
+
+
+class PostSchema(Schema):
+    id = fields.Integer()
+    author_id = fields.Integer()
+    group_id = fields.Integer(allow_none=True)
+    text = fields.String()
+    image_urls = fields.List(fields.String())
+    min_age_months = fields.Integer(allow_none=True)
+    max_age_months = fields.Integer(allow_none=True)
+    status = fields.String(metadata={"enum": ["draft", "published", "rejected", "taken_down"]})
+    reject_reason = fields.String(allow_none=True)
+    hidden = fields.Boolean()
+    report_count = fields.Integer()
+    view_count = fields.Integer()
+    score = fields.Integer()
+    license_version = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    published_at = fields.DateTime(allow_none=True)
+    products = fields.List(fields.Nested(ProductCardSchema))
+
+
+class PostPageSchema(PageSchema):
+    items = fields.List(fields.Nested(PostSchema))
+
+
+class FeedArgsSchema(PageArgsSchema):
+    group_id = fields.Integer(load_default=None, validate=ID)
+    product_id = fields.Integer(load_default=None, validate=ID)
+    age_band = fields.String(load_default=None, validate=validate.OneOf(AGE_BANDS))
+    sort = fields.String(load_default="newest", validate=validate.OneOf(("newest", "popular")))
+
+
+class MyPostsArgsSchema(PageArgsSchema):
+    status = fields.String(load_default=None, validate=validate.OneOf(("draft", "published", "rejected", "taken_down")))
+
+
+class ReportInSchema(Schema):
+    reason = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class ModerateSchema(Schema):
+    decision = fields.String(required=True, validate=validate.OneOf(("restore", "reject", "take_down")))
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=500))
+
+    @validates_schema
+    def _reason(self, data, **kwargs):
+        if data.get("decision") in ("reject", "take_down") and not (data.get("reason") or "").strip():
+            raise ValidationError("Rejecting or taking down needs a reason.", field_name="reason")
+
+
+class LicenseSchema(Schema):
+    version = fields.String()
+    accepted_at = fields.DateTime(allow_none=True)
+
+
+class LicenseAcceptSchema(Schema):
+    version = fields.String(required=True, validate=validate.Length(min=1, max=16))
