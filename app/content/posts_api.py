@@ -29,7 +29,7 @@ def _one(post) -> dict:
     return _shape([post], feeds.product_cards(post_ids=[post.id]))[0]
 
 
-@blp.route("/posts", methods=["POST"])
+@blp.route("/member-posts", methods=["POST"])
 @access.authenticated
 @blp.arguments(PostInSchema)
 @blp.response(201, PostSchema)
@@ -39,7 +39,7 @@ def create_post(args):
     return _one(ugc.create_post(author_id=g.user.id, values=args, publish=publish, accept_license_version=version))
 
 
-@blp.route("/posts", methods=["GET"])
+@blp.route("/member-posts", methods=["GET"])
 @access.public
 @blp.arguments(FeedArgsSchema, location="query")
 @blp.response(200, PostPageSchema)
@@ -50,7 +50,7 @@ def feed(args):
     return {"items": _shape(page.items, page.products), "next_cursor": page.next_cursor}
 
 
-@blp.route("/posts/<int:post_id>", methods=["GET"])
+@blp.route("/member-posts/<int:post_id>", methods=["GET"])
 @access.public
 @blp.response(200, PostSchema)
 def view_post(post_id: int):
@@ -59,7 +59,7 @@ def view_post(post_id: int):
     return _one(ugc.view_post(post_id=post_id, viewer_id=user.id if user else None))
 
 
-@blp.route("/posts/<int:post_id>", methods=["PATCH"])
+@blp.route("/member-posts/<int:post_id>", methods=["PATCH"])
 @access.authenticated
 @blp.arguments(PostPatchSchema)
 @blp.response(200, PostSchema)
@@ -68,7 +68,7 @@ def update_post(args, post_id: int):
     return _one(ugc.update_post(post_id=post_id, author_id=g.user.id, changes=args))
 
 
-@blp.route("/posts/<int:post_id>/publish", methods=["POST"])
+@blp.route("/member-posts/<int:post_id>/publish", methods=["POST"])
 @access.authenticated
 @blp.arguments(PublishSchema)
 @blp.response(200, PostSchema)
@@ -78,7 +78,7 @@ def publish_post(args, post_id: int):
                                  accept_license_version=args["accept_license_version"]))
 
 
-@blp.route("/posts/<int:post_id>/reports", methods=["POST"])
+@blp.route("/member-posts/<int:post_id>/reports", methods=["POST"])
 @access.authenticated
 @blp.arguments(ReportInSchema)
 @blp.response(201, PostSchema)
@@ -87,7 +87,7 @@ def report_post(args, post_id: int):
     return _one(ugc.report_post(post_id=post_id, reporter_id=g.user.id, reason=args["reason"]))
 
 
-@blp.route("/me/posts", methods=["GET"])
+@blp.route("/me/member-posts", methods=["GET"])
 @access.authenticated
 @blp.arguments(MyPostsArgsSchema, location="query")
 @blp.response(200, PostPageSchema)
@@ -114,7 +114,7 @@ def accept_license(args):
     return ugc.accept_license(user_id=g.user.id, version=args["version"])
 
 
-@blp.route("/admin/posts/reported", methods=["GET"])
+@blp.route("/admin/member-posts/reported", methods=["GET"])
 @access.roles("operator")
 @blp.arguments(PageArgsSchema, location="query")
 @blp.response(200, PostPageSchema)
@@ -124,7 +124,7 @@ def moderation_queue(args):
     return {"items": _shape(items, feeds.product_cards(post_ids=[p.id for p in items])), "next_cursor": cursor}
 
 
-@blp.route("/admin/posts/<int:post_id>/moderate", methods=["POST"])
+@blp.route("/admin/member-posts/<int:post_id>/moderate", methods=["POST"])
 @access.roles("operator")
 @blp.arguments(ModerateSchema)
 @blp.response(200, PostSchema)
