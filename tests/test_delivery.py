@@ -387,7 +387,7 @@ def test_product_cards_preview_is_what_is_sent(host, frozen_clock):
     at(frozen_clock, T0 + timedelta(minutes=5))
     assert seen(host, gid) == [preview["payload"]]
     assert robot_messages(get_redis(), "robot-key-cards") == [robot_preview]
-    assert_error(host.post("/api/v1/posts", json={"kind": "knowledge_point", "content": {}, "targets": {"group_ids": [gid]},
+    assert_error(host.post("/api/v1/posts", json={"kind": "poll", "content": {}, "targets": {"group_ids": [gid]},
                                                    "schedule": {"kind": "once", "at": "2026-11-22T20:05"}}), 422, "validation_error")
 
 
@@ -479,3 +479,33 @@ def test_real_queue_hand_over_and_worker(host, frozen_clock, app, monkeypatch):
     run_worker(app, queues=["deliveries"], burst=True)
     assert {d.state for d in deliveries(created["id"])} == {"sent"}
     assert all(len(seen(host, gid)) == 1 for gid in gids)
+
+
+def test_knowledge_points_go_out_with_the_partners_share(host, frozen_clock, api):
+    from tests.affiliate_helpers import make_product
+    from tests.content_helpers import KP, approve_all, make_course
+
+    partner = api.as_user("partner", roles=("partner",))
+    operator = api.as_user("op", roles=("operator",))
+    gid = group(host)
+    course, lessons, points = make_course(partner, points=1)
+    toothbrush = make_product(title="儿童软毛牙刷")
+    with_product = partner.post(f"/api/v1/partner/lessons/{lessons[0]['id']}/knowledge-points",
+                                json=KP | {"title": "选牙刷", "position": 2, "product_ids": [toothbrush.id]})
+    assert with_product.status_code == 201, with_product.get_json()
+    body = {"kind": "knowledge_point", "content": {"knowledge_point_id": points[0]["id"]}, "targets": {"group_ids": [gid]},
+            "schedule": {"kind": "once", "at": "2026-11-22T20:05"}}
+    assert_error(host.post("/api/v1/posts", json=body), 409, "content_not_approved")
+    approve_all(partner, operator, course["id"])
+    plain = post(host, [gid], kind="knowledge_point", content={"knowledge_point_id": points[0]["id"]})
+    carded = post(host, [gid], kind="knowledge_point", content={"knowledge_point_id": with_product.get_json()["id"]})
+    at(frozen_clock, T0 + timedelta(minutes=5))
+    first, second = seen(host, gid)
+    assert first["msgtype"] == "markdown"
+    assert first["markdown"]["content"].startswith(f"**{points[0]['title']}**\n") and "<" not in first["markdown"]["content"]
+    assert "先让宝宝自己玩牙刷。" in first["markdown"]["content"]
+    code = parse_qs(urlsplit(second["template_card"]["card_action"]["pagepath"]).query)["code"][0]
+    link = db.session.scalar(select(ShareLink).where(ShareLink.code == code))
+    assert (link.content_id, link.content_author_id, link.post_id, link.group_id, link.host_id) == (
+        with_product.get_json()["id"], partner.user["id"], carded["id"], gid, host.user["id"])
+    assert {d.state for d in deliveries(plain["id"]) + deliveries(carded["id"])} == {"sent"}

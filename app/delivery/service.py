@@ -103,6 +103,10 @@ def _check_and_plan(post: Post, *, now: datetime) -> None:
         post.product_id = product.id
     if post.kind == "coupon_drop":
         _check_coupon(post)
+    if post.kind == "knowledge_point":
+        from app.content import pgc
+
+        pgc.postable_knowledge_point(knowledge_point_id=post.content["knowledge_point_id"])
     db.session.flush()
     targeted = groups.target_groups(**engine.post_targets(post))
     _check_schedule(post=post, zones=sorted({g.timezone for g in targeted}), now=now)
