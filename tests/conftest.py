@@ -117,6 +117,8 @@ def app(stores):
 def _empty_tables() -> None:
     db.session.remove()
     with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL mmq.ledger_purge = 'on'"))  # the ledger's append-only trigger allows this
         for table in reversed(db.metadata.sorted_tables):
             conn.execute(table.delete())
 

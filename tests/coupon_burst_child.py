@@ -33,13 +33,13 @@ def main() -> None:
         with app.app_context():
             for user_id in mine:
                 try:
-                    coupon = claims.claim(template_id=template_id, user_id=user_id)
+                    coupon_id = claims.claim(template_id=template_id, user_id=user_id).id
                 except ApiError:
                     continue
                 finally:
                     db.session.remove()
                 with lock:
-                    sys.stdout.write(f"CLAIMED {user_id} {coupon.id}\n")
+                    sys.stdout.write(f"CLAIMED {user_id} {coupon_id}\n")
                     sys.stdout.flush()
 
     threads = [threading.Thread(target=work, args=(users[i::4],)) for i in range(4)]

@@ -272,9 +272,10 @@ def test_one_coupon_cannot_be_redeemed_twice_at_once(app, api, operator, shop):
     template = create_template(operator)
     mom = api.as_user("mom")
     coupon = claim(mom, template["id"]).get_json()
+    toy_id = shop["toy"].id
 
     def attempt(i: int):
-        return place(ApiClient(app.test_client(), mom.token), [{"product_id": shop["toy"].id, "quantity": 1}],
+        return place(ApiClient(app.test_client(), mom.token), [{"product_id": toy_id, "quantity": 1}],
                      key=f"race-{i}", coupon_id=coupon["id"])
 
     with ThreadPoolExecutor(max_workers=6) as pool:

@@ -318,3 +318,28 @@ def rename(*, user: User, nickname: str) -> User:
     db.session.commit()
     _invalidate_auth_cache(user_id=user.id)
     return user
+
+
+def user_ids_by_openid(*, openids: list[str]) -> dict[str, int]:
+    """Map openids to user ids (order ingestion resolves buyers in bulk); unknown openids are left out."""
+    wanted = set(openids)
+    if not wanted:
+        return {}
+    return dict(db.session.execute(select(User.openid, User.id).where(User.openid.in_(wanted))).all())
+
+
+def inviter_ids(*, user_ids: list[int]) -> dict[int, int]:
+    """Map user ids to their bound inviter's id (users without an inviter are left out)."""
+    wanted = set(user_ids)
+    if not wanted:
+        return {}
+    return dict(db.session.execute(select(User.id, User.inviter_id)
+                                   .where(User.id.in_(wanted), User.inviter_id.is_not(None))).all())
+
+
+def existing_user_ids(*, user_ids: list[int]) -> set[int]:
+    """The subset of `user_ids` that are users."""
+    wanted = set(user_ids)
+    if not wanted:
+        return set()
+    return set(db.session.scalars(select(User.id).where(User.id.in_(wanted))))

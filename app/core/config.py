@@ -63,6 +63,13 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         # Encrypts secrets at rest (group credentials); stable across processes, so never a random default.
         "DATA_ENCRYPTION_KEY": env.get("DATA_ENCRYPTION_KEY") or ("" if deployment == "production" else "dev-only-data-key"),
         "WECOM_WEBHOOK_URL": env.get("WECOM_WEBHOOK_URL") or (default_base and default_base + "cgi-bin/webhook/send") or "https://qyapi.weixin.qq.com/cgi-bin/webhook/send",
+        # Content: rich-text size limit, bulk upload size, the sandbox's risky words, reports that hide a post.
+        "CONTENT_BODY_MAX_CHARS": int(env.get("CONTENT_BODY_MAX_CHARS", 20000)),
+        "CONTENT_POST_MAX_CHARS": int(env.get("CONTENT_POST_MAX_CHARS", 5000)),
+        "CONTENT_BULK_MAX_ROWS": int(env.get("CONTENT_BULK_MAX_ROWS", 2000)),
+        "CONTENT_RISKY_WORDS": [w for w in env.get("CONTENT_RISKY_WORDS", "赌博,代开发票,枪支").split(",") if w.strip()],
+        "CONTENT_REPORTS_TO_HIDE": int(env.get("CONTENT_REPORTS_TO_HIDE", 3)),
+        "CONTENT_LICENSE_VERSION": env.get("CONTENT_LICENSE_VERSION", "2026-01"),
         "API_TITLE": "Mamaquan API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",
