@@ -46,6 +46,6 @@ def join(member, host, group_id):
 
 def publish(mom, text="宝宝爱用这款牙刷", license_version="2026-01", **extra):
     body = {"text": text, "publish": True, "accept_license_version": license_version} | extra
-    response = mom.post("/api/v1/posts", json=body)
+    response = mom.post("/api/v1/member-posts", json=body)
     assert response.status_code == 201, response.get_json()
     return response.get_json()

@@ -87,3 +87,40 @@ def test_invite_card_carries_the_code_as_scene_with_a_real_png(api):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
     width, height = struct.unpack(">II", png[16:24])
     assert width == height and width > 100
+
+
+def test_tokens_are_checked_against_the_cache_and_the_database(api, app):
+    alice = api.as_user("alice")
+    assert alice.get("/api/v1/me").status_code == 200  # fills the cache
+    assert alice.get("/api/v1/me").get_json()["invite_code"] == alice.user["invite_code"]  # served from it
+    user_id, _, secret = alice.token.partition(".")
+    for forged in (f"{int(user_id) + 1}.{secret}", f"x.{secret}", secret, f"{user_id}."):
+        assert_error(alice.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"}), 401, "invalid_token")
+
+
+def test_a_role_change_reaches_cached_sessions_at_once(api):
+    from app.core.redis import get_redis
+
+    operator = api.as_user("op", roles=("operator",))
+    alice = api.as_user("alice")
+    assert alice.get("/api/v1/me").get_json()["roles"] == ["mom"]
+    assert list(get_redis().scan_iter("mmq:auth:session:*")), "the session is cached"
+    operator.post(f"/api/v1/admin/users/{alice.user['id']}/roles/operator")
+    granted = alice.post(f"/api/v1/admin/users/{operator.user['id']}/roles/host")
+    assert granted.status_code == 200
+    operator.delete(f"/api/v1/admin/users/{alice.user['id']}/roles/operator")
+    assert_error(alice.post(f"/api/v1/admin/users/{operator.user['id']}/roles/partner"), 403, "role_required")
+
+
+def test_logout_reaches_a_cached_session_at_once(api):
+    alice = api.as_user("alice")
+    assert alice.get("/api/v1/me").status_code == 200
+    assert alice.post("/api/v1/auth/logout").status_code == 204
+    assert_error(alice.get("/api/v1/me"), 401, "invalid_token")
+
+
+def test_a_cached_session_still_expires(api, frozen_clock):
+    alice = api.as_user("alice")
+    assert alice.get("/api/v1/me").status_code == 200
+    frozen_clock(now_utc() + timedelta(days=31))
+    assert_error(alice.get("/api/v1/me"), 401, "invalid_token")

@@ -100,12 +100,36 @@ def test_host_needs_an_assigned_budget(api, operator, host):
                  "budget_needs_host")
 
 
+def make_group(host) -> int:
+    response = host.post("/api/v1/groups", json={"name": "阳光幼儿园大一班", "channel": "sandbox", "credentials": {},
+                                                 "age_band": "3-6y", "tags": []})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def test_budget_groups_must_be_the_hosts_own(api, operator, host):
+    other = api.as_user("host-b", roles=("host",))
+    theirs = make_group(other)
+    assert_error(operator.post("/api/v1/coupon-budgets", json={"host_id": host.user["id"], "group_id": theirs,
+                                                               "budget_fen": 100}), 403, "group_not_yours")
+    assert_error(operator.post("/api/v1/coupon-budgets", json={"host_id": host.user["id"], "group_id": 999999,
+                                                               "budget_fen": 100}), 404, "group_not_found")
+    budget = operator.post("/api/v1/coupon-budgets", json={"host_id": host.user["id"], "budget_fen": 5000}).get_json()
+    assert_error(host.post("/api/v1/coupon-templates", json=template_body(budget_id=budget["id"], group_id=theirs)),
+                 403, "group_not_yours")
+    mine = make_group(host)
+    assert create_template(host, activate=False, budget_id=budget["id"], group_id=mine)["group_id"] == mine
+    assert create_template(operator, activate=False, group_id=theirs)["group_id"] == theirs
+
+
 def test_host_issues_within_budget_for_the_budget_group(operator, host):
-    budget = operator.post("/api/v1/coupon-budgets", json={"host_id": host.user["id"], "group_id": 77,
+    group_id = make_group(host)
+    other_group = make_group(host)
+    budget = operator.post("/api/v1/coupon-budgets", json={"host_id": host.user["id"], "group_id": group_id,
                                                            "budget_fen": 5000}).get_json()
-    # 10 coupons × 5 yuan = 50 yuan: exactly the budget.
-    template = create_template(host, activate=False, budget_id=budget["id"], group_id=12345)
-    assert template["group_id"] == 77 and template["budget_committed_fen"] == 5000
+    # 10 coupons × 5 yuan = 50 yuan: exactly the budget. The budget's group wins over the one asked for.
+    template = create_template(host, activate=False, budget_id=budget["id"], group_id=other_group)
+    assert template["group_id"] == group_id and template["budget_committed_fen"] == 5000
     assert_error(host.post("/api/v1/coupon-templates", json=template_body(budget_id=budget["id"], stock=1)), 409,
                  "coupon_budget_exceeded")
     listed = host.get("/api/v1/coupon-budgets").get_json()["items"]

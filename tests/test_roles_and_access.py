@@ -54,3 +54,14 @@ def test_grant_role_from_the_command_line(app, api):
     assert failed.exit_code != 0 and "no user matches" in failed.output
     failed = runner.invoke(args=["users", "grant-role", "alice", "queen"])
     assert failed.exit_code != 0 and "role_not_grantable" in failed.output
+
+
+def test_no_two_views_claim_the_same_route(app):
+    seen: dict[tuple[str, str], str] = {}
+    clashes = []
+    for rule in app.url_map.iter_rules():
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            other = seen.setdefault((rule.rule, method), rule.endpoint)
+            if other != rule.endpoint:
+                clashes.append(f"{method} {rule.rule}: {other} and {rule.endpoint}")
+    assert not clashes, clashes

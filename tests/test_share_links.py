@@ -102,3 +102,9 @@ def test_service_for_cards_records_host_and_author(api):
                                        host_id=host.user["id"], content_id=5)
     assert shared.link.host_id == host.user["id"] and shared.card.price_fen == product.price_fen
     assert shared.path.startswith("pages/product/index?code=")
+
+
+def test_hostile_codes_are_plain_404s(api, client):
+    assert_error(client.get("/s/ab%00cd"), 404, "share_link_not_found")
+    assert_error(api.as_user("b").post("/api/v1/clicks", json={"code": "a\x00b"}), 422, "validation_error")
+    assert_error(api.get("/api/v1/products", query_string={"q": "牙\x00刷"}), 422, "validation_error")

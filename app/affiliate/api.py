@@ -5,10 +5,11 @@ import secrets
 from flask import g, redirect, request
 from flask_smorest import Blueprint
 
-from app.affiliate import service
-from app.affiliate.schemas import (ClickResultSchema, ClickSchema, RuleCreateSchema, RuleEndSchema, RuleListArgsSchema,
+from app.affiliate import earnings, service
+from app.affiliate.schemas import (ClickResultSchema, ClickSchema, EarningsSchema, EntryPageSchema, RuleCreateSchema, RuleEndSchema, RuleListArgsSchema,
                                    RuleListSchema, RuleSchema, SettingsSchema, ShareLinkCreateSchema, ShareLinkSchema)
 from app.core import access
+from app.core.pagination import PageArgsSchema
 
 VISITOR_COOKIE = "mmq_vid"
 VISITOR_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
@@ -39,6 +40,24 @@ def record_click(args):
     """Record a click made inside the mini-program (counted once a minute per user and code)."""
     counted, _ = service.record_click(code=args["code"], buyer_id=g.user.id, visitor=None, via="app")
     return {"counted": counted}
+
+
+@blp.route("/me/earnings", methods=["GET"])
+@access.authenticated
+@blp.response(200, EarningsSchema)
+def my_earnings():
+    """Balances per state and net earnings per share (level-1, level-2, host, content, adjustments)."""
+    return earnings.summary(user_id=g.user.id)
+
+
+@blp.route("/me/earnings/entries", methods=["GET"])
+@access.authenticated
+@blp.arguments(PageArgsSchema, location="query")
+@blp.response(200, EntryPageSchema)
+def my_earning_entries(args):
+    """Every ledger entry of the user, newest first, with why: order, line, product, click, group, rule, rate."""
+    items, next_cursor = earnings.entries(user_id=g.user.id, cursor=args["cursor"], limit=args["limit"])
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @short.route("/s/<string(maxlength=16):code>", methods=["GET"])

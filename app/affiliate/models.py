@@ -92,3 +92,45 @@ class Click(db.Model):
     visitor: Mapped[str | None] = mapped_column(String(64))
     via: Mapped[str] = mapped_column(String(8))
     clicked_at: Mapped[datetime]
+
+
+class Attribution(db.Model):
+    """Who earns on one order line and why, with the rates and amounts copied at attribution time."""
+
+    __tablename__ = "attributions"
+    __table_args__ = (
+        CheckConstraint("rule IN ('tracking_code', 'click', 'referrer', 'none')", name="known_rule"),
+        CheckConstraint("seller_fen = level1_fen + level2_fen + host_fen + content_fen + platform_fen",
+                        name="shares_add_up"),
+        CheckConstraint("platform_fen >= 0", name="platform_not_negative"),
+    )
+
+    id: Mapped[IdPk]
+    order_id: Mapped[int] = mapped_column(BigId, ForeignKey("orders.id"), index=True)
+    order_line_id: Mapped[int] = mapped_column(BigId, ForeignKey("order_lines.id"), unique=True)
+    rule: Mapped[str] = mapped_column(String(16))
+    buyer_id: Mapped[int | None] = mapped_column(BigId)
+    click_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("clicks.id"))
+    share_link_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("share_links.id"))
+    group_id: Mapped[int | None] = mapped_column(BigInteger)
+    post_id: Mapped[int | None] = mapped_column(BigInteger)
+    content_id: Mapped[int | None] = mapped_column(BigInteger)
+    level1_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    level2_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    host_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    content_author_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    commission_rule_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("commission_rules.id"))
+    level2_enabled: Mapped[bool] = mapped_column(default=True)
+    base_fen: Mapped[int] = mapped_column(BigInteger)
+    seller_bp: Mapped[int] = mapped_column(Integer)
+    level1_bp: Mapped[int] = mapped_column(Integer)
+    level2_bp: Mapped[int] = mapped_column(Integer)
+    host_bp: Mapped[int] = mapped_column(Integer)
+    content_bp: Mapped[int] = mapped_column(Integer)
+    seller_fen: Mapped[int] = mapped_column(BigInteger)
+    level1_fen: Mapped[int] = mapped_column(BigInteger)
+    level2_fen: Mapped[int] = mapped_column(BigInteger)
+    host_fen: Mapped[int] = mapped_column(BigInteger)
+    content_fen: Mapped[int] = mapped_column(BigInteger)
+    platform_fen: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]

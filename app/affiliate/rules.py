@@ -44,15 +44,21 @@ def _matches(rule: CommissionRule, product_id: int, category_id: int | None) -> 
 
 
 class RuleBook:
-    """The rules in force at one moment, loaded once and applied to many products (batch ingestion)."""
+    """The rules in force during [start, end], loaded once and applied to many products (batch ingestion)."""
 
-    def __init__(self, at: datetime):
-        self.at = at
+    def __init__(self, start: datetime, end: datetime | None = None):
+        end = end or start
         self.rules = list(db.session.scalars(select(CommissionRule).where(
-            CommissionRule.starts_at <= at, or_(CommissionRule.ends_at.is_(None), CommissionRule.ends_at > at))))
+            CommissionRule.starts_at <= end, or_(CommissionRule.ends_at.is_(None), CommissionRule.ends_at > start))))
+        self.default_at = start
 
-    def rates(self, *, product_id: int, category_id: int | None) -> Rates:
-        matching = [r for r in self.rules if _matches(r, product_id, category_id)]
+    def in_force(self, at: datetime) -> list[CommissionRule]:
+        return [r for r in self.rules if r.starts_at <= at and (r.ends_at is None or r.ends_at > at)]
+
+    def rates(self, *, product_id: int, category_id: int | None, at: datetime | None = None) -> Rates:
+        at = at or self.default_at
+        matching = [r for r in self.rules if r.starts_at <= at and (r.ends_at is None or r.ends_at > at)
+                    and _matches(r, product_id, category_id)]
         if not matching:
             return Rates(rule_id=None, **DEFAULT_RATES)
         best = max(matching, key=_rank)

@@ -2,13 +2,16 @@ from marshmallow import Schema, fields, validate
 
 from app.affiliate.models import RULE_KINDS
 
+# PostgreSQL text cannot hold NUL characters; refuse them as a validation error, not a 500.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed.")
+
 BP = validate.Range(min=0, max=10000)
 ID = validate.Range(min=1, max=2**53)
 
 
 class RuleCreateSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(RULE_KINDS))
-    name = fields.String(load_default="", validate=validate.Length(max=128))
+    name = fields.String(load_default="", validate=[validate.Length(max=128), NO_NUL])
     category_id = fields.Integer(load_default=None, allow_none=True, validate=ID)
     product_id = fields.Integer(load_default=None, allow_none=True, validate=ID)
     level1_bp = fields.Integer(required=True, strict=True, validate=BP)
@@ -68,8 +71,83 @@ class ShareLinkSchema(Schema):
 
 
 class ClickSchema(Schema):
-    code = fields.String(required=True, validate=validate.Length(min=1, max=16))
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9]{1,16}$"))
 
 
 class ClickResultSchema(Schema):
     counted = fields.Boolean(metadata={"description": "False when the same user clicked this code within a minute."})
+
+
+class BalancesSchema(Schema):
+    pending = fields.Integer()
+    available = fields.Integer()
+    withdrawing = fields.Integer()
+    withdrawn = fields.Integer()
+
+
+class SharesSchema(Schema):
+    level1 = fields.Integer()
+    level2 = fields.Integer()
+    host = fields.Integer()
+    content = fields.Integer()
+    adjustment = fields.Integer()
+
+
+class EarningsSchema(Schema):
+    balances = fields.Nested(BalancesSchema)
+    by_share = fields.Nested(SharesSchema, metadata={"description": "Net of refunds, settled or not."})
+
+
+class WhyOrderSchema(Schema):
+    id = fields.Integer()
+    source = fields.String()
+    external_id = fields.String()
+    status = fields.String()
+    paid_at = fields.DateTime()
+
+
+class WhyLineSchema(Schema):
+    id = fields.Integer()
+    product_id = fields.Integer()
+    product_title = fields.String(allow_none=True)
+    quantity = fields.Integer()
+    paid_fen = fields.Integer()
+    refunded_fen = fields.Integer()
+
+
+class WhyAttributionSchema(Schema):
+    id = fields.Integer()
+    rule = fields.String(metadata={"description": "tracking_code, click, referrer or none."})
+    click_id = fields.Integer(allow_none=True)
+    share_link_id = fields.Integer(allow_none=True)
+    group_id = fields.Integer(allow_none=True)
+    post_id = fields.Integer(allow_none=True)
+    content_id = fields.Integer(allow_none=True)
+    commission_rule_id = fields.Integer(allow_none=True)
+    base_fen = fields.Integer()
+    rate_bp = fields.Integer(allow_none=True)
+    share_fen = fields.Integer(allow_none=True)
+
+
+class WhySchema(Schema):
+    journal_id = fields.Integer()
+    journal_kind = fields.String()
+    reason = fields.String(allow_none=True)
+    withdrawal_id = fields.Integer(allow_none=True)
+    order = fields.Nested(WhyOrderSchema, allow_none=True)
+    line = fields.Nested(WhyLineSchema, allow_none=True)
+    attribution = fields.Nested(WhyAttributionSchema, allow_none=True)
+
+
+class EntrySchema(Schema):
+    id = fields.Integer()
+    amount_fen = fields.Integer()
+    account = fields.String()
+    share = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    why = fields.Nested(WhySchema)
+
+
+class EntryPageSchema(Schema):
+    items = fields.List(fields.Nested(EntrySchema))
+    next_cursor = fields.String(allow_none=True)

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.affiliate import clicks, rules
 from app.affiliate.commission import split
-from app.affiliate.models import CommissionRule, PlatformSetting, ShareLink
+from app.affiliate.models import Attribution, CommissionRule, PlatformSetting, ShareLink
 from app.catalog import service as catalog
 from app.core.clock import now_utc
 from app.core.db import db
@@ -53,7 +53,7 @@ def sharer_earning(*, product) -> dict:
 def list_rules(*, at: datetime | None) -> list[CommissionRule]:
     """Every rule, or only those in force at `at`, newest first."""
     if at is not None:
-        return sorted(rules.RuleBook(at).rules, key=lambda r: r.id, reverse=True)
+        return sorted(rules.RuleBook(at).in_force(at), key=lambda r: r.id, reverse=True)
     return list(db.session.scalars(select(CommissionRule).order_by(CommissionRule.id.desc())))
 
 
@@ -193,6 +193,8 @@ def _load_into_cache(code: str) -> bool:
 
 def record_click(*, code: str, buyer_id: int | None, visitor: str | None, via: str) -> tuple[bool, str]:
     """Count a click on a share code (once a minute per buyer); returns (counted, landing url)."""
+    if not (code.isascii() and code.isalnum()):
+        raise NotFound("No such share link.", code="share_link_not_found")
     at = now_utc()
     result = clicks.record(code=code, buyer_id=buyer_id, visitor=visitor, via=via, at=at)
     if result is None:
@@ -208,3 +210,19 @@ def record_click(*, code: str, buyer_id: int | None, visitor: str | None, via: s
 def persist_clicks() -> int:
     """Persist the clicks counted in Redis (a scheduled job; safe to run twice or concurrently)."""
     return clicks.persist()
+
+
+def attributions_by_id(*, attribution_ids: list[int]) -> dict[int, dict]:
+    """Attribution records (who earned and why, with the copied rates) keyed by id."""
+    wanted = set(attribution_ids)
+    if not wanted:
+        return {}
+    rows = db.session.execute(select(Attribution.__table__).where(Attribution.id.in_(wanted))).mappings()
+    return {row["id"]: dict(row) for row in rows}
+
+
+def attributions_of_order(*, order_id: int) -> list[dict]:
+    """The attribution of every line of one order."""
+    rows = db.session.execute(select(Attribution.__table__).where(Attribution.order_id == order_id)
+                              .order_by(Attribution.order_line_id)).mappings()
+    return [dict(row) for row in rows]

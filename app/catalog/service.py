@@ -141,3 +141,11 @@ def search_products(*, q: str | None, category_id: int | None, sort: str, cursor
                                      key_of=lambda p: (getattr(p, column_name), p.id), descending=descending,
                                      session=db.session)
     return ProductPage(items=items, next_cursor=next_cursor)
+
+
+def products_by_id(*, product_ids: list[int]) -> dict[int, Product]:
+    """The products that exist among `product_ids`, keyed by id."""
+    wanted = set(product_ids)
+    if not wanted:
+        return {}
+    return {p.id: p for p in db.session.scalars(select(Product).where(Product.id.in_(wanted)))}

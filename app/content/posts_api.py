@@ -16,7 +16,7 @@ def _one(post) -> dict:
     return feeds.shape_posts([post], feeds.product_cards(posts=[post]))[0]
 
 
-@blp.route("/posts", methods=["POST"])
+@blp.route("/member-posts", methods=["POST"])
 @access.authenticated
 @blp.arguments(PostInSchema)
 @blp.response(201, PostSchema)
@@ -26,7 +26,7 @@ def create_post(args):
     return _one(ugc.create_post(author_id=g.user.id, values=args, publish=publish, accept_license_version=version))
 
 
-@blp.route("/posts", methods=["GET"])
+@blp.route("/member-posts", methods=["GET"])
 @access.public
 @blp.arguments(FeedArgsSchema, location="query")
 @blp.response(200, PostPageSchema)
@@ -37,7 +37,7 @@ def feed(args):
     return current_app.response_class(body, mimetype="application/json")
 
 
-@blp.route("/posts/<int:post_id>", methods=["GET"])
+@blp.route("/member-posts/<int:post_id>", methods=["GET"])
 @access.public
 @blp.response(200, PostSchema)
 def view_post(post_id: int):
@@ -46,7 +46,7 @@ def view_post(post_id: int):
     return _one(ugc.view_post(post_id=post_id, viewer_id=user.id if user else None))
 
 
-@blp.route("/posts/<int:post_id>", methods=["PATCH"])
+@blp.route("/member-posts/<int:post_id>", methods=["PATCH"])
 @access.authenticated
 @blp.arguments(PostPatchSchema)
 @blp.response(200, PostSchema)
@@ -55,7 +55,7 @@ def update_post(args, post_id: int):
     return _one(ugc.update_post(post_id=post_id, author_id=g.user.id, changes=args))
 
 
-@blp.route("/posts/<int:post_id>/publish", methods=["POST"])
+@blp.route("/member-posts/<int:post_id>/publish", methods=["POST"])
 @access.authenticated
 @blp.arguments(PublishSchema)
 @blp.response(200, PostSchema)
@@ -65,7 +65,7 @@ def publish_post(args, post_id: int):
                                  accept_license_version=args["accept_license_version"]))
 
 
-@blp.route("/posts/<int:post_id>/reports", methods=["POST"])
+@blp.route("/member-posts/<int:post_id>/reports", methods=["POST"])
 @access.authenticated
 @blp.arguments(ReportInSchema)
 @blp.response(201, PostSchema)
@@ -74,7 +74,7 @@ def report_post(args, post_id: int):
     return _one(ugc.report_post(post_id=post_id, reporter_id=g.user.id, reason=args["reason"]))
 
 
-@blp.route("/me/posts", methods=["GET"])
+@blp.route("/me/member-posts", methods=["GET"])
 @access.authenticated
 @blp.arguments(MyPostsArgsSchema, location="query")
 @blp.response(200, PostPageSchema)
@@ -101,7 +101,7 @@ def accept_license(args):
     return ugc.accept_license(user_id=g.user.id, version=args["version"])
 
 
-@blp.route("/admin/posts/reported", methods=["GET"])
+@blp.route("/admin/member-posts/reported", methods=["GET"])
 @access.roles("operator")
 @blp.arguments(PageArgsSchema, location="query")
 @blp.response(200, PostPageSchema)
@@ -111,7 +111,7 @@ def moderation_queue(args):
     return {"items": feeds.shape_posts(items, feeds.product_cards(posts=items)), "next_cursor": cursor}
 
 
-@blp.route("/admin/posts/<int:post_id>/moderate", methods=["POST"])
+@blp.route("/admin/member-posts/<int:post_id>/moderate", methods=["POST"])
 @access.roles("operator")
 @blp.arguments(ModerateSchema)
 @blp.response(200, PostSchema)

@@ -49,8 +49,7 @@ class Base(DeclarativeBase):
                         type_annotation_map={datetime: UTCDateTime()})
 
 
-# Views shape responses from the objects a service just committed; expiring them would re-query each one.
-db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+db = SQLAlchemy(model_class=Base)
 
 
 @event.listens_for(Engine, "connect")

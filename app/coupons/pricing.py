@@ -85,12 +85,10 @@ def allocate(total_fen: int, amounts: list[int]) -> list[int]:
         return [0] * len(amounts)
     shares = [total_fen * a // base for a in amounts]
     remainder = total_fen - sum(shares)
-    for i in sorted(range(len(amounts)), key=lambda i: (-amounts[i], i)):
-        if remainder == 0:
-            break
-        room = min(amounts[i] - shares[i], remainder)
-        shares[i] += room
-        remainder -= room
+    # Each floor loses less than one fen, so the remainder is smaller than the number of lines that lost
+    # something, and each of those has room for one more fen.
+    for i in sorted(range(len(amounts)), key=lambda i: (-amounts[i], i))[:remainder]:
+        shares[i] += 1
     return shares
 
 

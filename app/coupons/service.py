@@ -68,6 +68,14 @@ def consume_coupon(*, coupon_id: int, order_id: int) -> bool:
         .values(status="used", used_at=now_utc()).execution_options(synchronize_session=False)).rowcount == 1
 
 
+def reclaim_coupon(*, coupon_id: int, order_id: int) -> bool:
+    """An expired order was paid after all: its released coupon is used by it again, if still free."""
+    return db.session.execute(
+        update(UserCoupon).where(UserCoupon.id == coupon_id, UserCoupon.status == "available")
+        .values(status="used", reserved_order_id=order_id, used_at=now_utc())
+        .execution_options(synchronize_session=False)).rowcount == 1
+
+
 def restore_coupon(*, coupon_id: int, order_id: int) -> bool:
     """The whole order was refunded: the coupon comes back, but only while it is still valid."""
     at = now_utc()

@@ -2,8 +2,9 @@
 
 Operators issue any template. A host issues only against a budget an operator assigned to them: the
 template's worst-case cost (stock × its largest discount) is committed on the budget with one conditional
-update, and the unclaimed part is given back when the template ends. The budget's group id is copied onto
-the template (groups are another domain; ownership is the operator's assignment until it can vouch).
+update, and the unclaimed part is given back when the template ends. A budget tied to a group puts that
+group on the template; otherwise a host may name one of the groups they host. Group ownership is checked
+through the groups domain.
 """
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from app.core.db import db
 from app.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.coupons import gate
+from app.groups import service as groups
 from app.coupons.models import CouponBudget, CouponTemplate, CouponTemplateScope
 from app.coupons.pricing import CouponRule
 
@@ -167,6 +169,16 @@ def _commit_budget(budget_id: int, delta_fen: int) -> None:
                        errors={"needed_fen": delta_fen, "left_fen": budget.budget_fen - budget.committed_fen})
 
 
+def _check_group(group_id: int | None, *, host_id: int | None) -> None:
+    """The group exists and, when a host is named, that host runs it (404 / 403 from the groups domain)."""
+    if group_id is None:
+        return
+    if host_id is None:
+        groups.group_brief(group_id=group_id)
+    else:
+        groups.get_group(group_id=group_id, actor=groups.Actor(id=host_id, operator=False))
+
+
 def _budget_for(*, budget_id: int | None, actor: Actor) -> CouponBudget | None:
     if budget_id is None:
         if not actor.is_operator:
@@ -189,8 +201,8 @@ def create_template(*, actor: Actor, values: dict[str, Any], scope_ids: dict[str
     budget = _budget_for(budget_id=budget_id, actor=actor)
     if budget is not None and budget.group_id is not None:
         values["group_id"] = budget.group_id
-    elif not actor.is_operator:
-        values["group_id"] = None
+    else:
+        _check_group(values.get("group_id"), host_id=None if actor.is_operator else actor.user_id)
     now = now_utc()
     template = CouponTemplate(**values, status="draft", issuer_id=actor.user_id, claimed=0,
                               budget_id=budget.id if budget else None, created_at=now, updated_at=now)
@@ -210,8 +222,11 @@ def update_template(*, template_id: int, actor: Actor, changes: dict[str, Any],
     template = get_template_for(template_id=template_id, actor=actor)
     if template.status != "draft":
         raise Conflict("Only draft templates can be edited.", code="coupon_template_not_editable")
-    if not actor.is_operator:
+    budget = db.session.get(CouponBudget, template.budget_id) if template.budget_id else None
+    if budget is not None and budget.group_id is not None:
         changes.pop("group_id", None)
+    elif "group_id" in changes:
+        _check_group(changes["group_id"], host_id=None if actor.is_operator else actor.user_id)
     values = {name: getattr(template, name) for name in EDITABLE} | changes
     values = _normalise(values)
     current_scopes = scope_lists(template)
@@ -300,6 +315,7 @@ def create_budget(*, operator_id: int, host_id: int, group_id: int | None, budge
     if host is None or "host" not in accounts.roles_of(host):
         raise Invalid("Budgets go to users holding the host role.", code="budget_needs_host",
                       errors={"host_id": ["Not a host."]})
+    _check_group(group_id, host_id=host_id)
     budget = CouponBudget(host_id=host_id, group_id=group_id, budget_fen=budget_fen, committed_fen=0, note=note,
                           created_by_id=operator_id, created_at=now_utc())
     db.session.add(budget)

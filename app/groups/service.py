@@ -399,15 +399,14 @@ def target_groups_select(*, group_ids: list[int] | None, group_filter: dict | No
     return stmt
 
 
-def target_group_ids(*, group_ids: list[int] | None, group_filter: dict | None, host_id: int | None,
-                     timezone: str | None = None) -> list[int]:
-    """The ids of the active groups a post targets now (tags filtered here: JSON lists are not portable SQL)."""
+def target_groups(*, group_ids: list[int] | None, group_filter: dict | None, host_id: int | None,
+                  timezone: str | None = None) -> list:
+    """Rows (id, channel, timezone) of the active groups a post targets now (tags are matched here: JSON
+    lists are not portable SQL)."""
     stmt = target_groups_select(group_ids=group_ids, group_filter=group_filter, host_id=host_id, timezone=timezone)
-    wanted = (group_filter or {}).get("tags") or []
-    if not wanted:
-        return list(db.session.scalars(stmt.with_only_columns(ChatGroup.id).order_by(ChatGroup.id)))
-    rows = db.session.execute(stmt.with_only_columns(ChatGroup.id, ChatGroup.tags).order_by(ChatGroup.id))
-    return [r.id for r in rows if set(wanted) <= set(r.tags or [])]
+    wanted = set((group_filter or {}).get("tags") or [])
+    rows = db.session.execute(stmt.add_columns(ChatGroup.tags).order_by(ChatGroup.id))
+    return [r for r in rows if wanted <= set(r.tags or [])]
 
 
 def target_timezones(*, group_ids: list[int] | None, group_filter: dict | None, host_id: int | None) -> list[str]:

@@ -3,7 +3,7 @@
 Setup streams generated rows into PostgreSQL with COPY (products, 2,000 authors, posts, their product links)
 and ANALYZEs. Measured, each for 10 s with wrk -c16 through gunicorn:
 
-- feed_first_page: GET /api/v1/posts — what the mini-program opens; served from the short feed cache
+- feed_first_page: GET /api/v1/member-posts — what the mini-program opens; served from the short feed cache
   (CONTENT_FEED_CACHE_SECONDS) after the first miss, as in production.
 - feed_mix: 600 distinct feed pages cycled (every age band × newest/popular, 300 product feeds, 200 deep
   newest pages by real cursors), still through the cache.
@@ -119,7 +119,7 @@ end
 def _deep_pages(base_url: str, count: int) -> list[str]:
     paths, cursor = [], None
     while len(paths) < count:
-        path = "/api/v1/posts?limit=20" + (f"&cursor={cursor}" if cursor else "")
+        path = "/api/v1/member-posts?limit=20" + (f"&cursor={cursor}" if cursor else "")
         paths.append(path)
         cursor = requests.get(base_url + path, timeout=30).json()["next_cursor"]
     return paths
@@ -128,8 +128,8 @@ def _deep_pages(base_url: str, count: int) -> list[str]:
 def run(ctx) -> list[dict]:
     rng = random.Random(7)
     linked = generate(ctx)
-    mix = [f"/api/v1/posts?age_band={quote(band)}&sort={sort}" for band in BANDS for sort in ("newest", "popular")]
-    mix += [f"/api/v1/posts?product_id={pid}" for pid in rng.sample(sorted(set(linked)), 300)]
+    mix = [f"/api/v1/member-posts?age_band={quote(band)}&sort={sort}" for band in BANDS for sort in ("newest", "popular")]
+    mix += [f"/api/v1/member-posts?product_id={pid}" for pid in rng.sample(sorted(set(linked)), 300)]
     mix += _deep_pages(ctx.base_url, 200)
     rng.shuffle(mix)
     search = [f"/api/v1/products?q={quote(word)}&limit=20" for word in WORDS]
@@ -142,8 +142,8 @@ def run(ctx) -> list[dict]:
                         p50_ms=result.p50_ms, healthz_p99_ms=ctx.healthz.p99_ms,
                         non2xx=result.non2xx, socket_errors=result.socket_errors)
 
-    lines = [measure("feed_first_page", "/api/v1/posts"),
-             measure("feed_mix", "/api/v1/posts", _cycle_lua(mix)),
+    lines = [measure("feed_first_page", "/api/v1/member-posts"),
+             measure("feed_mix", "/api/v1/member-posts", _cycle_lua(mix)),
              measure("product_search", "/api/v1/products", _cycle_lua(search))]
     port = free_port()
     uncached = ctx.spawn([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
@@ -151,7 +151,7 @@ def run(ctx) -> list[dict]:
     cached_base, ctx.base_url = ctx.base_url, f"http://127.0.0.1:{port}"
     try:
         wait_ready(ctx.base_url)
-        lines.append(measure("feed_uncached", "/api/v1/posts", _cycle_lua(mix)))
+        lines.append(measure("feed_uncached", "/api/v1/member-posts", _cycle_lua(mix)))
     finally:
         ctx.stop(uncached)
         ctx.base_url = cached_base

@@ -1,0 +1,1 @@
+"""The double-entry, append-only commission ledger: accounts, journals, lines, balances, settlement."""

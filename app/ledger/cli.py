@@ -1,0 +1,25 @@
+import click
+from flask.cli import AppGroup
+
+from app.ledger import service, settlement
+
+cli = AppGroup("ledger", help="The commission ledger.")
+
+
+@cli.command("settle")
+def settle() -> None:
+    """Settle the orders that are due now."""
+    click.echo(f"settled {settlement.settle()} orders")
+
+
+@cli.command("verify")
+def verify() -> None:
+    """Check that every journal sums to zero and every cached balance equals its lines."""
+    problems = service.verify()
+    for journal_id in problems["unbalanced_journals"]:
+        click.echo(f"journal {journal_id} does not sum to zero", err=True)
+    for code, cached, derived in problems["balance_drift"]:
+        click.echo(f"account {code}: cached {cached}, lines {derived}", err=True)
+    if problems["unbalanced_journals"] or problems["balance_drift"]:
+        raise SystemExit(1)
+    click.echo("ledger ok")

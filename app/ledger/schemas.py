@@ -1,0 +1,21 @@
+from marshmallow import Schema, fields, validate
+
+# PostgreSQL text cannot hold NUL characters; refuse them as a validation error, not a 500.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed.")
+
+
+class AdjustmentInSchema(Schema):
+    user_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2**53))
+    amount_fen = fields.Integer(required=True, strict=True,
+                                validate=[validate.Range(min=-10**9, max=10**9), validate.NoneOf([0])],
+                                metadata={"description": "Positive credits the user, negative debits (never below zero)."})
+    account = fields.String(load_default="available", validate=validate.OneOf(["pending", "available"]))
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=500), NO_NUL])
+
+
+class AdjustmentSchema(Schema):
+    journal_id = fields.Integer()
+    user_id = fields.Integer()
+    amount_fen = fields.Integer()
+    account = fields.String()
+    reason = fields.String()

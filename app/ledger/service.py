@@ -1,0 +1,211 @@
+"""Posting journals and reading balances. Every journal sums to zero; lines are never changed.
+
+Callers build `JournalDraft`s and post them inside their own transaction (posting never commits), so a
+journal commits together with the business change that caused it. A journal's `key` is unique: posting
+the same key twice posts it once. Balances are the sums of lines; each account also caches its balance,
+moved by the same UPDATE that accompanies the lines and checked against them by `verify()`.
+"""
+from collections import defaultdict
+from dataclasses import dataclass, field
+from uuid import uuid4
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.accounts import service as accounts
+from app.core.clock import now_utc
+from app.core.db import db
+from app.core.errors import Conflict, Invalid
+from app.core.pagination import keyset_page
+from app.ledger.models import PLATFORM_KINDS, USER_KINDS, LedgerAccount, LedgerJournal, LedgerLine
+
+
+@dataclass(frozen=True)
+class LineDraft:
+    owner_id: int | None
+    kind: str
+    amount_fen: int
+    share: str | None = None
+    order_line_id: int | None = None
+    attribution_id: int | None = None
+
+
+@dataclass
+class JournalDraft:
+    key: str
+    kind: str
+    lines: list[LineDraft] = field(default_factory=list)
+    order_id: int | None = None
+    withdrawal_id: int | None = None
+    reason: str | None = None
+    created_by_id: int | None = None
+
+
+class InsufficientBalance(Conflict):
+    code, message = "insufficient_balance", "The available balance is too low."
+
+
+def account_code(owner_id: int | None, kind: str) -> str:
+    if owner_id is None:
+        if kind not in PLATFORM_KINDS:
+            raise ValueError(f"{kind} is not a platform account")
+        return f"platform:{kind}"
+    if kind not in USER_KINDS:
+        raise ValueError(f"{kind} is not a user account")
+    return f"user:{owner_id}:{kind}"
+
+
+def _insert_ignoring_existing():
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(LedgerAccount).on_conflict_do_nothing(index_elements=["code"])
+
+
+def ensure_accounts(pairs: set[tuple[int | None, str]]) -> dict[tuple[int | None, str], int]:
+    """The account ids for (owner, kind) pairs, creating the missing accounts."""
+    codes = {account_code(owner, kind): (owner, kind) for owner, kind in pairs}
+    if not codes:
+        return {}
+    found = dict(db.session.execute(select(LedgerAccount.code, LedgerAccount.id).where(LedgerAccount.code.in_(codes))).all())
+    missing = [{"code": code, "owner_id": codes[code][0], "kind": codes[code][1], "balance_fen": 0,
+                "created_at": now_utc()} for code in codes if code not in found]
+    if missing:
+        db.session.execute(_insert_ignoring_existing(), missing)
+        found.update(db.session.execute(select(LedgerAccount.code, LedgerAccount.id)
+                                        .where(LedgerAccount.code.in_([m["code"] for m in missing]))).all())
+    return {codes[code]: account_id for code, account_id in found.items()}
+
+
+def post_journals(drafts: list[JournalDraft], *, guard: frozenset[tuple[int | None, str]] = frozenset()) -> list[int]:
+    """Post the drafts whose key is new (without committing); returns the new journal ids.
+
+    An account in `guard` may not go below zero through these postings: the balance moves by a
+    conditional UPDATE and a refusal raises `InsufficientBalance` (the caller rolls back).
+    """
+    ready = []
+    for draft in drafts:
+        lines = [line for line in draft.lines if line.amount_fen != 0]
+        if sum(line.amount_fen for line in lines) != 0:
+            raise ValueError(f"journal {draft.key} does not sum to zero")
+        if lines:
+            ready.append((draft, lines))
+    if not ready:
+        return []
+    existing = set(db.session.scalars(select(LedgerJournal.key).where(LedgerJournal.key.in_([d.key for d, _ in ready]))))
+    ready = [(d, lines) for d, lines in ready if d.key not in existing]
+    if not ready:
+        return []
+    accounts = ensure_accounts({(line.owner_id, line.kind) for _, lines in ready for line in lines})
+    now = now_utc()
+    journal_ids = db.session.scalars(
+        insert(LedgerJournal).returning(LedgerJournal.id, sort_by_parameter_order=True),
+        [{"key": d.key, "kind": d.kind, "order_id": d.order_id, "withdrawal_id": d.withdrawal_id, "reason": d.reason,
+          "created_by_id": d.created_by_id, "created_at": now} for d, _ in ready]).all()
+    rows, deltas = [], defaultdict(int)
+    for journal_id, (_, lines) in zip(journal_ids, ready):
+        for line in lines:
+            account_id = accounts[(line.owner_id, line.kind)]
+            deltas[account_id] += line.amount_fen
+            rows.append({"journal_id": journal_id, "account_id": account_id, "amount_fen": line.amount_fen,
+                         "share": line.share, "order_line_id": line.order_line_id,
+                         "attribution_id": line.attribution_id, "created_at": now})
+    db.session.execute(insert(LedgerLine), rows)
+    guarded = {accounts[pair] for pair in guard if pair in accounts}
+    # Accounts are updated in id order so that concurrent postings never deadlock.
+    for account_id in sorted(deltas):
+        delta = deltas[account_id]
+        stmt = update(LedgerAccount).where(LedgerAccount.id == account_id)
+        if account_id in guarded and delta < 0:
+            stmt = stmt.where(LedgerAccount.balance_fen + delta >= 0)
+        moved = db.session.execute(stmt.values(balance_fen=LedgerAccount.balance_fen + delta)
+                                   .execution_options(synchronize_session=False)).rowcount
+        if moved != 1:
+            raise InsufficientBalance()
+    return list(journal_ids)
+
+
+def balances(*, owner_id: int) -> dict[str, int]:
+    """A user's balance per account kind (zero for accounts never used)."""
+    rows = db.session.execute(select(LedgerAccount.kind, LedgerAccount.balance_fen)
+                              .where(LedgerAccount.owner_id == owner_id)).all()
+    return {kind: 0 for kind in USER_KINDS} | dict(rows)
+
+
+def derived_balance(*, owner_id: int | None, kind: str) -> int:
+    """An account's balance summed from its lines (the truth the cache must equal)."""
+    return db.session.scalar(
+        select(func.coalesce(func.sum(LedgerLine.amount_fen), 0)).join(LedgerAccount, LedgerAccount.id == LedgerLine.account_id)
+        .where(LedgerAccount.code == account_code(owner_id, kind))) or 0
+
+
+def verify() -> dict[str, list]:
+    """Check the ledger: journals whose lines do not sum to zero, accounts whose cache differs from their lines."""
+    unbalanced = list(db.session.scalars(
+        select(LedgerLine.journal_id).group_by(LedgerLine.journal_id).having(func.sum(LedgerLine.amount_fen) != 0)))
+    sums = select(LedgerLine.account_id, func.sum(LedgerLine.amount_fen).label("total")).group_by(LedgerLine.account_id).subquery()
+    drift = [tuple(row) for row in db.session.execute(
+        select(LedgerAccount.code, LedgerAccount.balance_fen, func.coalesce(sums.c.total, 0))
+        .outerjoin(sums, sums.c.account_id == LedgerAccount.id)
+        .where(LedgerAccount.balance_fen != func.coalesce(sums.c.total, 0)))]
+    return {"unbalanced_journals": unbalanced, "balance_drift": drift}
+
+
+def adjust(*, user_id: int, amount_fen: int, account: str, reason: str, operator_id: int | None) -> int:
+    """Credit (or debit) a user's pending or available balance against the platform, with a reason.
+
+    A debit may not take the balance below zero: only a clawback of refunded commission can do that.
+    """
+    accounts.get_user(user_id=user_id)
+    if amount_fen == 0 or account not in ("pending", "available"):
+        raise Invalid("An adjustment moves a non-zero amount on pending or available.", code="adjustment_invalid")
+    if not reason.strip():
+        raise Invalid("Give the reason for the adjustment.", code="reason_required", errors={"reason": ["Blank."]})
+    draft = JournalDraft(key=f"adjustment:{uuid4().hex}", kind="adjustment", reason=reason.strip(),
+                         created_by_id=operator_id, lines=[LineDraft(user_id, account, amount_fen, share="adjustment"),
+                                                           LineDraft(None, "adjustments", -amount_fen, share="adjustment")])
+    try:
+        journal_ids = post_journals([draft], guard=frozenset({(user_id, account)}))
+    except InsufficientBalance:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return journal_ids[0]
+
+
+def earnings_by_share(*, owner_id: int) -> dict[str, int]:
+    """What the user has earned, net of reversals, per share (level1, level2, host, content, adjustment)."""
+    rows = db.session.execute(
+        select(LedgerLine.share, func.sum(LedgerLine.amount_fen)).join(LedgerAccount, LedgerAccount.id == LedgerLine.account_id)
+        .where(LedgerAccount.owner_id == owner_id, LedgerAccount.kind.in_(("pending", "available")),
+               LedgerLine.share.is_not(None))
+        .group_by(LedgerLine.share)).all()
+    return {share: 0 for share in ("level1", "level2", "host", "content", "adjustment")} | {s: int(v) for s, v in rows}
+
+
+def entries(*, owner_id: int, cursor: str | None, limit: int) -> tuple[list[dict], str | None]:
+    """The user's ledger lines, newest first, each with its journal (kind, cause, reason)."""
+    stmt = (select(LedgerLine.id, LedgerLine.amount_fen, LedgerLine.share, LedgerLine.order_line_id,
+                   LedgerLine.attribution_id, LedgerLine.created_at, LedgerAccount.kind.label("account"),
+                   LedgerJournal.id.label("journal_id"), LedgerJournal.kind.label("journal_kind"),
+                   LedgerJournal.order_id, LedgerJournal.withdrawal_id, LedgerJournal.reason)
+            .join(LedgerAccount, LedgerAccount.id == LedgerLine.account_id)
+            .join(LedgerJournal, LedgerJournal.id == LedgerLine.journal_id)
+            .where(LedgerAccount.owner_id == owner_id))
+    rows, next_cursor = keyset_page(stmt, columns=[LedgerLine.id], kinds=[int], cursor=cursor, limit=limit,
+                                    key_of=lambda r: (r.id,), session=db.session)
+    return [dict(row._mapping) for row in rows], next_cursor
+
+
+def journals_of_order(*, order_id: int) -> list[dict]:
+    """Every journal an order produced, with its lines and the accounts they touch."""
+    journals = db.session.scalars(select(LedgerJournal).where(LedgerJournal.order_id == order_id).order_by(LedgerJournal.id)).all()
+    lines = db.session.execute(
+        select(LedgerLine.journal_id, LedgerLine.amount_fen, LedgerLine.share, LedgerLine.order_line_id,
+               LedgerLine.attribution_id, LedgerAccount.code, LedgerAccount.owner_id, LedgerAccount.kind)
+        .join(LedgerAccount, LedgerAccount.id == LedgerLine.account_id)
+        .where(LedgerLine.journal_id.in_([j.id for j in journals])).order_by(LedgerLine.id)).mappings().all() if journals else []
+    by_journal = defaultdict(list)
+    for line in lines:
+        by_journal[line["journal_id"]].append({k: line[k] for k in ("amount_fen", "share", "order_line_id",
+                                                                    "attribution_id", "owner_id", "kind", "code")})
+    return [{"id": j.id, "key": j.key, "kind": j.kind, "reason": j.reason, "created_at": j.created_at,
+             "lines": by_journal[j.id]} for j in journals]

@@ -1,0 +1,128 @@
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from app.orders.models import ORDER_STATUSES
+
+# PostgreSQL text cannot hold NUL characters; refuse them as a validation error, not a 500.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed.")
+
+FEN = validate.Range(min=0, max=10**11)
+
+
+class OrderLineInSchema(Schema):
+    line_id = fields.String(required=True, validate=[validate.Length(min=1, max=64), NO_NUL])
+    product_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**53))
+    product_external_id = fields.String(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=128), NO_NUL])
+    quantity = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10**6))
+    paid_fen = fields.Integer(required=True, strict=True, validate=FEN)
+    refunded_fen = fields.Integer(load_default=None, allow_none=True, strict=True, validate=FEN,
+                                  metadata={"description": "Cumulative refund of this line."})
+
+    @validates_schema
+    def _consistent(self, data, **kwargs):
+        if (data.get("product_id") is None) == (data.get("product_external_id") is None):
+            raise ValidationError("Give exactly one of product_id and product_external_id.", "product_id")
+        if (data.get("refunded_fen") or 0) > data["paid_fen"]:
+            raise ValidationError("A refund cannot exceed what was paid.", "refunded_fen")
+
+
+class OrderInSchema(Schema):
+    external_id = fields.String(required=True, validate=[validate.Length(min=1, max=128), NO_NUL])
+    status = fields.String(required=True, validate=validate.OneOf(ORDER_STATUSES))
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=2**62))
+    event_at = fields.AwareDateTime(required=True)
+    paid_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    completed_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    buyer_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**53))
+    buyer_openid = fields.String(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=64), NO_NUL])
+    tracking_code = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9]{1,16}$"))
+    lines = fields.List(fields.Nested(OrderLineInSchema), required=True, validate=validate.Length(min=1, max=200))
+
+    @validates_schema
+    def _unique_lines(self, data, **kwargs):
+        ids = [line["line_id"] for line in data.get("lines", [])]
+        if len(ids) != len(set(ids)):
+            raise ValidationError("Line ids repeat within the order.", "lines")
+
+
+class WebhookInSchema(Schema):
+    event_id = fields.String(required=True, validate=[validate.Length(min=1, max=128), NO_NUL])
+    order = fields.Nested(OrderInSchema, required=True)
+
+
+class WebhookResultSchema(Schema):
+    order_id = fields.Integer(allow_none=True)
+    outcome = fields.String(metadata={"description": "created, applied, stale or duplicate."})
+
+
+class OrderSearchArgsSchema(Schema):
+    source = fields.String(load_default=None, validate=[validate.Length(min=1, max=32), NO_NUL])
+    external_id = fields.String(load_default=None, validate=[validate.Length(min=1, max=128), NO_NUL])
+    buyer_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**53))
+    status = fields.String(load_default=None, validate=validate.OneOf(ORDER_STATUSES))
+    cursor = fields.String(load_default=None)
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class OrderSchema(Schema):
+    id = fields.Integer()
+    source = fields.String()
+    external_id = fields.String()
+    buyer_id = fields.Integer(allow_none=True)
+    tracking_code = fields.String(allow_none=True)
+    status = fields.String()
+    paid_fen = fields.Integer()
+    refunded_fen = fields.Integer()
+    version = fields.Integer()
+    paid_at = fields.DateTime()
+    completed_at = fields.DateTime(allow_none=True)
+    settled_at = fields.DateTime(allow_none=True)
+
+
+class OrderPageSchema(Schema):
+    items = fields.List(fields.Nested(OrderSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class OrderLineSchema(Schema):
+    id = fields.Integer()
+    line_key = fields.String()
+    product_id = fields.Integer()
+    quantity = fields.Integer()
+    paid_fen = fields.Integer()
+    refunded_fen = fields.Integer()
+    seller_bp = fields.Integer()
+
+
+class OrderEventSchema(Schema):
+    version = fields.Integer()
+    status = fields.String()
+    event_at = fields.DateTime()
+    applied = fields.Boolean()
+    received_at = fields.DateTime()
+
+
+class JournalLineSchema(Schema):
+    amount_fen = fields.Integer()
+    share = fields.String(allow_none=True)
+    order_line_id = fields.Integer(allow_none=True)
+    attribution_id = fields.Integer(allow_none=True)
+    owner_id = fields.Integer(allow_none=True)
+    kind = fields.String()
+    code = fields.String()
+
+
+class JournalSchema(Schema):
+    id = fields.Integer()
+    key = fields.String()
+    kind = fields.String()
+    reason = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    lines = fields.List(fields.Nested(JournalLineSchema))
+
+
+class OrderDetailSchema(Schema):
+    order = fields.Nested(OrderSchema)
+    lines = fields.List(fields.Nested(OrderLineSchema))
+    events = fields.List(fields.Nested(OrderEventSchema))
+    attributions = fields.List(fields.Dict())
+    journals = fields.List(fields.Nested(JournalSchema))

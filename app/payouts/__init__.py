@@ -1,0 +1,1 @@
+"""Withdrawals of available earnings to users' WeChat wallets."""

@@ -1,0 +1,158 @@
+"""Withdrawals: request (money moves available → withdrawing), pay through the channel, resolve unknowns.
+
+Rules: at least 1 yuan; at most the daily cap per user per Beijing calendar day (failed ones do not
+count); one withdrawal in flight per user (a partial unique index); only from a positive available
+balance (the ledger's guarded UPDATE). A success moves withdrawing → withdrawn; a failure returns the
+money to available; an undecided answer leaves the withdrawal `unknown` until a query resolves it.
+Every outcome is applied by a conditional UPDATE on the status and a journal with a unique key, so a
+job that runs twice has one effect.
+"""
+import secrets
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.core.clock import now_utc
+from app.core.db import db
+from app.core.errors import Conflict, Invalid, NotFound
+from app.core.pagination import keyset_page
+from app.core.queue import enqueue
+from app.ledger import service as ledger
+from app.ledger.service import JournalDraft, LineDraft
+from app.payouts import channel
+from app.payouts.models import Withdrawal
+
+MINIMUM_FEN = 100
+BEIJING = ZoneInfo("Asia/Shanghai")
+IN_FLIGHT = ("pending", "unknown")
+
+
+def _day_start(at: datetime) -> datetime:
+    local = at.astimezone(BEIJING)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(at.tzinfo)
+
+
+def request_withdrawal(*, user_id: int, openid: str, amount_fen: int) -> Withdrawal:
+    """Reserve `amount_fen` of the user's available balance for a payout and queue the transfer."""
+    if amount_fen < MINIMUM_FEN:
+        raise Invalid("The minimum withdrawal is 1 yuan.", code="amount_below_minimum",
+                      errors={"amount_fen": [f"At least {MINIMUM_FEN}."]})
+    now = now_utc()
+    cap = current_app.config.get("WITHDRAWAL_DAILY_CAP_FEN", 200_000)
+    today = db.session.scalar(select(func.coalesce(func.sum(Withdrawal.amount_fen), 0)).where(
+        Withdrawal.user_id == user_id, Withdrawal.requested_at >= _day_start(now), Withdrawal.status != "failed"))
+    if today + amount_fen > cap:
+        raise Invalid("This would pass today's withdrawal limit.", code="daily_cap_exceeded",
+                      errors={"amount_fen": [f"At most {max(cap - today, 0)} more today."]})
+    withdrawal = Withdrawal(user_id=user_id, amount_fen=amount_fen, status="pending", openid=openid,
+                            partner_trade_no="mmqw" + secrets.token_hex(14), attempts=0, requested_at=now, updated_at=now)
+    try:
+        with db.session.begin_nested():
+            db.session.add(withdrawal)
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("A withdrawal is already in progress.", code="withdrawal_in_flight")
+    try:
+        ledger.post_journals([JournalDraft(key=f"withdrawal:{withdrawal.id}:request", kind="withdrawal",
+                                           withdrawal_id=withdrawal.id, lines=[
+                                               LineDraft(user_id, "available", -amount_fen),
+                                               LineDraft(user_id, "withdrawing", amount_fen)])],
+                             guard=frozenset({(user_id, "available")}))
+    except ledger.InsufficientBalance:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    enqueue("payouts", pay, withdrawal.id)
+    return withdrawal
+
+
+def get_withdrawal(*, user_id: int, withdrawal_id: int) -> Withdrawal:
+    """One of the user's withdrawals."""
+    withdrawal = db.session.get(Withdrawal, withdrawal_id)
+    if withdrawal is None or withdrawal.user_id != user_id:
+        raise NotFound("No such withdrawal.", code="withdrawal_not_found")
+    return withdrawal
+
+
+def list_withdrawals(*, user_id: int, cursor: str | None, limit: int) -> tuple[list[Withdrawal], str | None]:
+    """The user's withdrawals, newest first."""
+    return keyset_page(select(Withdrawal).where(Withdrawal.user_id == user_id), columns=[Withdrawal.id], kinds=[int],
+                       cursor=cursor, limit=limit, key_of=lambda w: (w.id,), session=db.session)
+
+
+def _finish(withdrawal: Withdrawal, outcome: channel.Outcome) -> str:
+    """Apply a decided outcome once: a status UPDATE that only an in-flight withdrawal passes, and its journal."""
+    now = now_utc()
+    final = "succeeded" if outcome.status == "succeeded" else "failed"
+    moved = db.session.execute(
+        update(Withdrawal).where(Withdrawal.id == withdrawal.id, Withdrawal.status.in_(IN_FLIGHT))
+        .values(status=final, updated_at=now, finished_at=now, payment_no=outcome.payment_no,
+                failure_code=outcome.code if final == "failed" else None,
+                failure_message=(outcome.message or "")[:255] if final == "failed" else None)
+        .execution_options(synchronize_session=False)).rowcount
+    if moved:
+        target = "withdrawn" if final == "succeeded" else "available"
+        ledger.post_journals([JournalDraft(
+            key=f"withdrawal:{withdrawal.id}:{final}", kind="payout_success" if final == "succeeded" else "payout_failure",
+            withdrawal_id=withdrawal.id, lines=[LineDraft(withdrawal.user_id, "withdrawing", -withdrawal.amount_fen),
+                                                LineDraft(withdrawal.user_id, target, withdrawal.amount_fen)])])
+    db.session.commit()
+    return final
+
+
+def _mark_unknown(withdrawal: Withdrawal, outcome: channel.Outcome) -> str:
+    db.session.execute(update(Withdrawal).where(Withdrawal.id == withdrawal.id, Withdrawal.status.in_(IN_FLIGHT))
+                       .values(status="unknown", updated_at=now_utc(), failure_code=outcome.code,
+                               failure_message=(outcome.message or "")[:255])
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+    return "unknown"
+
+
+def pay(withdrawal_id: int) -> str:
+    """Transfer a pending withdrawal (an RQ job; running it twice pays once: the trade number is reused)."""
+    withdrawal = db.session.get(Withdrawal, withdrawal_id)
+    if withdrawal is None or withdrawal.status != "pending":
+        return withdrawal.status if withdrawal else "missing"
+    db.session.execute(update(Withdrawal).where(Withdrawal.id == withdrawal_id)
+                       .values(attempts=Withdrawal.attempts + 1, updated_at=now_utc())
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+    outcome = channel.send(partner_trade_no=withdrawal.partner_trade_no, openid=withdrawal.openid,
+                           amount_fen=withdrawal.amount_fen, description="妈妈圈佣金提现")
+    if outcome.status == "unknown":
+        return _mark_unknown(withdrawal, outcome)
+    return _finish(withdrawal, outcome)
+
+
+def resolve(withdrawal_id: int) -> str:
+    """Ask WeChat what became of an unknown withdrawal; a transfer it never received is sent again (same number)."""
+    withdrawal = db.session.get(Withdrawal, withdrawal_id)
+    if withdrawal is None or withdrawal.status != "unknown":
+        return withdrawal.status if withdrawal else "missing"
+    outcome = channel.query(partner_trade_no=withdrawal.partner_trade_no)
+    if outcome.status == "not_found":
+        moved = db.session.execute(update(Withdrawal).where(Withdrawal.id == withdrawal_id, Withdrawal.status == "unknown")
+                                   .values(status="pending", updated_at=now_utc())
+                                   .execution_options(synchronize_session=False)).rowcount
+        db.session.commit()
+        return pay(withdrawal_id) if moved else withdrawal.status
+    if outcome.status == "unknown":
+        db.session.execute(update(Withdrawal).where(Withdrawal.id == withdrawal_id).values(updated_at=now_utc())
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
+        return "unknown"
+    return _finish(withdrawal, outcome)
+
+
+def resolve_stuck(*, older_than: timedelta = timedelta(minutes=1)) -> int:
+    """Queue a query for every unknown withdrawal and a new attempt for pending ones whose job was lost (scheduled)."""
+    cutoff = now_utc() - older_than
+    rows = db.session.execute(select(Withdrawal.id, Withdrawal.status).where(
+        Withdrawal.status.in_(IN_FLIGHT), Withdrawal.updated_at <= cutoff).order_by(Withdrawal.id).limit(1000)).all()
+    for withdrawal_id, status in rows:
+        enqueue("payouts", resolve if status == "unknown" else pay, withdrawal_id)
+    return len(rows)

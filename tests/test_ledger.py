@@ -1,0 +1,174 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select, text
+
+from app.affiliate import service as affiliate
+from app.core.db import db
+from app.ledger import service as ledger, settlement
+from app.ledger.models import LedgerJournal, LedgerLine
+from app.orders import service as orders
+from tests.affiliate_helpers import ingest, make_product, user_id
+
+T0 = datetime(2026, 7, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def setup(api, frozen_clock):
+    frozen_clock(T0)
+    grandma, code = user_id(api, "grandma")
+    sharer, _ = user_id(api, "sharer", invite_code=code)
+    host, _ = user_id(api, "host")
+    buyer, _ = user_id(api, "buyer")
+    product = make_product(price_fen=10000, commission_rate_bp=2000)
+    link = affiliate.create_share_link(sharer_id=sharer, product_id=product.id, host_id=host)
+    return {"sharer": sharer, "grandma": grandma, "host": host, "buyer": buyer, "product": product, "code": link.code}
+
+
+def _order(s, *, status="paid", version=1, refunded=None, external_id="O1"):
+    return ingest(external_id=external_id, product=s["product"], buyer_id=s["buyer"], tracking_code=s["code"],
+                  status=status, version=version, refunded_fen=refunded)
+
+
+def _bal(user):
+    return ledger.balances(owner_id=user)
+
+
+def _clean():
+    assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}
+
+
+def test_partial_then_full_refund_before_settlement_reverses_every_share(setup):
+    s = setup
+    _order(s)
+    assert (_bal(s["sharer"])["pending"], _bal(s["grandma"])["pending"], _bal(s["host"])["pending"]) == (500, 100, 100)
+    _order(s, status="refunded", version=2, refunded=3333)
+    # floor(500 × 3333/10000) = 166 reversed; level-2 and host too: floor(100 × 0.3333) = 33
+    assert (_bal(s["sharer"])["pending"], _bal(s["grandma"])["pending"], _bal(s["host"])["pending"]) == (334, 67, 67)
+    _order(s, status="refunded", version=3, refunded=10000)
+    assert (_bal(s["sharer"])["pending"], _bal(s["grandma"])["pending"], _bal(s["host"])["pending"]) == (0, 0, 0)
+    assert ledger.derived_balance(owner_id=None, kind="platform_revenue") == 0
+    assert ledger.derived_balance(owner_id=None, kind="commission_receivable") == 0
+    _clean()
+
+
+def test_settlement_waits_for_completion_and_holding(setup, frozen_clock):
+    s = setup
+    _order(s)
+    frozen_clock(T0 + timedelta(days=30))
+    assert orders.settle_due() == 0  # paid, never completed
+    _order(s, status="completed", version=2)
+    frozen_clock(T0 + timedelta(days=37) - timedelta(seconds=1))
+    assert settlement.settle() == 0
+    frozen_clock(T0 + timedelta(days=37))
+    assert settlement.settle() == 1
+    assert _bal(s["sharer"]) == {"pending": 0, "available": 500, "withdrawing": 0, "withdrawn": 0}
+    assert settlement.settle() == 0  # idempotent
+    _clean()
+
+
+def test_refund_after_settlement_claws_back_and_nets_later(setup, frozen_clock):
+    s = setup
+    _order(s, status="completed")
+    frozen_clock(T0 + timedelta(days=8))
+    settlement.settle()
+    _order(s, status="refunded", version=2, refunded=5000)
+    assert _bal(s["sharer"])["available"] == 250 and _bal(s["grandma"])["available"] == 50
+    kinds = set(db.session.scalars(select(LedgerJournal.kind)))
+    assert "clawback" in kinds
+    _order(s, status="refunded", version=3, refunded=10000)
+    assert _bal(s["sharer"])["available"] == 0
+    _clean()
+
+
+def test_partial_refund_then_settlement_moves_the_rest(setup, frozen_clock):
+    s = setup
+    _order(s, status="completed")
+    _order(s, status="refunded", version=2, refunded=2500)
+    frozen_clock(T0 + timedelta(days=8))
+    settlement.settle()
+    assert _bal(s["sharer"]) == {"pending": 0, "available": 375, "withdrawing": 0, "withdrawn": 0}
+    assert _bal(s["grandma"])["available"] == 75
+    _clean()
+
+
+def test_negative_available_nets_against_later_earnings(setup, frozen_clock, api):
+    from app.ledger.service import JournalDraft, LineDraft
+
+    s = setup
+    _order(s, status="completed")
+    frozen_clock(T0 + timedelta(days=8))
+    settlement.settle()
+    # the sharer withdrew everything meanwhile (simulated by posting the withdrawal journal)
+    ledger.post_journals([JournalDraft(key="w", kind="withdrawal", lines=[
+        LineDraft(s["sharer"], "available", -500), LineDraft(s["sharer"], "withdrawing", 500)])],
+        guard=frozenset({(s["sharer"], "available")}))
+    db.session.commit()
+    _order(s, status="refunded", version=2, refunded=10000)
+    assert _bal(s["sharer"])["available"] == -500
+    _order(s, status="completed", external_id="O2")
+    frozen_clock(T0 + timedelta(days=16))
+    settlement.settle()
+    assert _bal(s["sharer"])["available"] == 0
+    _clean()
+
+
+def test_guard_refuses_overdraft(setup):
+    from app.ledger.service import InsufficientBalance, JournalDraft, LineDraft
+
+    s = setup
+    with pytest.raises(InsufficientBalance):
+        ledger.post_journals([JournalDraft(key="w", kind="withdrawal", lines=[
+            LineDraft(s["sharer"], "available", -1), LineDraft(s["sharer"], "withdrawing", 1)])],
+            guard=frozenset({(s["sharer"], "available")}))
+    db.session.rollback()
+
+
+def test_unbalanced_journal_is_refused():
+    from app.ledger.service import JournalDraft, LineDraft
+
+    with pytest.raises(ValueError):
+        ledger.post_journals([JournalDraft(key="bad", kind="adjustment", lines=[LineDraft(None, "adjustments", 5)])])
+
+
+def test_database_refuses_to_change_ledger_lines(setup):
+    s = setup
+    _order(s)
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the append-only trigger is PostgreSQL's")
+    from sqlalchemy.exc import DBAPIError
+
+    line_id = db.session.scalar(select(LedgerLine.id).limit(1))
+    for statement in ("UPDATE ledger_lines SET amount_fen = amount_fen + 1 WHERE id = :id",
+                      "DELETE FROM ledger_lines WHERE id = :id"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with db.session.begin_nested():
+                db.session.execute(text(statement), {"id": line_id})
+    with pytest.raises(DBAPIError, match="append-only"):
+        with db.session.begin_nested():
+            db.session.execute(text("DELETE FROM ledger_journals"))
+
+
+def test_operator_adjustments(api, setup):
+    s = setup
+    operator = api.as_user("op", roles=("operator",))
+    body = {"user_id": s["sharer"], "amount_fen": 300, "reason": "补发活动奖励"}
+    headers = {"Idempotency-Key": "adj-1"}
+    first = operator.post("/api/v1/admin/adjustments", json=body, headers=headers)
+    assert first.status_code == 201 and first.get_json()["account"] == "available"
+    assert operator.post("/api/v1/admin/adjustments", json=body, headers=headers).get_json() == first.get_json()
+    assert _bal(s["sharer"])["available"] == 300
+    journal = db.session.get(LedgerJournal, first.get_json()["journal_id"])
+    assert (journal.kind, journal.reason, journal.created_by_id) == ("adjustment", "补发活动奖励", operator.user["id"])
+    debit = operator.post("/api/v1/admin/adjustments", json=body | {"amount_fen": -301}, headers={"Idempotency-Key": "adj-2"})
+    assert debit.status_code == 409 and debit.get_json()["code"] == "insufficient_balance"
+    assert operator.post("/api/v1/admin/adjustments", json=body | {"amount_fen": -300},
+                         headers={"Idempotency-Key": "adj-3"}).status_code == 201
+    assert _bal(s["sharer"])["available"] == 0
+    assert operator.post("/api/v1/admin/adjustments", json=body | {"amount_fen": 0},
+                         headers={"Idempotency-Key": "adj-4"}).status_code == 422
+    assert operator.post("/api/v1/admin/adjustments", json=body | {"user_id": 99999},
+                         headers={"Idempotency-Key": "adj-5"}).get_json()["code"] == "user_not_found"
+    assert api.as_user("mom").post("/api/v1/admin/adjustments", json=body,
+                                   headers={"Idempotency-Key": "adj-6"}).status_code == 403
+    _clean()

@@ -1,0 +1,152 @@
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from app.core.db import db
+from app.ledger.models import LedgerJournal
+from app.orders import webhooks
+from app.orders.models import Order, OrderEvent
+from tests.affiliate_helpers import make_product, sign_headers
+from tests.helpers import assert_error
+
+T0 = datetime(2026, 6, 1, tzinfo=timezone.utc)
+URL = "/api/v1/webhooks/orders/jd-union"
+
+
+@pytest.fixture
+def secret():
+    return webhooks.add_source(name="jd-union").secret
+
+
+def _body(product, *, event_id="e1", version=1, status="paid", refunded=None, external_id="JD1") -> bytes:
+    line = {"line_id": "L1", "product_external_id": product.external_id, "quantity": 2, "paid_fen": 5000}
+    if refunded is not None:
+        line["refunded_fen"] = refunded
+    return json.dumps({"event_id": event_id, "order": {
+        "external_id": external_id, "status": status, "version": version, "event_at": T0.isoformat(),
+        "buyer_openid": "buyer-openid", "lines": [line]}}).encode()
+
+
+def _count(model) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_same_webhook_100_times_makes_one_order(client, secret, frozen_clock):
+    frozen_clock(T0)
+    product = make_product()
+    body = _body(product)
+    outcomes = [client.post(URL, data=body, headers=sign_headers(secret, body)).get_json()["outcome"] for _ in range(100)]
+    assert outcomes[0] == "created" and set(outcomes[1:]) == {"duplicate"}
+    assert _count(Order) == 1 and _count(LedgerJournal) == 1
+    again = _body(product, event_id="e2")  # same order, same version, new event id: stale
+    assert client.post(URL, data=again, headers=sign_headers(secret, again)).get_json()["outcome"] == "stale"
+    assert _count(Order) == 1 and _count(LedgerJournal) == 1
+
+
+def test_out_of_order_events(client, secret, frozen_clock):
+    frozen_clock(T0)
+    product = make_product()
+    refunded = _body(product, event_id="r", version=3, status="refunded", refunded=1000)
+    assert client.post(URL, data=refunded, headers=sign_headers(secret, refunded)).get_json()["outcome"] == "created"
+    paid = _body(product, event_id="p", version=1)
+    assert client.post(URL, data=paid, headers=sign_headers(secret, paid)).get_json()["outcome"] == "stale"
+    order = db.session.scalar(select(Order))
+    assert (order.status, order.version, order.refunded_fen) == ("refunded", 3, 1000)
+    completed = _body(product, event_id="c", version=2, status="completed")
+    assert client.post(URL, data=completed, headers=sign_headers(secret, completed)).get_json()["outcome"] == "stale"
+    assert db.session.scalar(select(func.count()).select_from(OrderEvent).where(OrderEvent.applied.is_(False))) == 2
+
+
+@pytest.mark.parametrize("forgery", ["tampered", "wrong_secret", "old", "future", "missing_signature",
+                                     "missing_timestamp", "unknown_source", "garbage_signature"])
+def test_forged_webhooks_are_refused(client, secret, frozen_clock, forgery):
+    frozen_clock(T0)
+    product = make_product()
+    body = _body(product)
+    headers = sign_headers(secret, body)
+    url = URL
+    expected = "signature_invalid"
+    if forgery == "tampered":
+        body = body.replace(b"5000", b"9000")
+    elif forgery == "wrong_secret":
+        headers = sign_headers("not-the-secret", body)
+    elif forgery == "old":
+        headers = sign_headers(secret, body, timestamp=int(T0.timestamp()) - 301)
+        expected = "timestamp_out_of_tolerance"
+    elif forgery == "future":
+        headers = sign_headers(secret, body, timestamp=int(T0.timestamp()) + 301)
+        expected = "timestamp_out_of_tolerance"
+    elif forgery == "missing_signature":
+        headers.pop("X-Mmq-Signature")
+        expected = "signature_missing"
+    elif forgery == "missing_timestamp":
+        headers.pop("X-Mmq-Timestamp")
+        expected = "signature_missing"
+    elif forgery == "unknown_source":
+        url = "/api/v1/webhooks/orders/nobody"
+    elif forgery == "garbage_signature":
+        headers["X-Mmq-Signature"] = "zz" * 40
+    assert_error(client.post(url, data=body, headers=headers), 401, expected)
+    assert _count(Order) == 0
+
+
+def test_tolerance_edge_is_accepted(client, secret, frozen_clock):
+    frozen_clock(T0)
+    body = _body(make_product())
+    response = client.post(URL, data=body, headers=sign_headers(secret, body, timestamp=int(T0.timestamp()) - 300))
+    assert response.status_code == 200
+
+
+def test_invalid_events_are_422_and_write_nothing(client, secret, frozen_clock):
+    frozen_clock(T0)
+    product = make_product()
+    too_much = _body(product, refunded=5001)
+    assert_error(client.post(URL, data=too_much, headers=sign_headers(secret, too_much)), 422, "validation_error")
+    unknown = json.dumps({"event_id": "u", "order": {"external_id": "X", "status": "paid", "version": 1,
+                          "event_at": T0.isoformat(), "lines": [{"line_id": "1", "product_external_id": "nope",
+                                                                 "paid_fen": 1}]}}).encode()
+    assert_error(client.post(URL, data=unknown, headers=sign_headers(secret, unknown)), 422, "unknown_products")
+    garbage = b"{not json"
+    assert_error(client.post(URL, data=garbage, headers=sign_headers(secret, garbage)), 400, "invalid_json")
+    assert _count(Order) == 0
+    good = _body(product, event_id="u")  # the refused event id was not burnt
+    assert client.post(URL, data=good, headers=sign_headers(secret, good)).get_json()["outcome"] == "created"
+
+
+def test_refund_can_never_exceed_paid_through_the_service(frozen_clock):
+    from app.core.errors import Invalid
+    from tests.affiliate_helpers import ingest
+
+    product = make_product(price_fen=1000)
+    with pytest.raises(Invalid) as exc:
+        ingest(external_id="x", product=product, refunded_fen=1001, status="refunded")
+    assert exc.value.code == "refund_exceeds_paid"
+
+
+def test_statement_import_is_idempotent(app, tmp_path, frozen_clock):
+    frozen_clock(T0)
+    product = make_product()
+    rows = [{"external_id": f"S{i}", "status": "paid", "version": 1, "event_at": T0.isoformat(),
+             "lines": [{"line_id": "1", "product_external_id": product.external_id, "paid_fen": 1000}]} for i in range(5)]
+    text = "\n".join(json.dumps(r) for r in rows[:2]) + "\n{bad\n" + json.dumps({"external_id": "S9"}) + "\n" + \
+        json.dumps({**rows[2], "lines": [{"line_id": "1", "product_external_id": "missing", "paid_fen": 1}]}) + "\n" + \
+        "\n".join(json.dumps(r) for r in rows[3:]) + "\n"
+    statement = tmp_path / "statement.jsonl"
+    statement.write_text(text)
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["orders", "import", str(statement), "--source", "jd-union"])
+    assert "created 4, applied 0, stale 0, rejected 3" in first.output
+    assert "line 3:" in first.output and "line 4:" in first.output and "line 5:" in first.output
+    journals = _count(LedgerJournal)
+    second = runner.invoke(args=["orders", "import", str(statement), "--source", "jd-union"])
+    assert "created 0, applied 0, stale 4, rejected 3" in second.output
+    assert _count(Order) == 4 and _count(LedgerJournal) == journals
+
+
+def test_hostile_source_name_is_refused_like_an_unknown_one(client, secret, frozen_clock):
+    frozen_clock(T0)
+    body = _body(make_product())
+    assert_error(client.post("/api/v1/webhooks/orders/jd%00union", data=body, headers=sign_headers(secret, body)),
+                 401, "signature_invalid")
