@@ -506,3 +506,70 @@ def test_knowledge_points_go_out_with_the_partners_share(host, frozen_clock, api
     assert (link.content_id, link.content_author_id, link.post_id, link.group_id, link.host_id) == (
         with_product.get_json()["id"], partner.user["id"], carded["id"], gid, host.user["id"])
     assert {d.state for d in deliveries(plain["id"]) + deliveries(carded["id"])} == {"sent"}
+
+
+OUTCOMES = {
+    "sent": channels.Outcome("sent"),
+    "failed": channels.Outcome("failed", error_code="unreachable"),
+    "dead": channels.Outcome("dead", error_code="93000"),
+    "unknown": channels.Outcome("unknown", error_code="no_answer"),
+    "deferred": channels.Outcome("deferred", error_code="45009", retry_after_ms=60_000),
+}
+
+
+def test_delivery_state_machine_never_resends_what_may_have_arrived(host, frozen_clock, monkeypatch):
+    """Whatever WeCom answers, in any order, with any clock jumps and reconciler runs: a delivery whose send may
+    have arrived (sent or unknown) is never sent again by the engine, and failures end in dead."""
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    gid = robot_group(host, "robot-key-machine")
+    redis = get_redis()
+    step = st.one_of(st.tuples(st.just("answer"), st.sampled_from(sorted(OUTCOMES))),
+                     st.tuples(st.just("wait"), st.integers(min_value=0, max_value=40)),
+                     st.tuples(st.just("reconcile"), st.none()))
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(step, min_size=1, max_size=12))
+    def run(steps):
+        moment = T0
+        frozen_clock(moment)
+        db.session.execute(update(Delivery).values(state="dead"))  # earlier examples' rows stay out of the way
+        db.session.commit()
+        created = post(host, [gid], schedule={"kind": "once", "at": "2026-11-22T20:01"})
+        calls: list[str] = []
+        answer = ["failed"]
+
+        def fake_send(session, **kwargs):
+            calls.append(answer[0])
+            return OUTCOMES[answer[0]]
+
+        monkeypatch.setattr(channels, "send_robot", fake_send)
+        moment += timedelta(minutes=1)
+        for kind, value in steps:
+            for k in redis.scan_iter(key("robot", "*")):
+                redis.delete(k)
+            if kind == "answer":
+                answer[0] = value
+            elif kind == "wait":
+                moment += timedelta(minutes=value)
+            frozen_clock(moment)
+            if kind == "reconcile":
+                engine.reconcile()
+            engine.tick()
+            (row,) = deliveries(created["id"])
+            landed = [i for i, c in enumerate(calls) if c in ("sent", "unknown")]
+            assert not landed or landed[0] == len(calls) - 1, calls
+            failures = sum(c == "failed" for c in calls)
+            assert row.attempts <= engine.MAX_ATTEMPTS and failures <= engine.MAX_ATTEMPTS
+            if calls:
+                last = calls[-1]
+                expected = {"sent": {"sent"}, "unknown": {"unknown"}, "dead": {"dead"}, "deferred": {"pending"},
+                            "failed": {"failed", "pending", "dead"}}[last]
+                assert row.state in expected, (calls, row.state)
+                if last == "failed" and row.state == "dead":
+                    assert failures == engine.MAX_ATTEMPTS
+            else:
+                assert row.state in ("pending", "missed")
+        monkeypatch.undo()
+
+    run()
