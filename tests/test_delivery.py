@@ -356,7 +356,8 @@ def test_misfire_after_downtime(host, frozen_clock, monkeypatch):
     assert engine.send_chunk([row.id]) == {"missed": 1}
     assert seen(host, gid) == []
     figures = host.get(f"/api/v1/groups/{gid}/figures").get_json()
-    assert figures["deliveries"]["missed"] == 2 and figures["deliveries"]["sent"] == 0
+    assert figures["deliveries"]["missed"] == 2 and figures["deliveries"]["sent"] == 0 and figures["posts"] == 2
+    assert figures["fans"] == {"casual": 0, "active": 0, "demand": 0, "trust": 0}
 
 
 def test_product_cards_preview_is_what_is_sent(host, frozen_clock):
@@ -528,7 +529,7 @@ def test_delivery_state_machine_never_resends_what_may_have_arrived(host, frozen
                      st.tuples(st.just("wait"), st.integers(min_value=0, max_value=40)),
                      st.tuples(st.just("reconcile"), st.none()))
 
-    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(st.lists(step, min_size=1, max_size=12))
     def run(steps):
         moment = T0
@@ -563,7 +564,8 @@ def test_delivery_state_machine_never_resends_what_may_have_arrived(host, frozen
             assert row.attempts <= engine.MAX_ATTEMPTS and failures <= engine.MAX_ATTEMPTS
             if calls:
                 last = calls[-1]
-                expected = {"sent": {"sent"}, "unknown": {"unknown"}, "dead": {"dead"}, "deferred": {"pending"},
+                # A cooled-down delivery has not been tried yet: after a long wait it is missed, not sent late.
+                expected = {"sent": {"sent"}, "unknown": {"unknown"}, "dead": {"dead"}, "deferred": {"pending", "missed"},
                             "failed": {"failed", "pending", "dead"}}[last]
                 assert row.state in expected, (calls, row.state)
                 if last == "failed" and row.state == "dead":

@@ -181,6 +181,7 @@ class RetryResultSchema(Schema):
 class GroupFiguresSchema(Schema):
     group_id = fields.Integer()
     member_count = fields.Integer()
+    fans = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "Members per fan level."})
     posts = fields.Integer()
     deliveries = fields.Dict(keys=fields.String(), values=fields.Integer())
     last_sent_at = fields.DateTime(allow_none=True)

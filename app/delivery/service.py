@@ -10,7 +10,7 @@ from app.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.delivery import engine, kinds, schedule
 from app.delivery.models import DELIVERY_STATES, Delivery, Post, PostOccurrence, PostTarget, SandboxMessage
-from app.groups import service as groups
+from app.groups import ladder, service as groups
 from app.groups.service import Actor
 
 CAP_HORIZON = timedelta(days=31)
@@ -295,13 +295,14 @@ def retry_deliveries(*, delivery_ids: list[int] | None, post_id: int | None, gro
 
 
 def group_figures(*, group_id: int, actor: Actor) -> dict:
-    """Per-group figures for the host: deliveries by state, posts reaching it, members."""
+    """Per-group figures for the host: deliveries by state, posts reaching it, members and their fan levels."""
     group = groups.get_group(group_id=group_id, actor=actor)
     by_state = Counter(dict(db.session.execute(select(Delivery.state, func.count()).where(Delivery.group_id == group_id)
                                                .group_by(Delivery.state)).all()))
     posts = db.session.scalar(select(func.count(func.distinct(Delivery.post_id))).where(Delivery.group_id == group_id))
     last_sent = db.session.scalar(select(func.max(Delivery.finished_at)).where(Delivery.group_id == group_id,
                                                                                 Delivery.state == "sent"))
-    return {"group_id": group.id, "member_count": group.member_count, "posts": int(posts or 0),
+    return {"group_id": group.id, "member_count": group.member_count, "fans": ladder.fan_counts(group_id=group_id, actor=actor),
+            "posts": int(posts or 0),
             "deliveries": {state: int(by_state.get(state, 0)) for state in DELIVERY_STATES},
             "last_sent_at": last_sent}
