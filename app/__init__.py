@@ -14,7 +14,7 @@ from app.core import access, redis as redis_store
 from app.core.config import check_production_safety, load_config
 from app.core.db import db
 from app.core.errors import ApiError, register_error_handlers
-from app.core.extensions import api, limiter, migrate
+from app.core.extensions import Api, limiter, migrate
 
 CORE_PACKAGE = "core"
 LIBRARY_PUBLIC_ENDPOINTS = ["static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", "swagger_assets"]
@@ -48,7 +48,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     limiter.init_app(app)
-    api.init_app(app)
+    api = Api(app)
     register_error_handlers(app)
     access.init_app(app)
 

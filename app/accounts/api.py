@@ -39,7 +39,7 @@ def login(args):
 @blp.response(204)
 def logout():
     """Revoke the session whose token made this request."""
-    service.logout(session_id=g.auth_session.id)
+    service.logout(session_id=g.auth_session.id, user_id=g.user.id)
 
 
 @blp.route("/me", methods=["GET"])

@@ -1,6 +1,7 @@
 """Accounts use cases: WeChat login, sessions, the referral tree and roles."""
 import base64
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -8,11 +9,11 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, make_transient_to_detached
 
 from app.core.access import GRANTABLE_ROLES
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import UTCDateTime, db
 from app.core.errors import ApiError, Conflict, Invalid, NotFound
 from app.core.locks import serialize_transaction
 from app.core.pagination import keyset_page
@@ -23,6 +24,7 @@ from app.wechat import service as wechat
 INVITE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 INVITE_CODE_LENGTH = 8
 INVITE_IMAGE_TTL_SECONDS = 24 * 3600
+AUTH_CACHE_SECONDS = 300
 
 
 class ReferralStatus:
@@ -135,7 +137,8 @@ def _bind_referral(*, user: User, invite_code: str | None) -> str:
 
 
 def _open_session(*, user: User) -> tuple[str, datetime]:
-    token = secrets.token_urlsafe(32)
+    # The user id prefix lets authentication fetch the cached session and the user's generation at once.
+    token = f"{user.id}.{secrets.token_urlsafe(32)}"
     expires_at = now_utc() + timedelta(seconds=current_app.config["SESSION_TTL_SECONDS"])
     db.session.add(AuthSession(user_id=user.id, token_hash=_token_hash(token), created_at=now_utc(),
                                expires_at=expires_at))
@@ -150,27 +153,78 @@ def login(*, code: str, invite_code: str | None = None) -> LoginResult:
     user.last_login_at = now_utc()
     token, expires_at = _open_session(user=user)
     db.session.commit()
+    _invalidate_auth_cache(user_id=user.id)
     return LoginResult(user=user, token=token, expires_at=expires_at, created=created, referral_status=referral_status)
 
 
+def _invalidate_auth_cache(*, user_id: int) -> None:
+    """Bump the user's generation after a commit, so every cached session of theirs is re-read once."""
+    get_redis().incr(key("auth", "generation", user_id))
+
+
+def _session_cache_key(token_hash: str) -> str:
+    return key("auth", "session", token_hash)
+
+
+def _column_values(row) -> dict:
+    return {c.key: (v.isoformat() if isinstance(v, datetime) else v)
+            for c in row.__table__.columns for v in [getattr(row, c.key)]}
+
+
+def _detached(model, values: dict):
+    """Rebuild a persistent object from cached column values without querying."""
+    moments = {c.key for c in model.__table__.columns if isinstance(c.type, UTCDateTime)}
+    fields = {k: (datetime.fromisoformat(v) if v is not None and k in moments else v) for k, v in values.items()}
+    instance = model(**fields)
+    make_transient_to_detached(instance)
+    return db.session.merge(instance, load=False)
+
+
+def _cached_authentication(token_hash: str, user_id: int) -> Authenticated | None:
+    cached, generation = get_redis().mget(_session_cache_key(token_hash), key("auth", "generation", user_id))
+    if cached is None:
+        return None
+    blob = json.loads(cached)
+    if blob["generation"] != int(generation or 0) or blob["session"]["user_id"] != user_id:
+        return None
+    if datetime.fromisoformat(blob["session"]["expires_at"]) <= now_utc():
+        return None
+    return Authenticated(user=_detached(User, blob["user"]), session=_detached(AuthSession, blob["session"]),
+                         roles=frozenset(blob["roles"]))
+
+
 def authenticate(*, token: str) -> Authenticated | None:
-    """Resolve a bearer token to its live session and user."""
+    """Resolve a bearer token to its live session and user (cached in Redis, checked against the user's generation)."""
+    user_part, _, secret = token.partition(".")
+    if not user_part.isdigit() or not secret:
+        return None
+    user_id, token_hash = int(user_part), _token_hash(token)
+    found = _cached_authentication(token_hash, user_id)
+    if found is not None:
+        return found
+    # Read the generation before the database: a change committed meanwhile bumps it past what we cache.
+    generation = int(get_redis().get(key("auth", "generation", user_id)) or 0)
     row = db.session.execute(
         select(AuthSession, User).join(User, User.id == AuthSession.user_id)
-        .where(AuthSession.token_hash == _token_hash(token), AuthSession.revoked_at.is_(None),
+        .where(AuthSession.token_hash == token_hash, AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None),
                AuthSession.expires_at > now_utc())
     ).first()
     if row is None:
         return None
     session, user = row
-    return Authenticated(user=user, session=session, roles=roles_of(user))
+    roles = roles_of(user)
+    blob = {"generation": generation, "session": _column_values(session), "user": _column_values(user),
+            "roles": sorted(roles)}
+    get_redis().set(_session_cache_key(token_hash), json.dumps(blob), ex=AUTH_CACHE_SECONDS)
+    return Authenticated(user=user, session=session, roles=roles)
 
 
-def logout(*, session_id: int) -> None:
+def logout(*, session_id: int, user_id: int) -> None:
     """Revoke one session; its token stops working at once."""
     db.session.execute(update(AuthSession).where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
                        .values(revoked_at=now_utc()))
     db.session.commit()
+    _invalidate_auth_cache(user_id=user_id)
 
 
 def purge_expired_sessions() -> int:
@@ -226,6 +280,7 @@ def grant_role(*, user_id: int, role: str, granted_by_id: int | None) -> User:
     if role not in roles_of(user):
         user.roles.append(UserRole(user_id=user.id, role=role, granted_at=now_utc(), granted_by_id=granted_by_id))
     db.session.commit()
+    _invalidate_auth_cache(user_id=user.id)
     return user
 
 
@@ -238,6 +293,7 @@ def revoke_role(*, user_id: int, role: str, revoked_by_id: int | None) -> User:
         raise Conflict("Operators cannot revoke their own operator role.", code="cannot_revoke_own_operator")
     user.roles = [r for r in user.roles if r.role != role]
     db.session.commit()
+    _invalidate_auth_cache(user_id=user.id)
     return user
 
 
@@ -250,6 +306,7 @@ def ensure_user(*, openid: str, nickname: str, inviter: User | None = None, role
         for role in roles:
             user.roles.append(UserRole(user_id=user.id, role=role, granted_at=now_utc()))
     db.session.commit()
+    _invalidate_auth_cache(user_id=user.id)
     return user
 
 
@@ -259,6 +316,7 @@ def rename(*, user: User, nickname: str) -> User:
         raise Invalid("The nickname cannot be blank.", code="nickname_blank", errors={"nickname": ["Blank."]})
     user.nickname = nickname.strip()
     db.session.commit()
+    _invalidate_auth_cache(user_id=user.id)
     return user
 
 

@@ -83,6 +83,8 @@ def http_exception_response(exc: HTTPException):
     if isinstance(errors, dict) and set(errors) <= {"json", "query", "headers", "files", "form", "view_args"}:
         errors = {k: v for k, v in errors.items()} if len(errors) > 1 else next(iter(errors.values()), {})
     code = data.get("code") or HTTP_CODES.get(status, "http_error")
+    if status == 400 and errors == ["Invalid JSON body."]:
+        code, data = "malformed_json", {"message": "The body is not valid JSON."}
     message = data.get("message") or (VALIDATION_MESSAGE if status == 422 else exc.description or exc.name)
     response = envelope(status, code, message, errors)
     if status == 405 and exc.get_response().headers.get("Allow"):

@@ -2,6 +2,8 @@
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
+from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask_smorest import Api as SmorestApi
 from marshmallow import Schema, fields
 
@@ -16,15 +18,28 @@ class ErrorEnvelopeSchema(Schema):
     errors = fields.Raw(metadata={"description": "Per-field details, when there are any."})
 
 
+def schema_component_name(schema) -> str:
+    """Name OpenAPI components after their domain too, so two domains' `PostSchema`s never collide."""
+    cls = resolve_schema_cls(schema)
+    name = cls.__name__.removesuffix("Schema") or cls.__name__
+    parts = cls.__module__.split(".")
+    if len(parts) > 2 and parts[0] == "app" and parts[1] != "core":
+        return parts[1].capitalize() + name
+    return name
+
+
 class Api(SmorestApi):
-    """flask-smorest Api whose HTTP errors use the project's envelope."""
+    """flask-smorest Api whose HTTP errors use the project's envelope and whose schema names are unique."""
 
     ERROR_SCHEMA = ErrorEnvelopeSchema
+
+    def __init__(self, app=None, **kwargs):
+        kwargs.setdefault("spec_kwargs", {})["marshmallow_plugin"] = MarshmallowPlugin(schema_name_resolver=schema_component_name)
+        super().__init__(app, **kwargs)
 
     def handle_http_exception(self, error):
         return http_exception_response(error)
 
 
-api = Api()
 migrate = Migrate(render_as_batch=True, compare_type=True, render_item=render_migration_item)
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)

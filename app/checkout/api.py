@@ -1,0 +1,77 @@
+from flask import Response, g, request
+from flask_smorest import Blueprint
+
+from app.checkout import service
+from app.checkout.schemas import AdminOrderSchema, PlacedOrderSchema, PlaceOrderSchema, RefundInSchema, RefundSchema
+from app.core import access
+from app.core.http import raw_body
+from app.core.idempotency import idempotent
+
+blp = Blueprint("checkout", __name__, url_prefix="/api/v1", description="Own checkout: orders paid with WeChat Pay.")
+
+WECHAT_ACK = "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"
+
+
+def _order_out(order, lines=None) -> dict:
+    out = {name: getattr(order, name) for name in ("id", "out_trade_no", "status", "subtotal_fen", "discount_fen",
+                                                   "payable_fen", "refunded_fen", "coupon_id", "share_code",
+                                                   "expires_at", "paid_at", "created_at")}
+    out["lines"] = lines if lines is not None else service.order_lines(order_id=order.id)
+    return out
+
+
+def _placed(order, lines=None) -> dict:
+    params = service.pay_params(order=order) if order.status == "pending_payment" else None
+    return {"order": _order_out(order, lines), "pay_params": params}
+
+
+@blp.route("/orders", methods=["POST"])
+@access.authenticated
+@idempotent
+@blp.arguments(PlaceOrderSchema)
+@blp.response(201, PlacedOrderSchema)
+def place_order(args):
+    """Buy our own products, optionally with a coupon; answers the order and the wx.requestPayment parameters."""
+    placed = service.place_order(user_id=g.user.id, lines=args["lines"], coupon_id=args["coupon_id"],
+                                 share_code=args["share_code"], client_ip=request.remote_addr or "127.0.0.1")
+    return {"order": _order_out(placed.order, placed.lines), "pay_params": placed.pay_params}
+
+
+@blp.route("/orders/<int:order_id>", methods=["GET"])
+@access.authenticated
+@blp.response(200, PlacedOrderSchema)
+def get_order(order_id: int):
+    """One of your orders (with fresh pay parameters while it awaits payment)."""
+    return _placed(service.get_order(order_id=order_id, user_id=g.user.id))
+
+
+@blp.route("/webhooks/wechatpay", methods=["POST"])
+@access.public
+@raw_body
+def wechatpay_notification():
+    """WeChat Pay's payment notification (XML, signed); acknowledged once applied, however often it comes."""
+    service.handle_notification(xml=request.get_data())
+    return Response(WECHAT_ACK, mimetype="text/xml")
+
+
+@blp.route("/admin/checkout-orders/<int:order_id>", methods=["GET"])
+@access.roles("operator")
+@blp.response(200, AdminOrderSchema)
+def admin_order(order_id: int):
+    """An own-checkout order with its refunds."""
+    order = service.get_order(order_id=order_id)
+    return _placed(order) | {"refunds": service.list_refunds(order_id=order.id), "user_id": order.user_id}
+
+
+@blp.route("/admin/checkout-orders/<int:order_id>/refunds", methods=["POST"])
+@access.roles("operator")
+@idempotent
+@blp.arguments(RefundInSchema)
+@blp.response(201, RefundSchema)
+def refund(args, order_id: int):
+    """Refund part or all of a paid order through WeChat Pay."""
+    return service.refund(order_id=order_id, amount_fen=args["amount_fen"], reason=args["reason"],
+                          requested_by_id=g.user.id)
+
+
+blueprints = [blp]

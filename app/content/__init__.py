@@ -1,0 +1,1 @@
+"""Partner content, its review and drip posting; member posts (UGC), their safety checks and feeds."""

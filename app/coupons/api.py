@@ -1,0 +1,230 @@
+from functools import wraps
+
+from flask import g, request
+from flask_smorest import Blueprint
+
+from app.core import access
+from app.core.clock import now_utc
+from app.core.idempotency import HEADER, idempotent
+from app.core.pagination import PageArgsSchema
+from app.coupons import cards, claims, templates, wallet
+from app.coupons.schemas import (BestArgsSchema, BestCouponSchema, BudgetChangeSchema, BudgetCreateSchema,
+                                 BudgetPageSchema, BudgetSchema, CardArgsSchema, CardSchema, ClaimSchema,
+                                 MyCouponsArgsSchema, PublicTemplatePageSchema, PublicTemplateSchema,
+                                 TemplateCreateSchema, TemplateFieldsSchema, TemplateListArgsSchema,
+                                 TemplatePageSchema, TemplateSchema, TemplateStatusSchema, UserCouponPageSchema,
+                                 UserCouponSchema)
+
+manage = Blueprint("coupon_templates", __name__, url_prefix="/api/v1",
+                   description="Issuing coupons: operators freely, hosts within their budgets.")
+blp = Blueprint("coupons", __name__, url_prefix="/api/v1", description="Claiming and holding coupons; coupon cards.")
+
+SCOPE_KEYS = tuple(templates.SCOPE_LISTS)
+
+
+def _actor() -> templates.Actor:
+    return templates.Actor(user_id=g.user.id, is_operator="operator" in g.roles)
+
+
+def _template_out(template) -> dict:
+    out = {name: getattr(template, name) for name in TemplateSchema._declared_fields if hasattr(template, name)}
+    return out | templates.scope_lists(template)
+
+
+def _split(args: dict) -> tuple[dict, dict]:
+    scopes = {k: args.pop(k) for k in SCOPE_KEYS if k in args}
+    return args, scopes
+
+
+def _public(template) -> dict:
+    return {name: getattr(template, name) for name in PublicTemplateSchema._declared_fields if hasattr(template, name)} | {
+        "headline": cards.headline(template), "state": templates.claim_window_state(template, now_utc()),
+        "stock_left": max(0, template.stock - template.claimed)}
+
+
+def _coupon_out(coupon, template) -> dict:
+    return {
+        "id": coupon.id, "template_id": template.id, "name": template.name, "headline": cards.headline(template),
+        "kind": template.kind, "amount_off_fen": template.amount_off_fen, "threshold_fen": template.threshold_fen,
+        "percent_off_bp": template.percent_off_bp, "cap_fen": template.cap_fen, "scope": template.scope,
+        "status": wallet.display_status(coupon), "valid_from": coupon.valid_from, "valid_until": coupon.valid_until,
+        "claimed_at": coupon.claimed_at, "used_at": coupon.used_at, "reserved_order_id": coupon.reserved_order_id,
+        "origin_share_code": coupon.origin_share_code, "origin_group_id": coupon.origin_group_id,
+        "origin_post_id": coupon.origin_post_id,
+    }
+
+
+@manage.route("/coupon-templates", methods=["POST"])
+@access.roles("host")
+@manage.arguments(TemplateCreateSchema)
+@manage.response(201, TemplateSchema)
+def create_template(args):
+    """Issue a coupon template (draft). Hosts must name a budget an operator assigned to them."""
+    budget_id = args.pop("budget_id")
+    values, scopes = _split(args)
+    scopes = {k: scopes.get(k) or [] for k in SCOPE_KEYS}
+    template = templates.create_template(actor=_actor(), values=values, scope_ids=scopes, budget_id=budget_id)
+    return _template_out(template)
+
+
+@manage.route("/coupon-templates", methods=["GET"])
+@access.roles("host")
+@manage.arguments(TemplateListArgsSchema, location="query")
+@manage.response(200, TemplatePageSchema)
+def list_templates(args):
+    """Templates you issued (operators: all), newest first."""
+    items, next_cursor = templates.list_templates(actor=_actor(), status=args["status"], cursor=args["cursor"],
+                                                  limit=args["limit"])
+    return {"items": [_template_out(t) for t in items], "next_cursor": next_cursor}
+
+
+@manage.route("/coupon-templates/<int:template_id>", methods=["GET"])
+@access.roles("host")
+@manage.response(200, TemplateSchema)
+def get_template(template_id: int):
+    """One template you issued (operators: any)."""
+    return _template_out(templates.get_template_for(template_id=template_id, actor=_actor()))
+
+
+@manage.route("/coupon-templates/<int:template_id>", methods=["PATCH"])
+@access.roles("host")
+@manage.arguments(TemplateFieldsSchema)
+@manage.response(200, TemplateSchema)
+def update_template(args, template_id: int):
+    """Edit a draft template (send only the fields to change; a scope list replaces the old one)."""
+    changes, scopes = _split(args)
+    scopes = {k: v or [] for k, v in scopes.items()}
+    template = templates.update_template(template_id=template_id, actor=_actor(), changes=changes,
+                                         scope_ids=scopes or None)
+    return _template_out(template)
+
+
+@manage.route("/coupon-templates/<int:template_id>/status", methods=["POST"])
+@access.roles("host")
+@manage.arguments(TemplateStatusSchema)
+@manage.response(200, TemplateSchema)
+def change_status(args, template_id: int):
+    """Activate, pause, resume or end a template."""
+    return _template_out(templates.change_status(template_id=template_id, actor=_actor(), status=args["status"]))
+
+
+@manage.route("/coupon-budgets", methods=["POST"])
+@access.roles("operator")
+@manage.arguments(BudgetCreateSchema)
+@manage.response(201, BudgetSchema)
+def create_budget(args):
+    """Assign a host a budget of coupon face value (optionally for one group)."""
+    return templates.create_budget(operator_id=g.user.id, **args)
+
+
+@manage.route("/coupon-budgets/<int:budget_id>", methods=["PATCH"])
+@access.roles("operator")
+@manage.arguments(BudgetChangeSchema)
+@manage.response(200, BudgetSchema)
+def change_budget(args, budget_id: int):
+    """Raise or lower a host's budget (never below what is committed)."""
+    return templates.change_budget(budget_id=budget_id, budget_fen=args["budget_fen"])
+
+
+@manage.route("/coupon-budgets", methods=["GET"])
+@access.roles("host")
+@manage.arguments(PageArgsSchema, location="query")
+@manage.response(200, BudgetPageSchema)
+def list_budgets(args):
+    """Budgets you may issue coupons against (operators: all)."""
+    items, next_cursor = templates.list_budgets(actor=_actor(), cursor=args["cursor"], limit=args["limit"])
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@blp.route("/coupons", methods=["GET"])
+@access.authenticated
+@blp.arguments(PageArgsSchema, location="query")
+@blp.response(200, PublicTemplatePageSchema)
+def coupon_centre(args):
+    """Live coupons to claim now or soon (the coupon centre)."""
+    items, next_cursor = claims.claimable_templates(cursor=args["cursor"], limit=args["limit"])
+    return {"items": [_public(t) for t in items], "next_cursor": next_cursor}
+
+
+@blp.route("/coupons/<int:template_id>", methods=["GET"])
+@access.authenticated
+@blp.response(200, PublicTemplateSchema)
+def coupon(template_id: int):
+    """A coupon as a claimer sees it (drafts are not visible)."""
+    template = templates.get_template(template_id=template_id)
+    if template.status == "draft":
+        templates.get_template_for(template_id=template_id, actor=_actor())  # 404 unless its issuer or an operator
+    return _public(template)
+
+
+def _refused_from_redis(view):
+    """Answer a sold-out drop or a user at their limit from the Redis gate, before any database work.
+
+    It runs ahead of @idempotent on purpose: in a flash drop most taps lose, and they lose without a
+    database round trip. Retries of a granted claim are recognised by the gate and go the full way.
+    """
+
+    @wraps(view)
+    def wrapper(*args, template_id: int, **kwargs):
+        key = request.headers.get(HEADER, "").strip()
+        if key:
+            claims.fast_refusal(template_id=template_id, user_id=g.user.id, request_key=key)
+        return view(*args, template_id=template_id, **kwargs)
+
+    return wrapper
+
+
+@blp.route("/coupons/<int:template_id>/claim", methods=["POST"])
+@access.authenticated
+@_refused_from_redis
+@idempotent
+@blp.arguments(ClaimSchema)
+@blp.response(201, UserCouponSchema)
+def claim(args, template_id: int):
+    """Claim one coupon (send an Idempotency-Key; a retry replays the first answer)."""
+    coupon = claims.claim(template_id=template_id, user_id=g.user.id, request_key=request.headers.get(HEADER, "").strip(),
+                          **args)
+    return _coupon_out(coupon, templates.get_template(template_id=template_id))
+
+
+@blp.route("/coupons/<int:template_id>/cards", methods=["POST"])
+@access.authenticated
+@blp.arguments(CardArgsSchema)
+@blp.response(200, CardSchema)
+def make_card(args, template_id: int):
+    """Your card for a live coupon, with your share code (the same one each time for one group and post)."""
+    return cards.card_for(template_id=template_id, sharer_id=g.user.id, group_id=args["group_id"],
+                          post_id=args["post_id"])
+
+
+@blp.route("/coupon-cards/<string(maxlength=16):code>", methods=["GET"])
+@access.public
+@blp.response(200, CardSchema)
+def card(code: str):
+    """The card behind a share code (what a tapped card opens)."""
+    return cards.card_by_code(code=code)
+
+
+@blp.route("/me/coupons", methods=["GET"])
+@access.authenticated
+@blp.arguments(MyCouponsArgsSchema, location="query")
+@blp.response(200, UserCouponPageSchema)
+def my_coupons(args):
+    """Your coupons: available (incl. held by an unpaid order), used or expired."""
+    rows, next_cursor = wallet.list_coupons(user_id=g.user.id, status=args["status"], cursor=args["cursor"],
+                                            limit=args["limit"])
+    return {"items": [_coupon_out(c, t) for c, t in rows], "next_cursor": next_cursor}
+
+
+@blp.route("/me/coupons/best", methods=["GET"])
+@access.authenticated
+@blp.arguments(BestArgsSchema, location="query")
+@blp.response(200, BestCouponSchema)
+def best_coupon(args):
+    """The coupon you hold that takes the most off a product (none when nothing applies)."""
+    best = wallet.best_for_product(user_id=g.user.id, product_id=args["product_id"], quantity=args["quantity"])
+    return {"coupon": _coupon_out(best.coupon, best.template) if best.coupon else None,
+            "subtotal_fen": best.subtotal_fen, "discount_fen": best.discount_fen, "payable_fen": best.payable_fen}
+
+
+blueprints = [manage, blp]

@@ -1,0 +1,267 @@
+from datetime import timezone
+
+from marshmallow import Schema, fields, validate
+
+from app.core.pagination import PageArgsSchema, PageSchema
+from app.coupons.models import COUPON_STATUSES, TEMPLATE_STATUSES
+from app.coupons.pricing import KINDS, SCOPES
+
+MAX_FEN = 10**10  # 100 million yuan: far above any coupon, far below any integer limit
+MAX_ID = 2**63 - 1
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="Text may not contain NUL characters.")
+
+
+def text(max_length: int, **kwargs) -> fields.String:
+    return fields.String(validate=[validate.Length(max=max_length), NO_NUL], **kwargs)
+
+
+def fen(**kwargs) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(min=0, max=MAX_FEN), **kwargs)
+
+
+def ident(strict: bool = True, **kwargs) -> fields.Integer:
+    return fields.Integer(strict=strict, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+def when(**kwargs) -> fields.AwareDateTime:
+    return fields.AwareDateTime(default_timezone=timezone.utc, **kwargs)
+
+
+def id_list() -> fields.List:
+    return fields.List(ident(), validate=validate.Length(max=200), load_default=None)
+
+
+class TemplateFieldsSchema(Schema):
+    name = fields.String(validate=[validate.Length(min=1, max=64), NO_NUL])
+    description = text(255)
+    kind = fields.String(validate=validate.OneOf(KINDS))
+    amount_off_fen = fen()
+    threshold_fen = fen(metadata={"description": "Minimum eligible spend (required for threshold coupons)."})
+    percent_off_bp = fields.Integer(strict=True, validate=validate.Range(min=0, max=9999),
+                                    metadata={"description": "Percent off in basis points (2000 = 20% off = 8折)."})
+    cap_fen = fen(metadata={"description": "Largest discount of a percent coupon."})
+    scope = fields.String(validate=validate.OneOf(SCOPES))
+    category_ids = id_list()
+    product_ids = id_list()
+    excluded_category_ids = id_list()
+    excluded_product_ids = id_list()
+    validity_kind = fields.String(validate=validate.OneOf(("window", "days")))
+    valid_from = when(allow_none=True)
+    valid_until = when(allow_none=True)
+    valid_days = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=3650))
+    claim_starts_at = when()
+    claim_ends_at = when()
+    stock = fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000_000))
+    per_user_limit = fields.Integer(strict=True, validate=validate.Range(min=1, max=100))
+    per_day_limit = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=100))
+    claim_gate = fields.String(validate=validate.OneOf(("redis", "sql")),
+                               metadata={"description": "redis (flash drops) or sql (the database alone)."})
+    group_id = ident(allow_none=True, metadata={"description": "Operators only; a host's comes from the budget."})
+
+
+class TemplateCreateSchema(TemplateFieldsSchema):
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=64), NO_NUL])
+    description = text(255, load_default="")
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    amount_off_fen = fen(load_default=0)
+    threshold_fen = fen(load_default=0)
+    percent_off_bp = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=9999))
+    cap_fen = fen(load_default=0)
+    scope = fields.String(load_default="all", validate=validate.OneOf(SCOPES))
+    validity_kind = fields.String(required=True, validate=validate.OneOf(("window", "days")))
+    valid_from = when(load_default=None, allow_none=True)
+    valid_until = when(load_default=None, allow_none=True)
+    valid_days = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=3650))
+    claim_starts_at = when(required=True)
+    claim_ends_at = when(required=True)
+    stock = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=10_000_000))
+    per_user_limit = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=100))
+    per_day_limit = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=100))
+    claim_gate = fields.String(load_default="redis", validate=validate.OneOf(("redis", "sql")))
+    group_id = ident(load_default=None, allow_none=True)
+    budget_id = ident(load_default=None, allow_none=True,
+                      metadata={"description": "Required for hosts: the budget this template draws on."})
+
+
+class TemplateStatusSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(TEMPLATE_STATUSES))
+
+
+class TemplateListArgsSchema(PageArgsSchema):
+    status = fields.String(load_default=None, validate=validate.OneOf(TEMPLATE_STATUSES))
+
+
+class TemplateSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    description = fields.String()
+    kind = fields.String()
+    amount_off_fen = fields.Integer()
+    threshold_fen = fields.Integer()
+    percent_off_bp = fields.Integer()
+    cap_fen = fields.Integer()
+    scope = fields.String()
+    category_ids = fields.List(fields.Integer())
+    product_ids = fields.List(fields.Integer())
+    excluded_category_ids = fields.List(fields.Integer())
+    excluded_product_ids = fields.List(fields.Integer())
+    validity_kind = fields.String()
+    valid_from = fields.DateTime(allow_none=True)
+    valid_until = fields.DateTime(allow_none=True)
+    valid_days = fields.Integer(allow_none=True)
+    claim_starts_at = fields.DateTime()
+    claim_ends_at = fields.DateTime()
+    stock = fields.Integer()
+    claimed = fields.Integer()
+    per_user_limit = fields.Integer()
+    per_day_limit = fields.Integer(allow_none=True)
+    claim_gate = fields.String()
+    status = fields.String()
+    issuer_id = fields.Integer()
+    budget_id = fields.Integer(allow_none=True)
+    group_id = fields.Integer(allow_none=True)
+    budget_committed_fen = fields.Integer()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class TemplatePageSchema(PageSchema):
+    items = fields.List(fields.Nested(TemplateSchema))
+
+
+class BudgetCreateSchema(Schema):
+    host_id = ident(required=True)
+    group_id = ident(load_default=None, allow_none=True)
+    budget_fen = fen(required=True)
+    note = text(255, load_default="")
+
+
+class BudgetChangeSchema(Schema):
+    budget_fen = fen(required=True)
+
+
+class BudgetSchema(Schema):
+    id = fields.Integer()
+    host_id = fields.Integer()
+    group_id = fields.Integer(allow_none=True)
+    budget_fen = fields.Integer()
+    committed_fen = fields.Integer()
+    left_fen = fields.Method("_left")
+    note = fields.String()
+    created_by_id = fields.Integer()
+    created_at = fields.DateTime()
+
+    def _left(self, budget) -> int:
+        return budget.budget_fen - budget.committed_fen
+
+
+class BudgetPageSchema(PageSchema):
+    items = fields.List(fields.Nested(BudgetSchema))
+
+
+class ClaimSchema(Schema):
+    share_code = fields.String(load_default=None, allow_none=True,
+                               validate=[validate.Length(min=1, max=16), NO_NUL],
+                               metadata={"description": "The code of the card the claim came through."})
+    group_id = ident(load_default=None, allow_none=True)
+    post_id = ident(load_default=None, allow_none=True)
+
+
+class CardArgsSchema(Schema):
+    group_id = ident(strict=False, load_default=None)
+    post_id = ident(strict=False, load_default=None)
+
+
+class MiniProgramLinkSchema(Schema):
+    appid = fields.String()
+    page = fields.String()
+
+
+class CardSchema(Schema):
+    type = fields.String(metadata={"description": "Always 'coupon'."})
+    template_id = fields.Integer()
+    share_code = fields.String()
+    title = fields.String()
+    headline = fields.String()
+    description = fields.String()
+    kind = fields.String()
+    amount_off_fen = fields.Integer()
+    threshold_fen = fields.Integer()
+    percent_off_bp = fields.Integer()
+    cap_fen = fields.Integer()
+    claim_starts_at = fields.DateTime()
+    claim_ends_at = fields.DateTime()
+    valid_until = fields.DateTime(allow_none=True)
+    valid_days = fields.Integer(allow_none=True)
+    state = fields.String(metadata={"description": "claimable, not_started, out_of_stock, paused or ended."})
+    claimable = fields.Boolean()
+    stock_left = fields.Integer()
+    group_id = fields.Integer(allow_none=True)
+    post_id = fields.Integer(allow_none=True)
+    miniprogram = fields.Nested(MiniProgramLinkSchema)
+
+
+class PublicTemplateSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    description = fields.String()
+    headline = fields.String()
+    kind = fields.String()
+    amount_off_fen = fields.Integer()
+    threshold_fen = fields.Integer()
+    percent_off_bp = fields.Integer()
+    cap_fen = fields.Integer()
+    scope = fields.String()
+    valid_until = fields.DateTime(allow_none=True)
+    valid_days = fields.Integer(allow_none=True)
+    claim_starts_at = fields.DateTime()
+    claim_ends_at = fields.DateTime()
+    state = fields.String()
+    stock_left = fields.Integer()
+    per_user_limit = fields.Integer()
+
+
+class PublicTemplatePageSchema(PageSchema):
+    items = fields.List(fields.Nested(PublicTemplateSchema))
+
+
+class UserCouponSchema(Schema):
+    id = fields.Integer()
+    template_id = fields.Integer()
+    name = fields.String()
+    headline = fields.String()
+    kind = fields.String()
+    amount_off_fen = fields.Integer()
+    threshold_fen = fields.Integer()
+    percent_off_bp = fields.Integer()
+    cap_fen = fields.Integer()
+    scope = fields.String()
+    status = fields.String(metadata={"enum": list(COUPON_STATUSES)})
+    valid_from = fields.DateTime()
+    valid_until = fields.DateTime()
+    claimed_at = fields.DateTime()
+    used_at = fields.DateTime(allow_none=True)
+    reserved_order_id = fields.Integer(allow_none=True)
+    origin_share_code = fields.String(allow_none=True)
+    origin_group_id = fields.Integer(allow_none=True)
+    origin_post_id = fields.Integer(allow_none=True)
+
+
+class UserCouponPageSchema(PageSchema):
+    items = fields.List(fields.Nested(UserCouponSchema))
+
+
+class MyCouponsArgsSchema(PageArgsSchema):
+    status = fields.String(load_default="available", validate=validate.OneOf(("available", "used", "expired")))
+
+
+class BestArgsSchema(Schema):
+    product_id = ident(strict=False, required=True)
+    quantity = fields.Integer(load_default=1, validate=validate.Range(min=1, max=999))
+
+
+class BestCouponSchema(Schema):
+    coupon = fields.Nested(UserCouponSchema, allow_none=True)
+    subtotal_fen = fields.Integer()
+    discount_fen = fields.Integer()
+    payable_fen = fields.Integer()

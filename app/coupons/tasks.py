@@ -1,0 +1,11 @@
+from app.core.scheduler import ScheduledJob
+from app.coupons import claims, templates, wallet
+
+SCHEDULE = [
+    ScheduledJob(id="coupons-reconcile", func=claims.reconcile_all, trigger="interval",
+                 trigger_args={"minutes": 1}, misfire_grace_time=60),
+    ScheduledJob(id="coupons-expire", func=wallet.expire_coupons, trigger="interval",
+                 trigger_args={"minutes": 5}, misfire_grace_time=300),
+    ScheduledJob(id="coupons-end-templates", func=templates.end_finished_templates, trigger="interval",
+                 trigger_args={"minutes": 1}, misfire_grace_time=60),
+]

@@ -1,0 +1,186 @@
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from app.core.pagination import PageArgsSchema, PageSchema
+from app.delivery.kinds import KINDS
+from app.delivery.models import DELIVERY_STATES, POST_STATUSES, SCHEDULE_KINDS
+from app.groups.models import AGE_BANDS, CHANNELS
+
+Id = lambda **kw: fields.Integer(validate=validate.Range(min=1, max=2**53), **kw)  # noqa: E731
+LOCAL_DATETIME = validate.Regexp(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$", error="Use YYYY-MM-DDTHH:MM (local time).")
+
+
+class TargetFilterSchema(Schema):
+    institution_id = Id(load_default=None, allow_none=True)
+    class_id = Id(load_default=None, allow_none=True)
+    age_bands = fields.List(fields.String(validate=validate.OneOf(AGE_BANDS)), load_default=list,
+                            validate=validate.Length(max=len(AGE_BANDS)))
+    tags = fields.List(fields.String(validate=validate.Length(min=1, max=32)), load_default=list,
+                       validate=validate.Length(max=10), metadata={"description": "Groups carrying all of these tags."})
+    channels = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), load_default=list,
+                           validate=validate.Length(max=len(CHANNELS)))
+
+
+class TargetsSchema(Schema):
+    group_ids = fields.List(Id(), validate=validate.Length(min=1, max=2000))
+    filter = fields.Nested(TargetFilterSchema, metadata={"description": "Resolved each time the post goes out."})
+
+    @validates_schema
+    def _one_of(self, data, **kwargs):
+        if ("group_ids" in data) == ("filter" in data):
+            raise ValidationError("Give either group_ids or filter.", "group_ids")
+
+
+class ScheduleSchema(Schema):
+    """Local wall times; each group's own time zone applies."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(SCHEDULE_KINDS))
+    at = fields.String(validate=LOCAL_DATETIME, metadata={"description": "once: local date-time."})
+    time = fields.String(validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"), metadata={"description": "daily/weekly: HH:MM."})
+    weekdays = fields.List(fields.Integer(validate=validate.Range(min=1, max=7)), validate=validate.Length(min=1, max=7),
+                           metadata={"description": "weekly: 1 = Monday … 7 = Sunday."})
+    cron = fields.String(validate=validate.Length(min=9, max=100),
+                         metadata={"description": "cron: 5 fields, day of week 0 or 7 = Sunday."})
+    until = fields.String(validate=LOCAL_DATETIME, metadata={"description": "Recurring: last local date-time."})
+
+    @validates_schema
+    def _fields_for_kind(self, data, **kwargs):
+        needed = {"once": "at", "daily": "time", "weekly": "time", "cron": "cron"}[data["kind"]]
+        if needed not in data:
+            raise ValidationError(f"A {data['kind']} schedule needs '{needed}'.", needed)
+        if data["kind"] == "weekly" and "weekdays" not in data:
+            raise ValidationError("A weekly schedule needs 'weekdays'.", "weekdays")
+
+    @post_load
+    def _only_relevant(self, data, **kwargs):
+        keep = {"once": ("at",), "daily": ("time", "until"), "weekly": ("time", "weekdays", "until"),
+                "cron": ("cron", "until")}[data["kind"]]
+        return {"kind": data["kind"]} | {k: data[k] for k in keep if k in data}
+
+
+class PostInSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(sorted(KINDS)))
+    content = fields.Dict(required=True, metadata={"description": "text: {text}; markdown: {markdown}; miniprogram_card: "
+                          "{title, description, page, pic_media_id}; product_card: {product_id, text, pic_media_id}."})
+    targets = fields.Nested(TargetsSchema, required=True)
+    schedule = fields.Nested(ScheduleSchema, required=True)
+
+
+class PostPatchSchema(Schema):
+    content = fields.Dict()
+    targets = fields.Nested(TargetsSchema)
+    schedule = fields.Nested(ScheduleSchema)
+
+
+class PostSchema(Schema):
+    id = fields.Integer()
+    author_id = fields.Integer()
+    kind = fields.String()
+    content = fields.Dict()
+    product_id = fields.Integer(allow_none=True)
+    target_mode = fields.String()
+    group_ids = fields.List(fields.Integer())
+    target_filter = fields.Dict(allow_none=True)
+    schedule = fields.Dict()
+    status = fields.String()
+    version = fields.Integer()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class PostPageSchema(PageSchema):
+    items = fields.List(fields.Nested(PostSchema))
+
+
+class PostListArgsSchema(PageArgsSchema):
+    status = fields.String(load_default=None, validate=validate.OneOf(POST_STATUSES))
+
+
+class PreviewArgsSchema(Schema):
+    group_id = Id(required=True)
+
+
+class PreviewSchema(Schema):
+    post_id = fields.Integer()
+    group_id = fields.Integer()
+    channel = fields.String()
+    payload = fields.Dict(metadata={"description": "Exactly what the channel receives; credentials as <placeholders>."})
+
+
+class OccurrenceSchema(Schema):
+    id = fields.Integer()
+    timezone = fields.String()
+    slot = fields.String(metadata={"description": "Local wall time in the zone."})
+    due_at = fields.DateTime()
+    state = fields.String()
+    post_version = fields.Integer()
+    deliveries_count = fields.Integer()
+    error = fields.String()
+    dispatched_at = fields.DateTime(allow_none=True)
+
+
+class OccurrenceListSchema(Schema):
+    items = fields.List(fields.Nested(OccurrenceSchema))
+
+
+class DeliverySchema(Schema):
+    id = fields.Integer()
+    post_id = fields.Integer()
+    occurrence_id = fields.Integer()
+    group_id = fields.Integer()
+    channel = fields.String()
+    state = fields.String()
+    attempts = fields.Integer()
+    manual_retries = fields.Integer()
+    due_at = fields.DateTime()
+    available_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    error_code = fields.String(allow_none=True)
+    error_message = fields.String()
+    created_at = fields.DateTime()
+
+
+class DeliveryPageSchema(PageSchema):
+    items = fields.List(fields.Nested(DeliverySchema))
+
+
+class PostDeliveryArgsSchema(PageArgsSchema):
+    group_id = Id(load_default=None)
+    state = fields.String(load_default=None, validate=validate.OneOf(DELIVERY_STATES))
+
+
+class GroupDeliveryArgsSchema(PageArgsSchema):
+    post_id = Id(load_default=None)
+    state = fields.String(load_default=None, validate=validate.OneOf(DELIVERY_STATES))
+
+
+class SandboxMessageSchema(Schema):
+    id = fields.Integer()
+    delivery_id = fields.Integer()
+    group_id = fields.Integer()
+    payload = fields.Dict()
+    created_at = fields.DateTime()
+
+
+class SandboxMessagePageSchema(PageSchema):
+    items = fields.List(fields.Nested(SandboxMessageSchema))
+
+
+class RetryInSchema(Schema):
+    delivery_ids = fields.List(Id(), validate=validate.Length(min=1, max=10_000))
+    post_id = Id()
+    group_id = Id()
+    states = fields.List(fields.String(validate=validate.OneOf(("failed", "dead", "unknown"))), load_default=lambda: ["failed", "dead"],
+                         validate=validate.Length(min=1, max=3),
+                         metadata={"description": "Unknown deliveries may have arrived already: include them knowingly."})
+
+
+class RetryResultSchema(Schema):
+    retried = fields.Integer()
+
+
+class GroupFiguresSchema(Schema):
+    group_id = fields.Integer()
+    member_count = fields.Integer()
+    posts = fields.Integer()
+    deliveries = fields.Dict(keys=fields.String(), values=fields.Integer())
+    last_sent_at = fields.DateTime(allow_none=True)

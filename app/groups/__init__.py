@@ -1,0 +1,1 @@
+"""Institutions, classes, chat groups, members, group roles, invites and the fan ladder."""

@@ -1,0 +1,1 @@
+"""Benchmarks: real processes on loopback, ratios against baselines measured in the same run."""

@@ -1,0 +1,287 @@
+"""Claiming coupons: the 409s, limits, idempotency, origins, the Redis gate and its reconciliation."""
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.accounts import service as accounts
+from app.core.clock import now_utc
+from app.core.db import db
+from app.coupons import claims, gate
+from app.coupons.models import CouponTemplate, UserCoupon
+from tests.coupon_factories import claim, create_template, iso
+from tests.helpers import ApiClient, assert_error
+
+
+@pytest.fixture
+def operator(api):
+    return api.as_user("op", roles=("operator",))
+
+
+def rows(template_id: int) -> list[UserCoupon]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(UserCoupon).where(UserCoupon.template_id == template_id)))
+
+
+def test_claim_grants_a_coupon_valid_from_the_claim(api, operator):
+    template = create_template(operator, valid_days=3)
+    mom = api.as_user("mom")
+    response = claim(mom, template["id"])
+    assert response.status_code == 201, response.get_json()
+    coupon = response.get_json()
+    assert coupon["status"] == "available" and coupon["template_id"] == template["id"]
+    assert coupon["headline"] == "立减5.00元"
+    from datetime import datetime
+
+    span = datetime.fromisoformat(coupon["valid_until"]) - datetime.fromisoformat(coupon["valid_from"])
+    assert span == timedelta(days=3)
+    assert gate.snapshot(template_id=template["id"])["remaining"] == 9
+    assert gate.in_flight(template_id=template["id"]) == []
+
+
+@pytest.mark.parametrize("claim_gate", ["redis", "sql"])
+def test_same_key_replays_and_a_second_claim_hits_the_limit(api, operator, claim_gate):
+    template = create_template(operator, claim_gate=claim_gate)
+    mom = api.as_user("mom")
+    first = claim(mom, template["id"], key="tap-1")
+    again = claim(mom, template["id"], key="tap-1")
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.get_json() == first.get_json()
+    assert_error(claim(mom, template["id"], key="tap-2"), 409, "coupon_limit_reached")
+    assert len(rows(template["id"])) == 1
+    assert db.session.get(CouponTemplate, template["id"]).claimed == 1
+
+
+@pytest.mark.parametrize("claim_gate", ["redis", "sql"])
+def test_out_of_stock(api, operator, claim_gate):
+    template = create_template(operator, stock=2, claim_gate=claim_gate)
+    for name in ("a", "b"):
+        assert claim(api.as_user(name), template["id"]).status_code == 201
+    assert_error(claim(api.as_user("c"), template["id"]), 409, "coupon_out_of_stock")
+    assert len(rows(template["id"])) == 2
+
+
+def test_per_user_and_per_day_limits(api, operator, frozen_clock):
+    template = create_template(operator, per_user_limit=2, per_day_limit=1, stock=10)
+    mom = api.as_user("mom")
+    assert claim(mom, template["id"]).status_code == 201
+    assert_error(claim(mom, template["id"]), 409, "coupon_daily_limit_reached")
+    frozen_clock(now_utc() + timedelta(hours=20))
+    assert claim(mom, template["id"]).status_code == 201
+    frozen_clock(now_utc() + timedelta(hours=40))
+    assert_error(claim(mom, template["id"]), 409, "coupon_ended")
+
+
+def test_limit_of_two_gives_two(api, operator):
+    template = create_template(operator, per_user_limit=2)
+    mom = api.as_user("mom")
+    assert [claim(mom, template["id"]).status_code for _ in range(3)][:2] == [201, 201]
+    assert sorted(c.seq for c in rows(template["id"])) == [1, 2]
+
+
+def test_window_and_status_refusals(api, operator, frozen_clock):
+    now = now_utc()
+    later = create_template(operator, claim_starts_at=iso(now + timedelta(hours=1)))
+    mom = api.as_user("mom")
+    assert_error(claim(mom, later["id"]), 409, "coupon_not_started")
+    current = create_template(operator)
+    operator.post(f"/api/v1/coupon-templates/{current['id']}/status", json={"status": "paused"})
+    assert_error(claim(mom, current["id"]), 409, "coupon_paused")
+    draft = create_template(operator, activate=False)
+    assert_error(claim(mom, draft["id"]), 404, "coupon_not_found")
+    assert_error(claim(mom, 987654321), 404, "coupon_not_found")
+    window = create_template(operator, validity_kind="window", valid_from=iso(now), valid_until=iso(now + timedelta(hours=5)))
+    frozen_clock(now + timedelta(hours=6))
+    assert_error(claim(mom, window["id"]), 409, "coupon_ended")
+    frozen_clock(now + timedelta(days=2))
+    assert_error(claim(mom, later["id"]), 409, "coupon_ended")
+    ended = create_template(operator)
+    operator.post(f"/api/v1/coupon-templates/{ended['id']}/status", json={"status": "ended"})
+    assert_error(claim(mom, ended["id"]), 409, "coupon_ended")
+
+
+def test_claim_needs_an_idempotency_key_and_a_login(api, operator):
+    template = create_template(operator)
+    mom = api.as_user("mom")
+    assert_error(mom.post(f"/api/v1/coupons/{template['id']}/claim", json={}), 428, "idempotency_key_required")
+    assert_error(api.post(f"/api/v1/coupons/{template['id']}/claim", json={}, headers={"Idempotency-Key": "x"}),
+                 401, "unauthenticated")
+
+
+def test_claim_records_its_origin(api, operator):
+    template = create_template(operator)
+    other = create_template(operator)
+    sharer = api.as_user("sharer")
+    card = sharer.post(f"/api/v1/coupons/{template['id']}/cards", json={"group_id": 5, "post_id": 9}).get_json()
+    assert card["type"] == "coupon" and card["claimable"] and card["group_id"] == 5
+    assert card["miniprogram"]["page"].endswith(card["share_code"])
+    again = sharer.post(f"/api/v1/coupons/{template['id']}/cards", json={"group_id": 5, "post_id": 9}).get_json()
+    assert again["share_code"] == card["share_code"]
+    assert api.get(f"/api/v1/coupon-cards/{card['share_code']}").get_json()["template_id"] == template["id"]
+    mom = api.as_user("mom")
+    assert_error(claim(mom, other["id"], share_code=card["share_code"]), 404, "share_code_not_found")
+    coupon = claim(mom, template["id"], share_code=card["share_code"].lower()).get_json()
+    assert (coupon["origin_share_code"], coupon["origin_group_id"], coupon["origin_post_id"]) == (card["share_code"], 5, 9)
+    assert rows(template["id"])[0].origin_sharer_id == sharer.user["id"]
+    direct = claim(api.as_user("mom2"), template["id"], group_id=11, post_id=12).get_json()
+    assert (direct["origin_share_code"], direct["origin_group_id"], direct["origin_post_id"]) == (None, 11, 12)
+
+
+def test_cards_only_for_live_coupons(api, operator):
+    draft = create_template(operator, activate=False)
+    mom = api.as_user("mom")
+    assert_error(mom.post(f"/api/v1/coupons/{draft['id']}/cards", json={}), 409, "coupon_not_shareable")
+    assert_error(api.get("/api/v1/coupon-cards/NOPE"), 404, "share_code_not_found")
+
+
+def test_a_lost_gate_is_rebuilt_from_the_database(app, api, operator):
+    template = create_template(operator, stock=3)
+    assert claim(api.as_user("a"), template["id"]).status_code == 201
+    app.extensions["redis"].flushdb()
+    assert claim(api.as_user("b"), template["id"]).status_code == 201
+    assert gate.snapshot(template_id=template["id"])["remaining"] == 1
+    assert_error(claim(api.as_user("a"), template["id"]), 409, "coupon_limit_reached")
+
+
+def test_a_gate_that_admits_too_many_is_corrected_by_the_database(app, api, operator):
+    template = create_template(operator, stock=5)
+    mom = api.as_user("mom")
+    assert claim(mom, template["id"]).status_code == 201
+    app.extensions["redis"].hdel(gate._keys(template["id"])[0], f"u:{mom.user['id']}")
+    assert_error(claim(mom, template["id"]), 409, "coupon_limit_reached")
+    snapshot = gate.snapshot(template_id=template["id"])
+    assert snapshot["remaining"] == 4 and snapshot[f"u:{mom.user['id']}"] == 1
+    assert gate.in_flight(template_id=template["id"]) == []
+    assert len(rows(template["id"])) == 1
+
+
+def test_reconcile_returns_dead_grants_and_keeps_fresh_ones(api, operator):
+    template = create_template(operator, stock=5)
+    assert claim(api.as_user("a"), template["id"]).status_code == 201
+    # A web process died between the gate's grant and the database commit: the grant is in flight forever.
+    outcome, dead = gate.try_claim(template_id=template["id"], user_id=424242, per_user_limit=1, day="",
+                                   per_day_limit=0)
+    assert outcome == "granted" and gate.snapshot(template_id=template["id"])["remaining"] == 3
+    report, = claims.reconcile(template_id=template["id"])
+    assert (report.gate_remaining, report.in_flight_kept, report.grants_dropped) == (3, 1, 0)
+    report, = claims.reconcile(template_id=template["id"], grace_seconds=0)
+    assert (report.gate_remaining, report.in_flight_kept, report.grants_dropped) == (4, 0, 1)
+    snapshot = gate.snapshot(template_id=template["id"])
+    assert "u:424242" not in snapshot and sum(v for k, v in snapshot.items() if k.startswith("u:")) == 1
+
+
+def test_reconcile_settles_a_committed_grant_whose_cleanup_never_ran(api, operator, monkeypatch):
+    template = create_template(operator, stock=5)
+    monkeypatch.setattr(gate, "settle", lambda grant: None)
+    assert claim(api.as_user("a"), template["id"]).status_code == 201
+    assert len(gate.in_flight(template_id=template["id"])) == 1
+    report, = claims.reconcile(template_id=template["id"])
+    assert (report.claimed, report.gate_remaining, report.grants_dropped) == (1, 4, 1)
+    assert gate.in_flight(template_id=template["id"]) == []
+
+
+def test_reconcile_repairs_a_counter_that_disagrees_with_its_rows(api, operator):
+    template = create_template(operator, stock=5)
+    assert claim(api.as_user("a"), template["id"]).status_code == 201
+    db.session.execute(CouponTemplate.__table__.update().where(CouponTemplate.id == template["id"]).values(claimed=3))
+    db.session.commit()
+    report, = claims.reconcile(template_id=template["id"])
+    assert report.db_repaired and report.claimed == 1 and report.gate_remaining == 4
+
+
+def test_reconcile_command(app, api, operator):
+    template = create_template(operator, stock=5)
+    result = app.test_cli_runner().invoke(args=["coupons", "reconcile", "--grace-seconds", "0"])
+    assert result.exit_code == 0, result.output
+    assert f"template {template['id']}: claimed 0/5, gate remaining 5" in result.output
+
+
+def _tokens(prefix: str, n: int) -> list[str]:
+    return [accounts.login(code=f"sandbox:{prefix}{i}").token for i in range(n)]
+
+
+def _burst(app, template_id: int, tokens: list[str], attempts: int, workers: int = 12) -> list[tuple[int, int, dict]]:
+    def attempt(i: int):
+        client = ApiClient(app.test_client(), tokens[i % len(tokens)])
+        response = claim(client, template_id, key=f"burst-{i}")
+        return i % len(tokens), response.status_code, response.get_json()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(attempt, range(attempts)))
+
+
+@pytest.mark.commits
+@pytest.mark.parametrize("claim_gate, attempts, users, stock", [("redis", 2000, 500, 100), ("sql", 600, 200, 50)])
+def test_flash_drop_never_oversells(app, api, operator, claim_gate, attempts, users, stock):
+    template = create_template(operator, stock=stock, claim_gate=claim_gate)
+    tokens = _tokens(f"flash-{claim_gate}-", users)
+    results = _burst(app, template["id"], tokens, attempts)
+    granted = [(user, body["id"]) for user, status, body in results if status == 201]
+    refused = {body["code"] for _, status, body in results if status != 201}
+    assert len(granted) == stock
+    assert len({user for user, _ in granted}) == stock
+    assert refused <= {"coupon_out_of_stock", "coupon_limit_reached"}
+    db.session.expire_all()
+    assert db.session.get(CouponTemplate, template["id"]).claimed == stock
+    per_user = db.session.execute(select(UserCoupon.user_id, func.count()).where(
+        UserCoupon.template_id == template["id"]).group_by(UserCoupon.user_id)).all()
+    assert len(per_user) == stock and all(n == 1 for _, n in per_user)
+    if claim_gate == "redis":
+        assert gate.snapshot(template_id=template["id"])["remaining"] == 0
+        assert gate.in_flight(template_id=template["id"]) == []
+
+
+def _statements(app):
+    from sqlalchemy import event
+
+    seen = []
+    engine = db.engine
+
+    def count(*args, **kwargs):
+        seen.append(1)
+
+    event.listen(engine, "before_cursor_execute", count)
+    return seen, lambda: event.remove(engine, "before_cursor_execute", count)
+
+
+def test_losing_taps_are_refused_from_redis_without_the_database(app, api, operator):
+    template = create_template(operator, stock=1)
+    winner, loser = api.as_user("winner"), api.as_user("loser")
+    assert claim(winner, template["id"], key="w-1").status_code == 201
+    winner.get("/api/v1/me"), loser.get("/api/v1/me")  # sessions cached, as in a drop
+    seen, stop = _statements(app)
+    try:
+        assert_error(claim(loser, template["id"], key="l-1"), 409, "coupon_out_of_stock")
+        assert_error(claim(winner, template["id"], key="w-2"), 409, "coupon_limit_reached")
+        assert seen == []
+        # A retry of the granted claim is recognised and replays its answer.
+        replay = claim(winner, template["id"], key="w-1")
+        assert replay.status_code == 201 and replay.headers.get("Idempotent-Replayed") == "true"
+        assert seen
+    finally:
+        stop()
+
+
+def test_retries_replay_after_the_gate_is_rebuilt(app, api, operator):
+    template = create_template(operator, stock=1)
+    mom = api.as_user("mom")
+    first = claim(mom, template["id"], key="tap")
+    app.extensions["redis"].delete(*gate._keys(template["id"]))
+    claims.reconcile(template_id=template["id"])
+    again = claim(mom, template["id"], key="tap")
+    assert again.status_code == 201 and again.get_json() == first.get_json()
+    assert_error(claim(mom, template["id"], key="other"), 409, "coupon_limit_reached")
+
+
+def test_paused_and_finished_templates_answer_from_the_full_path(api, operator, frozen_clock):
+    template = create_template(operator, stock=1)
+    assert claim(api.as_user("a"), template["id"]).status_code == 201
+    mom = api.as_user("mom")
+    assert_error(claim(mom, template["id"]), 409, "coupon_out_of_stock")
+    operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "paused"})
+    assert_error(claim(mom, template["id"]), 409, "coupon_paused")
+    operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "active"})
+    assert_error(claim(mom, template["id"]), 409, "coupon_out_of_stock")
+    frozen_clock(now_utc() + timedelta(days=2))
+    assert_error(claim(mom, template["id"]), 409, "coupon_ended")
