@@ -150,3 +150,28 @@ def test_hostile_source_name_is_refused_like_an_unknown_one(client, secret, froz
     body = _body(make_product())
     assert_error(client.post("/api/v1/webhooks/orders/jd%00union", data=body, headers=sign_headers(secret, body)),
                  401, "signature_invalid")
+
+
+@pytest.mark.commits
+def test_concurrent_duplicates_make_one_order(app, secret, frozen_clock):
+    import threading
+
+    frozen_clock(T0)
+    body = _body(make_product())
+    headers = sign_headers(secret, body)
+    barrier, outcomes = threading.Barrier(6), []
+
+    def deliver():
+        client = app.test_client()
+        with app.app_context():
+            barrier.wait()
+            outcomes.append(client.post(URL, data=body, headers=headers).get_json().get("outcome"))
+            db.session.remove()
+
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("created") == 1 and set(outcomes) == {"created", "duplicate"}, outcomes
+    assert _count(Order) == 1 and _count(LedgerJournal) == 1

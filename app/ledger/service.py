@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from uuid import uuid4
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.accounts import service as accounts
@@ -110,16 +110,19 @@ def post_journals(drafts: list[JournalDraft], *, guard: frozenset[tuple[int | No
                          "attribution_id": line.attribution_id, "created_at": now})
     db.session.execute(insert(LedgerLine), rows)
     guarded = {accounts[pair] for pair in guard if pair in accounts}
-    # Accounts are updated in id order so that concurrent postings never deadlock.
-    for account_id in sorted(deltas):
-        delta = deltas[account_id]
-        stmt = update(LedgerAccount).where(LedgerAccount.id == account_id)
-        if account_id in guarded and delta < 0:
-            stmt = stmt.where(LedgerAccount.balance_fen + delta >= 0)
-        moved = db.session.execute(stmt.values(balance_fen=LedgerAccount.balance_fen + delta)
-                                   .execution_options(synchronize_session=False)).rowcount
+    for account_id in sorted(a for a in deltas if a in guarded and deltas[a] < 0):
+        moved = db.session.execute(
+            update(LedgerAccount).where(LedgerAccount.id == account_id, LedgerAccount.balance_fen + deltas[account_id] >= 0)
+            .values(balance_fen=LedgerAccount.balance_fen + deltas[account_id])
+            .execution_options(synchronize_session=False)).rowcount
         if moved != 1:
             raise InsufficientBalance()
+    # One executemany in account id order: concurrent postings take row locks in the same order, never deadlock.
+    rest = [{"b_id": a, "b_delta": deltas[a]} for a in sorted(deltas) if not (a in guarded and deltas[a] < 0)]
+    if rest:
+        table = LedgerAccount.__table__
+        db.session.execute(table.update().where(table.c.id == bindparam("b_id"))
+                           .values(balance_fen=table.c.balance_fen + bindparam("b_delta")), rest)
     return list(journal_ids)
 
 

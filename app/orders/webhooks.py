@@ -64,8 +64,8 @@ def _record_event(source: str, event_id: str):
         inserted = db.session.execute(
             dialect.insert(OrderWebhookEvent).values(source=source, event_id=event_id, order_id=results[0].order_id,
                                                      received_at=now_utc())
-            .on_conflict_do_nothing(index_elements=["source", "event_id"])).rowcount
-        if not inserted:
+            .on_conflict_do_nothing(index_elements=["source", "event_id"]).returning(OrderWebhookEvent.id)).scalar()
+        if inserted is None:
             raise _Duplicate()
 
     return record
