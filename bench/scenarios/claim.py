@@ -25,7 +25,7 @@ THREADS = 2
 TARGET_RATIO = 0.6
 SQL_TARGET_RATIO = 0.2
 P99_FACTOR = 3
-DROP_SECONDS = 60  # wrk's duration: the drop must finish within it
+DROP_SECONDS = 120  # wrk's duration: the drop must finish within it
 WARM_SECONDS = 20
 
 LUA = """
