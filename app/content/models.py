@@ -143,6 +143,8 @@ class MemberPost(db.Model):
     group_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("chat_groups.id"))
     text: Mapped[str] = mapped_column(Text)
     image_urls: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The linked products in the author's order; member_post_products holds the same links for product feeds.
+    product_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     min_age_months: Mapped[int | None] = mapped_column(Integer)
     max_age_months: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="draft")

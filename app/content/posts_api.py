@@ -1,5 +1,5 @@
 """Member posts: write, publish, read, report; feeds; the shared-copyright licence; operators' moderation."""
-from flask import g
+from flask import current_app, g
 from flask_smorest import Blueprint
 
 from app.content import feeds, ugc
@@ -12,21 +12,8 @@ from app.core.pagination import PageArgsSchema
 blp = Blueprint("posts", __name__, url_prefix="/api/v1", description="Member posts (UGC), feeds and moderation.")
 
 
-def _card(product) -> dict:
-    return {"product_id": product.id, "title": product.title, "image": (product.images or [None])[0],
-            "price_fen": product.price_fen}
-
-
-def _shape(posts, cards: dict[int, list]) -> list[dict]:
-    shaped = []
-    for post in posts:
-        row = {column.key: getattr(post, column.key) for column in post.__table__.columns}
-        shaped.append(row | {"products": [_card(p) for p in cards.get(post.id, [])]})
-    return shaped
-
-
 def _one(post) -> dict:
-    return _shape([post], feeds.product_cards(post_ids=[post.id]))[0]
+    return feeds.shape_posts([post], feeds.product_cards(posts=[post]))[0]
 
 
 @blp.route("/member-posts", methods=["POST"])
@@ -45,9 +32,9 @@ def create_post(args):
 @blp.response(200, PostPageSchema)
 def feed(args):
     """The feed: published posts, by group, product or child age band; newest or popular first."""
-    page = feeds.feed(group_id=args["group_id"], product_id=args["product_id"], age_band=args["age_band"],
-                      sort=args["sort"], cursor=args["cursor"], limit=args["limit"])
-    return {"items": _shape(page.items, page.products), "next_cursor": page.next_cursor}
+    body = feeds.feed_json(group_id=args["group_id"], product_id=args["product_id"], age_band=args["age_band"],
+                           sort=args["sort"], cursor=args["cursor"], limit=args["limit"])
+    return current_app.response_class(body, mimetype="application/json")
 
 
 @blp.route("/member-posts/<int:post_id>", methods=["GET"])
@@ -94,7 +81,7 @@ def report_post(args, post_id: int):
 def my_posts(args):
     """Your posts in any state, newest first."""
     items, cursor = ugc.my_posts(author_id=g.user.id, status=args["status"], cursor=args["cursor"], limit=args["limit"])
-    return {"items": _shape(items, feeds.product_cards(post_ids=[p.id for p in items])), "next_cursor": cursor}
+    return {"items": feeds.shape_posts(items, feeds.product_cards(posts=items)), "next_cursor": cursor}
 
 
 @blp.route("/me/content-license", methods=["GET"])
@@ -121,7 +108,7 @@ def accept_license(args):
 def moderation_queue(args):
     """Published posts with reports not yet judged, oldest first."""
     items, cursor = ugc.moderation_queue(cursor=args["cursor"], limit=args["limit"])
-    return {"items": _shape(items, feeds.product_cards(post_ids=[p.id for p in items])), "next_cursor": cursor}
+    return {"items": feeds.shape_posts(items, feeds.product_cards(posts=items)), "next_cursor": cursor}
 
 
 @blp.route("/admin/member-posts/<int:post_id>/moderate", methods=["POST"])

@@ -13,7 +13,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.catalog import service as catalog
-from app.content import sanitize
+from app.content import feeds, sanitize
 from app.content.models import AGE_BAND_MONTHS, CopyrightAcceptance, MemberPost, MemberPostProduct, MemberPostReport
 from app.core.clock import now_utc
 from app.core.db import db
@@ -134,6 +134,7 @@ def _set_fields(post: MemberPost, values: dict) -> None:
         post.min_age_months, post.max_age_months = low, high
     if "product_ids" in values:
         ordered = _check_products(values["product_ids"])
+        post.product_ids = ordered
         if post.id is not None:
             db.session.execute(delete(MemberPostProduct).where(MemberPostProduct.post_id == post.id))
         db.session.flush()
@@ -159,7 +160,7 @@ def _publish(post: MemberPost, accept_license_version: str | None) -> None:
 def create_post(*, author_id: int, values: dict, publish: bool, accept_license_version: str | None) -> MemberPost:
     """Write a post (a draft, or published at once when `publish`)."""
     now = now_utc()
-    post = MemberPost(author_id=author_id, text="", image_urls=[], status="draft", hidden=False, report_count=0,
+    post = MemberPost(author_id=author_id, text="", image_urls=[], product_ids=[], status="draft", hidden=False, report_count=0,
                       cleared_report_count=0, view_count=0, score=0, created_at=now, updated_at=now)
     db.session.add(post)
     try:
@@ -170,6 +171,8 @@ def create_post(*, author_id: int, values: dict, publish: bool, accept_license_v
         db.session.rollback()
         raise
     db.session.commit()
+    if publish:
+        feeds.bump_generation()
     return post
 
 
@@ -199,6 +202,7 @@ def publish_post(*, post_id: int, author_id: int, accept_license_version: str | 
         db.session.rollback()
         raise
     db.session.commit()
+    feeds.bump_generation()
     return post
 
 
@@ -248,6 +252,8 @@ def report_post(*, post_id: int, reporter_id: int, reason: str) -> MemberPost:
                        .values(report_count=MemberPost.report_count + 1, hidden=MemberPost.hidden | reaches))
     db.session.commit()
     db.session.refresh(post)
+    if post.hidden:
+        feeds.bump_generation()
     return post
 
 
@@ -276,17 +282,5 @@ def moderate(*, post_id: int, decision: str, reason: str | None) -> MemberPost:
         post.status, post.reject_reason = "taken_down", reason
     post.updated_at = now_utc()
     db.session.commit()
+    feeds.bump_generation()
     return post
-
-
-def products_of(*, post_ids: list[int]) -> dict[int, list[int]]:
-    """The linked product ids of each post, in the author's order."""
-    found: dict[int, list[int]] = {pid: [] for pid in post_ids}
-    if not post_ids:
-        return found
-    rows = db.session.execute(select(MemberPostProduct.post_id, MemberPostProduct.product_id)
-                              .where(MemberPostProduct.post_id.in_(post_ids))
-                              .order_by(MemberPostProduct.post_id, MemberPostProduct.position))
-    for post_id, product_id in rows:
-        found[post_id].append(product_id)
-    return found

@@ -1,18 +1,20 @@
 """Post kinds: what each carries, what it freezes when an occurrence goes out, and the payload per channel.
 
 The worker and the preview both call `render`, so a preview is the exact payload a group receives.
-A kind is available when its entry is in KINDS; knowledge points join the registry when the content domain
-lands (their source object is resolved in `snapshot`, like products).
+A kind is available when its entry is in KINDS; its source object (product, coupon, knowledge point) is
+checked when the post is saved and again, frozen, when an occurrence goes out (`snapshot`).
 
 Attribution: product cards open the affiliate share link of (group host, product, group, post) and coupon
 drops the coupons share code of (group host, template, group, post), so clicks, claims and orders through a
 card credit the group's host. The host is the sharer: the bot posts on the host's behalf into the host's group.
 Both codes are created on first render and reused afterwards (the preview shows the very code that is sent).
 """
+import html
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlencode
 
+import nh3
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -52,6 +54,11 @@ class ProductContent(Schema):
     pic_media_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
 
 
+class KnowledgePointContent(Schema):
+    knowledge_point_id = fields.Integer(required=True, validate=validate.Range(min=1, max=2**53))
+    pic_media_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
+
+
 class CouponContent(Schema):
     template_id = fields.Integer(required=True, validate=validate.Range(min=1, max=2**53))
     text = fields.String(load_default="", validate=validate.Length(max=500))
@@ -70,6 +77,7 @@ KINDS = {
     "miniprogram_card": Kind(MiniProgramContent, True),
     "product_card": Kind(ProductContent, True),
     "coupon_drop": Kind(CouponContent, True),
+    "knowledge_point": Kind(KnowledgePointContent, False),
 }
 
 
@@ -101,7 +109,28 @@ def snapshot(*, post_id: int, kind: str, content: dict, author_id: int) -> dict:
         product = catalog.get_product(product_id=content["product_id"])
         check_product(product)
         frozen["product"] = {"id": product.id, "title": product.title, "price_fen": product.price_fen}
+    if kind == "knowledge_point":
+        from app.content import pgc
+
+        point = pgc.postable_knowledge_point(knowledge_point_id=content["knowledge_point_id"])
+        text = html.unescape(nh3.clean(point.body.replace("</p>", "</p>\n").replace("<br>", "\n"), tags=set())).strip()
+        frozen["knowledge_point"] = {"id": point.id, "title": point.title, "text": text, "partner_id": point.partner_id,
+                                     "product_id": (point.product_ids or [None])[0]}
     return frozen
+
+
+def _fit(text: str, limit_bytes: int) -> str:
+    """Cut text to a channel's byte limit on a character boundary."""
+    encoded = text.encode()
+    if len(encoded) <= limit_bytes:
+        return text
+    return encoded[:limit_bytes - 3].decode(errors="ignore") + "…"
+
+
+def _knowledge_text(frozen: dict, *, markdown: bool) -> str:
+    point = frozen["knowledge_point"]
+    title = f"**{point['title']}**" if markdown else point["title"]
+    return _fit(f"{title}\n{point['text']}", MARKDOWN_MAX_BYTES if markdown else TEXT_MAX_BYTES)
 
 
 @dataclass(frozen=True)
@@ -122,6 +151,14 @@ def _card(frozen: dict, *, group_id: int, host_id: int) -> Card:
                                            post_id=post_id, host_id=host_id)
         text = (content.get("text") or "") + f" ¥{yuan(product['price_fen'])}"
         return Card(product["title"][:64], text.strip(), link.path)
+    if kind == "knowledge_point":
+        from app.affiliate import service as affiliate
+
+        point = frozen["knowledge_point"]
+        link = affiliate.create_share_link(sharer_id=host_id, product_id=point["product_id"], group_id=group_id,
+                                           post_id=post_id, content_id=point["id"], host_id=host_id,
+                                           content_author_id=point["partner_id"])
+        return Card(point["title"][:64], point["text"], link.path)
     if kind == "coupon_drop":
         from app.coupons import service as coupons
 
@@ -140,6 +177,8 @@ def render_robot(frozen: dict, *, group_id: int, host_id: int) -> dict:
         return {"msgtype": "text", "text": {"content": content["text"]}}
     if kind == "markdown":
         return {"msgtype": "markdown", "markdown": {"content": content["markdown"]}}
+    if kind == "knowledge_point" and frozen["knowledge_point"]["product_id"] is None:
+        return {"msgtype": "markdown", "markdown": {"content": _knowledge_text(frozen, markdown=True)}}
     card = _card(frozen, group_id=group_id, host_id=host_id)
     return {"msgtype": "template_card", "template_card": {
         "card_type": "text_notice",
@@ -156,9 +195,12 @@ def render_customer_group(frozen: dict, *, group_id: int, host_id: int, sender: 
         body["text"] = {"content": content["text"]}
     elif kind == "markdown":
         body["text"] = {"content": content["markdown"]}
+    elif kind == "knowledge_point" and frozen["knowledge_point"]["product_id"] is None:
+        body["text"] = {"content": _knowledge_text(frozen, markdown=False)}
     else:
         card = _card(frozen, group_id=group_id, host_id=host_id)
-        body["text"] = {"content": card.description or card.title}
+        body["text"] = {"content": _knowledge_text(frozen, markdown=False) if kind == "knowledge_point"
+                        else card.description or card.title}
         miniprogram = {"title": card.title, "appid": current_app.config["WECHAT_APPID"], "page": card.page}
         if content.get("pic_media_id"):
             miniprogram["pic_media_id"] = content["pic_media_id"]
