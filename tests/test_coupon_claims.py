@@ -285,3 +285,12 @@ def test_paused_and_finished_templates_answer_from_the_full_path(api, operator, 
     assert_error(claim(mom, template["id"]), 409, "coupon_out_of_stock")
     frozen_clock(now_utc() + timedelta(days=2))
     assert_error(claim(mom, template["id"]), 409, "coupon_ended")
+
+
+def test_pausing_a_template_without_a_gate_leaves_no_half_gate(app, api, operator):
+    template = create_template(operator, stock=3)
+    app.extensions["redis"].delete(*gate._keys(template["id"]))
+    operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "paused"})
+    assert gate.snapshot(template_id=template["id"]) is None
+    operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "active"})
+    assert claim(api.as_user("mom"), template["id"]).status_code == 201

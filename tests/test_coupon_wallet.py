@@ -93,3 +93,13 @@ def test_window_validity_coupons_start_and_stop_with_the_window(api, operator, f
     assert mom.get(f"/api/v1/me/coupons/best?product_id={product.id}").get_json()["coupon"] is None
     frozen_clock(now + timedelta(days=2))
     assert mom.get(f"/api/v1/me/coupons/best?product_id={product.id}").get_json()["coupon"]["id"] == coupon["id"]
+
+
+def test_demo_coupons_are_live_and_seeding_twice_adds_nothing(api):
+    from app.coupons import demo
+
+    demo.seed()
+    demo.seed()
+    items = api.as_user("mom").get("/api/v1/coupons").get_json()["items"]
+    assert sorted(i["name"] for i in items) == sorted(spec["name"] for spec in demo.DEMO)
+    assert {i["state"] for i in items} == {"claimable"}

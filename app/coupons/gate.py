@@ -123,6 +123,13 @@ return {remaining, inflight, dropped}
 """
 
 
+# Only an existing gate is touched: a hash holding nothing but 'open' would read as sold out.
+_CLOSE = """
+if redis.call('exists', KEYS[1]) == 1 then redis.call('hset', KEYS[1], 'open', 0) end
+return 0
+"""
+
+
 @dataclass(frozen=True)
 class Grant:
     id: str
@@ -201,7 +208,7 @@ def rebuild(*, template_id: int, remaining: int, user_counts: dict[int, int], da
 
 def close(*, template_id: int) -> None:
     """Stop fast refusals for a template that is no longer open (paused): the full path answers."""
-    get_redis().hset(_keys(template_id)[0], "open", 0)
+    _script("close", _CLOSE)(keys=_keys(template_id)[:1])
 
 
 def in_flight(*, template_id: int) -> list[str]:

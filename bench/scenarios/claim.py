@@ -4,6 +4,8 @@ Run twice in the same stack, against /healthz measured in the same run:
 - `claim`: the Redis-gated path (a Lua gate refuses the 4,000 losers without a database write; the
   1,000 winners insert their row and take stock with one conditional update). Target: attempts/s ÷
   /healthz rps ≥ 0.6 and p99 ≤ 3 × the /healthz p99, with exactly 1,000 granted in PostgreSQL and in Redis.
+- `claim_sold_out`: taps on the sold-out drop for 10 s (every one refused from Redis alone, before any
+  database work): what the gate costs per tap, against the same 0.6 target.
 - `claim_sql`: the same drop with the gate off (the database alone). It is there for comparison; its
   target, 0.2, is what a single-statement SQL claim reached on this kind of machine (NOTES.md).
 
@@ -25,7 +27,7 @@ THREADS = 2
 TARGET_RATIO = 0.6
 SQL_TARGET_RATIO = 0.2
 P99_FACTOR = 3
-DROP_SECONDS = 60  # wrk's duration: the drop must finish within it
+DROP_SECONDS = 120  # wrk's duration: the drop must finish within it
 WARM_SECONDS = 20
 
 LUA = """
@@ -69,6 +71,38 @@ response = function(status, headers, body)
   end
 end
 """
+
+
+SOLD_OUT_LUA = """
+local tokens = {%(tokens)s}
+local next_id = 0
+setup = function(thread)
+  thread:set("tid", next_id)
+  next_id = next_id + 1
+end
+init = function(args)
+  n = 0
+end
+request = function()
+  n = n + 1
+  local headers = {["Content-Type"] = "application/json",
+                   ["Authorization"] = "Bearer " .. tokens[(n %% #tokens) + 1],
+                   ["Idempotency-Key"] = "sold-out-" .. tid .. "-" .. n}
+  return wrk.format("POST", "%(path)s", headers, "{}")
+end
+"""
+
+
+def _sold_out(ctx, tokens: list[str], template_id: int) -> dict:
+    lua = SOLD_OUT_LUA % {"tokens": ",".join(f'"{t}"' for t in tokens), "path": f"/api/v1/coupons/{template_id}/claim"}
+    result = ctx.wrk(f"/api/v1/coupons/{template_id}/claim", duration=10, connections=CONNECTIONS, threads=THREADS,
+                     lua=lua)
+    counts = _granted(ctx, template_id)
+    ok = (counts["db_rows"] == STOCK and result.socket_errors == 0 and result.requests > 0
+          and result.rps / ctx.healthz.rps >= TARGET_RATIO)
+    return ctx.line("claim_sold_out", result.rps, "refusals/s", ctx.healthz.rps, TARGET_RATIO, ok=ok,
+                    p50_ms=result.p50_ms, p99_ms=result.p99_ms, healthz_p99_ms=ctx.healthz.p99_ms,
+                    granted_after=counts["db_rows"], wrk_requests=result.requests, wrk_non2xx=result.non2xx)
 
 
 def _tokens(ctx) -> list[str]:
@@ -137,7 +171,7 @@ def _granted(ctx, template_id: int) -> dict:
             "redis_granted": redis_granted, "redis_in_flight": in_flight}
 
 
-def _drop(ctx, tokens: list[str], *, gate: str, name: str, target: float) -> dict:
+def _drop(ctx, tokens: list[str], *, gate: str, name: str, target: float) -> tuple[dict, int]:
     template_id = _template(ctx, gate=gate, stock=STOCK, name=name)
     result, seconds = _burst(ctx, tokens, template_id, f"{gate}-drop", ATTEMPTS, DROP_SECONDS)
     finished = seconds is not None
@@ -149,7 +183,7 @@ def _drop(ctx, tokens: list[str], *, gate: str, name: str, target: float) -> dic
     attempts_per_s = ATTEMPTS / seconds
     p99_ok = result.p99_ms <= P99_FACTOR * ctx.healthz.p99_ms
     ratio_ok = attempts_per_s / ctx.healthz.rps >= target
-    return ctx.line("claim" if gate == "redis" else "claim_sql", attempts_per_s, "attempts/s", ctx.healthz.rps, target,
+    return template_id, ctx.line("claim" if gate == "redis" else "claim_sql", attempts_per_s, "attempts/s", ctx.healthz.rps, target,
                     ok=finished and exact and ratio_ok and (p99_ok or gate == "sql") and result.socket_errors == 0,
                     finished=finished,
                     granted=counts["db_rows"], exactly_stock=exact, seconds=round(seconds, 2),
@@ -165,5 +199,7 @@ def run(ctx) -> list[dict]:
         warm = _template(ctx, gate=gate, stock=100, name=f"warm-up {gate}")
         result, seconds = _burst(ctx, tokens, warm, f"{gate}-warm", attempts, WARM_SECONDS)
         print(f"bench: claim warm-up {gate}: {attempts} attempts in {seconds} s; {result.as_dict()}", file=sys.stderr)
-    return [_drop(ctx, tokens, gate="redis", name="20:00 闪购券", target=TARGET_RATIO),
-            _drop(ctx, tokens, gate="sql", name="20:00 闪购券（纯SQL）", target=SQL_TARGET_RATIO)]
+    gated, gated_line = _drop(ctx, tokens, gate="redis", name="20:00 闪购券", target=TARGET_RATIO)
+    sold_out_line = _sold_out(ctx, tokens, gated)
+    _, sql_line = _drop(ctx, tokens, gate="sql", name="20:00 闪购券（纯SQL）", target=SQL_TARGET_RATIO)
+    return [gated_line, sold_out_line, sql_line]
