@@ -388,7 +388,7 @@ def test_product_cards_preview_is_what_is_sent(host, frozen_clock):
     assert seen(host, gid) == [preview["payload"]]
     assert robot_messages(get_redis(), "robot-key-cards") == [robot_preview]
     assert_error(host.post("/api/v1/posts", json={"kind": "knowledge_point", "content": {}, "targets": {"group_ids": [gid]},
-                                                   "schedule": {"kind": "once", "at": "2026-11-22T20:05"}}), 422, "validation_error")
+                                                   "schedule": {"kind": "once", "at": "2026-11-22T20:05"}}), 422, "invalid_content")
 
 
 def test_coupon_drop_carries_the_hosts_share_code(host, frozen_clock, api):

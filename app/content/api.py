@@ -3,13 +3,13 @@ from flask import g, request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
-from app.content import pgc, posts_api
+from app.content import pgc, posts_api, service
 from app.content.schemas import (BulkJsonSchema, BulkReportSchema, CourseDetailSchema, CourseInSchema,
                                  CoursePageSchema, CoursePatchSchema, CourseSchema, KnowledgePointInSchema,
                                  KnowledgePointPageSchema, KnowledgePointPatchSchema, KnowledgePointSchema,
                                  LessonInSchema, LessonPatchSchema, LessonSchema, ListArgsSchema, ReviewDecisionSchema,
                                  ReviewItemSchema, ReviewQueueArgsSchema, ReviewQueueSchema, ReviewTrailSchema,
-                                 SubmitSchema)
+                                 SubmitSchema, UpcomingArgsSchema, UpcomingSchema)
 from app.core import access
 from app.core.errors import ApiError, Invalid
 from app.core.http import raw_body
@@ -183,6 +183,18 @@ def decide(args, kind_path: str, item_id: int):
                       reason=args["reason"])
     return {"kind": kind, "id": item.id, "partner_id": item.partner_id, "title": item.title, "status": item.status,
             "updated_at": item.updated_at}
+
+
+@blp.route("/drips/<int:post_id>/upcoming", methods=["GET"])
+@access.roles("host")
+@blp.arguments(UpcomingArgsSchema, location="query")
+@blp.response(200, UpcomingSchema)
+def drip_upcoming(args, post_id: int):
+    """What your drip (a knowledge_point post naming a course or topic) sends one of your groups next."""
+    from app.groups.service import Actor
+
+    return service.drip_upcoming(post_id=post_id, group_id=args["group_id"], limit=args["limit"],
+                                 actor=Actor(id=g.user.id, operator="operator" in g.roles))
 
 
 blueprints = [blp, posts_api.blp]

@@ -183,3 +183,20 @@ class MemberPostReport(db.Model):
     reporter_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime]
+
+
+class DripSent(db.Model):
+    """A knowledge point a group has received by drip: never the same one twice, one per occurrence."""
+
+    __tablename__ = "drip_sent"
+    __table_args__ = (UniqueConstraint("group_id", "knowledge_point_id"),
+                      UniqueConstraint("post_id", "group_id", "occurrence_id"))
+
+    id: Mapped[IdPk]
+    group_id: Mapped[int] = mapped_column(BigId, ForeignKey("chat_groups.id", ondelete="CASCADE"))
+    knowledge_point_id: Mapped[int] = mapped_column(BigId, ForeignKey("knowledge_points.id", ondelete="CASCADE"),
+                                                    index=True)
+    # The delivery post (the drip schedule) and the occurrence that sent it.
+    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"))
+    occurrence_id: Mapped[int] = mapped_column(BigId)
+    sent_at: Mapped[datetime]

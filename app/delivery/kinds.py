@@ -14,7 +14,7 @@ from typing import Callable
 from urllib.parse import urlencode
 
 from flask import current_app
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.core.errors import Invalid
 from app.core.money import yuan
@@ -58,6 +58,20 @@ class CouponContent(Schema):
     pic_media_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
 
 
+class KnowledgePointContent(Schema):
+    """One approved knowledge point, or a drip: each time, the next point of a course or topic per group."""
+
+    knowledge_point_id = fields.Integer(validate=validate.Range(min=1, max=2**53))
+    course_id = fields.Integer(validate=validate.Range(min=1, max=2**53))
+    topic = fields.String(validate=validate.Length(min=1, max=32))
+    pic_media_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
+
+    @validates_schema
+    def _one_source(self, data, **kwargs):
+        if sum(data.get(name) is not None for name in ("knowledge_point_id", "course_id", "topic")) != 1:
+            raise ValidationError("Name exactly one of knowledge_point_id, course_id or topic.")
+
+
 @dataclass(frozen=True)
 class Kind:
     content_schema: type[Schema]
@@ -70,6 +84,7 @@ KINDS = {
     "miniprogram_card": Kind(MiniProgramContent, True),
     "product_card": Kind(ProductContent, True),
     "coupon_drop": Kind(CouponContent, True),
+    "knowledge_point": Kind(KnowledgePointContent, True),
 }
 
 
@@ -78,9 +93,14 @@ def validate_content(kind: str, content: dict) -> dict:
     if kind not in KINDS:
         raise Invalid(f"Posts of kind '{kind}' are not available yet.", code="post_kind_unavailable")
     try:
-        return KINDS[kind].content_schema().load(content or {})
+        clean = KINDS[kind].content_schema().load(content or {})
     except ValidationError as exc:
         raise Invalid("The content does not fit the post kind.", code="invalid_content", errors={"content": exc.messages})
+    if kind == "knowledge_point":
+        from app.content import service as content_service
+
+        content_service.check_knowledge_point_post(content=clean)
+    return clean
 
 
 def check_product(product) -> None:
@@ -92,9 +112,17 @@ def check_product(product) -> None:
         raise Invalid("The product is not on sale.", code="product_inactive", errors={"content": {"product_id": ["Inactive."]}})
 
 
-def snapshot(*, post_id: int, kind: str, content: dict, author_id: int) -> dict:
-    """Freeze what an occurrence sends: the content plus the source objects it names, checked now."""
+def snapshot(*, post_id: int, kind: str, content: dict, author_id: int, occurrence_id: int | None = None) -> dict:
+    """Freeze what an occurrence sends: the content plus the source objects it names, checked now.
+
+    `occurrence_id` is None for a preview; a drip records what each group got under the occurrence.
+    """
     frozen = {"post_id": post_id, "kind": kind, "content": content, "author_id": author_id}
+    if kind == "knowledge_point":
+        from app.content import service as content_service
+
+        frozen["occurrence_id"] = occurrence_id
+        frozen["point"] = content_service.knowledge_point_snapshot(content=content)
     if kind == "product_card":
         from app.catalog import service as catalog
 
@@ -128,6 +156,15 @@ def _card(frozen: dict, *, group_id: int, host_id: int) -> Card:
         card = coupons.coupon_card(template_id=content["template_id"], sharer_id=host_id, group_id=group_id, post_id=post_id)
         text = " ".join(t for t in (content.get("text"), card["headline"]) if t)
         return Card(card["title"][:64], text, card["miniprogram"]["page"])
+    if kind == "knowledge_point":
+        from app.content import service as content_service
+
+        point = content_service.knowledge_point_for_group(post_id=post_id, occurrence_id=frozen["occurrence_id"],
+                                                          content=content, frozen_point=frozen["point"],
+                                                          group_id=group_id)
+        page = current_app.config.get("KNOWLEDGE_PAGE", "pages/knowledge/index")
+        return Card(point["title"][:64], point["excerpt"],
+                    page + "?" + urlencode({"kp": point["id"], "gid": group_id, "pid": post_id}))
     page = content["page"]
     return Card(content["title"], content.get("description") or "",
                 page + ("&" if "?" in page else "?") + urlencode({"gid": group_id, "pid": post_id}))
