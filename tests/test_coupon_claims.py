@@ -230,3 +230,58 @@ def test_flash_drop_never_oversells(app, api, operator, claim_gate, attempts, us
     if claim_gate == "redis":
         assert gate.snapshot(template_id=template["id"])["remaining"] == 0
         assert gate.in_flight(template_id=template["id"]) == []
+
+
+def _statements(app):
+    from sqlalchemy import event
+
+    seen = []
+    engine = db.engine
+
+    def count(*args, **kwargs):
+        seen.append(1)
+
+    event.listen(engine, "before_cursor_execute", count)
+    return seen, lambda: event.remove(engine, "before_cursor_execute", count)
+
+
+def test_losing_taps_are_refused_from_redis_without_the_database(app, api, operator):
+    template = create_template(operator, stock=1)
+    winner, loser = api.as_user("winner"), api.as_user("loser")
+    assert claim(winner, template["id"], key="w-1").status_code == 201
+    winner.get("/api/v1/me"), loser.get("/api/v1/me")  # sessions cached, as in a drop
+    seen, stop = _statements(app)
+    try:
+        assert_error(claim(loser, template["id"], key="l-1"), 409, "coupon_out_of_stock")
+        assert_error(claim(winner, template["id"], key="w-2"), 409, "coupon_limit_reached")
+        assert seen == []
+        # A retry of the granted claim is recognised and replays its answer.
+        replay = claim(winner, template["id"], key="w-1")
+        assert replay.status_code == 201 and replay.headers.get("Idempotent-Replayed") == "true"
+        assert seen
+    finally:
+        stop()
+
+
+def test_retries_replay_after_the_gate_is_rebuilt(app, api, operator):
+    template = create_template(operator, stock=1)
+    mom = api.as_user("mom")
+    first = claim(mom, template["id"], key="tap")
+    app.extensions["redis"].delete(*gate._keys(template["id"]))
+    claims.reconcile(template_id=template["id"])
+    again = claim(mom, template["id"], key="tap")
+    assert again.status_code == 201 and again.get_json() == first.get_json()
+    assert_error(claim(mom, template["id"], key="other"), 409, "coupon_limit_reached")
+
+
+def test_paused_and_finished_templates_answer_from_the_full_path(api, operator, frozen_clock):
+    template = create_template(operator, stock=1)
+    assert claim(api.as_user("a"), template["id"]).status_code == 201
+    mom = api.as_user("mom")
+    assert_error(claim(mom, template["id"]), 409, "coupon_out_of_stock")
+    operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "paused"})
+    assert_error(claim(mom, template["id"]), 409, "coupon_paused")
+    operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "active"})
+    assert_error(claim(mom, template["id"]), 409, "coupon_out_of_stock")
+    frozen_clock(now_utc() + timedelta(days=2))
+    assert_error(claim(mom, template["id"]), 409, "coupon_ended")

@@ -463,3 +463,19 @@ def test_secrets_never_in_responses(host, frozen_clock, app, api):
         assert response.status_code == 200, text
         for secret in (key_value, "secret-sender-abc", "secret-chat-def"):
             assert secret not in text
+
+
+def test_real_queue_hand_over_and_worker(host, frozen_clock, app, monkeypatch):
+    from app.core.worker import run_worker
+
+    gids = [group(host, f"g{i}") for i in range(engine.CHUNK_SIZE + 5)]
+    created = post(host, gids)
+    monkeypatch.setitem(app.config, "RQ_ASYNC", True)
+    at(frozen_clock, T0 + timedelta(minutes=5))
+    from rq import Queue
+
+    assert Queue("deliveries", connection=get_redis()).count == 2
+    assert {d.state for d in deliveries(created["id"])} == {"pending"}
+    run_worker(app, queues=["deliveries"], burst=True)
+    assert {d.state for d in deliveries(created["id"])} == {"sent"}
+    assert all(len(seen(host, gid)) == 1 for gid in gids)

@@ -179,3 +179,20 @@ def test_fan_ladder_climbs_from_events(api, frozen_clock):
 ])
 def test_ladder_thresholds(signals, level):
     assert ladder.level_for(ladder.Signals(*signals)) == level
+
+
+def test_demo_seed_builds_groups_and_posts(app):
+    from app.accounts import demo as accounts_demo
+    from app.delivery import demo as delivery_demo
+    from app.delivery.models import Post
+    from app.groups import demo as groups_demo
+    from sqlalchemy import func, select
+
+    accounts_demo.seed()
+    groups_demo.seed()
+    delivery_demo.seed()
+    groups_demo.seed()
+    delivery_demo.seed()
+    assert db.session.scalar(select(func.count()).select_from(ChatGroup)) == 2
+    assert sorted(g.member_count for g in db.session.scalars(select(ChatGroup))) == [5, 5]
+    assert db.session.scalar(select(func.count()).select_from(Post)) == 2

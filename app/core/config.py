@@ -62,6 +62,10 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         "MINIPROGRAM_HOME_PAGE": env.get("MINIPROGRAM_HOME_PAGE", "pages/index/index"),
         # Encrypts secrets at rest (group credentials); stable across processes, so never a random default.
         "DATA_ENCRYPTION_KEY": env.get("DATA_ENCRYPTION_KEY") or ("" if deployment == "production" else "dev-only-data-key"),
+        "DELIVERY_MISFIRE_GRACE_SECONDS": int(env.get("DELIVERY_MISFIRE_GRACE_SECONDS", 600)),
+        "DELIVERY_SENDING_TIMEOUT_SECONDS": int(env.get("DELIVERY_SENDING_TIMEOUT_SECONDS", 120)),
+        "DELIVERY_REQUEUE_AFTER_SECONDS": int(env.get("DELIVERY_REQUEUE_AFTER_SECONDS", 120)),
+        "DELIVERY_SEND_CONCURRENCY": int(env.get("DELIVERY_SEND_CONCURRENCY", 32)),
         "WECOM_WEBHOOK_URL": env.get("WECOM_WEBHOOK_URL") or (default_base and default_base + "cgi-bin/webhook/send") or "https://qyapi.weixin.qq.com/cgi-bin/webhook/send",
         # Content: rich-text size limit, bulk upload size, the sandbox's risky words, reports that hide a post.
         "CONTENT_BODY_MAX_CHARS": int(env.get("CONTENT_BODY_MAX_CHARS", 20000)),

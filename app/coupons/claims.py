@@ -86,7 +86,8 @@ def _validity(template: CouponTemplate, at: datetime) -> tuple[datetime, datetim
     return at, at + timedelta(days=template.valid_days)
 
 
-def _insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origin: Origin, grant: gate.Grant | None):
+def _insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origin: Origin, grant: gate.Grant | None,
+                  claim_key: str | None):
     """Insert the claim row under its (template, user, seq) key; returns the row or the refusal reason."""
     day, _ = claim_day(at)
     valid_from, valid_until = _validity(template, at)
@@ -104,7 +105,7 @@ def _insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origi
             day_seq = today + 1
         coupon = UserCoupon(template_id=template.id, user_id=user_id, seq=held + 1,
                             claim_day=day if template.per_day_limit else None, day_seq=day_seq,
-                            gate_grant=grant.id if grant else None, status="available", valid_from=valid_from,
+                            gate_grant=grant.id if grant else None, claim_key=claim_key or None, status="available", valid_from=valid_from,
                             valid_until=valid_until, claimed_at=at, origin_share_code=origin.share_code,
                             origin_sharer_id=origin.sharer_id, origin_group_id=origin.group_id,
                             origin_post_id=origin.post_id)
@@ -128,10 +129,11 @@ def _take_stock(template: CouponTemplate) -> bool:
     ).rowcount == 1
 
 
-def _ask_gate(template: CouponTemplate, *, user_id: int, day_key: str) -> gate.Grant | None:
+def _ask_gate(template: CouponTemplate, *, user_id: int, day_key: str, request_key: str | None) -> gate.Grant | None:
     """Ask the Redis gate; None means 'go straight to the database' (the gate is being loaded elsewhere)."""
     args = dict(template_id=template.id, user_id=user_id, per_user_limit=template.per_user_limit,
-                day=day_key if template.per_day_limit else "", per_day_limit=template.per_day_limit or 0)
+                day=day_key if template.per_day_limit else "", per_day_limit=template.per_day_limit or 0,
+                request_key=request_key)
     outcome, grant = gate.try_claim(**args)
     if outcome == "missing":
         if not load_gate(template_id=template.id, only_if_missing=True):
@@ -144,9 +146,21 @@ def _ask_gate(template: CouponTemplate, *, user_id: int, day_key: str) -> gate.G
     return grant
 
 
+def fast_refusal(*, template_id: int, user_id: int, request_key: str | None) -> None:
+    """Refuse a claim from Redis alone when the gate can tell (sold out, or the user at their limit)."""
+    reason = gate.fast_refusal(template_id=template_id, user_id=user_id, request_key=request_key,
+                               now_ms=int(now_utc().timestamp() * 1000))
+    if reason:
+        raise refusal(reason)
+
+
 def claim(*, template_id: int, user_id: int, share_code: str | None = None, group_id: int | None = None,
-          post_id: int | None = None) -> UserCoupon:
-    """Claim one coupon of a template for a user; never beyond the stock or the user's limits."""
+          post_id: int | None = None, request_key: str | None = None) -> UserCoupon:
+    """Claim one coupon of a template for a user; never beyond the stock or the user's limits.
+
+    `request_key` is the request's Idempotency-Key, remembered (as a digest) so retries of a granted
+    claim are never refused by the gate's fast path.
+    """
     template = get_template(template_id=template_id)
     at = now_utc()
     state = claim_window_state(template, at)
@@ -156,9 +170,11 @@ def claim(*, template_id: int, user_id: int, share_code: str | None = None, grou
         raise refusal(state)
     origin = _origin(template, share_code=share_code, group_id=group_id, post_id=post_id)
     _, day_key = claim_day(at)
-    grant = _ask_gate(template, user_id=user_id, day_key=day_key) if template.claim_gate == "redis" else None
+    grant = (_ask_gate(template, user_id=user_id, day_key=day_key, request_key=request_key)
+             if template.claim_gate == "redis" else None)
     try:
-        coupon, reason, held = _insert_claim(template, user_id=user_id, at=at, origin=origin, grant=grant)
+        coupon, reason, held = _insert_claim(template, user_id=user_id, at=at, origin=origin, grant=grant,
+                                             claim_key=gate.key_hash(request_key))
         if coupon is None:
             raise refusal(reason)
         if not _take_stock(template):
@@ -203,8 +219,13 @@ def _rebuild(template_id: int, grace_seconds: float) -> tuple[int, int, int]:
     # Order matters: counts first, then the in-flight list, then which of those committed. A grant
     # committing in between is then counted at most once (or not at all: the gate admits one too many
     # and the database refuses it), never twice (which would refuse a coupon the database still has).
-    user_counts = dict(db.session.execute(select(UserCoupon.user_id, func.count()).where(
-        UserCoupon.template_id == template_id).group_by(UserCoupon.user_id)).all())
+    user_counts: dict[int, int] = {}
+    user_keys: dict[int, list[str]] = {}
+    for user_id, claim_key in db.session.execute(select(UserCoupon.user_id, UserCoupon.claim_key).where(
+            UserCoupon.template_id == template_id)):
+        user_counts[user_id] = user_counts.get(user_id, 0) + 1
+        if claim_key:
+            user_keys.setdefault(user_id, []).append(claim_key)
     day, day_key = claim_day(now_utc())
     day_counts = {}
     if template.per_day_limit:
@@ -216,8 +237,12 @@ def _rebuild(template_id: int, grace_seconds: float) -> tuple[int, int, int]:
     for start in range(0, len(in_flight), 500):
         chunk = in_flight[start:start + 500]
         committed += db.session.scalars(select(UserCoupon.gate_grant).where(UserCoupon.gate_grant.in_(chunk))).all()
+    ends = template.claim_ends_at if template.valid_until is None else min(template.claim_ends_at, template.valid_until)
     return gate.rebuild(template_id=template_id, remaining=max(0, template.stock - total), user_counts=user_counts,
-                        day=day_key, day_counts=day_counts, committed_grants=committed, grace_seconds=grace_seconds)
+                        day=day_key, day_counts=day_counts, user_keys=user_keys, committed_grants=committed,
+                        grace_seconds=grace_seconds, is_open=template.status == "active",
+                        starts_ms=int(template.claim_starts_at.timestamp() * 1000), ends_ms=int(ends.timestamp() * 1000),
+                        per_user_limit=template.per_user_limit)
 
 
 def reconcile(*, template_id: int | None = None, grace_seconds: float | None = None) -> list[ReconcileReport]:

@@ -132,6 +132,8 @@ class UserCoupon(db.Model):
     day_seq: Mapped[int | None] = mapped_column(Integer)
     # The Redis gate's grant id, so a reconcile can tell a committed grant from one that died in flight.
     gate_grant: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # A digest of the claim's Idempotency-Key: the gate tells a retry of this claim from a new tap by it.
+    claim_key: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(10), default="available")
     valid_from: Mapped[datetime]
     valid_until: Mapped[datetime]

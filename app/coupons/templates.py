@@ -274,6 +274,8 @@ def change_status(*, template_id: int, actor: Actor, status: str) -> CouponTempl
     db.session.commit()
     if status == "ended":
         gate.drop(template_id=template.id)
+    elif status == "paused":
+        gate.close(template_id=template.id)
     elif status == "active" and template.claim_gate == "redis":
         from app.coupons.claims import load_gate
 

@@ -6,17 +6,19 @@ is sent only by the worker whose conditional update moved it pending → sending
 leaves the delivery `sending`, which the reconciler turns into `unknown` (never re-sent automatically).
 """
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from flask import current_app
+from rq import Queue
 from sqlalchemy import case, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.core.clock import now_utc
 from app.core.db import UTCDateTime, db
 from app.core.errors import ApiError
-from app.core.queue import enqueue
+from app.core.queue import enqueue, queue
 from app.core.redis import get_redis
 from app.delivery import channels, kinds, schedule
 from app.delivery.models import Delivery, Post, PostOccurrence, PostTarget, SandboxMessage
@@ -31,14 +33,13 @@ MAX_ATTEMPTS = 5
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(minutes=30)
 CONFIRMATION_WINDOW = timedelta(days=3)
-
-
-def _setting(name: str, default):
-    return current_app.config.get(name, default)
+SENT = channels.Outcome("sent")
+SEND_JOB = "app.delivery.tasks.send_chunk"
+TICK = timedelta(seconds=0.5)  # the delivery-tick interval in tasks.py
 
 
 def misfire_grace() -> timedelta:
-    return timedelta(seconds=_setting("DELIVERY_MISFIRE_GRACE_SECONDS", 600))
+    return timedelta(seconds=current_app.config["DELIVERY_MISFIRE_GRACE_SECONDS"])
 
 
 def _insert_ignoring_conflicts(model):
@@ -150,16 +151,21 @@ def dispatch_occurrence(*, occurrence_id: int) -> int:
     if not claimed:
         db.session.rollback()
         return 0
-    written = 0
+    written, ready = 0, []
     if state in ("dispatched", "missed"):
-        written = _write_deliveries(post, occurrence, now=now, state="pending" if state == "dispatched" else "missed")
+        written, ready = _write_deliveries(post, occurrence, now=now, state="pending" if state == "dispatched" else "missed")
         db.session.execute(update(PostOccurrence).where(PostOccurrence.id == occurrence_id).values(deliveries_count=written))
     plan_post(post, now=now)
     db.session.commit()
+    log.info("occurrence %s of post %s (%s, %s): %s, %d deliveries written", occurrence_id, post.id,
+             occurrence.timezone, occurrence.slot, state, written)
+    # A crash before this hand-over leaves the rows queued but jobless: the reconciler hands them over again.
+    _hand_to_rq(sorted(ready))
     return written
 
 
-def _write_deliveries(post: Post, occurrence: PostOccurrence, *, now: datetime, state: str) -> int:
+def _write_deliveries(post: Post, occurrence: PostOccurrence, *, now: datetime, state: str) -> tuple[int, list[int]]:
+    """Insert the occurrence's deliveries in bulk; returns how many rows and the ids ready for RQ."""
     targets = post_targets(post)
     wanted_tags = (targets["group_filter"] or {}).get("tags")
     if wanted_tags:
@@ -170,19 +176,24 @@ def _write_deliveries(post: Post, occurrence: PostOccurrence, *, now: datetime, 
         selects = [groups.target_groups_select(**targets, timezone=occurrence.timezone)]
     day = occurrence.slot[:10]
     error = "" if state == "pending" else "scheduler was down past the grace period"
-    written = 0
+    written, ready = 0, []
+    queued_at = now if state == "pending" else None
     for target_select in selects:
         src = target_select.subquery()
         rows = select(literal(post.id), literal(occurrence.id), src.c.id, src.c.channel, literal(state), literal(0),
                       literal(0), literal(occurrence.due_at, UTCDateTime()), literal(now, UTCDateTime()),
                       case((src.c.channel == CUSTOMER_GROUP, literal(day)), else_=None), literal(error),
-                      literal(now, UTCDateTime()), literal(now, UTCDateTime())
+                      literal(queued_at, UTCDateTime()), literal(now, UTCDateTime()), literal(now, UTCDateTime())
                       ).where(src.c.id.is_not(None))  # SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT
         columns = ["post_id", "occurrence_id", "group_id", "channel", "state", "attempts", "manual_retries", "due_at",
-                   "available_at", "quota_day", "error_message", "created_at", "updated_at"]
-        written += db.session.execute(_insert_ignoring_conflicts(Delivery).from_select(columns, rows)).rowcount
+                   "available_at", "quota_day", "error_message", "queued_at", "created_at", "updated_at"]
+        inserted = list(db.session.scalars(_insert_ignoring_conflicts(Delivery).from_select(columns, rows)
+                                           .returning(Delivery.id)))
+        written += len(inserted)
+        if state == "pending":
+            ready += inserted
         written += _refuse_over_quota(post, occurrence, target_select, now=now)
-    return written
+    return written, ready
 
 
 def _refuse_over_quota(post: Post, occurrence: PostOccurrence, target_select, *, now: datetime) -> int:
@@ -221,13 +232,36 @@ def enqueue_ready(limit: int = 50_000) -> int:
                                                            Delivery.queued_at.is_(None))
                                     .values(queued_at=now).returning(Delivery.id)))
     db.session.commit()
-    for i in range(0, len(ids), CHUNK_SIZE):
-        enqueue("deliveries", "app.delivery.tasks.send_chunk", ids[i:i + CHUNK_SIZE])
+    _hand_to_rq(ids)
     return len(ids)
+
+
+def _hand_to_rq(ids: list[int]) -> None:
+    """Enqueue send jobs of CHUNK_SIZE deliveries each, in one Redis round trip when RQ is asynchronous."""
+    if not ids:
+        return
+    chunks = [ids[i:i + CHUNK_SIZE] for i in range(0, len(ids), CHUNK_SIZE)]
+    deliveries = queue("deliveries")
+    if deliveries.is_async:
+        deliveries.enqueue_many([Queue.prepare_data(SEND_JOB, args=(chunk,)) for chunk in chunks])
+    else:
+        for chunk in chunks:
+            enqueue("deliveries", SEND_JOB, chunk)
+    log.info("enqueued %d deliveries in %d jobs", len(ids), len(chunks))
+
+
+def _wait_for_imminent() -> None:
+    """Sleep until an occurrence due within the next tick, so it goes out on its second, not up to a tick late."""
+    now = now_utc()
+    next_due = db.session.scalar(select(func.min(PostOccurrence.due_at)).where(PostOccurrence.state == "scheduled"))
+    db.session.rollback()
+    if next_due is not None and now < next_due <= now + TICK:
+        time.sleep((next_due - now).total_seconds())
 
 
 def tick() -> None:
     """The scheduler's heartbeat for deliveries: dispatch what is due, release retries, hand work to RQ."""
+    _wait_for_imminent()
     dispatch_due()
     release_retries()
     enqueue_ready()
@@ -238,7 +272,7 @@ def tick() -> None:
 def _http_session():
     session = current_app.extensions.get("delivery_http")
     if session is None:
-        session = channels.new_http_session(_setting("DELIVERY_SEND_CONCURRENCY", 32))
+        session = channels.new_http_session(current_app.config["DELIVERY_SEND_CONCURRENCY"])
         if current_app.config["WECHAT_SANDBOX"]:
             from app.core.config import SANDBOX_BASE_URL
             from app.wechat.sandbox import mount_in_process
@@ -299,7 +333,7 @@ def send_chunk(delivery_ids: list[int]) -> dict[str, int]:
     if robot_rows:
         session, url = _http_session(), current_app.config["WECOM_WEBHOOK_URL"]
         timeout = current_app.config["WECHAT_TIMEOUT_SECONDS"]
-        with ThreadPoolExecutor(max_workers=min(len(robot_rows), _setting("DELIVERY_SEND_CONCURRENCY", 32))) as pool:
+        with ThreadPoolExecutor(max_workers=min(len(robot_rows), current_app.config["DELIVERY_SEND_CONCURRENCY"])) as pool:
             results = pool.map(lambda r: channels.send_robot(session, url=url, payload=payloads[r.id], timeout=timeout,
                                                              webhook_key=targets[r.group_id].credentials["webhook_key"]),
                                robot_rows)
@@ -312,14 +346,21 @@ def send_chunk(delivery_ids: list[int]) -> dict[str, int]:
         elif r.channel == "sandbox":
             db.session.execute(_insert_ignoring_conflicts(SandboxMessage).values(
                 delivery_id=r.id, group_id=r.group_id, payload=payloads[r.id], created_at=now))
-            outcomes[r.id] = channels.Outcome("sent")
+            outcomes[r.id] = SENT
+    finished = now_utc()
+    plain_sent = [r.id for r in rows if outcomes[r.id] == SENT]
+    if plain_sent:
+        db.session.execute(update(Delivery).where(Delivery.id.in_(plain_sent), Delivery.state == "sending")
+                           .values(state="sent", error_code=None, error_message="", finished_at=finished, updated_at=finished))
     for r in rows:
         outcome = outcomes[r.id]
         if outcome.state == "deferred":
             limiter.cool_down(robots[r.id])
-        _record(r.id, outcome, attempts=r.attempts + 1, now=now_utc())
+        if outcome != SENT:
+            _record(r.id, outcome, attempts=r.attempts + 1, now=finished)
         counts[outcome.state] = counts.get(outcome.state, 0) + 1
     db.session.commit()
+    log.info("sent chunk of %d: %s", len(delivery_ids), counts)
     return counts
 
 
@@ -356,8 +397,8 @@ def _record(delivery_id: int, outcome: channels.Outcome, *, attempts: int, now: 
 def reconcile() -> dict[str, int]:
     """Stuck sends become unknown; pending deliveries whose job was lost are handed over again; plans refresh."""
     now = now_utc()
-    stuck_after = timedelta(seconds=_setting("DELIVERY_SENDING_TIMEOUT_SECONDS", 120))
-    requeue_after = timedelta(seconds=_setting("DELIVERY_REQUEUE_AFTER_SECONDS", 120))
+    stuck_after = timedelta(seconds=current_app.config["DELIVERY_SENDING_TIMEOUT_SECONDS"])
+    requeue_after = timedelta(seconds=current_app.config["DELIVERY_REQUEUE_AFTER_SECONDS"])
     unknown = db.session.execute(
         update(Delivery).where(Delivery.state == "sending", Delivery.sending_at < now - stuck_after)
         .values(state="unknown", error_code="worker_lost", finished_at=now, updated_at=now,

@@ -1,0 +1,169 @@
+"""A flash coupon drop through gunicorn: stock 1,000, 5,000 claim attempts from 2,000 users at concurrency 64.
+
+Run twice in the same stack, against /healthz measured in the same run:
+- `claim`: the Redis-gated path (a Lua gate refuses the 4,000 losers without a database write; the
+  1,000 winners insert their row and take stock with one conditional update). Target: attempts/s ÷
+  /healthz rps ≥ 0.6 and p99 ≤ 3 × the /healthz p99, with exactly 1,000 granted in PostgreSQL and in Redis.
+- `claim_sql`: the same drop with the gate off (the database alone). It is there for comparison; its
+  target, 0.2, is what a single-statement SQL claim reached on this kind of machine (NOTES.md).
+
+Every attempt is a real request: bearer session, Idempotency-Key (one per attempt), JSON body. wrk
+issues exactly 5,000 claims (each thread stops at its share; connections still open finish on /healthz,
+which is not counted as a claim). wrk always runs its full duration, so the drop's time is taken from
+its start to the moment the last thread received its last claim answer (written by the Lua script).
+"""
+import sys
+import time
+
+from sqlalchemy import func, select
+
+ATTEMPTS = 5000
+USERS = 2000
+STOCK = 1000
+CONNECTIONS = 64
+THREADS = 2
+TARGET_RATIO = 0.6
+SQL_TARGET_RATIO = 0.2
+P99_FACTOR = 3
+DROP_SECONDS = 60  # wrk's duration: the drop must finish within it
+WARM_SECONDS = 20
+
+LUA = """
+local tokens = {%(tokens)s}
+local per_thread = %(per_thread)d
+local threads = {}
+local next_id = 0
+
+setup = function(thread)
+  thread:set("tid", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+
+init = function(args)
+  sent, answered = 0, 0
+end
+
+request = function()
+  if sent >= per_thread then
+    return wrk.format("GET", "/healthz")
+  end
+  local n = sent * %(threads)d + tid
+  sent = sent + 1
+  local headers = {["Content-Type"] = "application/json",
+                   ["Authorization"] = "Bearer " .. tokens[(n %% #tokens) + 1],
+                   ["Idempotency-Key"] = "%(prefix)s-" .. n}
+  return wrk.format("POST", "%(path)s", headers, "{}")
+end
+
+response = function(status, headers, body)
+  answered = answered + 1
+  if answered == per_thread then
+    local clock = io.popen("date +%%s.%%N")
+    local stamp = clock:read("*l")
+    clock:close()
+    local out = io.open("%(stamps)s", "a")
+    out:write(stamp .. "\\n")
+    out:close()
+    wrk.thread:stop()
+  end
+end
+"""
+
+
+def _tokens(ctx) -> list[str]:
+    from app.accounts import service as accounts
+
+    with ctx.app.app_context():
+        return [accounts.login(code=f"sandbox:claimer{i}").token for i in range(USERS)]
+
+
+def _template(ctx, *, gate: str, stock: int, name: str) -> int:
+    from datetime import timedelta
+
+    from app.accounts import service as accounts
+    from app.core.clock import now_utc
+    from app.coupons import templates
+
+    with ctx.app.app_context():
+        operator = accounts.ensure_user(openid="bench-operator", nickname="运营", roles=("operator",))
+        actor = templates.Actor(user_id=operator.id, is_operator=True)
+        now = now_utc()
+        template = templates.create_template(
+            actor=actor, budget_id=None,
+            values={"name": name, "description": "", "kind": "fixed", "amount_off_fen": 500, "threshold_fen": 0,
+                    "percent_off_bp": 0, "cap_fen": 0, "scope": "all", "validity_kind": "days", "valid_from": None,
+                    "valid_until": None, "valid_days": 7, "claim_starts_at": now - timedelta(minutes=1),
+                    "claim_ends_at": now + timedelta(hours=2), "stock": stock, "per_user_limit": 1,
+                    "per_day_limit": None, "claim_gate": gate, "group_id": None},
+            scope_ids={"category_ids": [], "product_ids": [], "excluded_category_ids": [], "excluded_product_ids": []})
+        templates.change_status(template_id=template.id, actor=actor, status="active")
+        return template.id
+
+
+def _lua(tokens: list[str], template_id: int, prefix: str, attempts: int, stamps) -> str:
+    return LUA % {"tokens": ",".join(f'"{t}"' for t in tokens), "per_thread": attempts // THREADS,
+                  "threads": THREADS, "prefix": prefix, "path": f"/api/v1/coupons/{template_id}/claim",
+                  "stamps": stamps}
+
+
+def _burst(ctx, tokens: list[str], template_id: int, prefix: str, attempts: int, duration: int):
+    """Run one burst; returns the wrk result and the seconds from start to the last claim answer (None: unfinished)."""
+    stamps = ctx.tmp / f"{prefix}.stamps"
+    started = time.time()
+    result = ctx.wrk(f"/api/v1/coupons/{template_id}/claim", duration=duration, connections=CONNECTIONS,
+                     threads=THREADS, lua=_lua(tokens, template_id, prefix, attempts, stamps), timeout_s=30)
+    ends = [float(line) for line in stamps.read_text().split()] if stamps.exists() else []
+    return result, (max(ends) - started if len(ends) == THREADS else None)
+
+
+def _granted(ctx, template_id: int) -> dict:
+    from app.core.db import db
+    from app.coupons import gate
+    from app.coupons.models import CouponTemplate, UserCoupon
+
+    with ctx.app.app_context():
+        rows = db.session.scalar(select(func.count()).select_from(UserCoupon).where(UserCoupon.template_id == template_id))
+        users = db.session.scalar(select(func.count(func.distinct(UserCoupon.user_id))).where(UserCoupon.template_id == template_id))
+        counter = db.session.get(CouponTemplate, template_id).claimed
+        snapshot = gate.snapshot(template_id=template_id)
+        in_flight = len(gate.in_flight(template_id=template_id))
+        db.session.remove()
+    redis_granted = None
+    if snapshot is not None:
+        redis_granted = sum(v for k, v in snapshot.items() if k.startswith("u:"))
+    return {"db_rows": rows, "db_users": users, "db_counter": counter,
+            "redis_remaining": None if snapshot is None else snapshot["remaining"],
+            "redis_granted": redis_granted, "redis_in_flight": in_flight}
+
+
+def _drop(ctx, tokens: list[str], *, gate: str, name: str, target: float) -> dict:
+    template_id = _template(ctx, gate=gate, stock=STOCK, name=name)
+    result, seconds = _burst(ctx, tokens, template_id, f"{gate}-drop", ATTEMPTS, DROP_SECONDS)
+    finished = seconds is not None
+    seconds = seconds or float(DROP_SECONDS)
+    counts = _granted(ctx, template_id)
+    exact = counts["db_rows"] == counts["db_users"] == counts["db_counter"] == STOCK
+    if gate == "redis":
+        exact = exact and counts["redis_granted"] == STOCK and counts["redis_remaining"] == 0 and counts["redis_in_flight"] == 0
+    attempts_per_s = ATTEMPTS / seconds
+    p99_ok = result.p99_ms <= P99_FACTOR * ctx.healthz.p99_ms
+    ratio_ok = attempts_per_s / ctx.healthz.rps >= target
+    return ctx.line("claim" if gate == "redis" else "claim_sql", attempts_per_s, "attempts/s", ctx.healthz.rps, target,
+                    ok=finished and exact and ratio_ok and (p99_ok or gate == "sql") and result.socket_errors == 0,
+                    finished=finished,
+                    granted=counts["db_rows"], exactly_stock=exact, seconds=round(seconds, 2),
+                    granted_per_s=round(counts["db_rows"] / seconds, 1), p50_ms=result.p50_ms,
+                    p99_ms=result.p99_ms, healthz_p99_ms=ctx.healthz.p99_ms, p99_ok=p99_ok, counts=counts,
+                    socket_errors=result.socket_errors, wrk_requests=result.requests, wrk_non2xx=result.non2xx)
+
+
+def run(ctx) -> list[dict]:
+    tokens = _tokens(ctx)
+    # Warm both paths (connection pools, script cache) on throwaway drops with the same shape.
+    for gate, attempts in (("redis", USERS), ("sql", 500)):
+        warm = _template(ctx, gate=gate, stock=100, name=f"warm-up {gate}")
+        result, seconds = _burst(ctx, tokens, warm, f"{gate}-warm", attempts, WARM_SECONDS)
+        print(f"bench: claim warm-up {gate}: {attempts} attempts in {seconds} s; {result.as_dict()}", file=sys.stderr)
+    return [_drop(ctx, tokens, gate="redis", name="20:00 闪购券", target=TARGET_RATIO),
+            _drop(ctx, tokens, gate="sql", name="20:00 闪购券（纯SQL）", target=SQL_TARGET_RATIO)]
