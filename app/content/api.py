@@ -3,14 +3,15 @@ from flask import g, request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
-from app.content import pgc, posts_api, service
+from app.content import pgc, posts_api, revenue, service
 from app.content.schemas import (BulkJsonSchema, BulkReportSchema, CourseDetailSchema, CourseInSchema,
                                  CoursePageSchema, CoursePatchSchema, CourseSchema, KnowledgePointInSchema,
                                  KnowledgePointPageSchema, KnowledgePointPatchSchema, KnowledgePointSchema,
                                  LessonInSchema, LessonPatchSchema, LessonSchema, ListArgsSchema, ReviewDecisionSchema,
                                  ReviewItemSchema, ReviewQueueArgsSchema, ReviewQueueSchema, ReviewTrailSchema,
-                                 SubmitSchema, UpcomingArgsSchema, UpcomingSchema)
+                                 SubmitSchema, UpcomingArgsSchema, UpcomingSchema, DashboardSchema)
 from app.core import access
+from app.core.pagination import PageArgsSchema
 from app.core.errors import ApiError, Invalid
 from app.core.http import raw_body
 
@@ -183,6 +184,24 @@ def decide(args, kind_path: str, item_id: int):
                       reason=args["reason"])
     return {"kind": kind, "id": item.id, "partner_id": item.partner_id, "title": item.title, "status": item.status,
             "updated_at": item.updated_at}
+
+
+@blp.route("/partner/dashboard", methods=["GET"])
+@access.roles("partner")
+@blp.arguments(PageArgsSchema, location="query")
+@blp.response(200, DashboardSchema)
+def partner_dashboard(args):
+    """Your knowledge points: deliveries, reach, views, clicks, orders, GMV and content-share earnings each."""
+    items, cursor = revenue.partner_dashboard(partner_id=g.user.id, cursor=args["cursor"], limit=args["limit"])
+    return {"items": items, "next_cursor": cursor}
+
+
+@blp.route("/knowledge-points/<int:knowledge_point_id>", methods=["GET"])
+@access.public
+@blp.response(200, KnowledgePointSchema)
+def view_knowledge_point(knowledge_point_id: int):
+    """An approved knowledge point as the mini-program shows it (the view is counted)."""
+    return revenue.view_knowledge_point(knowledge_point_id=knowledge_point_id)
 
 
 @blp.route("/drips/<int:post_id>/upcoming", methods=["GET"])

@@ -107,3 +107,14 @@ def pick(*, post_id: int, occurrence_id: int | None, content: dict, group_id: in
         return frozen_point(point)
     raise Conflict("The drip is busy for this group; try again.", code="drip_busy")
 
+
+
+def record_fixed(*, post_id: int, occurrence_id: int, group_id: int, point_id: int) -> None:
+    """Note that a group got a fixed knowledge point, so drips skip it and partners' reach counts it."""
+    try:
+        with db.session.begin_nested():
+            db.session.add(DripSent(group_id=group_id, knowledge_point_id=point_id, post_id=post_id,
+                                    occurrence_id=occurrence_id, sent_at=now_utc()))
+    except IntegrityError:
+        return  # received before (or this send is a retry): nothing new to note
+    db.session.commit()

@@ -2,10 +2,10 @@
 from flask import current_app, g
 from flask_smorest import Blueprint
 
-from app.content import feeds, ugc
+from app.content import feeds, revenue, ugc
 from app.content.schemas import (FeedArgsSchema, LicenseAcceptSchema, LicenseSchema, ModerateSchema, MyPostsArgsSchema,
                                  PostInSchema, PostPageSchema, PostPatchSchema, PostSchema, PublishSchema,
-                                 ReportInSchema)
+                                 ReportInSchema, DashboardSchema, ShareCodeListSchema)
 from app.core import access
 from app.core.pagination import PageArgsSchema
 
@@ -72,6 +72,24 @@ def publish_post(args, post_id: int):
 def report_post(args, post_id: int):
     """Report a post (once); enough reports hide it until an operator reviews."""
     return _one(ugc.report_post(post_id=post_id, reporter_id=g.user.id, reason=args["reason"]))
+
+
+@blp.route("/member-posts/<int:post_id>/share", methods=["POST"])
+@access.authenticated
+@blp.response(200, ShareCodeListSchema)
+def share_post(post_id: int):
+    """Your own share codes for a post's products: your commission, and the author keeps her content share."""
+    return {"items": revenue.share_post(post_id=post_id, sharer_id=g.user.id)}
+
+
+@blp.route("/me/content/dashboard", methods=["GET"])
+@access.authenticated
+@blp.arguments(PageArgsSchema, location="query")
+@blp.response(200, DashboardSchema)
+def author_dashboard(args):
+    """Your published posts: views, clicks, orders, GMV and content-share earnings each."""
+    items, cursor = revenue.author_dashboard(author_id=g.user.id, cursor=args["cursor"], limit=args["limit"])
+    return {"items": items, "next_cursor": cursor}
 
 
 @blp.route("/me/member-posts", methods=["GET"])

@@ -263,6 +263,34 @@ class ProductCardSchema(Schema):
     title = fields.String()
     image = fields.String(allow_none=True)
     price_fen = fields.Integer()
+    share_code = fields.String(allow_none=True, metadata={
+        "description": "The author's share code (published posts): opens the product crediting her content share."})
+
+
+class ShareCodeSchema(Schema):
+    product_id = fields.Integer()
+    share_code = fields.String()
+
+
+class ShareCodeListSchema(Schema):
+    items = fields.List(fields.Nested(ShareCodeSchema))
+
+
+class DashboardRowSchema(Schema):
+    id = fields.Integer(metadata={"description": "The post or knowledge point."})
+    title = fields.String()
+    status = fields.String()
+    deliveries = fields.Integer(metadata={"description": "Knowledge points: times delivered into groups."})
+    reach = fields.Integer(metadata={"description": "Posts: views; knowledge points: members of the groups at each delivery."})
+    views = fields.Integer()
+    clicks = fields.Integer()
+    orders = fields.Integer()
+    gmv_fen = fields.Integer()
+    earnings_fen = fields.Integer(metadata={"description": "Content shares attributed (before any refund clawback)."})
+
+
+class DashboardSchema(PageSchema):
+    items = fields.List(fields.Nested(DashboardRowSchema))
 
 
 class PostSchema(Schema):

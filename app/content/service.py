@@ -1,5 +1,5 @@
 """What other domains call: knowledge points for the delivery engine (fixed points and drips)."""
-from app.content import drip
+from app.content import drip, revenue
 from app.core.errors import Invalid
 
 
@@ -19,6 +19,8 @@ def knowledge_point_for_group(*, post_id: int, occurrence_id: int | None, conten
                               group_id: int) -> dict:
     """The knowledge point a group gets: the fixed one, or the drip's next fit (409 drip_nothing_fits: skip)."""
     if frozen_point is not None:
+        if occurrence_id is not None:
+            drip.record_fixed(post_id=post_id, occurrence_id=occurrence_id, group_id=group_id, point_id=frozen_point["id"])
         return frozen_point
     return drip.pick(post_id=post_id, occurrence_id=occurrence_id, content=content, group_id=group_id)
 
@@ -38,3 +40,8 @@ def drip_upcoming(*, post_id: int, group_id: int, actor, limit: int) -> dict:
                     if o.state == "scheduled" and o.timezone == group.timezone), None)
     return {"post_id": post.id, "group_id": group.id, "next_at": next_at,
             "items": drip.upcoming(content=post.content, group_id=group.id, limit=limit)}
+
+
+def knowledge_point_share_code(*, point: dict, host_id: int, group_id: int, post_id: int) -> str | None:
+    """The host's share code for the point's first product, crediting the partner's content share (None: no product)."""
+    return revenue.knowledge_point_code(point=point, host_id=host_id, group_id=group_id, post_id=post_id)

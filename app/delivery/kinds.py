@@ -163,8 +163,11 @@ def _card(frozen: dict, *, group_id: int, host_id: int) -> Card:
                                                           content=content, frozen_point=frozen["point"],
                                                           group_id=group_id)
         page = current_app.config.get("KNOWLEDGE_PAGE", "pages/knowledge/index")
-        return Card(point["title"][:64], point["excerpt"],
-                    page + "?" + urlencode({"kp": point["id"], "gid": group_id, "pid": post_id}))
+        params = {"kp": point["id"], "gid": group_id, "pid": post_id}
+        code = content_service.knowledge_point_share_code(point=point, host_id=host_id, group_id=group_id, post_id=post_id)
+        if code:
+            params["code"] = code
+        return Card(point["title"][:64], point["excerpt"], page + "?" + urlencode(params))
     page = content["page"]
     return Card(content["title"], content.get("description") or "",
                 page + ("&" if "?" in page else "?") + urlencode({"gid": group_id, "pid": post_id}))
