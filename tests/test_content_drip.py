@@ -157,3 +157,21 @@ def test_pick_is_stable_per_occurrence(people):
     with pytest.raises(ApiError) as exhausted:
         drip.pick(post_id=post["id"], occurrence_id=80, content={"course_id": course_id}, group_id=group_id)
     assert exhausted.value.code == "drip_nothing_fits"
+
+
+def test_demo_seed_builds_an_approved_course_a_drip_and_a_post(app, api):
+    from app.accounts import demo as accounts_demo
+    from app.content import demo as content_demo
+    from app.content.models import KnowledgePoint, MemberPost
+    from app.delivery.models import Post
+    from app.groups import demo as groups_demo
+
+    accounts_demo.seed()
+    groups_demo.seed()
+    content_demo.seed()
+    content_demo.seed()
+    points = db.session.scalars(select(KnowledgePoint)).all()
+    assert len(points) == 4 and {p.status for p in points} == {"approved"}
+    assert db.session.scalar(select(Post.kind).where(Post.kind == "knowledge_point")) == "knowledge_point"
+    assert [p.status for p in db.session.scalars(select(MemberPost))] == ["published"]
+    assert api.get("/api/v1/member-posts").get_json()["items"][0]["text"].startswith("<p>用了儿歌计时")
