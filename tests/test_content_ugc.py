@@ -229,3 +229,11 @@ def test_feed_pages_are_cached_briefly_and_refreshed_by_changes(api, app):
         assert api.get("/api/v1/member-posts").get_json()["items"][0] == mom.get(f"/api/v1/member-posts/{second['id']}").get_json()
     finally:
         app.config["CONTENT_FEED_CACHE_SECONDS"] = ttl
+
+
+def test_ids_beyond_the_database_range_are_404s(api):
+    partner = api.as_user("partner1", roles=("partner",))
+    huge = "99999999999999999999"
+    assert_error(partner.get(f"/api/v1/partner/courses/{huge}"), 404, "not_found")
+    assert_error(api.get(f"/api/v1/member-posts/{huge}"), 404, "not_found")
+    assert_error(api.get(f"/api/v1/knowledge-points/{huge}"), 404, "not_found")
