@@ -285,3 +285,48 @@ def test_one_coupon_cannot_be_redeemed_twice_at_once(app, api, operator, shop):
     assert {r.get_json()["code"] for r in responses if r.status_code == 409} == {"coupon_unavailable"}
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(CheckoutOrder).where(CheckoutOrder.coupon_id == coupon["id"])) == 1
+
+
+def test_paid_own_orders_enter_the_affiliate_pipeline(app, api, operator, client):
+    """End to end: share link → order with its code → payment → attribution and pending commission → refund."""
+    product = make_product(price_fen=10000)
+    sharer = api.as_user("sharer")
+    link = sharer.post("/api/v1/share-links", json={"product_id": product.id})
+    assert link.status_code == 201, link.get_json()
+    code = link.get_json()["code"]
+    mom = api.as_user("mom")
+    order = place(mom, [{"product_id": product.id, "quantity": 2}], share_code=code).get_json()["order"]
+    assert operator.get(f"/api/v1/admin/orders?source=own&external_id={order['out_trade_no']}").get_json()["items"] == []
+    response, xml = pay(app, client, order["out_trade_no"])
+    assert response.status_code == 200
+    notify(client, xml)  # a retried notice changes nothing downstream either
+    found = operator.get(f"/api/v1/admin/orders?source=own&external_id={order['out_trade_no']}").get_json()["items"]
+    assert len(found) == 1
+    detail = operator.get(f"/api/v1/admin/orders/{found[0]['id']}").get_json()
+    assert (detail["order"]["paid_fen"], detail["order"]["buyer_id"], detail["order"]["tracking_code"]) == (20000, mom.user["id"], code)
+    assert [a["rule"] for a in detail["attributions"]] == ["tracking_code"]
+    pending = sharer.get("/api/v1/me/earnings").get_json()
+    assert pending["balances"]["pending"] == 1000  # level-1: 5% of the 200 yuan paid
+    refund = operator.post(f"/api/v1/admin/checkout-orders/{order['id']}/refunds", json={"amount_fen": 5000},
+                           headers={"Idempotency-Key": "e2e-1"})
+    assert refund.status_code == 201
+    assert sharer.get("/api/v1/me/earnings").get_json()["balances"]["pending"] == 750
+    operator.post(f"/api/v1/admin/checkout-orders/{order['id']}/refunds", json={}, headers={"Idempotency-Key": "e2e-2"})
+    assert sharer.get("/api/v1/me/earnings").get_json()["balances"]["pending"] == 0
+    detail = operator.get(f"/api/v1/admin/orders/{found[0]['id']}").get_json()
+    assert (detail["order"]["status"], detail["order"]["refunded_fen"]) == ("refunded", 20000)
+    assert service.resend_to_affiliate() == 0
+
+
+def test_the_sweeper_resends_what_the_pipeline_missed(app, api, operator, client, monkeypatch):
+    product = make_product(price_fen=10000)
+    mom = api.as_user("mom")
+    order = place(mom, [{"product_id": product.id, "quantity": 1}]).get_json()["order"]
+    monkeypatch.setattr(service, "_queue_for_affiliate", lambda order_id: None)  # the queue lost the job
+    pay(app, client, order["out_trade_no"])
+    search = f"/api/v1/admin/orders?source=own&external_id={order['out_trade_no']}"
+    assert operator.get(search).get_json()["items"] == []
+    assert service.resend_to_affiliate() == 1
+    assert len(operator.get(search).get_json()["items"]) == 1
+    assert service.resend_to_affiliate() == 0
+    assert service.push_to_affiliate(order_id=order["id"]) == "up_to_date"

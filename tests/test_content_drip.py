@@ -1,7 +1,5 @@
 """Drips through the delivery engine: course order, no repeats, age fit, skips, what comes next, retries."""
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, urlsplit
-
 import pytest
 from sqlalchemy import select
 
@@ -57,9 +55,12 @@ def drip_post(host, content, group_ids, schedule=WEEKLY):
 
 
 def received_points(host, group_id):
+    """The knowledge point ids a sandbox group got, in order (points without products go out as markdown)."""
+    from app.content.models import KnowledgePoint
+
+    titles = {p.title: p.id for p in db.session.scalars(select(KnowledgePoint))}
     messages = host.get(f"/api/v1/groups/{group_id}/sandbox-messages?limit=100").get_json()["items"][::-1]
-    return [int(parse_qs(urlsplit(m["payload"]["template_card"]["card_action"]["pagepath"]).query)["kp"][0])
-            for m in messages]
+    return [titles[m["payload"]["markdown"]["content"].split("\n")[0].strip("*")] for m in messages]
 
 
 def at(frozen_clock, moment):
@@ -114,12 +115,15 @@ def test_drip_validation_access_and_preview(people, api):
     for content, code in (({"course_id": draft["id"]}, "drip_source_not_approved"),
                           ({"topic": "没有"}, "drip_source_not_approved"),
                           ({"course_id": course_id, "topic": "刷牙"}, "invalid_content"),
-                          ({"knowledge_point_id": 999999}, "knowledge_point_not_postable")):
+                          ):
         assert_error(host.post("/api/v1/posts", json={"kind": "knowledge_point", "content": content,
                                                       "targets": {"group_ids": [group_id]}, "schedule": WEEKLY}), 422, code)
+    assert_error(host.post("/api/v1/posts", json={"kind": "knowledge_point", "content": {"knowledge_point_id": 999999},
+                                                  "targets": {"group_ids": [group_id]}, "schedule": WEEKLY}), 404,
+                 "knowledge_point_not_found")
     post = drip_post(host, {"course_id": course_id}, [group_id])
     preview = host.get(f"/api/v1/posts/{post['id']}/preview?group_id={group_id}").get_json()["payload"]
-    assert preview["template_card"]["main_title"]["title"] == "口腔-a"
+    assert preview["markdown"]["content"].startswith("**口腔-a**\n")
     assert db.session.scalar(select(DripSent.id)) is None  # a preview records nothing
     other_host = api.as_user("host2", roles=("host",))
     other_group = make_group(other_host)["id"]
@@ -139,7 +143,7 @@ def test_a_fixed_point_is_refused_once_it_goes_back_to_review(people, frozen_clo
     drip_post(host, {"knowledge_point_id": p["a"]}, [group_id], schedule={"kind": "daily", "time": "08:00"})
     at(frozen_clock, MON)
     assert received_points(host, group_id) == [p["a"]]
-    partner.patch(f"/api/v1/partner/knowledge-points/{p['a']}", json={"title": "新版"})
+    partner.patch(f"/api/v1/partner/knowledge-points/{p['a']}", json={"body": "<p>新版</p>"})
     at(frozen_clock, MON + timedelta(days=1))
     assert received_points(host, group_id) == [p["a"]]  # what was posted stays; nothing new until approved
 

@@ -1,6 +1,8 @@
 """Scheduled posts and the fan-out engine, through the API and the engine's jobs (RQ runs inline)."""
 from datetime import datetime, timedelta, timezone
 
+import time
+
 import pytest
 import requests
 from sqlalchemy import select, update
@@ -11,8 +13,8 @@ from app.affiliate.models import ShareLink
 from app.catalog.models import Product
 from app.core.db import db
 from app.core.redis import get_redis, key
-from app.delivery import engine
-from app.delivery.models import Delivery, PostOccurrence
+from app.delivery import channels, engine
+from app.delivery.models import Delivery
 from app.delivery.sandbox import robot_messages
 from tests.helpers import assert_error
 
@@ -136,7 +138,7 @@ def test_edit_pause_resume_cancel_touch_only_future(host, frozen_clock):
     assert [d.state for d in deliveries(pid)] == ["sent", "sent", "sent"]
 
 
-def test_host_refused_on_another_hosts_group_and_post(host, api):
+def test_host_refused_on_another_hosts_group_and_post(host, api, frozen_clock):
     other = api.as_user("host2", roles=("host",))
     mine = group(host)
     theirs = group(other, "theirs")
@@ -151,10 +153,7 @@ def test_host_refused_on_another_hosts_group_and_post(host, api):
     # A filter by a host reaches only that host's groups, whatever else matches.
     by_filter = post(host, targets={"filter": {"age_bands": ["1-3y"]}})
     assert by_filter["target_mode"] == "filter"
-    at_time = T0 + timedelta(minutes=5)
-    from app.core import clock
-    clock.freeze(at_time)
-    engine.tick()
+    at(frozen_clock, T0 + timedelta(minutes=5))
     assert {d.group_id for d in deliveries(by_filter["id"])} == {mine}
     operator = api.as_user("op", roles=("operator",))
     assert operator.get(f"/api/v1/posts/{created['id']}").status_code == 200
@@ -239,8 +238,6 @@ def test_45009_cools_down_then_retries(host, frozen_clock):
     gid = robot_group(host, "robot-key-busy")
     created = post(host, [gid])
     redis = get_redis()
-    import time
-
     # Someone else's traffic has used this robot's minute: WeCom answers 45009.
     for minute in (int(time.time() // 60), int(time.time() // 60) + 1):
         redis.set(key("sandbox", "robot", "robot-key-busy", "minute", minute), 20)
@@ -248,7 +245,7 @@ def test_45009_cools_down_then_retries(host, frozen_clock):
     (row,) = deliveries(created["id"])
     assert row.state == "pending" and row.attempts == 0 and "45009" in row.error_message
     assert row.available_at >= T0 + timedelta(minutes=6)
-    assert redis.pttl(key("robot", __import__("app.delivery.channels", fromlist=["x"]).robot_id("robot-key-busy"), "cooldown")) > 0
+    assert redis.pttl(key("robot", channels.robot_id("robot-key-busy"), "cooldown")) > 0
     at(frozen_clock, T0 + timedelta(minutes=5, seconds=20))
     assert deliveries(created["id"])[0].state == "pending" and robot_messages(redis, "robot-key-busy") == []
     for k in list(redis.scan_iter(key("sandbox", "robot", "robot-key-busy", "minute", "*"))) + list(redis.scan_iter(key("robot", "*"))):
@@ -387,8 +384,8 @@ def test_product_cards_preview_is_what_is_sent(host, frozen_clock):
     at(frozen_clock, T0 + timedelta(minutes=5))
     assert seen(host, gid) == [preview["payload"]]
     assert robot_messages(get_redis(), "robot-key-cards") == [robot_preview]
-    assert_error(host.post("/api/v1/posts", json={"kind": "knowledge_point", "content": {}, "targets": {"group_ids": [gid]},
-                                                   "schedule": {"kind": "once", "at": "2026-11-22T20:05"}}), 422, "invalid_content")
+    assert_error(host.post("/api/v1/posts", json={"kind": "poll", "content": {}, "targets": {"group_ids": [gid]},
+                                                   "schedule": {"kind": "once", "at": "2026-11-22T20:05"}}), 422, "validation_error")
 
 
 def test_coupon_drop_carries_the_hosts_share_code(host, frozen_clock, api):
@@ -479,3 +476,36 @@ def test_real_queue_hand_over_and_worker(host, frozen_clock, app, monkeypatch):
     run_worker(app, queues=["deliveries"], burst=True)
     assert {d.state for d in deliveries(created["id"])} == {"sent"}
     assert all(len(seen(host, gid)) == 1 for gid in gids)
+
+
+def test_knowledge_points_go_out_with_the_partners_share(host, frozen_clock, api):
+    from tests.affiliate_helpers import make_product
+    from tests.content_helpers import KP, approve_all, make_course
+
+    partner = api.as_user("partner", roles=("partner",))
+    operator = api.as_user("op", roles=("operator",))
+    gid = group(host)
+    course, lessons, points = make_course(partner, points=1)
+    toothbrush = make_product(title="儿童软毛牙刷")
+    with_product = partner.post(f"/api/v1/partner/lessons/{lessons[0]['id']}/knowledge-points",
+                                json=KP | {"title": "选牙刷", "position": 2, "product_ids": [toothbrush.id]})
+    assert with_product.status_code == 201, with_product.get_json()
+    body = {"kind": "knowledge_point", "content": {"knowledge_point_id": points[0]["id"]}, "targets": {"group_ids": [gid]},
+            "schedule": {"kind": "once", "at": "2026-11-22T20:05"}}
+    assert_error(host.post("/api/v1/posts", json=body), 409, "content_not_approved")
+    approve_all(partner, operator, course["id"])
+    plain = post(host, [gid], kind="knowledge_point", content={"knowledge_point_id": points[0]["id"]})
+    carded = post(host, [gid], kind="knowledge_point", content={"knowledge_point_id": with_product.get_json()["id"]})
+    at(frozen_clock, T0 + timedelta(minutes=5))
+    first, second = seen(host, gid)
+    assert first["msgtype"] == "markdown"
+    assert first["markdown"]["content"].startswith(f"**{points[0]['title']}**\n") and "<" not in first["markdown"]["content"]
+    assert "先让宝宝自己玩牙刷。" in first["markdown"]["content"]
+    code = parse_qs(urlsplit(second["template_card"]["card_action"]["pagepath"]).query)["code"][0]
+    link = db.session.scalar(select(ShareLink).where(ShareLink.code == code))
+    from app.content import service as content_service
+
+    assert content_service.content_of(content_id=link.content_id) == ("knowledge_point", with_product.get_json()["id"])
+    assert (link.content_author_id, link.post_id, link.group_id, link.host_id) == (
+        partner.user["id"], carded["id"], gid, host.user["id"])
+    assert {d.state for d in deliveries(plain["id"]) + deliveries(carded["id"])} == {"sent"}

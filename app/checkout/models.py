@@ -32,6 +32,10 @@ class CheckoutOrder(db.Model):
     # The share-link code the buyer came through: the affiliate pipeline attributes the order by it.
     share_code: Mapped[str | None] = mapped_column(String(32))
     prepay_id: Mapped[str | None] = mapped_column(String(64))
+    # The order's event version for the affiliate pipeline: 1 when paid, +1 per refund; and the last
+    # version the pipeline took in. A sweeper resends whatever is behind, so no paid order is lost.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    affiliate_version: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[datetime]
     paid_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

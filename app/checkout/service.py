@@ -9,6 +9,10 @@
   have happened), then closes the WeChat order so it can no longer be paid, then releases the coupon.
 - Refunds go through WeChat's refund API with an out_refund_no derived from the order, so a retry never
   refunds twice. The coupon comes back only when the whole order is refunded and it is still valid.
+- Paid orders enter the affiliate pipeline (attribution, commission ledger) through
+  `app.orders.service.ingest_order`, as source "own" keyed by out_trade_no, from a queued job after the
+  payment or refund committed. Each payment and refund moves the order's version; the job sends the whole
+  current state, so replays and reordering are harmless, and a sweeper resends any order still behind.
 """
 import logging
 import secrets
@@ -17,6 +21,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from rq import Retry
 from sqlalchemy import func, select, update
 from wechatpy.exceptions import InvalidSignatureException, WeChatPayException
 
@@ -26,6 +31,7 @@ from app.checkout.models import CheckoutOrder, CheckoutOrderLine, CheckoutPaymen
 from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import ApiError, Conflict, Invalid, NotFound
+from app.core.queue import enqueue
 from app.coupons import service as coupons
 from app.coupons.pricing import Line, allocate
 from app.wechat.clients import clients
@@ -146,7 +152,7 @@ def _apply_payment(*, order: CheckoutOrder, transaction_id: str, amount_fen: int
     at = now_utc()
     moved = db.session.execute(
         update(CheckoutOrder).where(CheckoutOrder.id == order.id, CheckoutOrder.status.in_(("pending_payment", "expired")))
-        .values(status="paid", paid_at=at, updated_at=at).execution_options(synchronize_session=False)).rowcount
+        .values(status="paid", paid_at=at, updated_at=at, version=1).execution_options(synchronize_session=False)).rowcount
     if not moved:
         existing = db.session.scalar(select(CheckoutPayment).where(CheckoutPayment.order_id == order.id))
         if existing is not None and existing.transaction_id == transaction_id:
@@ -187,6 +193,8 @@ def handle_notification(*, xml: bytes) -> str:
                              openid=str(data.get("openid", "")), source="notification",
                              payload={k: v for k, v in data.items() if k != "sign"})
     db.session.commit()
+    if outcome == "applied":
+        _queue_for_affiliate(order_id=order.id)
     return outcome
 
 
@@ -213,6 +221,7 @@ def expire_unpaid_orders(*, limit: int = 200) -> dict[str, int]:
                                amount_fen=int(state["total_fee"]), openid=str(state.get("openid", "")), source="query",
                                payload=dict(state))
                 db.session.commit()
+                _queue_for_affiliate(order_id=order.id)
                 counts["paid"] += 1
             except ApiError:
                 db.session.rollback()
@@ -256,7 +265,7 @@ def refund(*, order_id: int, amount_fen: int | None, reason: str, requested_by_i
     moved = db.session.execute(
         update(CheckoutOrder).where(CheckoutOrder.id == order.id, CheckoutOrder.refunded_fen == order.refunded_fen,
                                     CheckoutOrder.status.in_(("paid", "partially_refunded")))
-        .values(refunded_fen=CheckoutOrder.refunded_fen + amount, updated_at=at,
+        .values(refunded_fen=CheckoutOrder.refunded_fen + amount, updated_at=at, version=CheckoutOrder.version + 1,
                 status="refunded" if full else "partially_refunded")
         .execution_options(synchronize_session=False)).rowcount
     if not moved:
@@ -277,7 +286,7 @@ def refund(*, order_id: int, amount_fen: int | None, reason: str, requested_by_i
                                             refund_desc=reason[:80] or None)
     record.wechat_refund_id = str(answer.get("refund_id", ""))
     db.session.commit()
-    db.session.refresh(order)
+    _queue_for_affiliate(order_id=order.id)
     return record
 
 
@@ -286,3 +295,45 @@ def list_refunds(*, order_id: int) -> list[CheckoutRefund]:
     return list(db.session.scalars(select(CheckoutRefund).where(CheckoutRefund.order_id == order_id)
                                    .order_by(CheckoutRefund.seq)))
 
+
+
+# -- the affiliate pipeline -------------------------------------------------------------------------------
+
+def _queue_for_affiliate(*, order_id: int) -> None:
+    enqueue("ingest", "app.checkout.tasks.push_order_to_affiliate", order_id,
+            retry=Retry(max=5, interval=[10, 60, 300, 900, 3600]))
+
+
+def push_to_affiliate(*, order_id: int) -> str:
+    """Send an order's current state into the affiliate pipeline (a queued job; idempotent)."""
+    from app.orders import service as orders
+
+    order = db.session.get(CheckoutOrder, order_id)
+    if order is None or order.version == 0 or order.version <= order.affiliate_version:
+        return "up_to_date"
+    refunds = list_refunds(order_id=order.id)
+    event_at = refunds[-1].created_at if refunds else order.paid_at
+    lines = [{"line_id": str(line.id), "product_id": line.product_id, "quantity": line.quantity,
+              "paid_fen": line.paid_fen, "refunded_fen": line.refunded_fen} for line in order_lines(order_id=order.id)]
+    version = order.version
+    result = orders.ingest_order(source="own", external_id=order.out_trade_no,
+                                 status="refunded" if order.status == "refunded" else "paid", version=version,
+                                 event_at=event_at, lines=lines, buyer_id=order.user_id, tracking_code=order.share_code,
+                                 paid_at=order.paid_at)
+    db.session.execute(update(CheckoutOrder).where(CheckoutOrder.id == order_id, CheckoutOrder.affiliate_version < version)
+                       .values(affiliate_version=version).execution_options(synchronize_session=False))
+    db.session.commit()
+    return result.outcome
+
+
+def resend_to_affiliate(*, limit: int = 500) -> int:
+    """Push orders whose latest payment or refund the pipeline has not taken in (a scheduled sweeper)."""
+    behind = db.session.scalars(select(CheckoutOrder.id).where(CheckoutOrder.version > CheckoutOrder.affiliate_version)
+                                .order_by(CheckoutOrder.id).limit(limit)).all()
+    for order_id in behind:
+        try:
+            push_to_affiliate(order_id=order_id)
+        except Exception:
+            db.session.rollback()
+            log.exception("order %s could not enter the affiliate pipeline; will retry", order_id)
+    return len(behind)

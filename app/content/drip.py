@@ -8,17 +8,18 @@ then lessons and points by position. A group with nothing left that fits is skip
 with `drip_nothing_fits` and nothing is sent. What each group got is recorded in drip_sent, keyed by the
 occurrence, so a retried send repeats the same point and never moves on.
 """
+import html
+
+import nh3
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 
-from app.content import sanitize
 from app.content.models import AGE_BAND_MONTHS, Course, DripSent, KnowledgePoint, Lesson
 from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import Conflict, Invalid
 from app.groups import service as groups
 
-EXCERPT_CHARS = 120
 PICK_ATTEMPTS = 3
 
 
@@ -30,13 +31,7 @@ def _approved_points():
 
 
 def check_source(*, content: dict) -> None:
-    """A drip names an approved course or a topic with approved courses; a fixed point must be postable."""
-    if content.get("knowledge_point_id") is not None:
-        found = db.session.scalar(_approved_points().where(KnowledgePoint.id == content["knowledge_point_id"]))
-        if found is None:
-            raise Invalid("Only approved knowledge points can be posted.", code="knowledge_point_not_postable",
-                          errors={"content": {"knowledge_point_id": ["Not approved or unknown."]}})
-        return
+    """A drip names an approved course, or a topic with an approved course (else 422)."""
     course_filter = (Course.id == content["course_id"]) if content.get("course_id") is not None \
         else (Course.topic == content.get("topic"))
     if db.session.scalar(select(Course.id).where(course_filter, Course.status == "approved").limit(1)) is None:
@@ -45,18 +40,17 @@ def check_source(*, content: dict) -> None:
 
 
 def frozen_point(point: KnowledgePoint) -> dict:
-    """What a message shows of a knowledge point."""
-    text = sanitize.plain_text(point.body)
-    return {"id": point.id, "title": point.title, "excerpt": text[:EXCERPT_CHARS], "course_id": point.course_id,
-            "partner_id": point.partner_id, "product_ids": list(point.product_ids or [])}
+    """What a message shows of a knowledge point: its title, its body as plain text, its first product."""
+    text = html.unescape(nh3.clean(point.body.replace("</p>", "</p>\n").replace("<br>", "\n"), tags=set())).strip()
+    return {"id": point.id, "title": point.title, "text": text, "partner_id": point.partner_id,
+            "product_id": (point.product_ids or [None])[0]}
 
 
 def fixed_point(*, knowledge_point_id: int) -> dict:
     """Freeze one knowledge point for an occurrence; refused (409) when it is no longer approved."""
-    point = db.session.scalar(_approved_points().where(KnowledgePoint.id == knowledge_point_id))
-    if point is None:
-        raise Conflict("The knowledge point is no longer approved.", code="content_not_approved")
-    return frozen_point(point)
+    from app.content import pgc
+
+    return frozen_point(pgc.postable_knowledge_point(knowledge_point_id=knowledge_point_id))
 
 
 def _candidates(*, content: dict, group_id: int, age_band: str):

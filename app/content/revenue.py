@@ -50,15 +50,12 @@ def share_post(*, post_id: int, sharer_id: int) -> list[dict]:
     return [{"product_id": product_id, "share_code": code} for product_id, code in zip(post.product_ids, codes)]
 
 
-def knowledge_point_code(*, point: dict, host_id: int, group_id: int, post_id: int) -> str | None:
-    """The host's share code for a knowledge point's first product, crediting the partner; None without products."""
-    if not point.get("product_ids"):
-        return None
+def knowledge_point_link(*, point: dict, host_id: int, group_id: int, post_id: int):
+    """The host's share link for a knowledge point's product, crediting the partner's content share."""
     content_id = content_item_id(kind="knowledge_point", ref_id=point["id"], author_id=point["partner_id"])
-    link = affiliate.create_share_link(sharer_id=host_id, product_id=point["product_ids"][0], group_id=group_id,
+    return affiliate.create_share_link(sharer_id=host_id, product_id=point["product_id"], group_id=group_id,
                                        post_id=post_id, host_id=host_id, content_id=content_id,
                                        content_author_id=point["partner_id"])
-    return link.code
 
 
 def view_knowledge_point(*, knowledge_point_id: int) -> KnowledgePoint:

@@ -1,10 +1,12 @@
-"""What other domains call: knowledge points for the delivery engine (fixed points and drips)."""
+"""What other domains call: knowledge points for the delivery engine (fixed points and drips), content ids."""
 from app.content import drip, revenue
+from app.content.models import ContentItem
+from app.core.db import db
 from app.core.errors import Invalid
 
 
-def check_knowledge_point_post(*, content: dict) -> None:
-    """A knowledge-point post names an approved point, or a course or topic with approved courses (else 422)."""
+def check_drip_source(*, content: dict) -> None:
+    """A drip names an approved course, or a topic with an approved course (else 422)."""
     drip.check_source(content=content)
 
 
@@ -25,6 +27,17 @@ def knowledge_point_for_group(*, post_id: int, occurrence_id: int | None, conten
     return drip.pick(post_id=post_id, occurrence_id=occurrence_id, content=content, group_id=group_id)
 
 
+def knowledge_point_share_path(*, point: dict, host_id: int, group_id: int, post_id: int) -> str:
+    """The mini-program path of the host's share link for the point's product, crediting the partner's content share."""
+    return revenue.knowledge_point_link(point=point, host_id=host_id, group_id=group_id, post_id=post_id).path
+
+
+def content_of(*, content_id: int) -> tuple[str, int] | None:
+    """What a share link's content_id names: ("member_post" | "knowledge_point", its id), or None."""
+    item = db.session.get(ContentItem, content_id)
+    return (item.kind, item.ref_id) if item else None
+
+
 def drip_upcoming(*, post_id: int, group_id: int, actor, limit: int) -> dict:
     """What a drip post will send a group next, in order, and when it next fires (hosts: own posts and groups)."""
     from app.delivery import engine, service as delivery
@@ -41,7 +54,3 @@ def drip_upcoming(*, post_id: int, group_id: int, actor, limit: int) -> dict:
     return {"post_id": post.id, "group_id": group.id, "next_at": next_at,
             "items": drip.upcoming(content=post.content, group_id=group.id, limit=limit)}
 
-
-def knowledge_point_share_code(*, point: dict, host_id: int, group_id: int, post_id: int) -> str | None:
-    """The host's share code for the point's first product, crediting the partner's content share (None: no product)."""
-    return revenue.knowledge_point_code(point=point, host_id=host_id, group_id=group_id, post_id=post_id)

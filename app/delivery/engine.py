@@ -10,9 +10,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
+import requests
 from flask import current_app
 from rq import Queue
-from sqlalchemy import case, func, insert, literal, select, update
+from wechatpy.exceptions import WeChatClientException
+from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.core.clock import now_utc
@@ -23,6 +25,7 @@ from app.core.redis import get_redis
 from app.delivery import channels, kinds, schedule
 from app.delivery.models import Delivery, Post, PostOccurrence, PostTarget, SandboxMessage
 from app.groups import service as groups
+from app.wechat.clients import clients
 
 log = logging.getLogger(__name__)
 
@@ -340,8 +343,6 @@ def send_chunk(delivery_ids: list[int]) -> dict[str, int]:
             outcomes.update(zip((r.id for r in robot_rows), results))
     for r in sendable:
         if r.channel == CUSTOMER_GROUP:
-            from app.wechat.clients import clients
-
             outcomes[r.id] = channels.send_customer_group(clients().wecom, payload=payloads[r.id])
         elif r.channel == "sandbox":
             db.session.execute(_insert_ignoring_conflicts(SandboxMessage).values(
@@ -413,11 +414,6 @@ def reconcile() -> dict[str, int]:
 
 def poll_customer_groups() -> dict[str, int]:
     """Ask WeCom how submitted mass messages went (the host confirms in WeCom) and settle their deliveries."""
-    from app.wechat.clients import clients
-    from wechatpy.exceptions import WeChatClientException
-
-    import requests
-
     now = now_utc()
     rows = list(db.session.execute(select(Delivery.id, Delivery.group_id, Delivery.external_id, Delivery.sending_at)
                                    .where(Delivery.state == "submitted").order_by(Delivery.id).limit(500)))

@@ -1,13 +1,15 @@
 """Post kinds: what each carries, what it freezes when an occurrence goes out, and the payload per channel.
 
 The worker and the preview both call `render`, so a preview is the exact payload a group receives.
-A kind is available when its entry is in KINDS; knowledge points join the registry when the content domain
-lands (their source object is resolved in `snapshot`, like products).
+A kind is available when its entry is in KINDS; its source object (product, coupon, knowledge point) is
+checked when the post is saved and again, frozen, when an occurrence goes out (`snapshot`).
 
 Attribution: product cards open the affiliate share link of (group host, product, group, post) and coupon
 drops the coupons share code of (group host, template, group, post), so clicks, claims and orders through a
 card credit the group's host. The host is the sharer: the bot posts on the host's behalf into the host's group.
 Both codes are created on first render and reused afterwards (the preview shows the very code that is sent).
+Knowledge points come from the content domain: a fixed point is frozen with the occurrence; a drip (a course
+or topic) gets each group's next point when rendered, and the content domain records what each group got.
 """
 from dataclasses import dataclass
 from typing import Callable
@@ -52,12 +54,6 @@ class ProductContent(Schema):
     pic_media_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
 
 
-class CouponContent(Schema):
-    template_id = fields.Integer(required=True, validate=validate.Range(min=1, max=2**53))
-    text = fields.String(load_default="", validate=validate.Length(max=500))
-    pic_media_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
-
-
 class KnowledgePointContent(Schema):
     """One approved knowledge point, or a drip: each time, the next point of a course or topic per group."""
 
@@ -72,6 +68,12 @@ class KnowledgePointContent(Schema):
             raise ValidationError("Name exactly one of knowledge_point_id, course_id or topic.")
 
 
+class CouponContent(Schema):
+    template_id = fields.Integer(required=True, validate=validate.Range(min=1, max=2**53))
+    text = fields.String(load_default="", validate=validate.Length(max=500))
+    pic_media_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
+
+
 @dataclass(frozen=True)
 class Kind:
     content_schema: type[Schema]
@@ -84,7 +86,7 @@ KINDS = {
     "miniprogram_card": Kind(MiniProgramContent, True),
     "product_card": Kind(ProductContent, True),
     "coupon_drop": Kind(CouponContent, True),
-    "knowledge_point": Kind(KnowledgePointContent, True),
+    "knowledge_point": Kind(KnowledgePointContent, False),
 }
 
 
@@ -96,10 +98,10 @@ def validate_content(kind: str, content: dict) -> dict:
         clean = KINDS[kind].content_schema().load(content or {})
     except ValidationError as exc:
         raise Invalid("The content does not fit the post kind.", code="invalid_content", errors={"content": exc.messages})
-    if kind == "knowledge_point":
+    if kind == "knowledge_point" and clean.get("knowledge_point_id") is None:
         from app.content import service as content_service
 
-        content_service.check_knowledge_point_post(content=clean)
+        content_service.check_drip_source(content=clean)
     return clean
 
 
@@ -115,21 +117,36 @@ def check_product(product) -> None:
 def snapshot(*, post_id: int, kind: str, content: dict, author_id: int, occurrence_id: int | None = None) -> dict:
     """Freeze what an occurrence sends: the content plus the source objects it names, checked now.
 
-    `occurrence_id` is None for a preview; a drip records what each group got under the occurrence.
+    `occurrence_id` is None for a preview; a drip records under it which point each group got.
     """
     frozen = {"post_id": post_id, "kind": kind, "content": content, "author_id": author_id}
-    if kind == "knowledge_point":
-        from app.content import service as content_service
-
-        frozen["occurrence_id"] = occurrence_id
-        frozen["point"] = content_service.knowledge_point_snapshot(content=content)
     if kind == "product_card":
         from app.catalog import service as catalog
 
         product = catalog.get_product(product_id=content["product_id"])
         check_product(product)
         frozen["product"] = {"id": product.id, "title": product.title, "price_fen": product.price_fen}
+    if kind == "knowledge_point":
+        from app.content import service as content_service
+
+        # A fixed point is frozen here; a drip's point is chosen per group when rendered (None until then).
+        frozen["occurrence_id"] = occurrence_id
+        frozen["knowledge_point"] = content_service.knowledge_point_snapshot(content=content)
     return frozen
+
+
+def _fit(text: str, limit_bytes: int) -> str:
+    """Cut text to a channel's byte limit on a character boundary."""
+    encoded = text.encode()
+    if len(encoded) <= limit_bytes:
+        return text
+    return encoded[:limit_bytes - 3].decode(errors="ignore") + "…"
+
+
+def _knowledge_text(frozen: dict, *, markdown: bool) -> str:
+    point = frozen["knowledge_point"]
+    title = f"**{point['title']}**" if markdown else point["title"]
+    return _fit(f"{title}\n{point['text']}", MARKDOWN_MAX_BYTES if markdown else TEXT_MAX_BYTES)
 
 
 @dataclass(frozen=True)
@@ -150,24 +167,18 @@ def _card(frozen: dict, *, group_id: int, host_id: int) -> Card:
                                            post_id=post_id, host_id=host_id)
         text = (content.get("text") or "") + f" ¥{yuan(product['price_fen'])}"
         return Card(product["title"][:64], text.strip(), link.path)
+    if kind == "knowledge_point":
+        from app.content import service as content_service
+
+        point = frozen["knowledge_point"]
+        path = content_service.knowledge_point_share_path(point=point, host_id=host_id, group_id=group_id, post_id=post_id)
+        return Card(point["title"][:64], point["text"], path)
     if kind == "coupon_drop":
         from app.coupons import service as coupons
 
         card = coupons.coupon_card(template_id=content["template_id"], sharer_id=host_id, group_id=group_id, post_id=post_id)
         text = " ".join(t for t in (content.get("text"), card["headline"]) if t)
         return Card(card["title"][:64], text, card["miniprogram"]["page"])
-    if kind == "knowledge_point":
-        from app.content import service as content_service
-
-        point = content_service.knowledge_point_for_group(post_id=post_id, occurrence_id=frozen["occurrence_id"],
-                                                          content=content, frozen_point=frozen["point"],
-                                                          group_id=group_id)
-        page = current_app.config.get("KNOWLEDGE_PAGE", "pages/knowledge/index")
-        params = {"kp": point["id"], "gid": group_id, "pid": post_id}
-        code = content_service.knowledge_point_share_code(point=point, host_id=host_id, group_id=group_id, post_id=post_id)
-        if code:
-            params["code"] = code
-        return Card(point["title"][:64], point["excerpt"], page + "?" + urlencode(params))
     page = content["page"]
     return Card(content["title"], content.get("description") or "",
                 page + ("&" if "?" in page else "?") + urlencode({"gid": group_id, "pid": post_id}))
@@ -180,6 +191,8 @@ def render_robot(frozen: dict, *, group_id: int, host_id: int) -> dict:
         return {"msgtype": "text", "text": {"content": content["text"]}}
     if kind == "markdown":
         return {"msgtype": "markdown", "markdown": {"content": content["markdown"]}}
+    if kind == "knowledge_point" and frozen["knowledge_point"]["product_id"] is None:
+        return {"msgtype": "markdown", "markdown": {"content": _knowledge_text(frozen, markdown=True)}}
     card = _card(frozen, group_id=group_id, host_id=host_id)
     return {"msgtype": "template_card", "template_card": {
         "card_type": "text_notice",
@@ -196,9 +209,12 @@ def render_customer_group(frozen: dict, *, group_id: int, host_id: int, sender: 
         body["text"] = {"content": content["text"]}
     elif kind == "markdown":
         body["text"] = {"content": content["markdown"]}
+    elif kind == "knowledge_point" and frozen["knowledge_point"]["product_id"] is None:
+        body["text"] = {"content": _knowledge_text(frozen, markdown=False)}
     else:
         card = _card(frozen, group_id=group_id, host_id=host_id)
-        body["text"] = {"content": card.description or card.title}
+        body["text"] = {"content": _knowledge_text(frozen, markdown=False) if kind == "knowledge_point"
+                        else card.description or card.title}
         miniprogram = {"title": card.title, "appid": current_app.config["WECHAT_APPID"], "page": card.page}
         if content.get("pic_media_id"):
             miniprogram["pic_media_id"] = content["pic_media_id"]
@@ -208,6 +224,13 @@ def render_customer_group(frozen: dict, *, group_id: int, host_id: int, sender: 
 
 def render(frozen: dict, *, channel: str, group_id: int, host_id: int, credentials: dict[str, str]) -> dict:
     """The exact payload `channel` receives for this group."""
+    if frozen["kind"] == "knowledge_point":
+        from app.content import service as content_service
+
+        point = content_service.knowledge_point_for_group(
+            post_id=frozen["post_id"], occurrence_id=frozen.get("occurrence_id"), content=frozen["content"],
+            frozen_point=frozen["knowledge_point"], group_id=group_id)
+        frozen = {**frozen, "knowledge_point": point}
     if channel == "wecom_customer_group":
         return render_customer_group(frozen, group_id=group_id, host_id=host_id, sender=credentials["sender"],
                                      chat_id=credentials["chat_id"])

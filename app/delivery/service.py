@@ -9,7 +9,7 @@ from app.core.db import db
 from app.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.delivery import engine, kinds, schedule
-from app.delivery.models import Delivery, Post, PostOccurrence, PostTarget, SandboxMessage
+from app.delivery.models import DELIVERY_STATES, Delivery, Post, PostOccurrence, PostTarget, SandboxMessage
 from app.groups import service as groups
 from app.groups.service import Actor
 
@@ -103,6 +103,10 @@ def _check_and_plan(post: Post, *, now: datetime) -> None:
         post.product_id = product.id
     if post.kind == "coupon_drop":
         _check_coupon(post)
+    if post.kind == "knowledge_point" and post.content.get("knowledge_point_id") is not None:
+        from app.content import pgc
+
+        pgc.postable_knowledge_point(knowledge_point_id=post.content["knowledge_point_id"])
     db.session.flush()
     targeted = groups.target_groups(**engine.post_targets(post))
     _check_schedule(post=post, zones=sorted({g.timezone for g in targeted}), now=now)
@@ -298,8 +302,6 @@ def group_figures(*, group_id: int, actor: Actor) -> dict:
     posts = db.session.scalar(select(func.count(func.distinct(Delivery.post_id))).where(Delivery.group_id == group_id))
     last_sent = db.session.scalar(select(func.max(Delivery.finished_at)).where(Delivery.group_id == group_id,
                                                                                 Delivery.state == "sent"))
-    from app.delivery.models import DELIVERY_STATES
-
     return {"group_id": group.id, "member_count": group.member_count, "posts": int(posts or 0),
             "deliveries": {state: int(by_state.get(state, 0)) for state in DELIVERY_STATES},
             "last_sent_at": last_sent}
