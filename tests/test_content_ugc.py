@@ -2,8 +2,10 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from app.content.models import AGE_BAND_MONTHS
+from app.content.models import AGE_BAND_MONTHS, MemberPost
+from app.core.db import db
 from app.groups.models import AGE_BANDS
 from app.wechat.clients import clients
 from tests.affiliate_helpers import make_product
@@ -229,3 +231,62 @@ def test_feed_pages_are_cached_briefly_and_refreshed_by_changes(api, app):
         assert api.get("/api/v1/member-posts").get_json()["items"][0] == mom.get(f"/api/v1/member-posts/{second['id']}").get_json()
     finally:
         app.config["CONTENT_FEED_CACHE_SECONDS"] = ttl
+
+
+def test_ids_beyond_the_database_range_are_404s(api):
+    partner = api.as_user("partner1", roles=("partner",))
+    huge = "99999999999999999999"
+    assert_error(partner.get(f"/api/v1/partner/courses/{huge}"), 404, "not_found")
+    assert_error(api.get(f"/api/v1/member-posts/{huge}"), 404, "not_found")
+    assert_error(api.get(f"/api/v1/knowledge-points/{huge}"), 404, "not_found")
+
+
+_runs = iter(range(10**6))
+ACTIONS = ("report", "restore", "reject", "take_down", "republish")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.sampled_from(ACTIONS), st.integers(min_value=0, max_value=4)), max_size=12))
+def test_post_moderation_state_machine(app, steps):
+    """Any sequence of reports and decisions keeps the rules: taken down is final, hidden means enough unjudged
+    reports, the feed shows exactly the published unhidden posts, each member's report counts once."""
+    from app.accounts import service as accounts
+    from app.content import feeds, ugc
+    from app.core.errors import ApiError
+
+    run = next(_runs)
+    author = accounts.ensure_user(openid=f"sm-author-{run}", nickname="a")
+    reporters = [accounts.ensure_user(openid=f"sm-reporter-{run}-{i}", nickname="r").id for i in range(5)]
+    post = ugc.create_post(author_id=author.id, values={"text": "分享"}, publish=True,
+                           accept_license_version=ugc.current_license())
+    threshold = app.config["CONTENT_REPORTS_TO_HIDE"]
+    reported, cleared, status = set(), 0, "published"
+    for action, who in steps:
+        try:
+            if action == "report":
+                ugc.report_post(post_id=post.id, reporter_id=reporters[who], reason="")
+            elif action == "republish":
+                ugc.publish_post(post_id=post.id, author_id=author.id, accept_license_version=None)
+            else:
+                ugc.moderate(post_id=post.id, decision=action, reason=None if action == "restore" else "原因")
+        except ApiError:
+            current = db.session.get(MemberPost, post.id)
+            assert (current.status, current.hidden) == (status, status == "published" and len(reported) - cleared >= threshold)
+            continue
+        if action == "report":
+            assert status == "published" and reporters[who] not in reported
+            reported.add(reporters[who])
+        elif action == "republish":
+            assert status == "rejected"
+            status = "published"
+        else:
+            assert status != "taken_down" and (action != "restore" or status == "published")
+            cleared = len(reported)
+            status = {"restore": status, "reject": "rejected", "take_down": "taken_down"}[action]
+        db.session.expire_all()
+        current = db.session.get(MemberPost, post.id)
+        hidden = status == "published" and len(reported) - cleared >= threshold
+        assert (current.status, current.hidden, current.report_count) == (status, hidden, len(reported))
+        shown = [p.id for p in feeds.feed(group_id=None, product_id=None, age_band=None, sort="newest", cursor=None,
+                                          limit=100).items]
+        assert (post.id in shown) == (status == "published" and not hidden)

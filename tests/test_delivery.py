@@ -504,8 +504,11 @@ def test_knowledge_points_go_out_with_the_partners_share(host, frozen_clock, api
     assert "先让宝宝自己玩牙刷。" in first["markdown"]["content"]
     code = parse_qs(urlsplit(second["template_card"]["card_action"]["pagepath"]).query)["code"][0]
     link = db.session.scalar(select(ShareLink).where(ShareLink.code == code))
-    assert (link.content_id, link.content_author_id, link.post_id, link.group_id, link.host_id) == (
-        with_product.get_json()["id"], partner.user["id"], carded["id"], gid, host.user["id"])
+    from app.content import service as content_service
+
+    assert content_service.content_of(content_id=link.content_id) == ("knowledge_point", with_product.get_json()["id"])
+    assert (link.content_author_id, link.post_id, link.group_id, link.host_id) == (
+        partner.user["id"], carded["id"], gid, host.user["id"])
     assert {d.state for d in deliveries(plain["id"]) + deliveries(carded["id"])} == {"sent"}
 
 

@@ -226,3 +226,24 @@ def attributions_of_order(*, order_id: int) -> list[dict]:
     rows = db.session.execute(select(Attribution.__table__).where(Attribution.order_id == order_id)
                               .order_by(Attribution.order_line_id)).mappings()
     return [dict(row) for row in rows]
+
+
+def content_figures(*, content_ids: list[int]) -> dict[int, dict]:
+    """Per content id (the content domain's ids): counted clicks, attributed orders, GMV and content shares."""
+    from sqlalchemy import func
+
+    from app.affiliate.models import Click
+
+    wanted = sorted(set(content_ids))
+    figures = {cid: {"clicks": 0, "orders": 0, "gmv_fen": 0, "content_fen": 0} for cid in wanted}
+    if not wanted:
+        return figures
+    for content_id, count in db.session.execute(select(Click.content_id, func.count()).where(
+            Click.content_id.in_(wanted)).group_by(Click.content_id)):
+        figures[content_id]["clicks"] = count
+    for content_id, orders, gmv, share in db.session.execute(
+            select(Attribution.content_id, func.count(func.distinct(Attribution.order_id)),
+                   func.coalesce(func.sum(Attribution.base_fen), 0), func.coalesce(func.sum(Attribution.content_fen), 0))
+            .where(Attribution.content_id.in_(wanted)).group_by(Attribution.content_id)):
+        figures[content_id].update(orders=orders, gmv_fen=int(gmv), content_fen=int(share))
+    return figures

@@ -3,14 +3,15 @@ from flask import g, request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
-from app.content import pgc, posts_api
+from app.content import pgc, posts_api, revenue, service
 from app.content.schemas import (BulkJsonSchema, BulkReportSchema, CourseDetailSchema, CourseInSchema,
                                  CoursePageSchema, CoursePatchSchema, CourseSchema, KnowledgePointInSchema,
                                  KnowledgePointPageSchema, KnowledgePointPatchSchema, KnowledgePointSchema,
                                  LessonInSchema, LessonPatchSchema, LessonSchema, ListArgsSchema, ReviewDecisionSchema,
                                  ReviewItemSchema, ReviewQueueArgsSchema, ReviewQueueSchema, ReviewTrailSchema,
-                                 SubmitSchema)
+                                 SubmitSchema, UpcomingArgsSchema, UpcomingSchema, DashboardSchema)
 from app.core import access
+from app.core.pagination import PageArgsSchema
 from app.core.errors import ApiError, Invalid
 from app.core.http import raw_body
 
@@ -48,7 +49,7 @@ def list_courses(args):
     return {"items": items, "next_cursor": cursor}
 
 
-@blp.route("/partner/courses/<int:course_id>", methods=["GET"])
+@blp.route("/partner/courses/<int(max=9007199254740992):course_id>", methods=["GET"])
 @access.roles("partner")
 @blp.response(200, CourseDetailSchema)
 def get_course(course_id: int):
@@ -57,7 +58,7 @@ def get_course(course_id: int):
     return {**{column.key: getattr(course, column.key) for column in course.__table__.columns}, "lessons": lessons}
 
 
-@blp.route("/partner/courses/<int:course_id>", methods=["PATCH"])
+@blp.route("/partner/courses/<int(max=9007199254740992):course_id>", methods=["PATCH"])
 @access.roles("partner")
 @blp.arguments(CoursePatchSchema)
 @blp.response(200, CourseSchema)
@@ -66,7 +67,7 @@ def update_course(args, course_id: int):
     return pgc.update_course(course_id=course_id, actor=actor(), changes=args)
 
 
-@blp.route("/partner/courses/<int:course_id>/lessons", methods=["POST"])
+@blp.route("/partner/courses/<int(max=9007199254740992):course_id>/lessons", methods=["POST"])
 @access.roles("partner")
 @blp.arguments(LessonInSchema)
 @blp.response(201, LessonSchema)
@@ -75,7 +76,7 @@ def create_lesson(args, course_id: int):
     return pgc.create_lesson(course_id=course_id, actor=actor(), **args)
 
 
-@blp.route("/partner/lessons/<int:lesson_id>", methods=["PATCH"])
+@blp.route("/partner/lessons/<int(max=9007199254740992):lesson_id>", methods=["PATCH"])
 @access.roles("partner")
 @blp.arguments(LessonPatchSchema)
 @blp.response(200, LessonSchema)
@@ -84,7 +85,7 @@ def update_lesson(args, lesson_id: int):
     return pgc.update_lesson(lesson_id=lesson_id, actor=actor(), changes=args)
 
 
-@blp.route("/partner/lessons/<int:lesson_id>/knowledge-points", methods=["POST"])
+@blp.route("/partner/lessons/<int(max=9007199254740992):lesson_id>/knowledge-points", methods=["POST"])
 @access.roles("partner")
 @blp.arguments(KnowledgePointInSchema)
 @blp.response(201, KnowledgePointSchema)
@@ -93,7 +94,7 @@ def create_knowledge_point(args, lesson_id: int):
     return pgc.create_knowledge_point(lesson_id=lesson_id, actor=actor(), values=args)
 
 
-@blp.route("/partner/courses/<int:course_id>/knowledge-points", methods=["GET"])
+@blp.route("/partner/courses/<int(max=9007199254740992):course_id>/knowledge-points", methods=["GET"])
 @access.roles("partner")
 @blp.arguments(ListArgsSchema, location="query")
 @blp.response(200, KnowledgePointPageSchema)
@@ -104,7 +105,7 @@ def list_knowledge_points(args, course_id: int):
     return {"items": items, "next_cursor": cursor}
 
 
-@blp.route("/partner/knowledge-points/<int:knowledge_point_id>", methods=["GET"])
+@blp.route("/partner/knowledge-points/<int(max=9007199254740992):knowledge_point_id>", methods=["GET"])
 @access.roles("partner")
 @blp.response(200, KnowledgePointSchema)
 def get_knowledge_point(knowledge_point_id: int):
@@ -112,7 +113,7 @@ def get_knowledge_point(knowledge_point_id: int):
     return pgc.get_knowledge_point(knowledge_point_id=knowledge_point_id, actor=actor())
 
 
-@blp.route("/partner/knowledge-points/<int:knowledge_point_id>", methods=["PATCH"])
+@blp.route("/partner/knowledge-points/<int(max=9007199254740992):knowledge_point_id>", methods=["PATCH"])
 @access.roles("partner")
 @blp.arguments(KnowledgePointPatchSchema)
 @blp.response(200, KnowledgePointSchema)
@@ -121,7 +122,7 @@ def update_knowledge_point(args, knowledge_point_id: int):
     return pgc.update_knowledge_point(knowledge_point_id=knowledge_point_id, actor=actor(), changes=args)
 
 
-@blp.route("/partner/courses/<int:course_id>/knowledge-points/bulk", methods=["POST"])
+@blp.route("/partner/courses/<int(max=9007199254740992):course_id>/knowledge-points/bulk", methods=["POST"])
 @access.roles("partner")
 @raw_body
 @blp.doc(**BULK_DOC)
@@ -145,7 +146,7 @@ def bulk_upload(course_id: int):
     return {"created": report.created, "lessons_created": report.lessons_created, "errors": report.errors}
 
 
-@blp.route(f"/partner/<{KIND}>/<int:item_id>/submit", methods=["POST"])
+@blp.route(f"/partner/<{KIND}>/<int(max=9007199254740992):item_id>/submit", methods=["POST"])
 @access.roles("partner")
 @blp.response(200, SubmitSchema)
 def submit(kind_path: str, item_id: int):
@@ -153,7 +154,7 @@ def submit(kind_path: str, item_id: int):
     return {"submitted": pgc.submit(kind=KIND_PATHS[kind_path], item_id=item_id, actor=actor())}
 
 
-@blp.route(f"/partner/<{KIND}>/<int:item_id>/reviews", methods=["GET"])
+@blp.route(f"/partner/<{KIND}>/<int(max=9007199254740992):item_id>/reviews", methods=["GET"])
 @access.roles("partner")
 @blp.response(200, ReviewTrailSchema)
 def review_trail(kind_path: str, item_id: int):
@@ -172,7 +173,7 @@ def review_queue(args):
                        "status": x.status, "updated_at": x.updated_at} for x in items], "next_cursor": cursor}
 
 
-@blp.route(f"/admin/content/<{KIND}>/<int:item_id>/review", methods=["POST"])
+@blp.route(f"/admin/content/<{KIND}>/<int(max=9007199254740992):item_id>/review", methods=["POST"])
 @access.roles("operator")
 @blp.arguments(ReviewDecisionSchema)
 @blp.response(200, ReviewItemSchema)
@@ -183,6 +184,36 @@ def decide(args, kind_path: str, item_id: int):
                       reason=args["reason"])
     return {"kind": kind, "id": item.id, "partner_id": item.partner_id, "title": item.title, "status": item.status,
             "updated_at": item.updated_at}
+
+
+@blp.route("/partner/dashboard", methods=["GET"])
+@access.roles("partner")
+@blp.arguments(PageArgsSchema, location="query")
+@blp.response(200, DashboardSchema)
+def partner_dashboard(args):
+    """Your knowledge points: deliveries, reach, views, clicks, orders, GMV and content-share earnings each."""
+    items, cursor = revenue.partner_dashboard(partner_id=g.user.id, cursor=args["cursor"], limit=args["limit"])
+    return {"items": items, "next_cursor": cursor}
+
+
+@blp.route("/knowledge-points/<int(max=9007199254740992):knowledge_point_id>", methods=["GET"])
+@access.public
+@blp.response(200, KnowledgePointSchema)
+def view_knowledge_point(knowledge_point_id: int):
+    """An approved knowledge point as the mini-program shows it (the view is counted)."""
+    return revenue.view_knowledge_point(knowledge_point_id=knowledge_point_id)
+
+
+@blp.route("/drips/<int(max=9007199254740992):post_id>/upcoming", methods=["GET"])
+@access.roles("host")
+@blp.arguments(UpcomingArgsSchema, location="query")
+@blp.response(200, UpcomingSchema)
+def drip_upcoming(args, post_id: int):
+    """What your drip (a knowledge_point post naming a course or topic) sends one of your groups next."""
+    from app.groups.service import Actor
+
+    return service.drip_upcoming(post_id=post_id, group_id=args["group_id"], limit=args["limit"],
+                                 actor=Actor(id=g.user.id, operator="operator" in g.roles))
 
 
 blueprints = [blp, posts_api.blp]

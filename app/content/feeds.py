@@ -59,10 +59,10 @@ def feed(*, group_id: int | None, product_id: int | None, age_band: str | None, 
     return FeedPage(items=items, products=product_cards(posts=items), next_cursor=next_cursor)
 
 
-def card(product) -> dict:
-    """The product card shown under a post."""
+def card(product, share_code: str | None) -> dict:
+    """The product card shown under a post, with the author's share code."""
     return {"product_id": product.id, "title": product.title, "image": (product.images or [None])[0],
-            "price_fen": product.price_fen}
+            "price_fen": product.price_fen, "share_code": share_code}
 
 
 def shape_posts(posts: list[MemberPost], cards: dict[int, list]) -> list[dict]:
@@ -70,7 +70,8 @@ def shape_posts(posts: list[MemberPost], cards: dict[int, list]) -> list[dict]:
     shaped = []
     for post in posts:
         row = {column.key: getattr(post, column.key) for column in post.__table__.columns}
-        shaped.append(row | {"products": [card(p) for p in cards.get(post.id, [])]})
+        codes = dict(zip(post.product_ids, post.share_codes or []))
+        shaped.append(row | {"products": [card(p, codes.get(p.id)) for p in cards.get(post.id, [])]})
     return shaped
 
 

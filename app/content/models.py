@@ -13,6 +13,7 @@ from app.core.db import BigId, IdPk, db
 REVIEW_STATES = ("draft", "pending_review", "approved", "rejected")
 ITEM_KINDS = ("course", "lesson", "knowledge_point")
 POST_STATES = ("draft", "published", "rejected", "taken_down")
+CONTENT_KINDS = ("knowledge_point", "member_post")
 AGE_MIN_MONTHS, AGE_MAX_MONTHS = -10, 216
 # Child age in months of each group age band (the groups domain's bands, inclusive ends).
 AGE_BAND_MONTHS = {"pregnancy": (-10, -1), "0-6m": (0, 5), "6-12m": (6, 11), "1-3y": (12, 35), "3-6y": (36, 71),
@@ -89,6 +90,8 @@ class KnowledgePoint(db.Model):
     position: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="draft")
     reject_reason: Mapped[str | None] = mapped_column(String(500))
+    # Opens of the point's page in the mini-program (partners' reach figures).
+    view_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -145,6 +148,8 @@ class MemberPost(db.Model):
     image_urls: Mapped[list[str]] = mapped_column(JSON, default=list)
     # The linked products in the author's order; member_post_products holds the same links for product feeds.
     product_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    # The author's share code for each linked product (same order), made at publication.
+    share_codes: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     min_age_months: Mapped[int | None] = mapped_column(Integer)
     max_age_months: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="draft")
@@ -182,4 +187,34 @@ class MemberPostReport(db.Model):
     post_id: Mapped[int] = mapped_column(BigId, ForeignKey("member_posts.id", ondelete="CASCADE"))
     reporter_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime]
+
+
+class DripSent(db.Model):
+    """A knowledge point a group has received by drip: never the same one twice, one per occurrence."""
+
+    __tablename__ = "drip_sent"
+    __table_args__ = (UniqueConstraint("group_id", "knowledge_point_id"),
+                      UniqueConstraint("post_id", "group_id", "occurrence_id"))
+
+    id: Mapped[IdPk]
+    group_id: Mapped[int] = mapped_column(BigId, ForeignKey("chat_groups.id", ondelete="CASCADE"))
+    knowledge_point_id: Mapped[int] = mapped_column(BigId, ForeignKey("knowledge_points.id", ondelete="CASCADE"),
+                                                    index=True)
+    # The delivery post (the drip schedule) and the occurrence that sent it.
+    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"))
+    occurrence_id: Mapped[int] = mapped_column(BigId)
+    sent_at: Mapped[datetime]
+
+
+class ContentItem(db.Model):
+    """One id space for everything that earns a content share: share links carry this id as content_id."""
+
+    __tablename__ = "content_items"
+    __table_args__ = (UniqueConstraint("kind", "ref_id"), CheckConstraint(_in("kind", CONTENT_KINDS), name="known_kind"))
+
+    id: Mapped[IdPk]
+    kind: Mapped[str] = mapped_column(String(16))
+    ref_id: Mapped[int] = mapped_column(BigId)
+    author_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime]

@@ -2,10 +2,10 @@
 from flask import current_app, g
 from flask_smorest import Blueprint
 
-from app.content import feeds, ugc
+from app.content import feeds, revenue, ugc
 from app.content.schemas import (FeedArgsSchema, LicenseAcceptSchema, LicenseSchema, ModerateSchema, MyPostsArgsSchema,
                                  PostInSchema, PostPageSchema, PostPatchSchema, PostSchema, PublishSchema,
-                                 ReportInSchema)
+                                 ReportInSchema, DashboardSchema, ShareCodeListSchema)
 from app.core import access
 from app.core.pagination import PageArgsSchema
 
@@ -37,7 +37,7 @@ def feed(args):
     return current_app.response_class(body, mimetype="application/json")
 
 
-@blp.route("/member-posts/<int:post_id>", methods=["GET"])
+@blp.route("/member-posts/<int(max=9007199254740992):post_id>", methods=["GET"])
 @access.public
 @blp.response(200, PostSchema)
 def view_post(post_id: int):
@@ -46,7 +46,7 @@ def view_post(post_id: int):
     return _one(ugc.view_post(post_id=post_id, viewer_id=user.id if user else None))
 
 
-@blp.route("/member-posts/<int:post_id>", methods=["PATCH"])
+@blp.route("/member-posts/<int(max=9007199254740992):post_id>", methods=["PATCH"])
 @access.authenticated
 @blp.arguments(PostPatchSchema)
 @blp.response(200, PostSchema)
@@ -55,7 +55,7 @@ def update_post(args, post_id: int):
     return _one(ugc.update_post(post_id=post_id, author_id=g.user.id, changes=args))
 
 
-@blp.route("/member-posts/<int:post_id>/publish", methods=["POST"])
+@blp.route("/member-posts/<int(max=9007199254740992):post_id>/publish", methods=["POST"])
 @access.authenticated
 @blp.arguments(PublishSchema)
 @blp.response(200, PostSchema)
@@ -65,13 +65,31 @@ def publish_post(args, post_id: int):
                                  accept_license_version=args["accept_license_version"]))
 
 
-@blp.route("/member-posts/<int:post_id>/reports", methods=["POST"])
+@blp.route("/member-posts/<int(max=9007199254740992):post_id>/reports", methods=["POST"])
 @access.authenticated
 @blp.arguments(ReportInSchema)
 @blp.response(201, PostSchema)
 def report_post(args, post_id: int):
     """Report a post (once); enough reports hide it until an operator reviews."""
     return _one(ugc.report_post(post_id=post_id, reporter_id=g.user.id, reason=args["reason"]))
+
+
+@blp.route("/member-posts/<int(max=9007199254740992):post_id>/share", methods=["POST"])
+@access.authenticated
+@blp.response(200, ShareCodeListSchema)
+def share_post(post_id: int):
+    """Your own share codes for a post's products: your commission, and the author keeps her content share."""
+    return {"items": revenue.share_post(post_id=post_id, sharer_id=g.user.id)}
+
+
+@blp.route("/me/content/dashboard", methods=["GET"])
+@access.authenticated
+@blp.arguments(PageArgsSchema, location="query")
+@blp.response(200, DashboardSchema)
+def author_dashboard(args):
+    """Your published posts: views, clicks, orders, GMV and content-share earnings each."""
+    items, cursor = revenue.author_dashboard(author_id=g.user.id, cursor=args["cursor"], limit=args["limit"])
+    return {"items": items, "next_cursor": cursor}
 
 
 @blp.route("/me/member-posts", methods=["GET"])
@@ -111,7 +129,7 @@ def moderation_queue(args):
     return {"items": feeds.shape_posts(items, feeds.product_cards(posts=items)), "next_cursor": cursor}
 
 
-@blp.route("/admin/member-posts/<int:post_id>/moderate", methods=["POST"])
+@blp.route("/admin/member-posts/<int(max=9007199254740992):post_id>/moderate", methods=["POST"])
 @access.roles("operator")
 @blp.arguments(ModerateSchema)
 @blp.response(200, PostSchema)

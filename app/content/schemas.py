@@ -263,6 +263,34 @@ class ProductCardSchema(Schema):
     title = fields.String()
     image = fields.String(allow_none=True)
     price_fen = fields.Integer()
+    share_code = fields.String(allow_none=True, metadata={
+        "description": "The author's share code (published posts): opens the product crediting her content share."})
+
+
+class ShareCodeSchema(Schema):
+    product_id = fields.Integer()
+    share_code = fields.String()
+
+
+class ShareCodeListSchema(Schema):
+    items = fields.List(fields.Nested(ShareCodeSchema))
+
+
+class DashboardRowSchema(Schema):
+    id = fields.Integer(metadata={"description": "The post or knowledge point."})
+    title = fields.String()
+    status = fields.String()
+    deliveries = fields.Integer(metadata={"description": "Knowledge points: times delivered into groups."})
+    reach = fields.Integer(metadata={"description": "Posts: views; knowledge points: members of the groups at each delivery."})
+    views = fields.Integer()
+    clicks = fields.Integer()
+    orders = fields.Integer()
+    gmv_fen = fields.Integer()
+    earnings_fen = fields.Integer(metadata={"description": "Content shares attributed (before any refund clawback)."})
+
+
+class DashboardSchema(PageSchema):
+    items = fields.List(fields.Nested(DashboardRowSchema))
 
 
 class PostSchema(Schema):
@@ -322,3 +350,24 @@ class LicenseSchema(Schema):
 
 class LicenseAcceptSchema(Schema):
     version = fields.String(required=True, validate=validate.Length(min=1, max=16))
+
+
+class UpcomingArgsSchema(Schema):
+    group_id = fields.Integer(required=True, validate=ID)
+    limit = fields.Integer(load_default=5, validate=validate.Range(min=1, max=50))
+
+
+class UpcomingPointSchema(Schema):
+    id = fields.Integer()
+    title = fields.String()
+    course_id = fields.Integer()
+    lesson_id = fields.Integer()
+    min_age_months = fields.Integer()
+    max_age_months = fields.Integer()
+
+
+class UpcomingSchema(Schema):
+    post_id = fields.Integer()
+    group_id = fields.Integer()
+    next_at = fields.DateTime(allow_none=True, metadata={"description": "When the drip next fires for this group (UTC)."})
+    items = fields.List(fields.Nested(UpcomingPointSchema))

@@ -13,7 +13,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.catalog import service as catalog
-from app.content import feeds, sanitize
+from app.content import feeds, revenue, sanitize
 from app.content.models import AGE_BAND_MONTHS, CopyrightAcceptance, MemberPost, MemberPostProduct, MemberPostReport
 from app.core.clock import now_utc
 from app.core.db import db
@@ -155,12 +155,14 @@ def _publish(post: MemberPost, accept_license_version: str | None) -> None:
     now = now_utc()
     post.status, post.reject_reason, post.license_version = "published", None, current_license()
     post.published_at, post.updated_at = now, now
+    # Last: making share links commits (the affiliate service owns that transaction).
+    post.share_codes = revenue.post_share_codes(post=post, sharer_id=post.author_id)
 
 
 def create_post(*, author_id: int, values: dict, publish: bool, accept_license_version: str | None) -> MemberPost:
     """Write a post (a draft, or published at once when `publish`)."""
     now = now_utc()
-    post = MemberPost(author_id=author_id, text="", image_urls=[], product_ids=[], status="draft", hidden=False, report_count=0,
+    post = MemberPost(author_id=author_id, text="", image_urls=[], product_ids=[], share_codes=[], status="draft", hidden=False, report_count=0,
                       cleared_report_count=0, view_count=0, score=0, created_at=now, updated_at=now)
     db.session.add(post)
     try:

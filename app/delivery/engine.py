@@ -144,7 +144,8 @@ def dispatch_occurrence(*, occurrence_id: int) -> int:
         state, error = "cancelled", f"post is {post.status}"
     elif not missed:
         try:
-            frozen = kinds.snapshot(post_id=post.id, kind=post.kind, content=post.content, author_id=post.author_id)
+            frozen = kinds.snapshot(post_id=post.id, kind=post.kind, content=post.content, author_id=post.author_id,
+                                    occurrence_id=occurrence.id)
         except ApiError as exc:
             state, error = "refused", f"{exc.code}: {exc.message}"
     claimed = db.session.execute(

@@ -8,15 +8,15 @@ Attribution: product cards open the affiliate share link of (group host, product
 drops the coupons share code of (group host, template, group, post), so clicks, claims and orders through a
 card credit the group's host. The host is the sharer: the bot posts on the host's behalf into the host's group.
 Both codes are created on first render and reused afterwards (the preview shows the very code that is sent).
+Knowledge points come from the content domain: a fixed point is frozen with the occurrence; a drip (a course
+or topic) gets each group's next point when rendered, and the content domain records what each group got.
 """
-import html
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlencode
 
-import nh3
 from flask import current_app
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.core.errors import Invalid
 from app.core.money import yuan
@@ -55,8 +55,17 @@ class ProductContent(Schema):
 
 
 class KnowledgePointContent(Schema):
-    knowledge_point_id = fields.Integer(required=True, validate=validate.Range(min=1, max=2**53))
+    """One approved knowledge point, or a drip: each time, the next point of a course or topic per group."""
+
+    knowledge_point_id = fields.Integer(validate=validate.Range(min=1, max=2**53))
+    course_id = fields.Integer(validate=validate.Range(min=1, max=2**53))
+    topic = fields.String(validate=validate.Length(min=1, max=32))
     pic_media_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
+
+    @validates_schema
+    def _one_source(self, data, **kwargs):
+        if sum(data.get(name) is not None for name in ("knowledge_point_id", "course_id", "topic")) != 1:
+            raise ValidationError("Name exactly one of knowledge_point_id, course_id or topic.")
 
 
 class CouponContent(Schema):
@@ -86,9 +95,14 @@ def validate_content(kind: str, content: dict) -> dict:
     if kind not in KINDS:
         raise Invalid(f"Posts of kind '{kind}' are not available yet.", code="post_kind_unavailable")
     try:
-        return KINDS[kind].content_schema().load(content or {})
+        clean = KINDS[kind].content_schema().load(content or {})
     except ValidationError as exc:
         raise Invalid("The content does not fit the post kind.", code="invalid_content", errors={"content": exc.messages})
+    if kind == "knowledge_point" and clean.get("knowledge_point_id") is None:
+        from app.content import service as content_service
+
+        content_service.check_drip_source(content=clean)
+    return clean
 
 
 def check_product(product) -> None:
@@ -100,8 +114,11 @@ def check_product(product) -> None:
         raise Invalid("The product is not on sale.", code="product_inactive", errors={"content": {"product_id": ["Inactive."]}})
 
 
-def snapshot(*, post_id: int, kind: str, content: dict, author_id: int) -> dict:
-    """Freeze what an occurrence sends: the content plus the source objects it names, checked now."""
+def snapshot(*, post_id: int, kind: str, content: dict, author_id: int, occurrence_id: int | None = None) -> dict:
+    """Freeze what an occurrence sends: the content plus the source objects it names, checked now.
+
+    `occurrence_id` is None for a preview; a drip records under it which point each group got.
+    """
     frozen = {"post_id": post_id, "kind": kind, "content": content, "author_id": author_id}
     if kind == "product_card":
         from app.catalog import service as catalog
@@ -110,12 +127,11 @@ def snapshot(*, post_id: int, kind: str, content: dict, author_id: int) -> dict:
         check_product(product)
         frozen["product"] = {"id": product.id, "title": product.title, "price_fen": product.price_fen}
     if kind == "knowledge_point":
-        from app.content import pgc
+        from app.content import service as content_service
 
-        point = pgc.postable_knowledge_point(knowledge_point_id=content["knowledge_point_id"])
-        text = html.unescape(nh3.clean(point.body.replace("</p>", "</p>\n").replace("<br>", "\n"), tags=set())).strip()
-        frozen["knowledge_point"] = {"id": point.id, "title": point.title, "text": text, "partner_id": point.partner_id,
-                                     "product_id": (point.product_ids or [None])[0]}
+        # A fixed point is frozen here; a drip's point is chosen per group when rendered (None until then).
+        frozen["occurrence_id"] = occurrence_id
+        frozen["knowledge_point"] = content_service.knowledge_point_snapshot(content=content)
     return frozen
 
 
@@ -152,13 +168,11 @@ def _card(frozen: dict, *, group_id: int, host_id: int) -> Card:
         text = (content.get("text") or "") + f" ¥{yuan(product['price_fen'])}"
         return Card(product["title"][:64], text.strip(), link.path)
     if kind == "knowledge_point":
-        from app.affiliate import service as affiliate
+        from app.content import service as content_service
 
         point = frozen["knowledge_point"]
-        link = affiliate.create_share_link(sharer_id=host_id, product_id=point["product_id"], group_id=group_id,
-                                           post_id=post_id, content_id=point["id"], host_id=host_id,
-                                           content_author_id=point["partner_id"])
-        return Card(point["title"][:64], point["text"], link.path)
+        path = content_service.knowledge_point_share_path(point=point, host_id=host_id, group_id=group_id, post_id=post_id)
+        return Card(point["title"][:64], point["text"], path)
     if kind == "coupon_drop":
         from app.coupons import service as coupons
 
@@ -210,6 +224,13 @@ def render_customer_group(frozen: dict, *, group_id: int, host_id: int, sender: 
 
 def render(frozen: dict, *, channel: str, group_id: int, host_id: int, credentials: dict[str, str]) -> dict:
     """The exact payload `channel` receives for this group."""
+    if frozen["kind"] == "knowledge_point":
+        from app.content import service as content_service
+
+        point = content_service.knowledge_point_for_group(
+            post_id=frozen["post_id"], occurrence_id=frozen.get("occurrence_id"), content=frozen["content"],
+            frozen_point=frozen["knowledge_point"], group_id=group_id)
+        frozen = {**frozen, "knowledge_point": point}
     if channel == "wecom_customer_group":
         return render_customer_group(frozen, group_id=group_id, host_id=host_id, sender=credentials["sender"],
                                      chat_id=credentials["chat_id"])

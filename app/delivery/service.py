@@ -103,7 +103,7 @@ def _check_and_plan(post: Post, *, now: datetime) -> None:
         post.product_id = product.id
     if post.kind == "coupon_drop":
         _check_coupon(post)
-    if post.kind == "knowledge_point":
+    if post.kind == "knowledge_point" and post.content.get("knowledge_point_id") is not None:
         from app.content import pgc
 
         pgc.postable_knowledge_point(knowledge_point_id=post.content["knowledge_point_id"])
