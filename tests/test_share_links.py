@@ -4,8 +4,14 @@ from app.affiliate import clicks, service
 from app.affiliate.models import Click
 from app.core.db import db
 from app.core.redis import get_redis, key
-from tests.affiliate_helpers import make_product
+from tests.affiliate_helpers import ingest, make_product
 from tests.helpers import assert_error
+
+
+def _group(host) -> int:
+    response = host.post("/api/v1/groups", json={"name": "g", "channel": "sandbox", "age_band": "1-3y"})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
 
 
 def _click_count() -> int:
@@ -15,15 +21,29 @@ def _click_count() -> int:
 def test_share_link_has_code_path_card_and_code_image(api):
     product = make_product(title="儿童电动牙刷", price_fen=5900, link_url="https://union.example/item/1")
     mom = api.as_user("mom")
-    response = mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": 7, "post_id": 8})
+    gid = _group(api.as_user("host", roles=("host",)))
+    response = mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": gid, "post_id": 8})
     assert response.status_code == 201
     body = response.get_json()
     assert len(body["code"]) == 8 and body["path"].endswith(f"?code={body['code']}&product_id={product.id}")
     assert body["card"] == {"title": "儿童电动牙刷", "image": product.images[0], "price_fen": 5900}
     assert body["code_image"].startswith("data:image/png;base64,")
-    assert body["url"] == f"/s/{body['code']}" and body["group_id"] == 7
-    again = mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": 7, "post_id": 8}).get_json()
+    assert body["url"] == f"/s/{body['code']}" and body["group_id"] == gid
+    again = mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": gid, "post_id": 8}).get_json()
     assert again["code"] == body["code"]
+
+
+def test_share_link_for_a_group_pays_its_host(api):
+    host = api.as_user("host", roles=("host",))
+    gid = _group(host)
+    mom, buyer = api.as_user("mom"), api.as_user("buyer")
+    product = make_product(price_fen=10000, commission_rate_bp=2000)
+    code = mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": gid}).get_json()["code"]
+    ingest(external_id="G1", product=product, buyer_id=buyer.user["id"], tracking_code=code)
+    assert host.get("/api/v1/me/earnings").get_json()["balances"]["pending"] == 100
+    assert mom.get("/api/v1/me/earnings").get_json()["balances"]["pending"] == 500
+    assert_error(mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": 987654}), 404,
+                 "group_not_found")
 
 
 def test_share_link_refusals(api):

@@ -25,7 +25,7 @@ short = Blueprint("share_redirect", __name__, url_prefix="", description="Short 
 @blp.response(201, ShareLinkSchema)
 def create_share_link(args):
     """Make a tracked share link for a product: short code, mini-program path, card and code image."""
-    shared = service.create_share_link(sharer_id=g.user.id, **args)
+    shared = service.share_link_for_sharer(sharer_id=g.user.id, **args)
     link = shared.link
     return {"id": link.id, "code": shared.code, "path": shared.path, "url": shared.url, "product_id": link.product_id,
             "group_id": link.group_id, "post_id": link.post_id, "content_id": link.content_id, "card": shared.card,

@@ -2,7 +2,8 @@
 
 A click is added to a Redis stream only if the same buyer did not click the same code in the last
 minute (a SET NX EX key in the same script). The persist job reads the stream through a consumer group,
-inserts the rows (the stream entry id is unique in `clicks`, so a replay inserts nothing twice), and
+inserts the rows (the stream entry id is unique in `clicks`, so a replay inserts nothing twice), records
+the group engagement of a known buyer in the same transaction, and
 acknowledges and deletes the entries only after the commit. Entries a crashed consumer left pending are
 claimed again, so nothing is lost on a restart.
 """
@@ -18,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.affiliate.models import Click
 from app.core.db import db
 from app.core.redis import get_redis, key
+from app.groups import service as groups
 
 STREAM = "clicks"
 GROUP = "persist"
@@ -93,6 +95,14 @@ def _insert_ignoring_replays(rows: list[dict]) -> None:
     db.session.execute(dialect.insert(Click).on_conflict_do_nothing(index_elements=["stream_id"]), rows)
 
 
+def _record_engagements(rows: list[dict]) -> None:
+    """A known buyer clicking a group's link is an engagement on the fan ladder (idempotent by stream id)."""
+    for row in rows:
+        if row["buyer_id"] is not None and row["group_id"] is not None:
+            groups.record_member_event(group_id=row["group_id"], user_id=row["buyer_id"], kind="clicked",
+                                       occurred_at=row["clicked_at"], ref=f"click:{row['stream_id']}", commit=False)
+
+
 def persist(*, batch_size: int = 1000) -> int:
     """Move counted clicks from the Redis stream into the database; returns how many entries were handled."""
     redis = get_redis()
@@ -114,7 +124,9 @@ def persist(*, batch_size: int = 1000) -> int:
         entries = [(entry_id, fields) for entry_id, fields in entries if fields]
         if not entries:
             return handled
-        _insert_ignoring_replays([_row(entry_id, fields) for entry_id, fields in entries])
+        rows = [_row(entry_id, fields) for entry_id, fields in entries]
+        _insert_ignoring_replays(rows)
+        _record_engagements(rows)
         db.session.commit()
         ids = [entry_id for entry_id, _ in entries]
         redis.xack(key(STREAM), GROUP, *ids)

@@ -16,6 +16,7 @@ from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.redis import get_redis, key
+from app.groups import service as groups
 from app.wechat import service as wechat
 
 CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -172,6 +173,14 @@ def create_share_link(*, sharer_id: int, product_id: int, group_id: int | None =
     return _shared(link, product)
 
 
+def share_link_for_sharer(*, sharer_id: int, product_id: int, group_id: int | None = None, post_id: int | None = None,
+                          content_id: int | None = None) -> SharedLink:
+    """A mom's own share link (the API's); a link for a group credits that group's host (404 for no such group)."""
+    host_id = groups.group_host_id(group_id=group_id) if group_id is not None else None
+    return create_share_link(sharer_id=sharer_id, product_id=product_id, group_id=group_id, post_id=post_id,
+                             content_id=content_id, host_id=host_id)
+
+
 def share_code_image(*, code: str, product_id: int) -> str:
     """The mini-program code image (a PNG data URL) whose scene is the share code, cached a day."""
     cache_key = key("share-image", code)
@@ -226,6 +235,20 @@ def attributions_of_order(*, order_id: int) -> list[dict]:
     rows = db.session.execute(select(Attribution.__table__).where(Attribution.order_id == order_id)
                               .order_by(Attribution.order_line_id)).mappings()
     return [dict(row) for row in rows]
+
+
+def group_click_count(*, group_id: int, since: datetime | None = None, until: datetime | None = None) -> int:
+    """Counted clicks on share links made for a group (clicked_at in [since, until), all time by default)."""
+    from sqlalchemy import func
+
+    from app.affiliate.models import Click
+
+    stmt = select(func.count()).select_from(Click).where(Click.group_id == group_id)
+    if since is not None:
+        stmt = stmt.where(Click.clicked_at >= since)
+    if until is not None:
+        stmt = stmt.where(Click.clicked_at < until)
+    return int(db.session.scalar(stmt) or 0)
 
 
 def content_figures(*, content_ids: list[int]) -> dict[int, dict]:

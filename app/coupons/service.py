@@ -3,7 +3,9 @@
 The coupon steps of an order (reserve, release, consume, restore) join the caller's transaction (the
 checkout owns it), so an order and its coupon always change together. Each is one conditional update.
 """
-from sqlalchemy import update
+from datetime import datetime
+
+from sqlalchemy import func, select, update
 
 from app.core.clock import now_utc
 from app.core.db import db
@@ -89,3 +91,13 @@ def restore_coupon(*, coupon_id: int, order_id: int) -> bool:
 def coupon_card(*, template_id: int, sharer_id: int, group_id: int | None = None, post_id: int | None = None) -> dict:
     """The card a group post carries for a live coupon (see `app.coupons.cards`)."""
     return cards.card_for(template_id=template_id, sharer_id=sharer_id, group_id=group_id, post_id=post_id)
+
+
+def group_claim_count(*, group_id: int, since: datetime | None = None, until: datetime | None = None) -> int:
+    """Coupons claimed from a group's cards (claimed_at in [since, until), all time by default)."""
+    stmt = select(func.count()).select_from(UserCoupon).where(UserCoupon.origin_group_id == group_id)
+    if since is not None:
+        stmt = stmt.where(UserCoupon.claimed_at >= since)
+    if until is not None:
+        stmt = stmt.where(UserCoupon.claimed_at < until)
+    return int(db.session.scalar(stmt) or 0)

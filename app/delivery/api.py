@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 from app.core import access
 from app.core.pagination import PageArgsSchema
 from app.delivery import service
-from app.delivery.schemas import (DeliveryPageSchema, GroupDeliveryArgsSchema, GroupFiguresSchema, OccurrenceListSchema,
+from app.delivery.schemas import (DeliveryPageSchema, FiguresWindowArgsSchema, GroupDeliveryArgsSchema, GroupFiguresSchema, OccurrenceListSchema,
                                   PostDeliveryArgsSchema, PostInSchema, PostListArgsSchema, PostPageSchema,
                                   PostPatchSchema, PostSchema, PreviewArgsSchema, PreviewSchema, RetryInSchema,
                                   RetryResultSchema, SandboxMessagePageSchema)
@@ -136,10 +136,11 @@ def sandbox_messages(args, group_id: int):
 
 @blp.route("/groups/<int:group_id>/figures", methods=["GET"])
 @access.roles("host")
+@blp.arguments(FiguresWindowArgsSchema, location="query")
 @blp.response(200, GroupFiguresSchema)
-def group_figures(group_id: int):
-    """Per-group figures: deliveries by state, posts and members."""
-    return service.group_figures(group_id=group_id, actor=actor())
+def group_figures(args, group_id: int):
+    """Per-group figures: deliveries, posts, fans; clicks, claims, orders and GMV in an optional [since, until)."""
+    return service.group_figures(group_id=group_id, actor=actor(), since=args["since"], until=args["until"])
 
 
 @blp.route("/admin/deliveries/retry", methods=["POST"])

@@ -1,3 +1,5 @@
+from datetime import timezone
+
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from app.core.pagination import PageArgsSchema, PageSchema
@@ -178,6 +180,21 @@ class RetryResultSchema(Schema):
     retried = fields.Integer()
 
 
+class FiguresWindowArgsSchema(Schema):
+    since = fields.AwareDateTime(load_default=None, metadata={"description": "Count from this moment (inclusive)."})
+    until = fields.AwareDateTime(load_default=None, metadata={"description": "Count up to this moment (exclusive)."})
+
+    @post_load
+    def in_utc(self, data, **kwargs):
+        try:
+            data = {k: v.astimezone(timezone.utc) if v is not None else None for k, v in data.items()}
+        except OverflowError:
+            raise ValidationError("Out of range.", "since")
+        if data["since"] is not None and data["until"] is not None and data["until"] <= data["since"]:
+            raise ValidationError("Must be after since.", "until")
+        return data
+
+
 class GroupFiguresSchema(Schema):
     group_id = fields.Integer()
     member_count = fields.Integer()
@@ -185,3 +202,11 @@ class GroupFiguresSchema(Schema):
     posts = fields.Integer()
     deliveries = fields.Dict(keys=fields.String(), values=fields.Integer())
     last_sent_at = fields.DateTime(allow_none=True)
+    since = fields.DateTime(allow_none=True)
+    until = fields.DateTime(allow_none=True)
+    clicks = fields.Integer(metadata={"description": "Counted clicks on share links made for this group."})
+    claims = fields.Integer(metadata={"description": "Coupons claimed from this group's cards."})
+    orders = fields.Integer(metadata={"description": "Orders attributed to this group (cancelled ones left out)."})
+    gmv_fen = fields.Integer(metadata={"description": "Paid amount of the attributed order lines."})
+    refunded_fen = fields.Integer()
+    net_gmv_fen = fields.Integer(metadata={"description": "gmv_fen minus refunds."})

@@ -4,14 +4,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
+from app.affiliate import service as affiliate
 from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from app.core.pagination import keyset_page
+from app.coupons import service as coupons
 from app.delivery import engine, kinds, schedule
 from app.delivery.models import DELIVERY_STATES, Delivery, Post, PostOccurrence, PostTarget, SandboxMessage
 from app.groups import ladder, service as groups
 from app.groups.service import Actor
+from app.orders import service as orders
 
 CAP_HORIZON = timedelta(days=31)
 RETRYABLE_STATES = ("failed", "dead", "unknown")
@@ -294,9 +297,13 @@ def retry_deliveries(*, delivery_ids: list[int] | None, post_id: int | None, gro
     return retried
 
 
-def group_figures(*, group_id: int, actor: Actor) -> dict:
-    """Per-group figures for the host: deliveries by state, posts reaching it, members and their fan levels."""
+def group_figures(*, group_id: int, actor: Actor, since: datetime | None = None, until: datetime | None = None) -> dict:
+    """Per-group figures for the host: deliveries by state, posts reaching it, members and their fan levels,
+    and (in [since, until), all time by default) clicks, coupon claims, attributed orders and GMV."""
     group = groups.get_group(group_id=group_id, actor=actor)
+    window = {"group_id": group_id, "since": since, "until": until}
+    commerce = {"clicks": affiliate.group_click_count(**window), "claims": coupons.group_claim_count(**window),
+                **orders.group_order_figures(**window)}
     by_state = Counter(dict(db.session.execute(select(Delivery.state, func.count()).where(Delivery.group_id == group_id)
                                                .group_by(Delivery.state)).all()))
     posts = db.session.scalar(select(func.count(func.distinct(Delivery.post_id))).where(Delivery.group_id == group_id))
@@ -305,4 +312,4 @@ def group_figures(*, group_id: int, actor: Actor) -> dict:
     return {"group_id": group.id, "member_count": group.member_count, "fans": ladder.fan_counts(group_id=group_id, actor=actor),
             "posts": int(posts or 0),
             "deliveries": {state: int(by_state.get(state, 0)) for state in DELIVERY_STATES},
-            "last_sent_at": last_sent}
+            "last_sent_at": last_sent, "since": since, "until": until, **commerce}

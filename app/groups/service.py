@@ -430,3 +430,11 @@ def group_brief(*, group_id: int) -> ChatGroup:
     if group is None:
         raise NotFound("No such group.", code="group_not_found")
     return group
+
+
+def group_host_id(*, group_id: int) -> int:
+    """The host of a group, who earns the host share on orders through links made for it (404 if no such group)."""
+    host_id = db.session.scalar(select(ChatGroup.host_id).where(ChatGroup.id == group_id))
+    if host_id is None:
+        raise NotFound("No such group.", code="group_not_found")
+    return host_id

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -23,6 +23,7 @@ from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import Invalid, NotFound
 from app.core.pagination import keyset_page
+from app.groups import service as groups
 from app.ledger import service as ledger
 from app.orders import posting
 from app.orders.models import ORDER_STATUSES, Order, OrderEvent, OrderLine
@@ -172,6 +173,7 @@ def _create_orders(snapshots: list[OrderEventIn], resolved: dict, buyers: dict[s
     by_order = defaultdict(list)
     for row in attributed.values():
         by_order[row["order_id"]].append(row)
+    _record_purchases(by_order, {order_id: row for order_id, row in zip(order_ids, order_rows)})
     drafts = []
     for order_id, e in zip(order_ids, snapshots):
         rows = by_order[order_id]
@@ -180,6 +182,18 @@ def _create_orders(snapshots: list[OrderEventIn], resolved: dict, buyers: dict[s
                                              refunded_before={}, refunded_after=refunded_after, settled=False))
     ledger.post_journals(drafts)
     return {(e.source, e.external_id): order_id for order_id, e in zip(order_ids, snapshots)}
+
+
+def _record_purchases(attributions_by_order: dict[int, list[dict]], orders_by_id: dict[int, dict]) -> None:
+    """A buyer who is a member of the order's group climbs the fan ladder (non-members are ignored there)."""
+    for order_id, rows in attributions_by_order.items():
+        order = orders_by_id[order_id]
+        group_ids = {row["group_id"] for row in rows if row["group_id"] is not None}
+        if order["buyer_id"] is None or order["status"] == "cancelled":
+            continue
+        for group_id in group_ids:
+            groups.record_member_event(group_id=group_id, user_id=order["buyer_id"], kind="purchased",
+                                       occurred_at=order["paid_at"], ref=f"order:{order_id}", commit=False)
 
 
 def _attributions_of(order_id: int) -> list[dict]:
@@ -340,6 +354,25 @@ def line_summaries(*, line_ids: list[int]) -> dict[int, dict]:
         return {}
     rows = db.session.execute(select(OrderLine.__table__).where(OrderLine.id.in_(wanted))).mappings()
     return {row["id"]: dict(row) for row in rows}
+
+
+def group_order_figures(*, group_id: int, since: datetime | None = None, until: datetime | None = None) -> dict:
+    """Orders attributed to a group (paid_at in [since, until)): count, GMV, refunds and net GMV in fen.
+
+    Cancelled orders never took money and are left out.
+    """
+    stmt = (select(func.count(func.distinct(Order.id)), func.coalesce(func.sum(OrderLine.paid_fen), 0),
+                   func.coalesce(func.sum(OrderLine.refunded_fen), 0))
+            .select_from(Attribution).join(OrderLine, OrderLine.id == Attribution.order_line_id)
+            .join(Order, Order.id == OrderLine.order_id)
+            .where(Attribution.group_id == group_id, Order.status != "cancelled"))
+    if since is not None:
+        stmt = stmt.where(Order.paid_at >= since)
+    if until is not None:
+        stmt = stmt.where(Order.paid_at < until)
+    orders, gmv, refunded = db.session.execute(stmt).one()
+    return {"orders": int(orders), "gmv_fen": int(gmv), "refunded_fen": int(refunded),
+            "net_gmv_fen": int(gmv) - int(refunded)}
 
 
 def search_orders(*, source: str | None, external_id: str | None, buyer_id: int | None, status: str | None,
