@@ -578,3 +578,62 @@ def test_delivery_state_machine_never_resends_what_may_have_arrived(host, frozen
         monkeypatch.undo()
 
     run()
+
+
+def test_group_figures_count_clicks_claims_orders_and_gmv(host, frozen_clock, api, client):
+    import json
+
+    from app.affiliate import service as affiliate
+    from app.orders import webhooks
+    from tests.affiliate_helpers import make_product, sign_headers
+    from tests.coupon_factories import claim, create_template
+
+    gid, other = group(host), group(host, "quiet")
+    product = make_product(title="儿童软毛牙刷", price_fen=1990, commission_rate_bp=1500)
+    post(host, [gid], kind="product_card", content={"product_id": product.id, "text": "刷牙不哭"})
+    at(frozen_clock, T0 + timedelta(minutes=5))
+    (message,) = seen(host, gid)
+    code = parse_qs(urlsplit(message["template_card"]["card_action"]["pagepath"]).query)["code"][0]
+
+    mom = api.as_user("mom")
+    assert mom.post("/api/v1/clicks", json={"code": code}).get_json() == {"counted": True}
+    affiliate.persist_clicks()
+    template = create_template(api.as_user("op", roles=("operator",)))
+    assert claim(mom, template["id"], group_id=gid).status_code == 201
+    secret = webhooks.add_source(name="jd-union").secret
+    body = json.dumps({"event_id": "e1", "order": {
+        "external_id": "JD1", "status": "paid", "version": 1, "event_at": (T0 + timedelta(minutes=10)).isoformat(),
+        "buyer_id": mom.user["id"], "tracking_code": code,
+        "lines": [{"line_id": "L1", "product_id": product.id, "quantity": 2, "paid_fen": 3980}]}}).encode()
+    frozen_clock(T0 + timedelta(minutes=10))
+    assert client.post("/api/v1/webhooks/orders/jd-union", data=body,
+                       headers=sign_headers(secret, body)).get_json()["outcome"] == "created"
+
+    figures = host.get(f"/api/v1/groups/{gid}/figures").get_json()
+    assert (figures["clicks"], figures["claims"], figures["orders"], figures["gmv_fen"], figures["net_gmv_fen"]) == (
+        1, 1, 1, 3980, 3980)
+    assert figures["deliveries"]["sent"] == 1 and figures["since"] is None
+    quiet = host.get(f"/api/v1/groups/{other}/figures").get_json()
+    assert (quiet["clicks"], quiet["claims"], quiet["orders"], quiet["gmv_fen"]) == (0, 0, 0, 0)
+
+    refunded = json.dumps({"event_id": "e2", "order": {
+        "external_id": "JD1", "status": "refunded", "version": 2, "event_at": (T0 + timedelta(minutes=20)).isoformat(),
+        "buyer_id": mom.user["id"], "tracking_code": code,
+        "lines": [{"line_id": "L1", "product_id": product.id, "quantity": 2, "paid_fen": 3980, "refunded_fen": 1990}]}}).encode()
+    assert client.post("/api/v1/webhooks/orders/jd-union", data=refunded,
+                       headers=sign_headers(secret, refunded)).get_json()["outcome"] == "applied"
+    figures = host.get(f"/api/v1/groups/{gid}/figures").get_json()
+    assert (figures["gmv_fen"], figures["refunded_fen"], figures["net_gmv_fen"]) == (3980, 1990, 1990)
+
+    before = host.get(f"/api/v1/groups/{gid}/figures",
+                      query_string={"until": (T0 + timedelta(minutes=5)).isoformat()}).get_json()
+    assert (before["clicks"], before["claims"], before["orders"], before["gmv_fen"]) == (0, 0, 0, 0)
+    window = {"since": "2026-11-22T20:05:00+08:00", "until": "2026-11-22T20:15:00+08:00"}
+    inside = host.get(f"/api/v1/groups/{gid}/figures", query_string=window).get_json()
+    assert (inside["clicks"], inside["claims"], inside["orders"], inside["gmv_fen"]) == (1, 1, 1, 3980)
+    assert inside["since"].startswith("2026-11-22T12:05:00")
+    assert_error(host.get(f"/api/v1/groups/{gid}/figures", query_string={"since": "2026-11-22T20:05:00"}),
+                 422, "validation_error")
+    assert_error(host.get(f"/api/v1/groups/{gid}/figures", query_string={"since": window["until"], "until": window["since"]}),
+                 422, "validation_error")
+    assert_error(api.as_user("host2", roles=("host",)).get(f"/api/v1/groups/{gid}/figures"), 403, "group_not_yours")

@@ -196,3 +196,41 @@ def test_demo_seed_builds_groups_and_posts(app):
     assert db.session.scalar(select(func.count()).select_from(ChatGroup)) == 2
     assert sorted(g.member_count for g in db.session.scalars(select(ChatGroup))) == [5, 5]
     assert db.session.scalar(select(func.count()).select_from(Post)) == 2
+
+
+def test_clicks_and_purchases_through_the_groups_links_climb_the_ladder(api, frozen_clock):
+    from app.affiliate import service as affiliate
+    from tests.affiliate_helpers import ingest, make_product
+
+    frozen_clock(datetime(2026, 11, 1, tzinfo=timezone.utc))
+    host = api.as_user("host1", roles=("host",))
+    gid = make_group(host)["id"]
+    mom, outsider = api.as_user("mom"), api.as_user("outsider")
+    mom.post("/api/v1/groups/join", json={"scene": invite_scene(host, gid)})
+    products = [make_product(price_fen=5000) for _ in range(3)]
+    codes = [mom.post("/api/v1/share-links", json={"product_id": p.id, "group_id": gid}).get_json()["code"]
+             for p in products]
+
+    def level():
+        ladder.recompute_fan_levels()
+        members = api.as_user("host1").get(f"/api/v1/groups/{gid}/members").get_json()["items"]
+        return {m["user_id"]: m["fan_level"] for m in members}[mom.user["id"]]
+
+    for code in codes[:2]:
+        assert mom.post("/api/v1/clicks", json={"code": code}).get_json() == {"counted": True}
+    outsider.post("/api/v1/clicks", json={"code": codes[2]})
+    affiliate.persist_clicks()
+    assert level() == "casual"
+    assert mom.post("/api/v1/clicks", json={"code": codes[2]}).get_json() == {"counted": True}
+    affiliate.persist_clicks()
+    assert level() == "active"
+
+    ingest(external_id="O1", product=products[0], buyer_id=mom.user["id"], tracking_code=codes[0])
+    ingest(external_id="O1", product=products[0], buyer_id=mom.user["id"], tracking_code=codes[0], version=2,
+           status="completed")
+    ingest(external_id="O9", product=products[0], buyer_id=outsider.user["id"], tracking_code=codes[0])
+    assert level() == "demand"
+    ingest(external_id="O2", product=products[1], buyer_id=mom.user["id"], tracking_code=codes[1])
+    assert level() == "trust"
+    counts = api.as_user("host1").get(f"/api/v1/groups/{gid}/fans").get_json()["counts"]
+    assert counts == {"casual": 0, "active": 0, "demand": 0, "trust": 1}
