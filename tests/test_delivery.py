@@ -636,4 +636,9 @@ def test_group_figures_count_clicks_claims_orders_and_gmv(host, frozen_clock, ap
                  422, "validation_error")
     assert_error(host.get(f"/api/v1/groups/{gid}/figures", query_string={"since": window["until"], "until": window["since"]}),
                  422, "validation_error")
+    assert_error(host.get(f"/api/v1/groups/{gid}/figures", query_string={"since": "0001-01-01T00:00:00+01:00"}),
+                 422, "validation_error")
+    widest = host.get(f"/api/v1/groups/{gid}/figures",
+                      query_string={"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T00:00:00Z"}).get_json()
+    assert (widest["clicks"], widest["orders"]) == (1, 1)
     assert_error(api.as_user("host2", roles=("host",)).get(f"/api/v1/groups/{gid}/figures"), 403, "group_not_yours")

@@ -97,8 +97,10 @@ def _insert_ignoring_replays(rows: list[dict]) -> None:
 
 def _record_engagements(rows: list[dict]) -> None:
     """A known buyer clicking a group's link is an engagement on the fan ladder (idempotent by stream id)."""
-    for row in rows:
-        if row["buyer_id"] is not None and row["group_id"] is not None:
+    candidates = [row for row in rows if row["buyer_id"] is not None and row["group_id"] is not None]
+    members = groups.current_members(pairs={(row["group_id"], row["buyer_id"]) for row in candidates})
+    for row in candidates:
+        if (row["group_id"], row["buyer_id"]) in members:
             groups.record_member_event(group_id=row["group_id"], user_id=row["buyer_id"], kind="clicked",
                                        occurred_at=row["clicked_at"], ref=f"click:{row['stream_id']}", commit=False)
 

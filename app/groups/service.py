@@ -346,6 +346,16 @@ def record_member_event(*, group_id: int, user_id: int, kind: str, occurred_at: 
     return True
 
 
+def current_members(*, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Which (group_id, user_id) pairs are current memberships: one query, so bulk callers skip non-members."""
+    if not pairs:
+        return set()
+    group_ids, user_ids = {g for g, _ in pairs}, {u for _, u in pairs}
+    rows = db.session.execute(select(GroupMember.group_id, GroupMember.user_id).where(
+        GroupMember.group_id.in_(group_ids), GroupMember.user_id.in_(user_ids), GroupMember.left_at.is_(None)))
+    return {(r.group_id, r.user_id) for r in rows} & pairs
+
+
 def post_demand(*, group_id: int, user_id: int, text: str) -> MemberEvent:
     """A member asks a question or makes a request in the group (a demand event for the fan ladder)."""
     if db.session.get(ChatGroup, group_id) is None:

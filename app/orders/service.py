@@ -186,14 +186,16 @@ def _create_orders(snapshots: list[OrderEventIn], resolved: dict, buyers: dict[s
 
 def _record_purchases(attributions_by_order: dict[int, list[dict]], orders_by_id: dict[int, dict]) -> None:
     """A buyer who is a member of the order's group climbs the fan ladder (non-members are ignored there)."""
-    for order_id, rows in attributions_by_order.items():
-        order = orders_by_id[order_id]
-        group_ids = {row["group_id"] for row in rows if row["group_id"] is not None}
-        if order["buyer_id"] is None or order["status"] == "cancelled":
-            continue
-        for group_id in group_ids:
-            groups.record_member_event(group_id=group_id, user_id=order["buyer_id"], kind="purchased",
-                                       occurred_at=order["paid_at"], ref=f"order:{order_id}", commit=False)
+    wanted = {(order_id, row["group_id"], orders_by_id[order_id]["buyer_id"])
+              for order_id, rows in attributions_by_order.items() for row in rows
+              if row["group_id"] is not None and orders_by_id[order_id]["buyer_id"] is not None
+              and orders_by_id[order_id]["status"] != "cancelled"}
+    members = groups.current_members(pairs={(group_id, buyer_id) for _, group_id, buyer_id in wanted})
+    for order_id, group_id, buyer_id in sorted(wanted):
+        if (group_id, buyer_id) in members:
+            groups.record_member_event(group_id=group_id, user_id=buyer_id, kind="purchased",
+                                       occurred_at=orders_by_id[order_id]["paid_at"], ref=f"order:{order_id}",
+                                       commit=False)
 
 
 def _attributions_of(order_id: int) -> list[dict]:
