@@ -13,6 +13,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from app.core import access, redis as redis_store
 from app.core.config import check_production_safety, load_config
 from app.core.db import db
+from app.core.http import BoundedIntConverter
 from app.core.errors import ApiError, register_error_handlers
 from app.core.extensions import Api, limiter, migrate
 
@@ -41,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.json.sort_keys = False
 
+    app.url_map.converters["int"] = BoundedIntConverter
     redis_store.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", redis_store.limiter_storage_uri(app.config["REDIS_URL"]))
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "mmq-limits")

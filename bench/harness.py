@@ -16,10 +16,10 @@ import requests
 from sqlalchemy import create_engine, text
 
 from app.core.config import PROJECT_ROOT, database_uri
+from app.core.redis import claim_numbered_db, release_numbered_db
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-BENCH_REDIS_DB = 13
 WRK_DONE = """
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -137,12 +137,13 @@ def _stores() -> tuple[str, str, callable]:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     uri = urlunsplit(urlsplit(admin_uri)._replace(path="/" + name))
-    redis_url = urlunsplit(urlsplit(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)._replace(path=f"/{BENCH_REDIS_DB}"))
+    redis_url = claim_numbered_db(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
 
     def drop():
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+        release_numbered_db(redis_url)
 
     return uri, redis_url, drop
 

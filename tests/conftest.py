@@ -9,7 +9,6 @@ savepoint releases). Tests marked `commits` need real commits (several connectio
 every SQLite test get their tables emptied afterwards instead.
 """
 import os
-import random
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +19,7 @@ from sqlalchemy import create_engine, text
 from app import create_app
 from app.core import clock
 from app.core.config import database_uri
+from app.core.redis import claim_numbered_db, release_numbered_db
 from app.core.db import db
 from tests.helpers import ApiClient, login
 
@@ -47,28 +47,6 @@ def _postgres_test_database(url: str) -> tuple[str, callable]:
     return test_uri, drop
 
 
-def _redis_test_url(url: str) -> str:
-    """Claim a numbered Redis database no other concurrent test run is using (db 0 is never flushed)."""
-    import redis
-
-    parts = urlsplit(url)
-    registry = redis.Redis.from_url(urlunsplit(parts._replace(path="/0")))
-    numbers = list(range(1, 16))
-    random.shuffle(numbers)
-    for number in numbers:
-        if registry.set(f"mmq-test-db-claim:{number}", os.getpid(), nx=True, ex=3600):
-            return urlunsplit(parts._replace(path=f"/{number}"))
-    raise RuntimeError("all Redis test databases 1-15 are claimed by other test runs")
-
-
-def _release_redis_db(url: str) -> None:
-    import redis
-
-    parts = urlsplit(url)
-    redis.Redis.from_url(url).flushdb()
-    redis.Redis.from_url(urlunsplit(parts._replace(path="/0"))).delete(f"mmq-test-db-claim:{parts.path.strip('/')}")
-
-
 @pytest.fixture(scope="session")
 def stores(tmp_path_factory):
     """Database URI and Redis URL for this test run, created fresh."""
@@ -80,8 +58,8 @@ def stores(tmp_path_factory):
     else:
         uri = f"sqlite:///{tmp / 'test.db'}"
     if os.environ.get("REDIS_URL"):
-        redis_url = _redis_test_url(os.environ["REDIS_URL"])
-        cleanups.append(lambda: _release_redis_db(redis_url))
+        redis_url = claim_numbered_db(os.environ["REDIS_URL"])
+        cleanups.append(lambda: release_numbered_db(redis_url))
     else:
         from app.core.redis import start_embedded, stop_embedded
 

@@ -132,3 +132,9 @@ def test_health_and_readiness(client, app, monkeypatch):
     monkeypatch.setitem(app.extensions, "redis", DeadRedis())
     body = assert_error(client.get("/readyz"), 503, "not_ready")
     assert set(body["errors"]) == {"redis"} and "redis" in body["message"]
+
+
+def test_an_id_beyond_bigint_is_a_404_not_a_database_error(api):
+    operator = api.as_user("op", roles=("operator",))
+    assert_error(operator.post(f"/api/v1/admin/users/{2**63}/roles/host"), 404, "not_found")
+    assert_error(operator.post(f"/api/v1/admin/users/{2**63 - 1}/roles/host"), 404, "user_not_found")

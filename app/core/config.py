@@ -36,7 +36,9 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         "INSTANCE_PATH": str(instance_path),
         "SECRET_KEY": env.get("SECRET_KEY") or ("" if deployment == "production" else "dev-only-" + secrets.token_hex(8)),
         "SQLALCHEMY_DATABASE_URI": database_uri(env.get("DATABASE_URL"), instance_path),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pre-ping: it costs a round trip per request; a connection broken by a database restart fails one
+        # request and SQLAlchemy then replaces the whole pool.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
         "REDIS_URL": env.get("REDIS_URL") or None,
         "EMBEDDED_REDIS_FILE": str(instance_path / "redis.db"),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 1024 * 1024)),

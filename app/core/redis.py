@@ -53,3 +53,31 @@ def get_redis() -> redis.Redis:
 def key(*parts: Any) -> str:
     """Namespace a Redis key for this project."""
     return KEY_PREFIX + ":".join(str(p) for p in parts)
+
+
+def claim_numbered_db(url: str, *, lowest: int = 1, highest: int = 15) -> str:
+    """Claim a numbered database on the server at `url` that no concurrent test or bench run holds.
+
+    The claims live in db 0 (which is never flushed) and expire after an hour should a run die.
+    """
+    import os
+    import random
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    registry = redis.Redis.from_url(urlunsplit(parts._replace(path="/0")))
+    numbers = list(range(lowest, highest + 1))
+    random.shuffle(numbers)
+    for number in numbers:
+        if registry.set(f"mmq-db-claim:{number}", os.getpid(), nx=True, ex=3600):
+            return urlunsplit(parts._replace(path=f"/{number}"))
+    raise RuntimeError(f"Redis databases {lowest}-{highest} are all claimed by other runs")
+
+
+def release_numbered_db(url: str) -> None:
+    """Flush a claimed database and give it back."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    redis.Redis.from_url(url).flushdb()
+    redis.Redis.from_url(urlunsplit(parts._replace(path="/0"))).delete(f"mmq-db-claim:{parts.path.strip('/')}")

@@ -38,20 +38,24 @@ def _generate(ctx, now: datetime, rng: random.Random) -> list[dict]:
     with ctx.app.app_context():
         raw = db.engine.raw_connection()
         conn = raw.driver_connection
+        # Other scenarios of the same run may have made rows already: generated ids start above theirs.
+        u0, p0, l0 = (conn.execute(f"SELECT coalesce(max(id), 0) FROM {t}").fetchone()[0]
+                      for t in ("users", "products", "share_links"))
         _copy(conn, "users", ["id", "openid", "nickname", "invite_code", "inviter_id", "bound_at", "created_at"],
-              ((i, f"bench-u{i}", f"u{i}", f"B{i:07d}", rng.randint(1, i - 1) if i > 1 and rng.random() < 0.9 else None,
-                now, now) for i in range(1, USERS + 1)))
+              ((u0 + i, f"bench-u{i}", f"u{i}", f"B{i:07d}",
+                u0 + rng.randint(1, i - 1) if i > 1 and rng.random() < 0.9 else None, now, now)
+               for i in range(1, USERS + 1)))
         _copy(conn, "products", ["id", "source", "external_id", "title", "description", "images", "price_fen",
                                  "commission_rate_bp", "merchant", "is_breastmilk_substitute", "is_active",
                                  "created_at", "updated_at"],
-              ((i, "union", f"bp{i}", f"商品{i}", "", "[]", rng.randint(500, 50_000), rng.choice([800, 1500, 2000]),
+              ((p0 + i, "union", f"bp{i}", f"商品{i}", "", "[]", rng.randint(500, 50_000), rng.choice([800, 1500, 2000]),
                 "", False, True, now, now) for i in range(1, PRODUCTS + 1)))
-        links = [(i, f"bl{i:06d}", rng.randint(1, USERS), rng.randint(1, PRODUCTS), rng.randint(1, 5000),
-                  rng.randint(1, USERS) if rng.random() < 0.3 else None, now) for i in range(1, LINKS + 1)]
+        links = [(l0 + i, f"bl{i:06d}", u0 + rng.randint(1, USERS), p0 + rng.randint(1, PRODUCTS), rng.randint(1, 5000),
+                  u0 + rng.randint(1, USERS) if rng.random() < 0.3 else None, now) for i in range(1, LINKS + 1)]
         _copy(conn, "share_links", ["id", "code", "sharer_id", "product_id", "group_id", "host_id", "created_at"], links)
         _copy(conn, "clicks", ["stream_id", "share_link_id", "code", "sharer_id", "product_id", "group_id", "host_id",
                                "buyer_id", "via", "clicked_at"],
-              ((f"bench-{n}", link[0], link[1], link[2], link[3], link[4], link[5], rng.randint(1, USERS), "app",
+              ((f"bench-{n}", link[0], link[1], link[2], link[3], link[4], link[5], u0 + rng.randint(1, USERS), "app",
                 now - timedelta(minutes=rng.randint(1, 3 * 24 * 60)))
                for n, link in ((n, links[rng.randrange(LINKS)]) for n in range(CLICKS))))
         for table in ("users", "products", "share_links", "clicks"):
@@ -61,10 +65,10 @@ def _generate(ctx, now: datetime, rng: random.Random) -> list[dict]:
         raw.close()
     orders = []
     for n in range(ORDERS):
-        lines = [{"line_id": str(k), "product_id": rng.randint(1, PRODUCTS), "quantity": 1,
+        lines = [{"line_id": str(k), "product_id": p0 + rng.randint(1, PRODUCTS), "quantity": 1,
                   "paid_fen": rng.randint(500, 50_000)} for k in range(1, rng.choice([1, 1, 1, 2]) + 1)]
         orders.append({"external_id": f"BO{n}", "status": "paid", "version": 1, "event_at": now.isoformat(),
-                       "buyer_id": rng.randint(1, USERS), "lines": lines,
+                       "buyer_id": u0 + rng.randint(1, USERS), "lines": lines,
                        "tracking_code": links[rng.randrange(LINKS)][1] if rng.random() < 0.33 else None})
     return orders
 
