@@ -26,9 +26,6 @@ BULK_DOC = {"requestBody": {"required": True, "content": {
                    "product_ids, position. In CSV, list fields are separated by '|'."}}
 
 
-def actor() -> pgc.Actor:
-    return pgc.Actor(id=g.user.id, operator="operator" in g.roles)
-
 
 @blp.route("/partner/courses", methods=["POST"])
 @access.roles("partner")
@@ -36,7 +33,7 @@ def actor() -> pgc.Actor:
 @blp.response(201, CourseSchema)
 def create_course(args):
     """Start a course (a draft until submitted for review)."""
-    return pgc.create_course(actor=actor(), **args)
+    return pgc.create_course(actor=access.current_actor(), **args)
 
 
 @blp.route("/partner/courses", methods=["GET"])
@@ -45,7 +42,7 @@ def create_course(args):
 @blp.response(200, CoursePageSchema)
 def list_courses(args):
     """Your courses (operators: all), newest first."""
-    items, cursor = pgc.list_courses(actor=actor(), status=args["status"], cursor=args["cursor"], limit=args["limit"])
+    items, cursor = pgc.list_courses(actor=access.current_actor(), status=args["status"], cursor=args["cursor"], limit=args["limit"])
     return {"items": items, "next_cursor": cursor}
 
 
@@ -54,7 +51,7 @@ def list_courses(args):
 @blp.response(200, CourseDetailSchema)
 def get_course(course_id: int):
     """One of your courses with its lessons in order."""
-    course, lessons = pgc.get_course(course_id=course_id, actor=actor())
+    course, lessons = pgc.get_course(course_id=course_id, actor=access.current_actor())
     return {**{column.key: getattr(course, column.key) for column in course.__table__.columns}, "lessons": lessons}
 
 
@@ -64,7 +61,7 @@ def get_course(course_id: int):
 @blp.response(200, CourseSchema)
 def update_course(args, course_id: int):
     """Change a course; an approved course goes back to review."""
-    return pgc.update_course(course_id=course_id, actor=actor(), changes=args)
+    return pgc.update_course(course_id=course_id, actor=access.current_actor(), changes=args)
 
 
 @blp.route("/partner/courses/<int(max=9007199254740992):course_id>/lessons", methods=["POST"])
@@ -73,7 +70,7 @@ def update_course(args, course_id: int):
 @blp.response(201, LessonSchema)
 def create_lesson(args, course_id: int):
     """Add a lesson to your course."""
-    return pgc.create_lesson(course_id=course_id, actor=actor(), **args)
+    return pgc.create_lesson(course_id=course_id, actor=access.current_actor(), **args)
 
 
 @blp.route("/partner/lessons/<int(max=9007199254740992):lesson_id>", methods=["PATCH"])
@@ -82,7 +79,7 @@ def create_lesson(args, course_id: int):
 @blp.response(200, LessonSchema)
 def update_lesson(args, lesson_id: int):
     """Change a lesson; an approved lesson goes back to review."""
-    return pgc.update_lesson(lesson_id=lesson_id, actor=actor(), changes=args)
+    return pgc.update_lesson(lesson_id=lesson_id, actor=access.current_actor(), changes=args)
 
 
 @blp.route("/partner/lessons/<int(max=9007199254740992):lesson_id>/knowledge-points", methods=["POST"])
@@ -91,7 +88,7 @@ def update_lesson(args, lesson_id: int):
 @blp.response(201, KnowledgePointSchema)
 def create_knowledge_point(args, lesson_id: int):
     """Add a knowledge point to your lesson (the child age range is required)."""
-    return pgc.create_knowledge_point(lesson_id=lesson_id, actor=actor(), values=args)
+    return pgc.create_knowledge_point(lesson_id=lesson_id, actor=access.current_actor(), values=args)
 
 
 @blp.route("/partner/courses/<int(max=9007199254740992):course_id>/knowledge-points", methods=["GET"])
@@ -100,7 +97,7 @@ def create_knowledge_point(args, lesson_id: int):
 @blp.response(200, KnowledgePointPageSchema)
 def list_knowledge_points(args, course_id: int):
     """The knowledge points of your course."""
-    items, cursor = pgc.list_knowledge_points(course_id=course_id, actor=actor(), status=args["status"],
+    items, cursor = pgc.list_knowledge_points(course_id=course_id, actor=access.current_actor(), status=args["status"],
                                               cursor=args["cursor"], limit=args["limit"])
     return {"items": items, "next_cursor": cursor}
 
@@ -110,7 +107,7 @@ def list_knowledge_points(args, course_id: int):
 @blp.response(200, KnowledgePointSchema)
 def get_knowledge_point(knowledge_point_id: int):
     """One of your knowledge points."""
-    return pgc.get_knowledge_point(knowledge_point_id=knowledge_point_id, actor=actor())
+    return pgc.get_knowledge_point(knowledge_point_id=knowledge_point_id, actor=access.current_actor())
 
 
 @blp.route("/partner/knowledge-points/<int(max=9007199254740992):knowledge_point_id>", methods=["PATCH"])
@@ -119,7 +116,7 @@ def get_knowledge_point(knowledge_point_id: int):
 @blp.response(200, KnowledgePointSchema)
 def update_knowledge_point(args, knowledge_point_id: int):
     """Change a knowledge point; an approved one goes back to review, what was posted stays posted."""
-    return pgc.update_knowledge_point(knowledge_point_id=knowledge_point_id, actor=actor(), changes=args)
+    return pgc.update_knowledge_point(knowledge_point_id=knowledge_point_id, actor=access.current_actor(), changes=args)
 
 
 @blp.route("/partner/courses/<int(max=9007199254740992):course_id>/knowledge-points/bulk", methods=["POST"])
@@ -142,7 +139,7 @@ def bulk_upload(course_id: int):
         rows = list(enumerate(items, start=1))
     else:
         raise ApiError("Send application/json or text/csv.", status=415, code="unsupported_media_type")
-    report = pgc.bulk_upload(course_id=course_id, actor=actor(), rows=rows)
+    report = pgc.bulk_upload(course_id=course_id, actor=access.current_actor(), rows=rows)
     return {"created": report.created, "lessons_created": report.lessons_created, "errors": report.errors}
 
 
@@ -151,7 +148,7 @@ def bulk_upload(course_id: int):
 @blp.response(200, SubmitSchema)
 def submit(kind_path: str, item_id: int):
     """Send your item for review (a course or lesson takes its draft and rejected children along)."""
-    return {"submitted": pgc.submit(kind=KIND_PATHS[kind_path], item_id=item_id, actor=actor())}
+    return {"submitted": pgc.submit(kind=KIND_PATHS[kind_path], item_id=item_id, actor=access.current_actor())}
 
 
 @blp.route(f"/partner/<{KIND}>/<int(max=9007199254740992):item_id>/reviews", methods=["GET"])
@@ -159,7 +156,7 @@ def submit(kind_path: str, item_id: int):
 @blp.response(200, ReviewTrailSchema)
 def review_trail(kind_path: str, item_id: int):
     """The review history of your item."""
-    return {"items": pgc.review_trail(kind=KIND_PATHS[kind_path], item_id=item_id, actor=actor())}
+    return {"items": pgc.review_trail(kind=KIND_PATHS[kind_path], item_id=item_id, actor=access.current_actor())}
 
 
 @blp.route("/admin/content/reviews", methods=["GET"])
@@ -210,10 +207,8 @@ def view_knowledge_point(knowledge_point_id: int):
 @blp.response(200, UpcomingSchema)
 def drip_upcoming(args, post_id: int):
     """What your drip (a knowledge_point post naming a course or topic) sends one of your groups next."""
-    from app.groups.service import Actor
-
     return service.drip_upcoming(post_id=post_id, group_id=args["group_id"], limit=args["limit"],
-                                 actor=Actor(id=g.user.id, operator="operator" in g.roles))
+                                 actor=access.current_actor())
 
 
 blueprints = [blp, posts_api.blp]

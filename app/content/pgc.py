@@ -18,6 +18,7 @@ from app.catalog import service as catalog
 from app.content import sanitize
 from app.content.models import ContentReview, Course, KnowledgePoint, Lesson
 from app.content.schemas import BulkRowSchema
+from app.core.access import Actor
 from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
@@ -27,14 +28,6 @@ MODELS = {"course": Course, "lesson": Lesson, "knowledge_point": KnowledgePoint}
 BODY_FIELDS = {"course": "description", "knowledge_point": "body"}
 CSV_LIST_FIELDS = {"image_urls", "tags", "product_ids"}
 CSV_INT_FIELDS = {"min_age_months", "max_age_months", "position"}
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is calling: partners manage their own content, operators any."""
-
-    id: int
-    operator: bool
 
 
 @dataclass

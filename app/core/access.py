@@ -40,6 +40,19 @@ def roles(*names: str) -> Callable:
     return _declare(AccessRule("roles", tuple(names)))
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who is calling a use case: owners act on their own things, operators on everything."""
+
+    id: int
+    operator: bool
+
+
+def current_actor() -> Actor:
+    """The caller of this request as an Actor."""
+    return Actor(id=require_user().id, operator="operator" in g.roles)
+
+
 def rule_of(view: Callable) -> AccessRule | None:
     return getattr(view, "_access_rule", None)
 

@@ -22,10 +22,6 @@ blp = Blueprint("coupons", __name__, url_prefix="/api/v1", description="Claiming
 SCOPE_KEYS = tuple(templates.SCOPE_LISTS)
 
 
-def _actor() -> templates.Actor:
-    return templates.Actor(user_id=g.user.id, is_operator="operator" in g.roles)
-
-
 def _template_out(template) -> dict:
     out = {name: getattr(template, name) for name in TemplateSchema._declared_fields if hasattr(template, name)}
     return out | templates.scope_lists(template)
@@ -63,7 +59,7 @@ def create_template(args):
     budget_id = args.pop("budget_id")
     values, scopes = _split(args)
     scopes = {k: scopes.get(k) or [] for k in SCOPE_KEYS}
-    template = templates.create_template(actor=_actor(), values=values, scope_ids=scopes, budget_id=budget_id)
+    template = templates.create_template(actor=access.current_actor(), values=values, scope_ids=scopes, budget_id=budget_id)
     return _template_out(template)
 
 
@@ -73,7 +69,7 @@ def create_template(args):
 @manage.response(200, TemplatePageSchema)
 def list_templates(args):
     """Templates you issued (operators: all), newest first."""
-    items, next_cursor = templates.list_templates(actor=_actor(), status=args["status"], cursor=args["cursor"],
+    items, next_cursor = templates.list_templates(actor=access.current_actor(), status=args["status"], cursor=args["cursor"],
                                                   limit=args["limit"])
     return {"items": [_template_out(t) for t in items], "next_cursor": next_cursor}
 
@@ -83,7 +79,7 @@ def list_templates(args):
 @manage.response(200, TemplateSchema)
 def get_template(template_id: int):
     """One template you issued (operators: any)."""
-    return _template_out(templates.get_template_for(template_id=template_id, actor=_actor()))
+    return _template_out(templates.get_template_for(template_id=template_id, actor=access.current_actor()))
 
 
 @manage.route("/coupon-templates/<int:template_id>", methods=["PATCH"])
@@ -94,7 +90,7 @@ def update_template(args, template_id: int):
     """Edit a draft template (send only the fields to change; a scope list replaces the old one)."""
     changes, scopes = _split(args)
     scopes = {k: v or [] for k, v in scopes.items()}
-    template = templates.update_template(template_id=template_id, actor=_actor(), changes=changes,
+    template = templates.update_template(template_id=template_id, actor=access.current_actor(), changes=changes,
                                          scope_ids=scopes or None)
     return _template_out(template)
 
@@ -105,7 +101,7 @@ def update_template(args, template_id: int):
 @manage.response(200, TemplateSchema)
 def change_status(args, template_id: int):
     """Activate, pause, resume or end a template."""
-    return _template_out(templates.change_status(template_id=template_id, actor=_actor(), status=args["status"]))
+    return _template_out(templates.change_status(template_id=template_id, actor=access.current_actor(), status=args["status"]))
 
 
 @manage.route("/coupon-budgets", methods=["POST"])
@@ -132,7 +128,7 @@ def change_budget(args, budget_id: int):
 @manage.response(200, BudgetPageSchema)
 def list_budgets(args):
     """Budgets you may issue coupons against (operators: all)."""
-    items, next_cursor = templates.list_budgets(actor=_actor(), cursor=args["cursor"], limit=args["limit"])
+    items, next_cursor = templates.list_budgets(actor=access.current_actor(), cursor=args["cursor"], limit=args["limit"])
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -153,7 +149,7 @@ def coupon(template_id: int):
     """A coupon as a claimer sees it (drafts are not visible)."""
     template = templates.get_template(template_id=template_id)
     if template.status == "draft":
-        templates.get_template_for(template_id=template_id, actor=_actor())  # 404 unless its issuer or an operator
+        templates.get_template_for(template_id=template_id, actor=access.current_actor())  # 404 unless its issuer or an operator
     return _public(template)
 
 

@@ -22,7 +22,7 @@ def seed() -> list[str]:
     """Create the demo coupons (skipped when a template of that name exists); no extra logins."""
     operator = accounts.find_user(ref="operator") or accounts.ensure_user(openid="operator", nickname="运营小王",
                                                                            roles=("operator",))
-    actor = templates.Actor(user_id=operator.id, is_operator=True)
+    actor = templates.Actor(id=operator.id, operator=True)
     now = now_utc()
     for spec in DEMO:
         if db.session.scalar(select(CouponTemplate.id).where(CouponTemplate.name == spec["name"])) is not None:

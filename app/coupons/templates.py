@@ -6,13 +6,13 @@ update, and the unclaimed part is given back when the template ends. A budget ti
 group on the template; otherwise a host may name one of the groups they host. Group ownership is checked
 through the groups domain.
 """
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 
 from app.catalog import service as catalog
+from app.core.access import Actor
 from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
@@ -35,12 +35,6 @@ EDITABLE = RULE_FIELDS + ("name", "description", "validity_kind", "valid_from", 
                           "claim_gate", "group_id")
 SCOPE_LISTS = {"category_ids": ("category", False), "product_ids": ("product", False),
                "excluded_category_ids": ("category", True), "excluded_product_ids": ("product", True)}
-
-
-@dataclass(frozen=True)
-class Actor:
-    user_id: int
-    is_operator: bool
 
 
 def unit_liability_fen(template: CouponTemplate) -> int:
@@ -75,7 +69,7 @@ def get_template(*, template_id: int) -> CouponTemplate:
 
 
 def _visible_to(template: CouponTemplate, actor: Actor) -> None:
-    if not actor.is_operator and template.issuer_id != actor.user_id:
+    if not actor.operator and template.issuer_id != actor.id:
         raise NotFound("No such coupon template.", code="coupon_not_found")
 
 
@@ -181,14 +175,14 @@ def _check_group(group_id: int | None, *, host_id: int | None) -> None:
 
 def _budget_for(*, budget_id: int | None, actor: Actor) -> CouponBudget | None:
     if budget_id is None:
-        if not actor.is_operator:
+        if not actor.operator:
             raise Invalid("Hosts issue coupons against a budget: send budget_id.", code="coupon_budget_required",
                           errors={"budget_id": ["Required for hosts."]})
         return None
     budget = db.session.get(CouponBudget, budget_id) if 0 < budget_id <= MAX_ID else None
     if budget is None:
         raise NotFound("No such coupon budget.", code="coupon_budget_not_found")
-    if not actor.is_operator and budget.host_id != actor.user_id:
+    if not actor.operator and budget.host_id != actor.id:
         raise Forbidden("This budget was not assigned to you.", code="coupon_budget_not_yours")
     return budget
 
@@ -202,9 +196,9 @@ def create_template(*, actor: Actor, values: dict[str, Any], scope_ids: dict[str
     if budget is not None and budget.group_id is not None:
         values["group_id"] = budget.group_id
     else:
-        _check_group(values.get("group_id"), host_id=None if actor.is_operator else actor.user_id)
+        _check_group(values.get("group_id"), host_id=None if actor.operator else actor.id)
     now = now_utc()
-    template = CouponTemplate(**values, status="draft", issuer_id=actor.user_id, claimed=0,
+    template = CouponTemplate(**values, status="draft", issuer_id=actor.id, claimed=0,
                               budget_id=budget.id if budget else None, created_at=now, updated_at=now)
     db.session.add(template)
     db.session.flush()
@@ -226,7 +220,7 @@ def update_template(*, template_id: int, actor: Actor, changes: dict[str, Any],
     if budget is not None and budget.group_id is not None:
         changes.pop("group_id", None)
     elif "group_id" in changes:
-        _check_group(changes["group_id"], host_id=None if actor.is_operator else actor.user_id)
+        _check_group(changes["group_id"], host_id=None if actor.operator else actor.id)
     values = {name: getattr(template, name) for name in EDITABLE} | changes
     values = _normalise(values)
     current_scopes = scope_lists(template)
@@ -301,8 +295,8 @@ def end_finished_templates() -> int:
 def list_templates(*, actor: Actor, status: str | None, cursor: str | None, limit: int) -> tuple[list[CouponTemplate], str | None]:
     """Templates the actor manages (operators: all), newest first."""
     stmt = select(CouponTemplate)
-    if not actor.is_operator:
-        stmt = stmt.where(CouponTemplate.issuer_id == actor.user_id)
+    if not actor.operator:
+        stmt = stmt.where(CouponTemplate.issuer_id == actor.id)
     if status:
         stmt = stmt.where(CouponTemplate.status == status)
     return keyset_page(stmt, columns=[CouponTemplate.id], kinds=[int], cursor=cursor, limit=limit,
@@ -344,8 +338,8 @@ def change_budget(*, budget_id: int, budget_fen: int) -> CouponBudget:
 def list_budgets(*, actor: Actor, cursor: str | None, limit: int) -> tuple[list[CouponBudget], str | None]:
     """Budgets the actor may draw on (operators: all), newest first."""
     stmt = select(CouponBudget)
-    if not actor.is_operator:
-        stmt = stmt.where(CouponBudget.host_id == actor.user_id)
+    if not actor.operator:
+        stmt = stmt.where(CouponBudget.host_id == actor.id)
     return keyset_page(stmt, columns=[CouponBudget.id], kinds=[int], cursor=cursor, limit=limit,
                        key_of=lambda b: (b.id,), session=db.session)
 

@@ -9,13 +9,9 @@ from app.delivery.schemas import (DeliveryPageSchema, FiguresWindowArgsSchema, G
                                   PostDeliveryArgsSchema, PostInSchema, PostListArgsSchema, PostPageSchema,
                                   PostPatchSchema, PostSchema, PreviewArgsSchema, PreviewSchema, RetryInSchema,
                                   RetryResultSchema, SandboxMessagePageSchema)
-from app.groups.service import Actor
 
 blp = Blueprint("delivery", __name__, url_prefix="/api/v1", description="Scheduled posts and their deliveries into groups.")
 
-
-def actor() -> Actor:
-    return Actor(id=g.user.id, operator="operator" in g.roles)
 
 
 def _shaped(post) -> dict:
@@ -30,7 +26,7 @@ def _shaped(post) -> dict:
 @blp.response(201, PostSchema)
 def create_post(args):
     """Schedule a post into groups you host (operators: any), by group ids or a filter resolved at send time."""
-    return _shaped(service.create_post(actor=actor(), kind=args["kind"], content=args["content"],
+    return _shaped(service.create_post(actor=access.current_actor(), kind=args["kind"], content=args["content"],
                                        targets=args["targets"], schedule_spec=args["schedule"]))
 
 
@@ -40,7 +36,7 @@ def create_post(args):
 @blp.response(200, PostPageSchema)
 def list_posts(args):
     """Your posts (operators: all), newest first."""
-    items, cursor = service.list_posts(actor=actor(), status=args["status"], cursor=args["cursor"], limit=args["limit"])
+    items, cursor = service.list_posts(actor=access.current_actor(), status=args["status"], cursor=args["cursor"], limit=args["limit"])
     return {"items": [_shaped(p) for p in items], "next_cursor": cursor}
 
 
@@ -49,7 +45,7 @@ def list_posts(args):
 @blp.response(200, PostSchema)
 def get_post(post_id: int):
     """One post."""
-    return _shaped(service.get_post(post_id=post_id, actor=actor()))
+    return _shaped(service.get_post(post_id=post_id, actor=access.current_actor()))
 
 
 @blp.route("/posts/<int:post_id>", methods=["PATCH"])
@@ -58,7 +54,7 @@ def get_post(post_id: int):
 @blp.response(200, PostSchema)
 def update_post(args, post_id: int):
     """Edit content, targets or schedule; only occurrences still to come change."""
-    return _shaped(service.update_post(post_id=post_id, actor=actor(), changes=args))
+    return _shaped(service.update_post(post_id=post_id, actor=access.current_actor(), changes=args))
 
 
 @blp.route("/posts/<int:post_id>/pause", methods=["POST"])
@@ -66,7 +62,7 @@ def update_post(args, post_id: int):
 @blp.response(200, PostSchema)
 def pause_post(post_id: int):
     """Pause: no further occurrences until resumed."""
-    return _shaped(service.pause_post(post_id=post_id, actor=actor()))
+    return _shaped(service.pause_post(post_id=post_id, actor=access.current_actor()))
 
 
 @blp.route("/posts/<int:post_id>/resume", methods=["POST"])
@@ -74,7 +70,7 @@ def pause_post(post_id: int):
 @blp.response(200, PostSchema)
 def resume_post(post_id: int):
     """Resume a paused post from now on."""
-    return _shaped(service.resume_post(post_id=post_id, actor=actor()))
+    return _shaped(service.resume_post(post_id=post_id, actor=access.current_actor()))
 
 
 @blp.route("/posts/<int:post_id>/cancel", methods=["POST"])
@@ -82,7 +78,7 @@ def resume_post(post_id: int):
 @blp.response(200, PostSchema)
 def cancel_post(post_id: int):
     """Cancel all future occurrences."""
-    return _shaped(service.cancel_post(post_id=post_id, actor=actor()))
+    return _shaped(service.cancel_post(post_id=post_id, actor=access.current_actor()))
 
 
 @blp.route("/posts/<int:post_id>/preview", methods=["GET"])
@@ -91,7 +87,7 @@ def cancel_post(post_id: int):
 @blp.response(200, PreviewSchema)
 def preview_post(args, post_id: int):
     """The exact payload a group's channel would receive, rendered by the code the workers send with."""
-    return service.preview(post_id=post_id, group_id=args["group_id"], actor=actor())
+    return service.preview(post_id=post_id, group_id=args["group_id"], actor=access.current_actor())
 
 
 @blp.route("/posts/<int:post_id>/occurrences", methods=["GET"])
@@ -99,7 +95,7 @@ def preview_post(args, post_id: int):
 @blp.response(200, OccurrenceListSchema)
 def list_occurrences(post_id: int):
     """When the post went out or will go out, per time zone."""
-    return {"items": service.list_occurrences(post_id=post_id, actor=actor())}
+    return {"items": service.list_occurrences(post_id=post_id, actor=access.current_actor())}
 
 
 @blp.route("/posts/<int:post_id>/deliveries", methods=["GET"])
@@ -108,7 +104,7 @@ def list_occurrences(post_id: int):
 @blp.response(200, DeliveryPageSchema)
 def post_deliveries(args, post_id: int):
     """The delivery log of a post with failure reasons."""
-    items, cursor = service.post_deliveries(post_id=post_id, actor=actor(), group_id=args["group_id"],
+    items, cursor = service.post_deliveries(post_id=post_id, actor=access.current_actor(), group_id=args["group_id"],
                                             state=args["state"], cursor=args["cursor"], limit=args["limit"])
     return {"items": items, "next_cursor": cursor}
 
@@ -119,7 +115,7 @@ def post_deliveries(args, post_id: int):
 @blp.response(200, DeliveryPageSchema)
 def group_deliveries(args, group_id: int):
     """The delivery log of a group with failure reasons."""
-    items, cursor = service.group_deliveries(group_id=group_id, actor=actor(), post_id=args["post_id"],
+    items, cursor = service.group_deliveries(group_id=group_id, actor=access.current_actor(), post_id=args["post_id"],
                                              state=args["state"], cursor=args["cursor"], limit=args["limit"])
     return {"items": items, "next_cursor": cursor}
 
@@ -130,7 +126,7 @@ def group_deliveries(args, group_id: int):
 @blp.response(200, SandboxMessagePageSchema)
 def sandbox_messages(args, group_id: int):
     """What a sandbox-channel group would have seen."""
-    items, cursor = service.sandbox_messages(group_id=group_id, actor=actor(), cursor=args["cursor"], limit=args["limit"])
+    items, cursor = service.sandbox_messages(group_id=group_id, actor=access.current_actor(), cursor=args["cursor"], limit=args["limit"])
     return {"items": items, "next_cursor": cursor}
 
 
@@ -140,7 +136,7 @@ def sandbox_messages(args, group_id: int):
 @blp.response(200, GroupFiguresSchema)
 def group_figures(args, group_id: int):
     """Per-group figures: deliveries, posts, fans; clicks, claims, orders and GMV in an optional [since, until)."""
-    return service.group_figures(group_id=group_id, actor=actor(), since=args["since"], until=args["until"])
+    return service.group_figures(group_id=group_id, actor=access.current_actor(), since=args["since"], until=args["until"])
 
 
 @blp.route("/admin/deliveries/retry", methods=["POST"])

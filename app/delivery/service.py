@@ -81,7 +81,7 @@ def _check_coupon(post: Post) -> None:
     from app.coupons import templates
 
     author = accounts.get_user(user_id=post.author_id)
-    coupon_actor = templates.Actor(user_id=author.id, is_operator="operator" in accounts.roles_of(author))
+    coupon_actor = templates.Actor(id=author.id, operator="operator" in accounts.roles_of(author))
     template = templates.get_template_for(template_id=post.content["template_id"], actor=coupon_actor)
     if template.status in ("draft", "ended"):
         raise Conflict("Only live coupons can be dropped into groups.", code="coupon_not_shareable",

@@ -16,9 +16,6 @@ blp = Blueprint("groups", __name__, url_prefix="/api/v1", description="Instituti
 ROLE = "any(" + ", ".join(GROUP_ROLES) + "):role"
 
 
-def actor() -> service.Actor:
-    return service.Actor(id=g.user.id, operator="operator" in g.roles)
-
 
 @blp.route("/institutions", methods=["POST"])
 @access.roles("host")
@@ -26,7 +23,7 @@ def actor() -> service.Actor:
 @blp.response(201, InstitutionSchema)
 def create_institution(args):
     """Register an institution (kindergarten or parenting organisation) you manage."""
-    return service.create_institution(actor=actor(), **args)
+    return service.create_institution(actor=access.current_actor(), **args)
 
 
 @blp.route("/institutions", methods=["GET"])
@@ -35,7 +32,7 @@ def create_institution(args):
 @blp.response(200, InstitutionPageSchema)
 def list_institutions(args):
     """Institutions you manage (operators: all)."""
-    items, cursor = service.list_institutions(actor=actor(), cursor=args["cursor"], limit=args["limit"])
+    items, cursor = service.list_institutions(actor=access.current_actor(), cursor=args["cursor"], limit=args["limit"])
     return {"items": items, "next_cursor": cursor}
 
 
@@ -44,7 +41,7 @@ def list_institutions(args):
 @blp.response(200, InstitutionSchema)
 def get_institution(institution_id: int):
     """One institution you manage."""
-    return service.get_institution(institution_id=institution_id, actor=actor())
+    return service.get_institution(institution_id=institution_id, actor=access.current_actor())
 
 
 @blp.route("/institutions/<int:institution_id>", methods=["PATCH"])
@@ -53,7 +50,7 @@ def get_institution(institution_id: int):
 @blp.response(200, InstitutionSchema)
 def update_institution(args, institution_id: int):
     """Change an institution's name, kind or city."""
-    return service.update_institution(institution_id=institution_id, actor=actor(), changes=args)
+    return service.update_institution(institution_id=institution_id, actor=access.current_actor(), changes=args)
 
 
 @blp.route("/institutions/<int:institution_id>/classes", methods=["POST"])
@@ -62,7 +59,7 @@ def update_institution(args, institution_id: int):
 @blp.response(201, ClassSchema)
 def create_class(args, institution_id: int):
     """Add a class to an institution."""
-    return service.create_class(institution_id=institution_id, actor=actor(), **args)
+    return service.create_class(institution_id=institution_id, actor=access.current_actor(), **args)
 
 
 @blp.route("/institutions/<int:institution_id>/classes", methods=["GET"])
@@ -70,7 +67,7 @@ def create_class(args, institution_id: int):
 @blp.response(200, ClassListSchema)
 def list_classes(institution_id: int):
     """The classes of an institution."""
-    return {"items": service.list_classes(institution_id=institution_id, actor=actor())}
+    return {"items": service.list_classes(institution_id=institution_id, actor=access.current_actor())}
 
 
 @blp.route("/groups", methods=["POST"])
@@ -79,7 +76,7 @@ def list_classes(institution_id: int):
 @blp.response(201, GroupSchema)
 def create_group(args):
     """Register a group and its channel credentials (stored encrypted, never shown again)."""
-    return service.create_group(actor=actor(), **args)
+    return service.create_group(actor=access.current_actor(), **args)
 
 
 @blp.route("/groups", methods=["GET"])
@@ -88,7 +85,7 @@ def create_group(args):
 @blp.response(200, GroupPageSchema)
 def list_groups(args):
     """Groups you host (operators: all)."""
-    items, cursor = service.list_groups(actor=actor(), cursor=args["cursor"], limit=args["limit"],
+    items, cursor = service.list_groups(actor=access.current_actor(), cursor=args["cursor"], limit=args["limit"],
                                         institution_id=args["institution_id"], channel=args["channel"])
     return {"items": items, "next_cursor": cursor}
 
@@ -98,7 +95,7 @@ def list_groups(args):
 @blp.response(200, GroupSchema)
 def get_group(group_id: int):
     """One group you host."""
-    return service.get_group(group_id=group_id, actor=actor())
+    return service.get_group(group_id=group_id, actor=access.current_actor())
 
 
 @blp.route("/groups/<int:group_id>", methods=["PATCH"])
@@ -107,7 +104,7 @@ def get_group(group_id: int):
 @blp.response(200, GroupSchema)
 def update_group(args, group_id: int):
     """Change a group's settings or replace its credentials."""
-    return service.update_group(group_id=group_id, actor=actor(), changes=args)
+    return service.update_group(group_id=group_id, actor=access.current_actor(), changes=args)
 
 
 @blp.route("/groups/<int:group_id>/invite", methods=["GET"])
@@ -115,7 +112,7 @@ def update_group(args, group_id: int):
 @blp.response(200, GroupInviteSchema)
 def group_invite(group_id: int):
     """The group's invite: a scene and the mini-program code image carrying it."""
-    return service.group_invite(group_id=group_id, actor=actor())
+    return service.group_invite(group_id=group_id, actor=access.current_actor())
 
 
 @blp.route("/groups/join", methods=["POST"])
@@ -151,7 +148,7 @@ def my_groups():
 @blp.response(200, MemberPageSchema)
 def list_members(args, group_id: int):
     """Current members (optionally at one fan level), newest first."""
-    members, roles, cursor = service.list_members(group_id=group_id, actor=actor(), level=args["level"],
+    members, roles, cursor = service.list_members(group_id=group_id, actor=access.current_actor(), level=args["level"],
                                                   cursor=args["cursor"], limit=args["limit"])
     return {"items": [{"user_id": m.user_id, "nickname": name, "joined_at": m.joined_at, "fan_level": m.fan_level,
                        "fan_level_at": m.fan_level_at, "roles": roles[m.user_id]} for m, name in members],
@@ -163,7 +160,7 @@ def list_members(args, group_id: int):
 @blp.response(200, RolesSchema)
 def grant_group_role(group_id: int, user_id: int, role: str):
     """Give a member a role in the group: expert, welfare_officer, teacher or obstetrician."""
-    roles = service.grant_group_role(group_id=group_id, user_id=user_id, role=role, actor=actor())
+    roles = service.grant_group_role(group_id=group_id, user_id=user_id, role=role, actor=access.current_actor())
     return {"group_id": group_id, "user_id": user_id, "roles": roles}
 
 
@@ -172,7 +169,7 @@ def grant_group_role(group_id: int, user_id: int, role: str):
 @blp.response(200, RolesSchema)
 def revoke_group_role(group_id: int, user_id: int, role: str):
     """Take a role away from a member."""
-    roles = service.revoke_group_role(group_id=group_id, user_id=user_id, role=role, actor=actor())
+    roles = service.revoke_group_role(group_id=group_id, user_id=user_id, role=role, actor=access.current_actor())
     return {"group_id": group_id, "user_id": user_id, "roles": roles}
 
 
@@ -181,7 +178,7 @@ def revoke_group_role(group_id: int, user_id: int, role: str):
 @blp.response(200, FanCountsSchema)
 def fan_counts(group_id: int):
     """How many members stand at each level of the fan ladder."""
-    return {"group_id": group_id, "counts": ladder.fan_counts(group_id=group_id, actor=actor())}
+    return {"group_id": group_id, "counts": ladder.fan_counts(group_id=group_id, actor=access.current_actor())}
 
 
 @blp.route("/groups/<int:group_id>/demands", methods=["POST"])

@@ -8,6 +8,7 @@ from flask import current_app
 from sqlalchemy import Select, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.core.access import Actor
 from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
@@ -18,14 +19,6 @@ from app.groups.models import (EVENT_KINDS, ChatGroup, GroupMember, GroupMemberR
 
 SCENE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 DEMAND_TEXT_MAX = 500
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is calling: hosts manage their own things, operators everything."""
-
-    id: int
-    operator: bool
 
 
 @dataclass(frozen=True)
