@@ -113,3 +113,18 @@ def test_import_csv(app, tmp_path):
     assert "line 3:" in result.output and "created 1, updated 0, rejected 1" in result.output
     product = catalog.products_by_external_id(source="union", external_ids=["c1"])["c1"]
     assert product.images == ["https://a/1.jpg", "https://a/2.jpg"]
+
+
+def test_unknown_ids_are_listed_under_their_field(app):
+    import pytest
+
+    from app.catalog import service
+    from app.core.errors import Invalid
+
+    with pytest.raises(Invalid) as products:
+        service.require_products(product_ids=[987654, 987655])
+    assert (products.value.code, products.value.errors) == ("unknown_products", {"product_ids": [987654, 987655]})
+    with pytest.raises(Invalid) as categories:
+        service.require_categories(category_ids=[987654])
+    assert (categories.value.code, categories.value.errors) == ("unknown_categories", {"category_ids": [987654]})
+    assert service.products_by_id(product_ids=[]) == {}

@@ -5,12 +5,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.affiliate import clicks, rules
 from app.affiliate.commission import split
-from app.affiliate.models import Attribution, CommissionRule, PlatformSetting, ShareLink
+from app.affiliate.models import Attribution, Click, CommissionRule, PlatformSetting, ShareLink
 from app.catalog import service as catalog
 from app.core.clock import now_utc
 from app.core.db import db
@@ -239,10 +239,6 @@ def attributions_of_order(*, order_id: int) -> list[dict]:
 
 def group_click_count(*, group_id: int, since: datetime | None = None, until: datetime | None = None) -> int:
     """Counted clicks on share links made for a group (clicked_at in [since, until), all time by default)."""
-    from sqlalchemy import func
-
-    from app.affiliate.models import Click
-
     stmt = select(func.count()).select_from(Click).where(Click.group_id == group_id)
     if since is not None:
         stmt = stmt.where(Click.clicked_at >= since)
@@ -253,10 +249,6 @@ def group_click_count(*, group_id: int, since: datetime | None = None, until: da
 
 def content_figures(*, content_ids: list[int]) -> dict[int, dict]:
     """Per content id (the content domain's ids): counted clicks, attributed orders, GMV and content shares."""
-    from sqlalchemy import func
-
-    from app.affiliate.models import Click
-
     wanted = sorted(set(content_ids))
     figures = {cid: {"clicks": 0, "orders": 0, "gmv_fen": 0, "content_fen": 0} for cid in wanted}
     if not wanted:

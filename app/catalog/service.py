@@ -41,14 +41,23 @@ def get_active_product(*, product_id: int) -> Product:
     return product
 
 
+def _rows_by_id(model, ids: list[int]) -> dict:
+    wanted = set(ids)
+    return {row.id: row for row in db.session.scalars(select(model).where(model.id.in_(wanted)))} if wanted else {}
+
+
+def _require_all(model, ids: list[int], *, plural: str, field: str) -> dict:
+    """Every row named, or 422 `unknown_<plural>` listing the missing ids under `field`."""
+    found = _rows_by_id(model, ids)
+    missing = sorted(set(ids) - set(found))
+    if missing:
+        raise Invalid(f"Some {plural} do not exist.", code=f"unknown_{plural}", errors={field: missing})
+    return found
+
+
 def require_products(*, product_ids: list[int]) -> dict[int, Product]:
     """Load every product named, or fail with 422 `unknown_products` listing the missing ids."""
-    wanted = set(product_ids)
-    found = {p.id: p for p in db.session.scalars(select(Product).where(Product.id.in_(wanted)))} if wanted else {}
-    missing = sorted(wanted - set(found))
-    if missing:
-        raise Invalid("Some products do not exist.", code="unknown_products", errors={"product_ids": missing})
-    return found
+    return _require_all(Product, product_ids, plural="products", field="product_ids")
 
 
 def products_by_external_id(*, source: str, external_ids: list[str]) -> dict[str, Product]:
@@ -62,12 +71,7 @@ def products_by_external_id(*, source: str, external_ids: list[str]) -> dict[str
 
 def require_categories(*, category_ids: list[int]) -> dict[int, Category]:
     """Load every category named, or fail with 422 `unknown_categories`."""
-    wanted = set(category_ids)
-    found = {c.id: c for c in db.session.scalars(select(Category).where(Category.id.in_(wanted)))} if wanted else {}
-    missing = sorted(wanted - set(found))
-    if missing:
-        raise Invalid("Some categories do not exist.", code="unknown_categories", errors={"category_ids": missing})
-    return found
+    return _require_all(Category, category_ids, plural="categories", field="category_ids")
 
 
 def list_categories() -> list[Category]:
@@ -145,7 +149,4 @@ def search_products(*, q: str | None, category_id: int | None, sort: str, cursor
 
 def products_by_id(*, product_ids: list[int]) -> dict[int, Product]:
     """The products that exist among `product_ids`, keyed by id."""
-    wanted = set(product_ids)
-    if not wanted:
-        return {}
-    return {p.id: p for p in db.session.scalars(select(Product).where(Product.id.in_(wanted)))}
+    return _rows_by_id(Product, product_ids)
