@@ -49,6 +49,29 @@ def test_successful_withdrawal_and_idempotent_retry(mom):
     _clean()
 
 
+def test_a_crash_before_the_answer_is_stored_leaves_nothing_and_frees_the_key(mom, monkeypatch):
+    """The withdrawal, its key and the stored answer commit together: a crash while answering leaves none of
+    them (no key stuck "in progress"), no payout is queued, and the retry with the same key pays once."""
+    from app.core.models import IdempotencyRecord
+    from app.payouts import schemas
+
+    def crash(self, *args, **kwargs):
+        raise RuntimeError("the worker died while answering")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(schemas.WithdrawalSchema, "dump", crash)
+        assert_error(_withdraw(mom, 500), 500, "internal_error")
+    assert db.session.scalar(select(func.count()).select_from(Withdrawal)) == 0
+    assert db.session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 0
+    assert _bal(mom)["available"] == 100_000
+    retry = _withdraw(mom, 500)
+    assert retry.status_code == 201 and retry.get_json()["status"] == "pending"  # the payout runs after the commit
+    assert mom.get(f"/api/v1/me/withdrawals/{retry.get_json()['id']}").get_json()["status"] == "succeeded"
+    assert db.session.scalar(select(func.count()).select_from(Withdrawal)) == 1
+    assert _bal(mom) == {"pending": 0, "available": 99_500, "withdrawing": 0, "withdrawn": 500}
+    _clean()
+
+
 def test_refusals(mom, api):
     assert_error(_withdraw(mom, 99), 422, "amount_below_minimum")
     assert_error(_withdraw(mom, 100_001, "k2"), 409, "insufficient_balance")

@@ -29,7 +29,7 @@ from app.accounts import service as accounts
 from app.catalog import service as catalog
 from app.checkout.models import CheckoutOrder, CheckoutOrderLine, CheckoutPayment, CheckoutRefund
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import after_commit, commit, db
 from app.core.errors import ApiError, Conflict, Invalid, NotFound
 from app.core.queue import enqueue
 from app.coupons import service as coupons
@@ -131,7 +131,7 @@ def place_order(*, user_id: int, lines: list[dict], coupon_id: int | None, share
                                   out_trade_no=order.out_trade_no, time_start=at.astimezone(SHANGHAI),
                                   time_expire=order.expires_at.astimezone(SHANGHAI), attach=str(order.id))
     order.prepay_id = prepay["prepay_id"]
-    db.session.commit()
+    commit()
     return PlacedOrder(order=order, lines=rows, pay_params=pay_params(order=order))
 
 
@@ -285,8 +285,8 @@ def refund(*, order_id: int, amount_fen: int | None, reason: str, requested_by_i
                                             out_refund_no=record.out_refund_no, out_trade_no=order.out_trade_no,
                                             refund_desc=reason[:80] or None)
     record.wechat_refund_id = str(answer.get("refund_id", ""))
-    db.session.commit()
-    _queue_for_affiliate(order_id=order.id)
+    commit()
+    after_commit(lambda: _queue_for_affiliate(order_id=order_id))
     return record
 
 

@@ -1,6 +1,8 @@
-"""The SQLAlchemy base: a constraint naming convention, a UTC datetime type and portable id columns."""
+"""The SQLAlchemy base (a constraint naming convention, a UTC datetime type, portable id columns) and
+the use case's commit, which an idempotent request defers so its stored response commits with the effect."""
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Callable
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
@@ -73,3 +75,43 @@ def render_migration_item(type_: str, obj, autogen_context):
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
+
+
+_DEFER = "defer_commit"
+_AFTER_COMMIT = "after_commit"
+
+
+def commit() -> None:
+    """Commit the use case's transaction; inside an idempotent request only flush, the request commits it."""
+    if db.session.info.get(_DEFER):
+        db.session.flush()
+    else:
+        db.session.commit()
+
+
+def after_commit(callback: Callable[[], object]) -> None:
+    """Run `callback` once the use case's work has committed (call it after `commit()`)."""
+    pending = db.session.info.get(_AFTER_COMMIT)
+    if db.session.info.get(_DEFER) and pending is not None:
+        pending.append(callback)
+    else:
+        callback()
+
+
+@contextmanager
+def deferred_commit():
+    """Let services' `commit()` only flush, so the caller commits their work with its own rows, once.
+
+    Yields the list of after-commit callbacks; the caller runs them after its commit (they are dropped
+    when the work rolls back).
+    """
+    info = db.session.info
+    if info.get(_DEFER):
+        raise RuntimeError("deferred_commit does not nest")
+    callbacks: list[Callable[[], object]] = []
+    info[_DEFER], info[_AFTER_COMMIT] = True, callbacks
+    try:
+        yield callbacks
+    finally:
+        info.pop(_DEFER, None)
+        info.pop(_AFTER_COMMIT, None)

@@ -1,9 +1,11 @@
 """Idempotency-Key handling for POSTs that create money-affecting things.
 
-The key's record is flushed into the same transaction as the effect, so the key commits together with
-what it protects: a retry either replays the stored response or, if the first attempt is still running,
-waits on the unique index and then replays. The same key with a different body is refused (422).
-Only successful responses are stored; a refused request changed nothing and may be retried as is.
+The key's record is flushed into the same transaction as the effect, and the services' `commit()` only
+flushes while the request runs (`deferred_commit`), so the effect, the key and the stored response commit
+once, together: a crash at any point leaves either all of them or none, never a key without its answer.
+A retry either replays the stored response or, if the first attempt is still running, waits on the
+unique index and then replays. The same key with a different body is refused (422). Only successful
+responses are stored; a refused request changed nothing and may be retried as is.
 """
 import hashlib
 import json
@@ -16,7 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import db, deferred_commit
 from app.core.errors import ApiError, Conflict
 from app.core.models import IdempotencyRecord
 
@@ -73,18 +75,30 @@ def idempotent(view: Callable) -> Callable:
         except IntegrityError:
             db.session.rollback()
             return _replay(_find(owner, scope, key), request_hash)
-        try:
-            response = current_app.make_response(view(*args, **kwargs))
-        except BaseException:
-            db.session.rollback()
-            raise
-        if response.status_code >= 300:
-            db.session.rollback()
-            return response
-        record = db.session.merge(record)
-        record.response_status = response.status_code
-        record.response_body = response.get_data(as_text=True)
-        db.session.commit()
+        with deferred_commit() as after_commit:
+            try:
+                response = current_app.make_response(view(*args, **kwargs))
+            except BaseException:
+                db.session.rollback()
+                raise
+            if response.status_code >= 300:
+                db.session.rollback()
+                return response
+            # A service that rolled back and went on has dropped the record: merge puts it back, and the
+            # unique index still turns a concurrent duplicate into a rollback of this whole effect.
+            record = db.session.merge(record)
+            record.response_status = response.status_code
+            record.response_body = response.get_data(as_text=True)
+            try:
+                db.session.commit()
+            except IntegrityError:
+                db.session.rollback()
+                winner = _find(owner, scope, key)
+                if winner is None:
+                    raise
+                return _replay(winner, request_hash)
+        for callback in after_commit:
+            callback()
         return response
 
     wrapper._apidoc = dict(getattr(view, "_apidoc", {}))

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.accounts import service as accounts
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import commit, db
 from app.core.errors import Conflict, Invalid
 from app.core.pagination import keyset_page
 from app.ledger.models import PLATFORM_KINDS, USER_KINDS, LedgerAccount, LedgerJournal, LedgerLine
@@ -170,7 +170,7 @@ def adjust(*, user_id: int, amount_fen: int, account: str, reason: str, operator
     except InsufficientBalance:
         db.session.rollback()
         raise
-    db.session.commit()
+    commit()
     return journal_ids[0]
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import after_commit, commit, db
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.core.queue import enqueue
@@ -64,8 +64,9 @@ def request_withdrawal(*, user_id: int, openid: str, amount_fen: int) -> Withdra
     except ledger.InsufficientBalance:
         db.session.rollback()
         raise
-    db.session.commit()
-    enqueue("payouts", pay, withdrawal.id)
+    commit()
+    withdrawal_id = withdrawal.id
+    after_commit(lambda: enqueue("payouts", pay, withdrawal_id))
     return withdrawal
 
 
