@@ -7,13 +7,14 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 
+from app.core.access import Actor
 from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import Conflict, NotFound
 from app.coupons import cards
 from app.coupons.models import CouponTemplate, UserCoupon
 from app.coupons.pricing import Line, Quote, quote
-from app.coupons.templates import MAX_ID, rule_of
+from app.coupons.templates import MAX_ID, get_template_for, rule_of
 
 
 def quote_order(*, user_id: int, lines: list[Line], coupon_id: int | None) -> Quote:
@@ -101,3 +102,8 @@ def group_claim_count(*, group_id: int, since: datetime | None = None, until: da
     if until is not None:
         stmt = stmt.where(UserCoupon.claimed_at < until)
     return int(db.session.scalar(stmt) or 0)
+
+
+def droppable_status(*, template_id: int, actor: Actor) -> str:
+    """The status of a coupon the actor may drop into groups (404 unless its issuer or an operator)."""
+    return get_template_for(template_id=template_id, actor=actor).status

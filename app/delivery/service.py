@@ -78,14 +78,13 @@ def _check_customer_groups(*, post: Post, targeted: list) -> None:
 def _check_coupon(post: Post) -> None:
     """Coupon drops carry a live coupon the author issued (operators: any)."""
     from app.accounts import service as accounts
-    from app.coupons import templates
 
     author = accounts.get_user(user_id=post.author_id)
-    coupon_actor = templates.Actor(id=author.id, operator="operator" in accounts.roles_of(author))
-    template = templates.get_template_for(template_id=post.content["template_id"], actor=coupon_actor)
-    if template.status in ("draft", "ended"):
+    status = coupons.droppable_status(template_id=post.content["template_id"],
+                                      actor=Actor(id=author.id, operator="operator" in accounts.roles_of(author)))
+    if status in ("draft", "ended"):
         raise Conflict("Only live coupons can be dropped into groups.", code="coupon_not_shareable",
-                       errors={"content": {"template_id": [f"The coupon is {template.status}."]}})
+                       errors={"content": {"template_id": [f"The coupon is {status}."]}})
 
 
 def _validate_and_plan(post: Post, *, actor: Actor, now: datetime) -> None:
