@@ -121,7 +121,7 @@ def _template(ctx, *, gate: str, stock: int, name: str) -> int:
 
     with ctx.app.app_context():
         operator = accounts.ensure_user(openid="bench-operator", nickname="运营", roles=("operator",))
-        actor = templates.Actor(user_id=operator.id, is_operator=True)
+        actor = templates.Actor(id=operator.id, operator=True)
         now = now_utc()
         template = templates.create_template(
             actor=actor, budget_id=None,
