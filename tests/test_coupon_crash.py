@@ -1,4 +1,4 @@
-"""kill -9 during a claim burst (and of the drain mid-batch), then reconcile: counts match, no told-claimed coupon is lost."""
+"""kill -9 during a claim burst and of the drain mid-batch, then reconcile: counts match, no told-claimed coupon is lost."""
 import os
 import signal
 import subprocess

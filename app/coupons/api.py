@@ -183,7 +183,8 @@ def claim(args, template_id: int):
     claimed = claims.claim_through_gate(template_id=template_id, user_id=g.user.id, request_key=key, **args)
     if claimed is None:
         return _claim_in_sql(args, template_id=template_id)
-    return _coupon_out(claimed.coupon, claimed.template), 201, {"Idempotent-Replayed": "true"} if claimed.replayed else {}
+    headers = {"Idempotent-Replayed": "true"} if claimed.replayed else {}
+    return _coupon_out(claimed.coupon, claimed.template), 201, headers
 
 
 @blp.route("/coupons/<int:template_id>/cards", methods=["POST"])

@@ -22,7 +22,8 @@ def reserve(count: int) -> list[int]:
                                            "FROM generate_series(1, :n)"), {"n": count}))
     else:
         db.session.execute(text(
-            "INSERT INTO sqlite_sequence (name, seq) SELECT 'user_coupons', (SELECT coalesce(max(id), 0) FROM user_coupons) "
+            "INSERT INTO sqlite_sequence (name, seq) "
+            "SELECT 'user_coupons', (SELECT coalesce(max(id), 0) FROM user_coupons) "
             "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'user_coupons')"))
         top = db.session.scalar(text("UPDATE sqlite_sequence SET seq = seq + :n WHERE name = 'user_coupons' "
                                      "RETURNING seq"), {"n": count})
