@@ -12,9 +12,11 @@ Run twice in the same stack, against /healthz measured in the same run:
   target, 0.2, is what a single-statement SQL claim reached on this kind of machine (NOTES.md).
 
 Every attempt is a real request: bearer session, Idempotency-Key (one per attempt), JSON body. wrk
-issues exactly 5,000 claims (each thread stops at its share; connections still open finish on /healthz,
-which is not counted as a claim). wrk always runs its full duration, so the drop's time is taken from
-its start to the moment the last thread received its last claim answer (written by the Lua script).
+issues exactly 5,000 claims (each thread sends its share, then /healthz, which is not counted as a
+claim, until every thread has its last claim answer; only then do the threads stop, since a stopped
+thread's open connections would stall gunicorn's workers). wrk always runs its full duration, so the
+drop's time is taken from its start to the moment the last thread received its last claim answer
+(written by the Lua script).
 """
 import sys
 import time
@@ -45,10 +47,16 @@ setup = function(thread)
 end
 
 init = function(args)
-  sent, answered = 0, 0
+  sent, answered, checks = 0, 0, 0
+  -- wrk calls request() once on the first thread's state to inspect it and never sends that one.
+  inspected = tid ~= 0
 end
 
 request = function()
+  if not inspected then
+    inspected = true
+    return wrk.format("GET", "/healthz")
+  end
   if sent >= per_thread then
     return wrk.format("GET", "/healthz")
   end
@@ -61,15 +69,31 @@ request = function()
 end
 
 response = function(status, headers, body)
-  answered = answered + 1
-  if answered == per_thread then
-    local clock = io.popen("date +%%s.%%N")
-    local stamp = clock:read("*l")
-    clock:close()
-    local out = io.open("%(stamps)s", "a")
-    out:write(stamp .. "\\n")
-    out:close()
-    wrk.thread:stop()
+  -- Claims answer 201 or 4xx; /healthz (sent once this thread's claims are out) answers 200.
+  if status ~= 200 then
+    answered = answered + 1
+    if answered == per_thread then
+      local clock = io.popen("date +%%s.%%N")
+      local stamp = clock:read("*l")
+      clock:close()
+      local out = io.open("%(stamps)s", "a")
+      out:write(stamp .. "\\n")
+      out:close()
+    end
+  end
+  -- Stop only once every thread has its last answer: a stopped thread leaves its connections open, and
+  -- gunicorn lingers up to 2 s closing each one, which would stall the other thread's claims.
+  if answered >= per_thread then
+    checks = checks + 1
+    if checks %% 50 == 1 then
+      local done = 0
+      local file = io.open("%(stamps)s", "r")
+      if file then
+        for _ in file:lines() do done = done + 1 end
+        file:close()
+      end
+      if done >= %(threads)d then wrk.thread:stop() end
+    end
   end
 end
 """
