@@ -132,6 +132,8 @@ def _land(grants: list[Grant]) -> dict[str, str]:
 
 def drain(*, wait_seconds: float = 0, max_batches: int | None = None) -> int:
     """Land granted claims from the stream; returns how many entries were settled (0 when another drainer runs)."""
+    if not gate.stream_length():  # the common tick: nothing granted since the last drain
+        return 0
     timeout = current_app.config.get("COUPON_DRAIN_LOCK_SECONDS", LOCK_SECONDS)
     lock = get_redis().lock(key("coupon-drain"), timeout=timeout, blocking=wait_seconds > 0,
                             blocking_timeout=wait_seconds or None)

@@ -244,6 +244,11 @@ def not_landed(*, user_id: int) -> int:
     return int(get_redis().get(_not_landed(user_id)) or 0)
 
 
+def stream_length() -> int:
+    """Entries in the claim stream (granted and not landed, or being landed)."""
+    return int(get_redis().xlen(STREAM))
+
+
 def ensure_group() -> None:
     """Create the drain's consumer group (from the stream's start, so no entry is skipped)."""
     redis = get_redis()
