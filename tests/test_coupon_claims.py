@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 from app.accounts import service as accounts
 from app.core.clock import now_utc
 from app.core.db import db
-from app.coupons import claims, gate
+from app.coupons import claims, drain, gate
 from app.coupons.models import CouponTemplate, UserCoupon
-from tests.coupon_factories import claim, create_template, iso
+from tests.coupon_factories import claim, create_template, iso, make_product
 from tests.helpers import ApiClient, assert_error
 
 
@@ -20,6 +20,8 @@ def operator(api):
 
 
 def rows(template_id: int) -> list[UserCoupon]:
+    """The template's coupons in the database, after landing every granted claim."""
+    drain.drain()
     db.session.expire_all()
     return list(db.session.scalars(select(UserCoupon).where(UserCoupon.template_id == template_id)))
 
@@ -37,7 +39,28 @@ def test_claim_grants_a_coupon_valid_from_the_claim(api, operator):
     span = datetime.fromisoformat(coupon["valid_until"]) - datetime.fromisoformat(coupon["valid_from"])
     assert span == timedelta(days=3)
     assert gate.snapshot(template_id=template["id"])["remaining"] == 9
-    assert gate.in_flight(template_id=template["id"]) == []
+    # Granted from Redis alone: the row is on its way through the claim stream.
+    assert len(gate.in_flight(template_id=template["id"])) == 1
+    assert db.session.get(UserCoupon, coupon["id"]) is None
+
+
+def test_a_claimed_coupon_is_listed_and_usable_at_once(api, operator):
+    template = create_template(operator)
+    mom = api.as_user("mom")
+    coupon = claim(mom, template["id"]).get_json()
+    listed = mom.get("/api/v1/me/coupons").get_json()["items"]
+    assert [c["id"] for c in listed] == [coupon["id"]]
+    assert listed[0] == coupon
+    assert gate.in_flight(template_id=template["id"]) == [] and gate.not_landed(user_id=mom.user["id"]) == 0
+    second = create_template(operator)
+    fresh = claim(mom, second["id"]).get_json()
+    product = make_product(price_fen=3000)
+    order = mom.post("/api/v1/orders", json={"lines": [{"product_id": product.id, "quantity": 1}],
+                                             "coupon_id": fresh["id"]}, headers={"Idempotency-Key": "pay-now"})
+    assert order.status_code == 201, order.get_json()
+    assert order.get_json()["order"]["discount_fen"] == 500
+    db.session.expire_all()
+    assert db.session.get(UserCoupon, fresh["id"]).status == "reserved"
 
 
 @pytest.mark.parametrize("claim_gate", ["redis", "sql"])
@@ -48,9 +71,20 @@ def test_same_key_replays_and_a_second_claim_hits_the_limit(api, operator, claim
     again = claim(mom, template["id"], key="tap-1")
     assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
     assert again.get_json() == first.get_json()
+    assert_error(claim(mom, template["id"], key="tap-1", group_id=7), 422, "idempotency_key_reused")
     assert_error(claim(mom, template["id"], key="tap-2"), 409, "coupon_limit_reached")
-    assert len(rows(template["id"])) == 1
+    assert [c.id for c in rows(template["id"])] == [first.get_json()["id"]]
     assert db.session.get(CouponTemplate, template["id"]).claimed == 1
+    # After landing, a retry still replays the same coupon.
+    assert claim(mom, template["id"], key="tap-1").get_json() == first.get_json()
+
+
+def test_a_key_used_for_one_coupon_is_refused_for_another(api, operator):
+    one, other = create_template(operator), create_template(operator)
+    mom = api.as_user("mom")
+    assert claim(mom, one["id"], key="tap").status_code == 201
+    assert_error(claim(mom, other["id"], key="tap"), 422, "idempotency_key_reused")
+    assert claim(api.as_user("dad"), one["id"], key="tap").status_code == 201  # keys are per user
 
 
 @pytest.mark.parametrize("claim_gate", ["redis", "sql"])
@@ -138,52 +172,76 @@ def test_cards_only_for_live_coupons(api, operator):
 def test_a_lost_gate_is_rebuilt_from_the_database(app, api, operator):
     template = create_template(operator, stock=3)
     assert claim(api.as_user("a"), template["id"]).status_code == 201
+    drain.drain()
     app.extensions["redis"].flushdb()
     assert claim(api.as_user("b"), template["id"]).status_code == 201
     assert gate.snapshot(template_id=template["id"])["remaining"] == 1
     assert_error(claim(api.as_user("a"), template["id"]), 409, "coupon_limit_reached")
+    assert len(rows(template["id"])) == 2
 
 
-def test_a_gate_that_admits_too_many_is_corrected_by_the_database(app, api, operator):
+def test_a_grant_the_database_refuses_is_kept_and_reported(app, api, operator, caplog, monkeypatch):
+    monkeypatch.setattr(drain.log, "disabled", False)  # the migrations' logging config disables loggers
     template = create_template(operator, stock=5)
     mom = api.as_user("mom")
     assert claim(mom, template["id"]).status_code == 201
-    app.extensions["redis"].hdel(gate._keys(template["id"])[0], f"u:{mom.user['id']}")
-    assert_error(claim(mom, template["id"]), 409, "coupon_limit_reached")
-    snapshot = gate.snapshot(template_id=template["id"])
-    assert snapshot["remaining"] == 4 and snapshot[f"u:{mom.user['id']}"] == 1
-    assert gate.in_flight(template_id=template["id"]) == []
+    drain.drain()
+    # A gate that lost count (it must not): it grants the same user's first coupon again.
+    app.extensions["redis"].hdel(gate._gate(template["id"]), f"u:{mom.user['id']}")
+    told = claim(mom, template["id"])
+    assert told.status_code == 201
+    drain.drain()
+    # The database refuses it (the user already holds seq 1); the grant is not dropped silently.
     assert len(rows(template["id"])) == 1
+    refused, = gate.refused(template_id=template["id"])
+    assert (refused["c"], refused["u"]) == (str(told.get_json()["id"]), str(mom.user["id"]))
+    assert refused["reason"].startswith("conflict")
+    assert "refused by the database" in caplog.text
+    assert gate.in_flight(template_id=template["id"]) == [] and gate.not_landed(user_id=mom.user["id"]) == 0
+    report, = claims.reconcile(template_id=template["id"])
+    assert (report.claimed, report.gate_remaining, report.refused) == (1, 4, 1)
+    assert gate.snapshot(template_id=template["id"])[f"u:{mom.user['id']}"] == 1
 
 
-def test_reconcile_returns_dead_grants_and_keeps_fresh_ones(api, operator):
+def test_rebuilding_counts_grants_still_in_the_stream(api, operator):
     template = create_template(operator, stock=5)
     assert claim(api.as_user("a"), template["id"]).status_code == 201
-    # A web process died between the gate's grant and the database commit: the grant is in flight forever.
-    outcome, dead = gate.try_claim(template_id=template["id"], user_id=424242, per_user_limit=1, day="",
-                                   per_day_limit=0)
-    assert outcome == "granted" and gate.snapshot(template_id=template["id"])["remaining"] == 3
     report, = claims.reconcile(template_id=template["id"])
-    assert (report.gate_remaining, report.in_flight_kept, report.grants_dropped) == (3, 1, 0)
-    report, = claims.reconcile(template_id=template["id"], grace_seconds=0)
-    assert (report.gate_remaining, report.in_flight_kept, report.grants_dropped) == (4, 0, 1)
+    assert (report.claimed, report.gate_remaining, report.in_flight) == (1, 4, 0)
+    b = api.as_user("b")
+    assert claim(b, template["id"]).status_code == 201
+    # A rebuild without landing first (activation, a lost gate): b's grant is in flight and counts.
+    assert claims.load_gate(template_id=template["id"])
     snapshot = gate.snapshot(template_id=template["id"])
-    assert "u:424242" not in snapshot and sum(v for k, v in snapshot.items() if k.startswith("u:")) == 1
+    assert snapshot["remaining"] == 3 and snapshot[f"u:{b.user['id']}"] == 1
+    assert_error(claim(b, template["id"]), 409, "coupon_limit_reached")
+    assert len(rows(template["id"])) == 2
 
 
-def test_reconcile_settles_a_committed_grant_whose_cleanup_never_ran(api, operator, monkeypatch):
+def test_the_drain_lands_each_grant_once_after_a_crash_before_acking(api, operator, monkeypatch):
     template = create_template(operator, stock=5)
-    monkeypatch.setattr(gate, "settle", lambda grant: None)
-    assert claim(api.as_user("a"), template["id"]).status_code == 201
-    assert len(gate.in_flight(template_id=template["id"])) == 1
-    report, = claims.reconcile(template_id=template["id"])
-    assert (report.claimed, report.gate_remaining, report.grants_dropped) == (1, 4, 1)
-    assert gate.in_flight(template_id=template["id"]) == []
+    coupons = [claim(api.as_user(name), template["id"]).get_json()["id"] for name in ("a", "b", "c")]
+
+    def crash(entries, refused):
+        raise RuntimeError("killed between the commit and the ack")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(gate, "settle", crash)
+        with pytest.raises(RuntimeError):
+            drain.drain()
+    db.session.expire_all()
+    assert sorted(c.id for c in db.session.scalars(select(UserCoupon))) == sorted(coupons)
+    assert len(gate.in_flight(template_id=template["id"])) == 3  # committed, still pending in the stream
+    assert drain.drain() == 3  # taken over and landed again: no new rows, no second count
+    assert sorted(c.id for c in rows(template["id"])) == sorted(coupons)
+    assert db.session.get(CouponTemplate, template["id"]).claimed == 3
+    assert gate.in_flight(template_id=template["id"]) == [] and gate.refused() == []
 
 
 def test_reconcile_repairs_a_counter_that_disagrees_with_its_rows(api, operator):
     template = create_template(operator, stock=5)
     assert claim(api.as_user("a"), template["id"]).status_code == 201
+    drain.drain()
     db.session.execute(CouponTemplate.__table__.update().where(CouponTemplate.id == template["id"]).values(claimed=3))
     db.session.commit()
     report, = claims.reconcile(template_id=template["id"])
@@ -192,9 +250,40 @@ def test_reconcile_repairs_a_counter_that_disagrees_with_its_rows(api, operator)
 
 def test_reconcile_command(app, api, operator):
     template = create_template(operator, stock=5)
-    result = app.test_cli_runner().invoke(args=["coupons", "reconcile", "--grace-seconds", "0"])
+    assert claim(api.as_user("a"), template["id"]).status_code == 201
+    result = app.test_cli_runner().invoke(args=["coupons", "reconcile"])
     assert result.exit_code == 0, result.output
-    assert f"template {template['id']}: claimed 0/5, gate remaining 5" in result.output
+    assert f"template {template['id']}: claimed 1/5, gate remaining 4, in flight 0" in result.output
+    assert claim(api.as_user("b"), template["id"]).status_code == 201
+    result = app.test_cli_runner().invoke(args=["coupons", "drain"])
+    assert result.output.strip() == "1 granted claim(s) landed"
+
+
+def test_ending_a_drop_lands_its_grants_before_the_budget_settles(api, operator):
+    template = create_template(operator, stock=5)
+    for name in ("a", "b"):
+        assert claim(api.as_user(name), template["id"]).status_code == 201
+    ended = operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "ended"}).get_json()
+    assert ended["claimed"] == 2 and gate.in_flight(template_id=template["id"]) == []
+    assert_error(claim(api.as_user("c"), template["id"]), 409, "coupon_ended")
+
+
+def test_gate_and_sql_claims_never_share_an_id(api, operator):
+    gated, plain = create_template(operator, stock=50), create_template(operator, stock=50, claim_gate="sql")
+    told = []
+    for i in range(12):
+        mom = api.as_user(f"m{i}")
+        told += [claim(mom, gated["id"]).get_json()["id"], claim(mom, plain["id"]).get_json()["id"]]
+    assert len(set(told)) == len(told)
+    assert sorted(c.id for c in rows(gated["id"]) + rows(plain["id"])) == sorted(told)
+
+
+def test_coupon_centre_counts_a_drop_from_its_gate(api, operator):
+    template = create_template(operator, stock=1)
+    mom = api.as_user("mom")
+    assert claim(mom, template["id"]).status_code == 201
+    detail = mom.get(f"/api/v1/coupons/{template['id']}").get_json()
+    assert (detail["state"], detail["stock_left"]) == ("out_of_stock", 0)
 
 
 def _tokens(prefix: str, n: int) -> list[str]:
@@ -222,14 +311,18 @@ def test_flash_drop_never_oversells(app, api, operator, claim_gate, attempts, us
     assert len(granted) == stock
     assert len({user for user, _ in granted}) == stock
     assert refused <= {"coupon_out_of_stock", "coupon_limit_reached"}
+    drain.drain()
     db.session.expire_all()
     assert db.session.get(CouponTemplate, template["id"]).claimed == stock
-    per_user = db.session.execute(select(UserCoupon.user_id, func.count()).where(
-        UserCoupon.template_id == template["id"]).group_by(UserCoupon.user_id)).all()
-    assert len(per_user) == stock and all(n == 1 for _, n in per_user)
+    held = db.session.execute(select(UserCoupon.id, UserCoupon.user_id).where(
+        UserCoupon.template_id == template["id"])).all()
+    # Every told-claimed coupon is in the database under the id its user was told, and nobody holds two.
+    assert sorted(coupon for _, coupon in granted) == sorted(coupon for coupon, _ in held)
+    assert len({user for _, user in held}) == stock
     if claim_gate == "redis":
-        assert gate.snapshot(template_id=template["id"])["remaining"] == 0
-        assert gate.in_flight(template_id=template["id"]) == []
+        snapshot = gate.snapshot(template_id=template["id"])
+        assert snapshot["remaining"] == 0 and sum(v for k, v in snapshot.items() if k.startswith("u:")) == stock
+        assert gate.in_flight(template_id=template["id"]) == [] and gate.refused() == []
 
 
 def _statements(app):
@@ -245,20 +338,21 @@ def _statements(app):
     return seen, lambda: event.remove(engine, "before_cursor_execute", count)
 
 
-def test_losing_taps_are_refused_from_redis_without_the_database(app, api, operator):
-    template = create_template(operator, stock=1)
-    winner, loser = api.as_user("winner"), api.as_user("loser")
-    assert claim(winner, template["id"], key="w-1").status_code == 201
+def test_a_drop_is_claimed_from_redis_without_the_database(app, api, operator):
+    template = create_template(operator, stock=2)
+    first, winner, loser = api.as_user("first"), api.as_user("winner"), api.as_user("loser")
+    assert claim(first, template["id"], key="f-1").status_code == 201  # this process now knows the template
     winner.get("/api/v1/me"), loser.get("/api/v1/me")  # sessions cached, as in a drop
     seen, stop = _statements(app)
     try:
+        won = claim(winner, template["id"], key="w-1")
+        assert won.status_code == 201
         assert_error(claim(loser, template["id"], key="l-1"), 409, "coupon_out_of_stock")
         assert_error(claim(winner, template["id"], key="w-2"), 409, "coupon_limit_reached")
-        assert seen == []
-        # A retry of the granted claim is recognised and replays its answer.
         replay = claim(winner, template["id"], key="w-1")
         assert replay.status_code == 201 and replay.headers.get("Idempotent-Replayed") == "true"
-        assert seen
+        assert replay.get_json() == won.get_json()
+        assert seen == []
     finally:
         stop()
 
@@ -267,14 +361,14 @@ def test_retries_replay_after_the_gate_is_rebuilt(app, api, operator):
     template = create_template(operator, stock=1)
     mom = api.as_user("mom")
     first = claim(mom, template["id"], key="tap")
-    app.extensions["redis"].delete(*gate._keys(template["id"]))
+    gate.drop(template_id=template["id"])
     claims.reconcile(template_id=template["id"])
     again = claim(mom, template["id"], key="tap")
     assert again.status_code == 201 and again.get_json() == first.get_json()
     assert_error(claim(mom, template["id"], key="other"), 409, "coupon_limit_reached")
 
 
-def test_paused_and_finished_templates_answer_from_the_full_path(api, operator, frozen_clock):
+def test_paused_and_finished_templates_are_refused_with_their_state(api, operator, frozen_clock):
     template = create_template(operator, stock=1)
     assert claim(api.as_user("a"), template["id"]).status_code == 201
     mom = api.as_user("mom")
@@ -289,7 +383,7 @@ def test_paused_and_finished_templates_answer_from_the_full_path(api, operator, 
 
 def test_pausing_a_template_without_a_gate_leaves_no_half_gate(app, api, operator):
     template = create_template(operator, stock=3)
-    app.extensions["redis"].delete(*gate._keys(template["id"]))
+    gate.drop(template_id=template["id"])
     operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "paused"})
     assert gate.snapshot(template_id=template["id"]) is None
     operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "active"})

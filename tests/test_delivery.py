@@ -584,6 +584,7 @@ def test_group_figures_count_clicks_claims_orders_and_gmv(host, frozen_clock, ap
     import json
 
     from app.affiliate import service as affiliate
+    from app.coupons import drain as coupon_drain
     from app.orders import webhooks
     from tests.affiliate_helpers import make_product, sign_headers
     from tests.coupon_factories import claim, create_template
@@ -600,6 +601,7 @@ def test_group_figures_count_clicks_claims_orders_and_gmv(host, frozen_clock, ap
     affiliate.persist_clicks()
     template = create_template(api.as_user("op", roles=("operator",)))
     assert claim(mom, template["id"], group_id=gid).status_code == 201
+    coupon_drain.drain()  # a flash claim lands through the claim stream
     secret = webhooks.add_source(name="jd-union").secret
     body = json.dumps({"event_id": "e1", "order": {
         "external_id": "JD1", "status": "paid", "version": 1, "event_at": (T0 + timedelta(minutes=10)).isoformat(),

@@ -1,11 +1,9 @@
-from functools import wraps
-
 from flask import g, request
 from flask_smorest import Blueprint
 
 from app.core import access
-from app.core.clock import now_utc
-from app.core.idempotency import HEADER, idempotent
+from app.core.errors import ApiError
+from app.core.idempotency import HEADER, MAX_KEY_LENGTH, idempotent
 from app.core.pagination import PageArgsSchema
 from app.coupons import cards, claims, templates, wallet
 from app.coupons.schemas import (BestArgsSchema, BestCouponSchema, BudgetChangeSchema, BudgetCreateSchema,
@@ -32,10 +30,10 @@ def _split(args: dict) -> tuple[dict, dict]:
     return args, scopes
 
 
-def _public(template) -> dict:
+def _public(template, shown: tuple[str, int]) -> dict:
+    state, left = shown
     return {name: getattr(template, name) for name in PublicTemplateSchema._declared_fields if hasattr(template, name)} | {
-        "headline": cards.headline(template), "state": templates.claim_window_state(template, now_utc()),
-        "stock_left": max(0, template.stock - template.claimed)}
+        "headline": cards.headline(template), "state": state, "stock_left": left}
 
 
 def _coupon_out(coupon, template) -> dict:
@@ -139,7 +137,8 @@ def list_budgets(args):
 def coupon_centre(args):
     """Live coupons to claim now or soon (the coupon centre)."""
     items, next_cursor = claims.claimable_templates(cursor=args["cursor"], limit=args["limit"])
-    return {"items": [_public(t) for t in items], "next_cursor": next_cursor}
+    shown = claims.availability(items)
+    return {"items": [_public(t, shown[t.id]) for t in items], "next_cursor": next_cursor}
 
 
 @blp.route("/coupons/<int:template_id>", methods=["GET"])
@@ -150,37 +149,42 @@ def coupon(template_id: int):
     template = templates.get_template(template_id=template_id)
     if template.status == "draft":
         templates.get_template_for(template_id=template_id, actor=access.current_actor())  # 404 unless its issuer or an operator
-    return _public(template)
+    return _public(template, claims.availability([template])[template.id])
 
 
-def _refused_from_redis(view):
-    """Answer a sold-out drop or a user at their limit from the Redis gate, before any database work.
+def _request_key() -> str:
+    key = request.headers.get(HEADER, "").strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ApiError(f"Send a {HEADER} header (1–{MAX_KEY_LENGTH} characters) so this request can be retried safely.",
+                       status=428, code="idempotency_key_required")
+    return key
 
-    It runs ahead of @idempotent on purpose: in a flash drop most taps lose, and they lose without a
-    database round trip. Retries of a granted claim are recognised by the gate and go the full way.
-    """
 
-    @wraps(view)
-    def wrapper(*args, template_id: int, **kwargs):
-        key = request.headers.get(HEADER, "").strip()
-        if key:
-            claims.fast_refusal(template_id=template_id, user_id=g.user.id, request_key=key)
-        return view(*args, template_id=template_id, **kwargs)
-
-    return wrapper
+@idempotent
+def _claim_in_sql(args: dict, template_id: int):
+    coupon = claims.claim_in_sql(template_id=template_id, user_id=g.user.id, request_key=_request_key(), **args)
+    return UserCouponSchema().dump(_coupon_out(coupon, templates.get_template(template_id=template_id))), 201
 
 
 @blp.route("/coupons/<int:template_id>/claim", methods=["POST"])
 @access.authenticated
-@_refused_from_redis
-@idempotent
 @blp.arguments(ClaimSchema)
 @blp.response(201, UserCouponSchema)
+@blp.doc(parameters=[{"in": "header", "name": HEADER, "required": True,
+                      "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+                      "description": "A client-chosen key; retries with the same key replay the first answer."}])
 def claim(args, template_id: int):
-    """Claim one coupon (send an Idempotency-Key; a retry replays the first answer)."""
-    coupon = claims.claim(template_id=template_id, user_id=g.user.id, request_key=request.headers.get(HEADER, "").strip(),
-                          **args)
-    return _coupon_out(coupon, templates.get_template(template_id=template_id))
+    """Claim one coupon (send an Idempotency-Key; a retry replays the first answer, the same coupon).
+
+    Flash drops answer from the Redis gate alone; the coupon's row lands a moment later, and your
+    coupon list and checkout wait for it, so the returned id can be used at once.
+    """
+    key = _request_key()
+    claimed = claims.claim_through_gate(template_id=template_id, user_id=g.user.id, request_key=key, **args)
+    if claimed is None:
+        return _claim_in_sql(args, template_id=template_id)
+    headers = {"Idempotent-Replayed": "true"} if claimed.replayed else {}
+    return _coupon_out(claimed.coupon, claimed.template), 201, headers
 
 
 @blp.route("/coupons/<int:template_id>/cards", methods=["POST"])

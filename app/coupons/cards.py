@@ -15,7 +15,8 @@ from app.core.db import db
 from app.core.errors import Conflict, NotFound
 from app.core.money import yuan
 from app.coupons.models import CouponShareCode, CouponTemplate
-from app.coupons.templates import claim_window_state, get_template
+from app.coupons import claims
+from app.coupons.templates import get_template
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 10
@@ -59,7 +60,7 @@ def _share_code(*, template_id: int, sharer_id: int, group_id: int | None, post_
 
 def render(template: CouponTemplate, share: CouponShareCode) -> dict:
     """The card payload (stable keys: group posts store and send it as it is)."""
-    state = claim_window_state(template, now_utc())
+    state, left = claims.availability([template])[template.id]
     return {
         "type": "coupon",
         "template_id": template.id,
@@ -78,7 +79,7 @@ def render(template: CouponTemplate, share: CouponShareCode) -> dict:
         "valid_days": template.valid_days,
         "state": state,
         "claimable": state == "claimable",
-        "stock_left": max(0, template.stock - template.claimed),
+        "stock_left": left,
         "group_id": share.group_id,
         "post_id": share.post_id,
         "miniprogram": {"appid": current_app.config["WECHAT_APPID"], "page": f"{CLAIM_PAGE}?code={share.code}"},

@@ -1,13 +1,27 @@
-"""Claiming coupons: the Redis gate in front, the database as the truth, and reconciliation after crashes.
+"""Claiming coupons: two paths to one truth, and reconciliation after crashes.
 
-A claim is told "claimed" only after its row committed, so a told-claimed coupon can never be lost: the
-database has it. What a crash can leave behind is a gate grant whose request died before committing; the
-reconcile (`flask coupons reconcile`, also scheduled) gives such grants back once they are older than the
-grace period (longer than any request can run) and rewrites the gate from the database.
+Redis-gated templates (flash drops, the default): `claim_through_gate` decides a claim from Redis alone,
+with no database statement on the way. One Lua call (see `gate`) checks the rules, takes stock, picks
+the coupon's id from a pool reserved from the database sequence (`ids`), keeps the answer under the
+request's Idempotency-Key and appends the grant to the claim stream. The answer is final the moment the
+call returns; the drain (`drain`, every second) lands the stream in the database in batches, and reads
+that must see a user's fresh coupons (her wallet, checkout) land her entries first. This path keeps its
+Idempotency-Key records in Redis next to the gate (a retry replays the same coupon, the same key with
+another request is 422); it never uses the database-backed `@idempotent`.
+
+SQL-gated templates: `claim_in_sql`, one transaction with a unique claim row and a conditional stock
+update (the comparison path, and fine for small coupons).
+
+`reconcile` (CLI, and every minute) drains the stream, repairs a template's counter from its rows and
+rebuilds each live gate from the database plus the entries still in the stream (in flight).
 """
+import hashlib
+import json
 import logging
+import time
+import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -16,9 +30,9 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.clock import now_utc
 from app.core.db import db
-from app.core.errors import Conflict, NotFound
+from app.core.errors import ApiError, Conflict, NotFound
 from app.core.redis import get_redis, key
-from app.coupons import gate
+from app.coupons import drain, gate, ids
 from app.coupons.models import CouponShareCode, CouponTemplate, UserCoupon
 from app.coupons.templates import MAX_ID, claim_window_state, get_template
 
@@ -34,7 +48,10 @@ REFUSALS = {
     "paused": ("Claiming this coupon is paused.", "coupon_paused"),
 }
 SEQ_RETRIES = 3
+GATE_RETRIES = 5
 LOAD_LOCK_SECONDS = 10
+RECONCILE_DRAIN_SECONDS = 30
+CACHE_LIMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -46,14 +63,56 @@ class Origin:
 
 
 @dataclass(frozen=True)
+class TemplateFacts:
+    """What a claim answer shows of its template; none of it changes once the template is live."""
+
+    id: int
+    name: str
+    kind: str
+    amount_off_fen: int
+    threshold_fen: int
+    percent_off_bp: int
+    cap_fen: int
+    scope: str
+    validity_kind: str
+    valid_from: datetime | None
+    valid_until: datetime | None
+    valid_days: int | None
+    token: str
+
+    @classmethod
+    def of(cls, template: CouponTemplate, token: str) -> "TemplateFacts":
+        return cls(id=template.id, name=template.name, kind=template.kind, amount_off_fen=template.amount_off_fen,
+                   threshold_fen=template.threshold_fen, percent_off_bp=template.percent_off_bp,
+                   cap_fen=template.cap_fen, scope=template.scope, validity_kind=template.validity_kind,
+                   valid_from=template.valid_from, valid_until=template.valid_until, valid_days=template.valid_days,
+                   token=token)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claim's answer. From the gate the coupon is not in the database yet (the drain lands it)."""
+
+    coupon: UserCoupon
+    template: TemplateFacts
+    replayed: bool
+
+
+@dataclass(frozen=True)
 class ReconcileReport:
     template_id: int
     claimed: int
     stock: int
     gate_remaining: int | None
-    in_flight_kept: int
-    grants_dropped: int
+    in_flight: int
+    refused: int
     db_repaired: bool
+
+
+# Per process, read on every gated claim: rows that never change (share codes; live templates' facts,
+# checked against the gate's token, which every rebuild renews).
+_share_codes: dict[str, tuple[int, Origin]] = {}
+_facts: dict[int, TemplateFacts] = {}
 
 
 def refusal(reason: str, **details) -> Conflict:
@@ -61,33 +120,113 @@ def refusal(reason: str, **details) -> Conflict:
     return Conflict(message, code=code, errors=details or None)
 
 
-def claim_day(at: datetime) -> tuple[datetime, str]:
+def claim_day(at: datetime) -> tuple[date, str]:
     """The calendar day (in the coupon zone, China by default) that per-day limits count in."""
     local = at.astimezone(ZoneInfo(current_app.config.get("COUPON_DAY_TIMEZONE", "Asia/Shanghai")))
     return local.date(), local.strftime("%Y%m%d")
 
 
-def _grace_seconds() -> float:
-    return float(current_app.config.get("COUPON_GATE_GRACE_SECONDS", 120))
+def key_digest(request_key: str | None) -> str:
+    """A short digest of an Idempotency-Key, as claim rows and the gate's records keep it."""
+    return hashlib.sha256(request_key.encode()).hexdigest()[:16] if request_key else ""
 
 
-def _origin(template: CouponTemplate, *, share_code: str | None, group_id: int | None, post_id: int | None) -> Origin:
-    if not share_code:
-        return Origin(group_id=group_id, post_id=post_id)
-    card = db.session.scalar(select(CouponShareCode).where(CouponShareCode.code == share_code.strip().upper()))
-    if card is None or card.template_id != template.id:
-        raise NotFound("This share code is not one of this coupon's cards.", code="share_code_not_found")
-    return Origin(share_code=card.code, sharer_id=card.sharer_id, group_id=card.group_id, post_id=card.post_id)
-
-
-def _validity(template: CouponTemplate, at: datetime) -> tuple[datetime, datetime]:
+def _validity(template: CouponTemplate | TemplateFacts, at: datetime) -> tuple[datetime, datetime]:
     if template.validity_kind == "window":
         return template.valid_from, template.valid_until
     return at, at + timedelta(days=template.valid_days)
 
 
-def _insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origin: Origin, grant: gate.Grant | None,
-                  claim_key: str | None):
+def _remember(cache: dict, name, value):
+    if len(cache) >= CACHE_LIMIT:
+        cache.clear()
+    cache[name] = value
+    return value
+
+
+def _origin(template_id: int, *, share_code: str | None, group_id: int | None, post_id: int | None) -> Origin:
+    """Where a claim came from; a share code must be one of this template's cards (404 otherwise)."""
+    if not share_code:
+        return Origin(group_id=group_id, post_id=post_id)
+    code = share_code.strip().upper()
+    found = _share_codes.get(code)
+    if found is None:
+        card = db.session.scalar(select(CouponShareCode).where(CouponShareCode.code == code))
+        if card is not None:
+            found = _remember(_share_codes, code, (card.template_id, Origin(
+                share_code=card.code, sharer_id=card.sharer_id, group_id=card.group_id, post_id=card.post_id)))
+    if found is None or found[0] != template_id:
+        raise NotFound("This share code is not one of this coupon's cards.", code="share_code_not_found")
+    return found[1]
+
+
+def _facts_of(template_id: int, token: str) -> TemplateFacts:
+    facts = _facts.get(template_id)
+    if facts is None or not token or facts.token != token:
+        facts = TemplateFacts.of(get_template(template_id=template_id), token)
+        if token:
+            _remember(_facts, template_id, facts)
+    return facts
+
+
+def _open_gate(template_id: int, at: datetime) -> bool:
+    """The gate was not loaded: load it (True), or say the template has none (False, claim_gate 'sql')."""
+    template = get_template(template_id=template_id)
+    if claim_window_state(template, at) == "draft":
+        raise NotFound("No such coupon.", code="coupon_not_found")
+    if template.claim_gate != "redis":
+        return False
+    if template.status == "ended":
+        raise refusal("ended")
+    if not load_gate(template_id=template_id, only_if_missing=True):
+        time.sleep(0.05)  # another process is loading it
+    return True
+
+
+def claim_through_gate(*, template_id: int, user_id: int, request_key: str, share_code: str | None = None,
+                       group_id: int | None = None, post_id: int | None = None) -> Claimed | None:
+    """Claim a coupon of a Redis-gated template from Redis alone; None when the template has no gate.
+
+    A retry with the same `request_key` (the Idempotency-Key) replays the first answer, the same coupon;
+    the same key with another template or body is 422 `idempotency_key_reused`.
+    """
+    ms = int(now_utc().timestamp() * 1000)
+    at = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    origin = _origin(template_id, share_code=share_code, group_id=group_id, post_id=post_id)
+    request_hash = hashlib.sha256(json.dumps([template_id, share_code, group_id, post_id]).encode()).hexdigest()[:32]
+    args = dict(template_id=template_id, user_id=user_id, request_hash=request_hash, now_ms=ms, day=claim_day(at)[1],
+                grant_id=uuid.uuid4().hex, share_code=origin.share_code, sharer_id=origin.sharer_id,
+                group_id=origin.group_id, post_id=origin.post_id, key_digest=key_digest(request_key),
+                ttl_seconds=current_app.config["IDEMPOTENCY_TTL_SECONDS"])
+    for _ in range(GATE_RETRIES):
+        outcome, answer, token = gate.claim(**args)
+        if outcome == "no_ids":
+            ids.top_up(low_water=1)
+        elif outcome == "missing":
+            if not _open_gate(template_id, at):
+                return None
+        else:
+            break
+    else:
+        raise ApiError("The claim gate is being loaded; try again.", status=503, code="coupon_gate_busy")
+    if outcome == "reused":
+        raise ApiError("This Idempotency-Key was used with a different request.", status=422,
+                       code="idempotency_key_reused")
+    if outcome not in ("granted", "replay"):
+        raise refusal(outcome)
+    coupon_id, granted_ms, code, group, post = answer.split("|")
+    granted_at = datetime.fromtimestamp(int(granted_ms) / 1000, tz=timezone.utc)
+    facts = _facts_of(template_id, token)
+    valid_from, valid_until = _validity(facts, granted_at)
+    coupon = UserCoupon(id=int(coupon_id), template_id=template_id, user_id=user_id, status="available",
+                        valid_from=valid_from, valid_until=valid_until, claimed_at=granted_at, used_at=None,
+                        reserved_order_id=None, origin_share_code=code or None,
+                        origin_group_id=int(group) if group else None, origin_post_id=int(post) if post else None)
+    return Claimed(coupon=coupon, template=facts, replayed=outcome == "replay")
+
+
+def _insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origin: Origin,
+                  claim_key: str) -> tuple[UserCoupon | None, str | None]:
     """Insert the claim row under its (template, user, seq) key; returns the row or the refusal reason."""
     day, _ = claim_day(at)
     valid_from, valid_until = _validity(template, at)
@@ -95,17 +234,17 @@ def _insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origi
         held = db.session.scalar(select(func.count()).select_from(UserCoupon)
                                  .where(UserCoupon.template_id == template.id, UserCoupon.user_id == user_id))
         if held >= template.per_user_limit:
-            return None, "limit_reached", held
+            return None, "limit_reached"
         day_seq = None
         if template.per_day_limit:
             today = db.session.scalar(select(func.count()).select_from(UserCoupon).where(
                 UserCoupon.template_id == template.id, UserCoupon.user_id == user_id, UserCoupon.claim_day == day))
             if today >= template.per_day_limit:
-                return None, "daily_limit_reached", held
+                return None, "daily_limit_reached"
             day_seq = today + 1
         coupon = UserCoupon(template_id=template.id, user_id=user_id, seq=held + 1,
                             claim_day=day if template.per_day_limit else None, day_seq=day_seq,
-                            gate_grant=grant.id if grant else None, claim_key=claim_key or None, status="available", valid_from=valid_from,
+                            claim_key=claim_key or None, status="available", valid_from=valid_from,
                             valid_until=valid_until, claimed_at=at, origin_share_code=origin.share_code,
                             origin_sharer_id=origin.sharer_id, origin_group_id=origin.group_id,
                             origin_post_id=origin.post_id)
@@ -115,8 +254,8 @@ def _insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origi
         except IntegrityError:
             # The same user claiming twice at once: the other request holds this seq; count again.
             continue
-        return coupon, None, held + 1
-    return None, "limit_reached", template.per_user_limit
+        return coupon, None
+    return None, "limit_reached"
 
 
 def _take_stock(template: CouponTemplate) -> bool:
@@ -129,153 +268,135 @@ def _take_stock(template: CouponTemplate) -> bool:
     ).rowcount == 1
 
 
-def _ask_gate(template: CouponTemplate, *, user_id: int, day_key: str, request_key: str | None) -> gate.Grant | None:
-    """Ask the Redis gate; None means 'go straight to the database' (the gate is being loaded elsewhere)."""
-    args = dict(template_id=template.id, user_id=user_id, per_user_limit=template.per_user_limit,
-                day=day_key if template.per_day_limit else "", per_day_limit=template.per_day_limit or 0,
-                request_key=request_key)
-    outcome, grant = gate.try_claim(**args)
-    if outcome == "missing":
-        if not load_gate(template_id=template.id, only_if_missing=True):
-            return None
-        outcome, grant = gate.try_claim(**args)
-    if outcome == "missing":
-        return None
-    if outcome != "granted":
-        raise refusal(outcome)
-    return grant
-
-
-def fast_refusal(*, template_id: int, user_id: int, request_key: str | None) -> None:
-    """Refuse a claim from Redis alone when the gate can tell (sold out, or the user at their limit)."""
-    reason = gate.fast_refusal(template_id=template_id, user_id=user_id, request_key=request_key,
-                               now_ms=int(now_utc().timestamp() * 1000))
-    if reason:
-        raise refusal(reason)
-
-
-def claim(*, template_id: int, user_id: int, share_code: str | None = None, group_id: int | None = None,
-          post_id: int | None = None, request_key: str | None = None) -> UserCoupon:
-    """Claim one coupon of a template for a user; never beyond the stock or the user's limits.
-
-    `request_key` is the request's Idempotency-Key, remembered (as a digest) so retries of a granted
-    claim are never refused by the gate's fast path.
-    """
+def claim_in_sql(*, template_id: int, user_id: int, request_key: str | None = None, share_code: str | None = None,
+                 group_id: int | None = None, post_id: int | None = None) -> UserCoupon:
+    """Claim a coupon of a template without a gate (claim_gate 'sql') in one database transaction."""
     template = get_template(template_id=template_id)
+    if template.claim_gate != "sql":
+        raise ValueError(f"template {template_id} is claimed through its Redis gate")
     at = now_utc()
     state = claim_window_state(template, at)
     if state == "draft":
         raise NotFound("No such coupon.", code="coupon_not_found")
     if state != "claimable":
         raise refusal(state)
-    origin = _origin(template, share_code=share_code, group_id=group_id, post_id=post_id)
-    _, day_key = claim_day(at)
-    grant = (_ask_gate(template, user_id=user_id, day_key=day_key, request_key=request_key)
-             if template.claim_gate == "redis" else None)
+    origin = _origin(template.id, share_code=share_code, group_id=group_id, post_id=post_id)
     try:
-        coupon, reason, held = _insert_claim(template, user_id=user_id, at=at, origin=origin, grant=grant,
-                                             claim_key=gate.key_hash(request_key))
+        coupon, reason = _insert_claim(template, user_id=user_id, at=at, origin=origin,
+                                       claim_key=key_digest(request_key))
         if coupon is None:
             raise refusal(reason)
         if not _take_stock(template):
             current = db.session.get(CouponTemplate, template_id, populate_existing=True)
-            reason = "out_of_stock" if current.status == "active" else ("paused" if current.status == "paused" else "ended")
-            raise refusal(reason)
+            raise refusal("out_of_stock" if current.status == "active" else
+                          "paused" if current.status == "paused" else "ended")
         db.session.commit()
-    except Conflict as exc:
-        db.session.rollback()
-        if grant is not None:
-            pins = {"coupon_out_of_stock": ("sold_out", 0), "coupon_limit_reached": ("limit", template.per_user_limit)}
-            reason, count = pins.get(exc.code, ("", 0))
-            gate.release(grant, reason=reason, user_count=count)
-        raise
     except BaseException:
         db.session.rollback()
-        if grant is not None:
-            gate.release(grant)
         raise
-    if grant is not None:
-        gate.settle(grant)
     return coupon
 
 
-def load_gate(*, template_id: int, only_if_missing: bool = False, grace_seconds: float | None = None) -> bool:
+def load_gate(*, template_id: int, only_if_missing: bool = False) -> bool:
     """(Re)build a template's gate from the database; one process at a time. Returns whether it ran."""
     redis = get_redis()
     lock = key("coupon-gate-load", template_id)
     if not redis.set(lock, 1, nx=True, ex=LOAD_LOCK_SECONDS):
         return False
     try:
-        if only_if_missing and gate.snapshot(template_id=template_id) is not None:
+        if only_if_missing and gate.state(template_id=template_id) is not None:
             return True
-        _rebuild(template_id, _grace_seconds() if grace_seconds is None else grace_seconds)
+        ids.top_up()
+        _rebuild(template_id)
         return True
     finally:
         redis.delete(lock)
 
 
-def _rebuild(template_id: int, grace_seconds: float) -> tuple[int, int, int]:
+def _rebuild(template_id: int) -> tuple[int, int]:
+    """Rewrite the gate from the rows plus the stream's entries not landed yet; returns (remaining, in flight)."""
     template = db.session.get(CouponTemplate, template_id, populate_existing=True)
-    # Order matters: counts first, then the in-flight list, then which of those committed. A grant
-    # committing in between is then counted at most once (or not at all: the gate admits one too many
-    # and the database refuses it), never twice (which would refuse a coupon the database still has).
-    user_counts: dict[int, int] = {}
-    user_keys: dict[int, list[str]] = {}
-    for user_id, claim_key in db.session.execute(select(UserCoupon.user_id, UserCoupon.claim_key).where(
-            UserCoupon.template_id == template_id)):
-        user_counts[user_id] = user_counts.get(user_id, 0) + 1
-        if claim_key:
-            user_keys.setdefault(user_id, []).append(claim_key)
-    day, day_key = claim_day(now_utc())
+    # Order matters: first which of the stream's entries the database holds, then the counts. An entry
+    # landing in between is counted twice (the gate refuses one claim too many until the next
+    # reconcile), never not at all (the gate would grant beyond the stock).
+    in_stream = gate.in_flight(template_id=template_id)
+    landed = []
+    for start in range(0, len(in_stream), 500):
+        landed += db.session.scalars(select(UserCoupon.gate_grant).where(
+            UserCoupon.gate_grant.in_(in_stream[start:start + 500]))).all()
+    user_counts = dict(db.session.execute(select(UserCoupon.user_id, func.count()).where(
+        UserCoupon.template_id == template_id).group_by(UserCoupon.user_id)).all())
+    day, today = claim_day(now_utc())
     day_counts = {}
     if template.per_day_limit:
         day_counts = dict(db.session.execute(select(UserCoupon.user_id, func.count()).where(
             UserCoupon.template_id == template_id, UserCoupon.claim_day == day).group_by(UserCoupon.user_id)).all())
-    total = sum(user_counts.values())
-    in_flight = gate.in_flight(template_id=template_id)
-    committed = []
-    for start in range(0, len(in_flight), 500):
-        chunk = in_flight[start:start + 500]
-        committed += db.session.scalars(select(UserCoupon.gate_grant).where(UserCoupon.gate_grant.in_(chunk))).all()
     ends = template.claim_ends_at if template.valid_until is None else min(template.claim_ends_at, template.valid_until)
-    return gate.rebuild(template_id=template_id, remaining=max(0, template.stock - total), user_counts=user_counts,
-                        day=day_key, day_counts=day_counts, user_keys=user_keys, committed_grants=committed,
-                        grace_seconds=grace_seconds, is_open=template.status == "active",
-                        starts_ms=int(template.claim_starts_at.timestamp() * 1000), ends_ms=int(ends.timestamp() * 1000),
-                        per_user_limit=template.per_user_limit)
+    remaining, in_flight, over = gate.rebuild(
+        template_id=template_id, remaining=template.stock - sum(user_counts.values()),
+        state=template.status if template.status in ("paused", "ended") else "active",
+        starts_ms=int(template.claim_starts_at.timestamp() * 1000), ends_ms=int(ends.timestamp() * 1000),
+        per_user_limit=template.per_user_limit, per_day_limit=template.per_day_limit or 0, today=today,
+        token=uuid.uuid4().hex, landed_grants=landed, user_counts=user_counts, day_counts=day_counts)
+    if over:
+        log.error("coupon template %s: %s grant(s) in flight beyond the stock", template_id, over)
+    return remaining, in_flight
 
 
-def reconcile(*, template_id: int | None = None, grace_seconds: float | None = None) -> list[ReconcileReport]:
-    """Make Redis agree with the database for live Redis-gated templates (after a crash, and on a schedule)."""
-    grace = _grace_seconds() if grace_seconds is None else grace_seconds
+def _repair_counter(template_id: int) -> bool:
+    """Set the claimed counter to the rows' count, should they ever disagree (the rows win)."""
+    # The row lock first: a claim or drain committing meanwhile is then either counted or still to come.
+    db.session.execute(select(CouponTemplate.id).where(CouponTemplate.id == template_id).with_for_update())
+    rows = db.session.scalar(select(func.count()).select_from(UserCoupon).where(UserCoupon.template_id == template_id))
+    repaired = db.session.execute(
+        update(CouponTemplate).where(CouponTemplate.id == template_id, CouponTemplate.claimed != rows)
+        .values(claimed=rows).execution_options(synchronize_session=False)).rowcount > 0
+    db.session.commit()
+    if repaired:
+        log.error("coupon template %s: claimed counter disagreed with its rows; set to %s", template_id, rows)
+    return repaired
+
+
+def reconcile(*, template_id: int | None = None) -> list[ReconcileReport]:
+    """Make Redis and the database agree for live Redis-gated templates (after a crash, and on a schedule)."""
+    drain.drain(wait_seconds=RECONCILE_DRAIN_SECONDS)
     stmt = select(CouponTemplate.id).where(CouponTemplate.status.in_(("active", "paused")),
                                            CouponTemplate.claim_gate == "redis")
     if template_id is not None:
         stmt = select(CouponTemplate.id).where(CouponTemplate.id == template_id) if 0 < template_id <= MAX_ID else None
-    ids = db.session.scalars(stmt).all() if stmt is not None else []
     reports = []
-    for tid in ids:
-        rows = db.session.scalar(select(func.count()).select_from(UserCoupon).where(UserCoupon.template_id == tid))
-        # The counter and the rows change in one transaction; should they ever disagree, the rows win.
-        repaired = db.session.execute(
-            update(CouponTemplate).where(CouponTemplate.id == tid, CouponTemplate.claimed != rows)
-            .values(claimed=rows).execution_options(synchronize_session=False)).rowcount > 0
-        db.session.commit()
-        if repaired:
-            log.error("coupon template %s: claimed counter disagreed with its rows; set to %s", tid, rows)
+    for tid in db.session.scalars(stmt).all() if stmt is not None else []:
+        repaired = _repair_counter(tid)
         template = db.session.get(CouponTemplate, tid, populate_existing=True)
+        refused = len(gate.refused(template_id=tid))
+        if refused:
+            log.error("coupon template %s: %s granted claim(s) refused by the database (see the refused stream)",
+                      tid, refused)
         if template.status not in ("active", "paused") or template.claim_gate != "redis":
             gate.drop(template_id=tid)
-            reports.append(ReconcileReport(tid, template.claimed, template.stock, None, 0, 0, repaired))
+            reports.append(ReconcileReport(tid, template.claimed, template.stock, None,
+                                           len(gate.in_flight(template_id=tid)), refused, repaired))
             continue
-        remaining, kept, dropped = _rebuild(tid, grace)
-        reports.append(ReconcileReport(tid, template.claimed, template.stock, remaining, kept, dropped, repaired))
+        remaining, in_flight = _rebuild(tid)
+        reports.append(ReconcileReport(tid, template.claimed, template.stock, remaining, in_flight, refused, repaired))
     return reports
 
 
 def reconcile_all() -> int:
-    """The scheduled reconcile (in-flight grants keep their grace)."""
+    """The scheduled reconcile."""
     return len(reconcile())
+
+
+def availability(templates: list[CouponTemplate]) -> dict[int, tuple[str, int]]:
+    """(state, coupons left) per template as a claimer sees it now; flash drops count from their gate."""
+    at = now_utc()
+    live = gate.remaining(template_ids=[t.id for t in templates if t.claim_gate == "redis" and t.status == "active"])
+    shown = {}
+    for template in templates:
+        left = live.get(template.id, max(0, template.stock - template.claimed))
+        state = claim_window_state(template, at)
+        shown[template.id] = ("out_of_stock" if state == "claimable" and left == 0 else state, left)
+    return shown
 
 
 def claimable_templates(*, cursor: str | None, limit: int) -> tuple[list[CouponTemplate], str | None]:

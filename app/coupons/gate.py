@@ -1,151 +1,149 @@
-"""The Redis flash-claim gate: an admission filter in front of the database, which stays the truth.
+"""The Redis flash-claim gate: it decides every claim of a Redis-gated template, and hands the grants on.
 
-Per template one hash holds `remaining` and the claim counts per user (`u:<user>`) and per user and day
-(`d:<day>:<user>`); a second hash holds the grants in flight (`grant id -> user|day|ms`). A claim asks the
-gate first (one Lua call, atomic); only granted claims reach the database, which repeats every check
-with a unique row and a conditional stock update. After the commit the grant leaves the in-flight hash.
+Per template one hash holds the template's claim rules (`state` active/paused/ended, `starts_ms`,
+`ends_ms`, `limit`, `day_limit`), `remaining` stock and the claim counts per user (`u:<user>`) and per
+user and day (`d:<day>:<user>`), plus a token `v` that changes whenever the gate is rebuilt.
 
-The gate may admit too many (the database refuses, and the refusal corrects the gate) but must not keep
-refusing what the database would grant: `rebuild` recomputes the gate from the database plus the grants
-still in flight, and runs after crashes and on a schedule (see `claims.reconcile`).
+A claim is one Lua call, atomic: it replays the answer kept under the request's Idempotency-Key (per
+user), or checks the rules, takes stock, takes a coupon id from the id pool (ids reserved from the
+database's own sequence, see `ids`), remembers the answer under the key and XADDs the grant to the
+claim stream. Nothing touches the database on the way. The drain (`drain`) lands the stream in the
+database in batches; until it has, an entry is "in flight" and counts against stock and limits.
 
-The fast refusal answers a sold-out drop or a user at their limit from Redis alone, before the request
-touches the database (even its Idempotency-Key record). It stays exact about retries: the gate keeps, per
-user, short hashes of the Idempotency-Keys that were granted (`k:<user>`), and a request carrying one of
-those always goes the full way, so a retry of a successful claim still replays its first answer. It only
-runs while the gate says the template is open (`open`, `starts_ms`, `ends_ms`), so paused or finished
-templates get their own answers from the full path.
+The database stays the truth: `rebuild` recomputes the gate from its rows plus the entries still in the
+stream (after crashes and on a schedule, see `claims.reconcile`).
 """
-import hashlib
-import time
-import uuid
-from dataclasses import dataclass
-
 from app.core.redis import get_redis, key
 
+STREAM = key("coupon-claims")
+REFUSED_STREAM = key("coupon-claims", "refused")
+ID_POOL = key("coupon-ids")
+GROUP = "drain"
+
+# KEYS: gate, idempotency record, stream, id pool, the user's count of entries not yet landed.
+# ARGV: user, template, request hash, now-ms, day, grant, share code, sharer, group, post, key digest, ttl.
+# Returns {outcome, answer, gate token}; the answer (granted or replayed) is "coupon|ms|share code|group|post".
 _CLAIM = """
-if redis.call('exists', KEYS[1]) == 0 then return 'missing' end
-local remaining = tonumber(redis.call('hget', KEYS[1], 'remaining') or '0')
-if remaining <= 0 then return 'out_of_stock' end
-local ufield = 'u:' .. ARGV[1]
-if tonumber(redis.call('hget', KEYS[1], ufield) or '0') >= tonumber(ARGV[2]) then return 'limit_reached' end
-local dfield = nil
-if ARGV[3] ~= '' then
-  dfield = 'd:' .. ARGV[3] .. ':' .. ARGV[1]
-  if tonumber(redis.call('hget', KEYS[1], dfield) or '0') >= tonumber(ARGV[4]) then return 'daily_limit_reached' end
-  redis.call('hincrby', KEYS[1], dfield, 1)
+local record = redis.call('get', KEYS[2])
+if record then
+  local sep = string.find(record, '|', 1, true)
+  if string.sub(record, 1, sep - 1) ~= ARGV[3] then return {'reused', '', ''} end
+  return {'replay', string.sub(record, sep + 1), redis.call('hget', KEYS[1], 'v') or ''}
 end
+local g = redis.call('hmget', KEYS[1], 'state', 'starts_ms', 'ends_ms', 'remaining', 'limit', 'day_limit',
+                     'u:' .. ARGV[1], 'v')
+if not g[1] then return {'missing', '', ''} end
+if g[1] ~= 'active' then return {g[1], '', ''} end
+local now = tonumber(ARGV[4])
+if now < tonumber(g[2]) then return {'not_started', '', ''} end
+if now >= tonumber(g[3]) then return {'ended', '', ''} end
+if tonumber(g[7] or '0') >= tonumber(g[5]) then return {'limit_reached', '', ''} end
+if tonumber(g[4]) <= 0 then return {'out_of_stock', '', ''} end
+local dfield, day_seq = nil, ''
+if tonumber(g[6]) > 0 then
+  dfield = 'd:' .. ARGV[5] .. ':' .. ARGV[1]
+  local today = tonumber(redis.call('hget', KEYS[1], dfield) or '0')
+  if today >= tonumber(g[6]) then return {'daily_limit_reached', '', ''} end
+  day_seq = today + 1
+end
+local coupon = redis.call('lpop', KEYS[4])
+if not coupon then return {'no_ids', '', ''} end
 redis.call('hincrby', KEYS[1], 'remaining', -1)
-redis.call('hincrby', KEYS[1], ufield, 1)
-if ARGV[7] ~= '' then
-  local kfield = 'k:' .. ARGV[1]
-  local keys = redis.call('hget', KEYS[1], kfield)
-  redis.call('hset', KEYS[1], kfield, keys and (keys .. ',' .. ARGV[7]) or ARGV[7])
-end
-redis.call('hset', KEYS[2], ARGV[5], ARGV[1] .. '|' .. ARGV[3] .. '|' .. ARGV[6] .. '|' .. ARGV[7])
-return 'granted'
+local seq = redis.call('hincrby', KEYS[1], 'u:' .. ARGV[1], 1)
+if dfield then redis.call('hincrby', KEYS[1], dfield, 1) end
+redis.call('xadd', KEYS[3], '*', 't', ARGV[2], 'u', ARGV[1], 'c', coupon, 'g', ARGV[6], 'ms', ARGV[4],
+           'seq', seq, 'day', dfield and ARGV[5] or '', 'dseq', day_seq, 'sc', ARGV[7], 'sh', ARGV[8],
+           'gr', ARGV[9], 'p', ARGV[10], 'k', ARGV[11])
+redis.call('incr', KEYS[5])
+local answer = coupon .. '|' .. ARGV[4] .. '|' .. ARGV[7] .. '|' .. ARGV[9] .. '|' .. ARGV[10]
+redis.call('set', KEYS[2], ARGV[3] .. '|' .. answer, 'EX', ARGV[12])
+return {'granted', answer, g[8] or ''}
 """
 
-# ARGV: user, key hash, now-ms. '' means "go the full way".
-_FAST = """
-local s = redis.call('hmget', KEYS[1], 'remaining', 'u:' .. ARGV[1], 'k:' .. ARGV[1], 'open', 'starts_ms', 'ends_ms', 'limit')
-if not s[1] or s[4] ~= '1' then return '' end
-local now = tonumber(ARGV[3])
-if not s[7] or now < tonumber(s[5] or '0') or now >= tonumber(s[6] or '0') then return '' end
-local used = tonumber(s[2] or '0')
-if ARGV[2] ~= '' and s[3] and string.find(',' .. s[3] .. ',', ',' .. ARGV[2] .. ',', 1, true) then return '' end
-if used >= tonumber(s[7]) then return 'limit_reached' end
-if tonumber(s[1]) <= 0 then return 'out_of_stock' end
-return ''
-"""
-
-# Undo a grant the database refused (once: only while it is still in flight). ARGV[4] says what the
-# database knows: 'sold_out' pins remaining to 0, 'limit' pins the user's count to ARGV[5].
-_RELEASE = """
-if redis.call('hdel', KEYS[2], ARGV[1]) == 0 then return 0 end
-if redis.call('exists', KEYS[1]) == 0 then return 1 end
-if ARGV[6] ~= '' then
-  local kfield = 'k:' .. ARGV[2]
-  local keys = redis.call('hget', KEYS[1], kfield)
-  if keys then
-    local kept = {}
-    for k in string.gmatch(keys, '[^,]+') do if k ~= ARGV[6] then table.insert(kept, k) end end
-    if #kept > 0 then redis.call('hset', KEYS[1], kfield, table.concat(kept, ',')) else redis.call('hdel', KEYS[1], kfield) end
-  end
-end
-redis.call('hincrby', KEYS[1], 'remaining', 1)
-redis.call('hincrby', KEYS[1], 'u:' .. ARGV[2], -1)
-if ARGV[3] ~= '' then redis.call('hincrby', KEYS[1], 'd:' .. ARGV[3] .. ':' .. ARGV[2], -1) end
-if ARGV[4] == 'sold_out' then redis.call('hset', KEYS[1], 'remaining', 0) end
-if ARGV[4] == 'limit' then redis.call('hset', KEYS[1], 'u:' .. ARGV[2], ARGV[5]) end
-return 1
-"""
-
-# Replace the gate with the database's counts plus the grants still in flight.
-# ARGV: remaining-from-db, now-ms, grace-ms, open, starts-ms, ends-ms, n-committed, committed ids...,
-# then field/value pairs (u:<user> counts, d:<day>:<user> counts, k:<user> granted key hashes).
-# Grants that committed are dropped from the in-flight hash (the database counts them); grants older
-# than the grace period never committed and never will (their request died), so they are dropped too;
-# the rest are in flight and keep their stock, their user's count and their key.
+# Replace the gate with the database's counts plus the stream's entries for this template that the
+# database does not hold yet. KEYS: gate, stream. ARGV: template, remaining-from-db, state, starts-ms,
+# ends-ms, limit, day limit, today, token, n landed grants, landed grant ids..., then field/value pairs
+# (u:<user> and d:<today>:<user> counts from the database).
 _REBUILD = """
-local remaining = tonumber(ARGV[1])
-local now, grace = tonumber(ARGV[2]), tonumber(ARGV[3])
-local n = tonumber(ARGV[7])
-local committed = {}
-for i = 8, 7 + n do committed[ARGV[i]] = true end
+local tid, remaining, today = ARGV[1], tonumber(ARGV[2]), ARGV[8]
+local n = tonumber(ARGV[10])
+local landed = {}
+for i = 11, 10 + n do landed[ARGV[i]] = true end
 local fields = {}
-for i = 8 + n, #ARGV, 2 do fields[ARGV[i]] = ARGV[i + 1] end
-local pending = redis.call('hgetall', KEYS[2])
-local dropped, inflight = 0, 0
-for i = 1, #pending, 2 do
-  local grant, value = pending[i], pending[i + 1]
-  local user, day, at, keyhash = string.match(value, '^([^|]*)|([^|]*)|(%d+)|([^|]*)$')
-  if committed[grant] or now - tonumber(at) > grace then
-    redis.call('hdel', KEYS[2], grant)
-    dropped = dropped + 1
-  else
-    inflight = inflight + 1
+for i = 11 + n, #ARGV, 2 do fields[ARGV[i]] = tonumber(ARGV[i + 1]) end
+local in_flight = 0
+for _, entry in ipairs(redis.call('xrange', KEYS[2], '-', '+')) do
+  local f, e = entry[2], {}
+  for i = 1, #f, 2 do e[f[i]] = f[i + 1] end
+  if e.t == tid and not landed[e.g] then
+    in_flight = in_flight + 1
     remaining = remaining - 1
-    fields['u:' .. user] = tostring(tonumber(fields['u:' .. user] or '0') + 1)
-    if day ~= '' then
-      fields['d:' .. day .. ':' .. user] = tostring(tonumber(fields['d:' .. day .. ':' .. user] or '0') + 1)
-    end
-    if keyhash ~= '' then
-      fields['k:' .. user] = fields['k:' .. user] and (fields['k:' .. user] .. ',' .. keyhash) or keyhash
+    fields['u:' .. e.u] = (fields['u:' .. e.u] or 0) + 1
+    if e.day == today then
+      local d = 'd:' .. today .. ':' .. e.u
+      fields[d] = (fields[d] or 0) + 1
     end
   end
 end
+local over = 0
+if remaining < 0 then over, remaining = -remaining, 0 end
 redis.call('del', KEYS[1])
-if remaining < 0 then remaining = 0 end
-redis.call('hset', KEYS[1], 'remaining', remaining, 'open', ARGV[4], 'starts_ms', ARGV[5], 'ends_ms', ARGV[6])
-for f, v in pairs(fields) do if v ~= '' and v ~= '0' then redis.call('hset', KEYS[1], f, v) end end
-return {remaining, inflight, dropped}
+redis.call('hset', KEYS[1], 'remaining', remaining, 'state', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
+           'limit', ARGV[6], 'day_limit', ARGV[7], 'v', ARGV[9])
+local batch = {}
+for f, v in pairs(fields) do
+  if v > 0 then
+    table.insert(batch, f)
+    table.insert(batch, v)
+    if #batch >= 1000 then redis.call('hset', KEYS[1], unpack(batch)); batch = {} end
+  end
+end
+if #batch > 0 then redis.call('hset', KEYS[1], unpack(batch)) end
+return {remaining, in_flight, over}
 """
 
+# Settle drained entries: ack and delete each (once: only while it is pending), copy the ones the
+# database refused to the refused stream, and count them off their user's not-yet-landed count.
+# KEYS: stream, refused stream, then one not-landed counter per entry. ARGV: group, then per entry
+# its id and '' (landed) or the refusal reason.
+_SETTLE = """
+local settled = 0
+for j = 1, #KEYS - 2 do
+  local id, reason = ARGV[2 * j], ARGV[2 * j + 1]
+  if redis.call('xack', KEYS[1], ARGV[1], id) == 1 then
+    if reason ~= '' then
+      local entry = redis.call('xrange', KEYS[1], id, id)[1]
+      if entry then
+        local f = entry[2]
+        table.insert(f, 'entry'); table.insert(f, id); table.insert(f, 'reason'); table.insert(f, reason)
+        redis.call('xadd', KEYS[2], '*', unpack(f))
+      end
+    end
+    redis.call('xdel', KEYS[1], id)
+    if redis.call('decr', KEYS[2 + j]) <= 0 then redis.call('del', KEYS[2 + j]) end
+    settled = settled + 1
+  end
+end
+return settled
+"""
 
-# Only an existing gate is touched: a hash holding nothing but 'open' would read as sold out.
+# Only an existing gate is touched: a hash holding nothing but 'state' would read as a broken gate.
 _CLOSE = """
-if redis.call('exists', KEYS[1]) == 1 then redis.call('hset', KEYS[1], 'open', 0) end
+if redis.call('exists', KEYS[1]) == 1 then redis.call('hset', KEYS[1], 'state', ARGV[1]) end
 return 0
 """
 
 
-@dataclass(frozen=True)
-class Grant:
-    id: str
-    template_id: int
-    user_id: int
-    day: str
-    key_hash: str
+def _gate(template_id: int) -> str:
+    return key("coupon-gate", template_id)
 
 
-def key_hash(request_key: str | None) -> str:
-    """A short, comma-free digest of an Idempotency-Key, as the gate stores it."""
-    return hashlib.sha256(request_key.encode()).hexdigest()[:16] if request_key else ""
+def _record(user_id: int, key_digest: str) -> str:
+    return key("coupon-claim-key", user_id, key_digest)
 
 
-def _keys(template_id: int) -> list[str]:
-    return [key("coupon-gate", template_id), key("coupon-gate", template_id, "inflight")]
+def _not_landed(user_id: int | str) -> str:
+    return key("coupon-claims", "not-landed", user_id)
 
 
 def _script(name: str, source: str):
@@ -156,74 +154,139 @@ def _script(name: str, source: str):
     return cache[name]
 
 
-def _ms() -> int:
-    # Wall-clock milliseconds, not the app clock: in-flight ages must hold across processes and frozen tests.
-    return int(time.time() * 1000)
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def fast_refusal(*, template_id: int, user_id: int, request_key: str | None, now_ms: int) -> str:
-    """'out_of_stock' or 'limit_reached' when Redis alone can tell; '' to go the full way."""
-    outcome = _script("fast", _FAST)(keys=_keys(template_id)[:1], args=[user_id, key_hash(request_key), now_ms])
-    return outcome.decode() if isinstance(outcome, bytes) else outcome
+def claim(*, template_id: int, user_id: int, request_hash: str, now_ms: int, day: str, grant_id: str,
+          share_code: str, sharer_id: int | None, group_id: int | None, post_id: int | None, key_digest: str,
+          ttl_seconds: int) -> tuple[str, str, str]:
+    """Decide one claim; returns (outcome, answer, gate token).
+
+    Outcomes: 'granted' and 'replay' (answer "coupon|ms|share code|group|post"), 'reused' (the key was
+    used with another request), a refusal ('out_of_stock', 'limit_reached', 'daily_limit_reached',
+    'not_started', 'ended', 'paused'), 'missing' (no gate loaded) or 'no_ids' (the id pool is empty).
+    """
+    blank = lambda v: "" if v is None else v
+    result = _script("claim", _CLAIM)(
+        keys=[_gate(template_id), _record(user_id, key_digest), STREAM, ID_POOL, _not_landed(user_id)],
+        args=[user_id, template_id, request_hash, now_ms, day, grant_id, blank(share_code), blank(sharer_id),
+              blank(group_id), blank(post_id), key_digest, ttl_seconds])
+    outcome, answer, token = (_text(v) for v in result)
+    return outcome, answer, token
 
 
-def try_claim(*, template_id: int, user_id: int, per_user_limit: int, day: str, per_day_limit: int,
-              request_key: str | None = None) -> tuple[str, Grant | None]:
-    """Ask the gate; returns ('granted', grant) or a refusal ('out_of_stock', 'limit_reached', ...) or 'missing'."""
-    grant = Grant(id=uuid.uuid4().hex, template_id=template_id, user_id=user_id, day=day,
-                  key_hash=key_hash(request_key))
-    outcome = _script("claim", _CLAIM)(keys=_keys(template_id),
-                                       args=[user_id, per_user_limit, day, per_day_limit, grant.id, _ms(), grant.key_hash])
-    outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
-    return outcome, grant if outcome == "granted" else None
-
-
-def settle(grant: Grant) -> None:
-    """The database committed the claim: the grant is no longer in flight."""
-    get_redis().hdel(_keys(grant.template_id)[1], grant.id)
-
-
-def release(grant: Grant, *, reason: str = "", user_count: int = 0) -> None:
-    """The database refused or failed: give the grant back (`reason` 'sold_out' or 'limit' pins the truth)."""
-    _script("release", _RELEASE)(keys=_keys(grant.template_id),
-                                 args=[grant.id, grant.user_id, grant.day, reason, user_count, grant.key_hash])
-
-
-def rebuild(*, template_id: int, remaining: int, user_counts: dict[int, int], day: str, day_counts: dict[int, int],
-            user_keys: dict[int, list[str]], committed_grants: list[str], grace_seconds: float, is_open: bool,
-            starts_ms: int, ends_ms: int, per_user_limit: int) -> tuple[int, int, int]:
-    """Rewrite the gate from database counts; returns (remaining, grants in flight kept, grants dropped)."""
-    fields: list = ["limit", per_user_limit]
+def rebuild(*, template_id: int, remaining: int, state: str, starts_ms: int, ends_ms: int, per_user_limit: int,
+            per_day_limit: int, today: str, token: str, landed_grants: list[str], user_counts: dict[int, int],
+            day_counts: dict[int, int]) -> tuple[int, int, int]:
+    """Rewrite the gate; returns (remaining, entries in flight, grants beyond the stock)."""
+    fields: list = []
     for user_id, count in user_counts.items():
         fields += [f"u:{user_id}", count]
     for user_id, count in day_counts.items():
-        fields += [f"d:{day}:{user_id}", count]
-    for user_id, hashes in user_keys.items():
-        fields += [f"k:{user_id}", ",".join(h for h in hashes if h)]
-    result = _script("rebuild", _REBUILD)(keys=_keys(template_id),
-                                          args=[remaining, _ms(), int(grace_seconds * 1000), int(is_open), starts_ms,
-                                                ends_ms, len(committed_grants), *committed_grants, *fields])
+        fields += [f"d:{today}:{user_id}", count]
+    result = _script("rebuild", _REBUILD)(
+        keys=[_gate(template_id), STREAM],
+        args=[template_id, remaining, state, starts_ms, ends_ms, per_user_limit, per_day_limit, today, token,
+              len(landed_grants), *landed_grants, *fields])
     return int(result[0]), int(result[1]), int(result[2])
 
 
-def close(*, template_id: int) -> None:
-    """Stop fast refusals for a template that is no longer open (paused): the full path answers."""
-    _script("close", _CLOSE)(keys=_keys(template_id)[:1])
-
-
-def in_flight(*, template_id: int) -> list[str]:
-    """Grant ids the gate handed out whose claims have not been settled or released."""
-    return [g.decode() for g in get_redis().hkeys(_keys(template_id)[1])]
+def close(*, template_id: int, state: str) -> None:
+    """Stop granting ('paused' or 'ended'); claims are refused with that state from now on."""
+    _script("close", _CLOSE)(keys=[_gate(template_id)], args=[state])
 
 
 def snapshot(*, template_id: int) -> dict[str, int] | None:
     """The gate's counters (None when the gate is not loaded)."""
-    raw = get_redis().hgetall(_keys(template_id)[0])
+    raw = get_redis().hgetall(_gate(template_id))
     if not raw:
         return None
     return {k.decode(): int(v) for k, v in raw.items() if k.startswith((b"u:", b"d:", b"remaining"))}
 
 
+def remaining(*, template_ids: list[int]) -> dict[int, int]:
+    """Stock left per template whose gate is loaded (the others are left out)."""
+    pipe = get_redis().pipeline(transaction=False)
+    for template_id in template_ids:
+        pipe.hget(_gate(template_id), "remaining")
+    return {tid: int(v) for tid, v in zip(template_ids, pipe.execute()) if v is not None}
+
+
+def state(*, template_id: int) -> str | None:
+    """'active', 'paused' or 'ended' as the gate has it (None when not loaded)."""
+    value = get_redis().hget(_gate(template_id), "state")
+    return None if value is None else value.decode()
+
+
 def drop(*, template_id: int) -> None:
-    """Forget a template's gate (ended templates)."""
-    get_redis().delete(*_keys(template_id))
+    """Forget a template's gate (ended templates; entries in the stream still land)."""
+    get_redis().delete(_gate(template_id))
+
+
+def _entries(stream: str) -> list[tuple[str, dict[str, str]]]:
+    return [(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})
+            for entry_id, fields in get_redis().xrange(stream)]
+
+
+def in_flight(*, template_id: int) -> list[str]:
+    """Grant ids of this template still in the stream (granted, not landed yet)."""
+    return [f["g"] for _, f in _entries(STREAM) if f.get("t") == str(template_id)]
+
+
+def refused(*, template_id: int | None = None) -> list[dict[str, str]]:
+    """Granted claims the database refused (kept for an operator; they must not happen)."""
+    return [f for _, f in _entries(REFUSED_STREAM) if template_id is None or f.get("t") == str(template_id)]
+
+
+def not_landed(*, user_id: int) -> int:
+    """How many of the user's granted claims are still in the stream."""
+    return int(get_redis().get(_not_landed(user_id)) or 0)
+
+
+def stream_length() -> int:
+    """Entries in the claim stream (granted and not landed, or being landed)."""
+    return int(get_redis().xlen(STREAM))
+
+
+def ensure_group() -> None:
+    """Create the drain's consumer group (from the stream's start, so no entry is skipped)."""
+    redis = get_redis()
+    try:
+        redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    except Exception as exc:  # redis-py raises ResponseError; only "already exists" is expected
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def next_entries(*, consumer: str, count: int) -> list[tuple[str, dict[str, str]]]:
+    """Entries to land: first those delivered to a consumer that never acked them, then new ones."""
+    redis = get_redis()
+    reclaimed = redis.xautoclaim(STREAM, GROUP, consumer, min_idle_time=0, start_id="0-0", count=count)[1]
+    batch = [(entry_id, fields) for entry_id, fields in reclaimed if fields]
+    if not batch:
+        answer = redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=count)
+        batch = answer[0][1] if answer else []
+    return [(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()}) for entry_id, fields in batch]
+
+
+def settle(entries: list[tuple[str, dict[str, str]]], outcomes: dict[str, str]) -> int:
+    """Ack and delete landed (or refused) entries; returns how many this call settled."""
+    if not entries:
+        return 0
+    args: list = [GROUP]
+    for entry_id, _ in entries:
+        args += [entry_id, outcomes.get(entry_id, "")]
+    keys = [STREAM, REFUSED_STREAM] + [_not_landed(fields["u"]) for _, fields in entries]
+    return int(_script("settle", _SETTLE)(keys=keys, args=args))
+
+
+def ids_left() -> int:
+    """Coupon ids waiting in the pool."""
+    return int(get_redis().llen(ID_POOL))
+
+
+def add_ids(ids: list[int]) -> None:
+    """Put reserved coupon ids into the pool."""
+    if ids:
+        get_redis().rpush(ID_POOL, *ids)

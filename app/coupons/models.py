@@ -122,6 +122,9 @@ class UserCoupon(db.Model):
         Index("ix_user_coupons_user_status", "user_id", "status"),
         Index("ix_user_coupons_template_claimed_at", "template_id", "claimed_at"),
         Index("ix_user_coupons_status_valid_until", "status", "valid_until"),
+        # Gate grants carry ids reserved from the sequence before their rows exist (see coupons.ids);
+        # on SQLite only AUTOINCREMENT keeps a sequence that ordinary inserts respect.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[IdPk]
@@ -130,9 +133,9 @@ class UserCoupon(db.Model):
     seq: Mapped[int] = mapped_column(Integer)
     claim_day: Mapped[date | None] = mapped_column(Date)
     day_seq: Mapped[int | None] = mapped_column(Integer)
-    # The Redis gate's grant id, so a reconcile can tell a committed grant from one that died in flight.
+    # The Redis gate's grant id: the drain lands each grant once, and a reconcile tells landed from in flight.
     gate_grant: Mapped[str | None] = mapped_column(String(32), unique=True)
-    # A digest of the claim's Idempotency-Key: the gate tells a retry of this claim from a new tap by it.
+    # A digest of the Idempotency-Key of the request that claimed it (which tap made this coupon).
     claim_key: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(10), default="available")
     valid_from: Mapped[datetime]

@@ -11,16 +11,21 @@ from app.core.access import Actor
 from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import Conflict, NotFound
-from app.coupons import cards
+from app.coupons import cards, drain
 from app.coupons.models import CouponTemplate, UserCoupon
 from app.coupons.pricing import Line, Quote, quote
 from app.coupons.templates import MAX_ID, get_template_for, rule_of
 
 
 def quote_order(*, user_id: int, lines: list[Line], coupon_id: int | None) -> Quote:
-    """Price order lines with one of the user's coupons (or none); a coupon that cannot apply is a 409."""
+    """Price order lines with one of the user's coupons (or none); a coupon that cannot apply is a 409.
+
+    A coupon claimed a moment ago may still be on its way from the claim stream: the user's pending
+    claims are landed first (their own commit), so call this before writing anything.
+    """
     if coupon_id is None:
         return quote(lines, None)
+    drain.ensure_landed(user_id=user_id)
     coupon = db.session.get(UserCoupon, coupon_id) if 0 < coupon_id <= MAX_ID else None
     if coupon is None or coupon.user_id != user_id:
         raise NotFound("You hold no such coupon.", code="coupon_not_found")

@@ -1,7 +1,10 @@
 from app.core.scheduler import ScheduledJob
-from app.coupons import claims, templates, wallet
+from app.coupons import claims, drain, templates, wallet
 
 SCHEDULE = [
+    # Granted flash claims land in the database within about a second (reads that need them sooner drain first).
+    ScheduledJob(id="coupons-drain", func=drain.drain, trigger="interval", trigger_args={"seconds": 1},
+                 misfire_grace_time=1),
     ScheduledJob(id="coupons-reconcile", func=claims.reconcile_all, trigger="interval",
                  trigger_args={"minutes": 1}, misfire_grace_time=60),
     ScheduledJob(id="coupons-expire", func=wallet.expire_coupons, trigger="interval",

@@ -17,7 +17,7 @@ from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from app.core.pagination import keyset_page
-from app.coupons import gate
+from app.coupons import drain, gate
 from app.groups import service as groups
 from app.coupons.models import CouponBudget, CouponTemplate, CouponTemplateScope
 from app.coupons.pricing import CouponRule
@@ -33,6 +33,7 @@ RULE_FIELDS = ("kind", "amount_off_fen", "threshold_fen", "percent_off_bp", "cap
 EDITABLE = RULE_FIELDS + ("name", "description", "validity_kind", "valid_from", "valid_until", "valid_days",
                           "claim_starts_at", "claim_ends_at", "stock", "per_user_limit", "per_day_limit",
                           "claim_gate", "group_id")
+ENDING_DRAIN_SECONDS = 30
 SCOPE_LISTS = {"category_ids": ("category", False), "product_ids": ("product", False),
                "excluded_category_ids": ("category", True), "excluded_product_ids": ("product", True)}
 
@@ -257,10 +258,19 @@ def change_status(*, template_id: int, actor: Actor, status: str) -> CouponTempl
                        errors={"from": template.status, "to": status})
     if status == "active" and template.claim_ends_at <= now_utc():
         raise Conflict("The claim window has passed; this template can only end.", code="coupon_claim_window_passed")
+    gated = template.claim_gate == "redis"
+    if status == "ended" and gated:
+        # Stop granting, then land every grant, so the budget release below counts them all.
+        gate.close(template_id=template.id, state="ended")
+        drain.drain(wait_seconds=ENDING_DRAIN_SECONDS)
     moved = db.session.execute(
         update(CouponTemplate).where(CouponTemplate.id == template.id, CouponTemplate.status == template.status)
         .values(status=status, updated_at=now_utc()).execution_options(synchronize_session=False)).rowcount
     if not moved:
+        if gated:
+            from app.coupons.claims import load_gate
+
+            load_gate(template_id=template.id)
         raise Conflict("The template changed meanwhile; reload it.", code="coupon_template_changed")
     db.session.refresh(template)
     if status == "ended":
@@ -269,8 +279,8 @@ def change_status(*, template_id: int, actor: Actor, status: str) -> CouponTempl
     if status == "ended":
         gate.drop(template_id=template.id)
     elif status == "paused":
-        gate.close(template_id=template.id)
-    elif status == "active" and template.claim_gate == "redis":
+        gate.close(template_id=template.id, state="paused")
+    elif status == "active" and gated:
         from app.coupons.claims import load_gate
 
         load_gate(template_id=template.id)
@@ -281,6 +291,12 @@ def end_finished_templates() -> int:
     """End live templates whose claim window has passed (a scheduled job)."""
     ids = db.session.scalars(select(CouponTemplate.id).where(CouponTemplate.status.in_(("active", "paused")),
                                                              CouponTemplate.claim_ends_at <= now_utc())).all()
+    if not ids:
+        return 0
+    # Past their window the gates grant nothing more; land what they granted before the budgets settle.
+    for template_id in ids:
+        gate.close(template_id=template_id, state="ended")
+    drain.drain(wait_seconds=ENDING_DRAIN_SECONDS)
     for template_id in ids:
         moved = db.session.execute(
             update(CouponTemplate).where(CouponTemplate.id == template_id, CouponTemplate.status.in_(("active", "paused")))

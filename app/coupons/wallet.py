@@ -7,6 +7,7 @@ from app.catalog import service as catalog
 from app.core.clock import now_utc
 from app.core.db import db
 from app.core.pagination import keyset_page
+from app.coupons import drain
 from app.coupons.models import CouponTemplate, UserCoupon
 from app.coupons.pricing import Line, quote
 from app.coupons.templates import rule_of
@@ -26,7 +27,9 @@ def list_coupons(*, user_id: int, status: str, cursor: str | None, limit: int) -
 
     available: not used and still valid (a coupon held by an unpaid order is listed with status
     `reserved`; it comes back if that order expires). used: paid with. expired: validity passed unused.
+    Coupons claimed a moment ago through the gate are landed first, so they are listed at once.
     """
+    drain.ensure_landed(user_id=user_id)
     at = now_utc()
     stmt = select(UserCoupon, CouponTemplate).join(CouponTemplate, CouponTemplate.id == UserCoupon.template_id) \
         .where(UserCoupon.user_id == user_id)
@@ -61,6 +64,7 @@ def usable_coupons(*, user_id: int) -> list[tuple[UserCoupon, CouponTemplate]]:
 
 def best_for_product(*, user_id: int, product_id: int, quantity: int) -> BestCoupon:
     """The held coupon that takes the most off `quantity` of a product (ties: the one expiring first)."""
+    drain.ensure_landed(user_id=user_id)
     product = catalog.get_product(product_id=product_id)
     lines = [Line(product_id=product.id, category_id=product.category_id, unit_price_fen=product.price_fen,
                   quantity=quantity)]

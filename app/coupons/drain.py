@@ -1,0 +1,168 @@
+"""Landing granted claims: the drain moves the claim stream into the database in batches.
+
+The gate grants from Redis alone and XADDs each grant to one stream; the drain (scheduled every second,
+also run by reads that must see a user's fresh claims, and first thing in every reconcile) reads it
+through a consumer group, one drainer at a time (a Redis lock). Per batch it inserts the rows, unique by
+grant id (`ON CONFLICT (gate_grant) DO NOTHING`: an entry landed before a crash lands once), bumps each
+template's counter with one conditional update (`claimed + n <= stock`) in the same transaction, and
+only after the commit acks and deletes the entries. Entries delivered to a drainer that died before
+acking stay pending and are taken over by the next drain.
+
+The database keeps every invariant: the unique (template, user, seq) and (template, user, day, day_seq)
+keys, the stock check. If it refuses a granted entry (it cannot while the gate is exact), the batch is
+retried entry by entry, and each refused entry is logged and copied to the refused stream, which every
+reconcile reports: a told-claimed coupon is never dropped silently.
+"""
+import logging
+import os
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from app.core.db import db
+from app.core.redis import get_redis, key
+from app.coupons import gate, ids
+from app.coupons.models import CouponTemplate, UserCoupon
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+# A drainer that dies holds the lock this long at most; a batch takes well under a second.
+LOCK_SECONDS = 10
+
+
+class StockRefused(Exception):
+    """The conditional stock update refused a batch: the gate granted beyond the stock."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    entry_id: str
+    template_id: int
+    user_id: int
+    coupon_id: int
+    grant_id: str
+    claimed_at: datetime
+    seq: int
+    claim_day: date | None
+    day_seq: int | None
+    share_code: str | None
+    sharer_id: int | None
+    group_id: int | None
+    post_id: int | None
+    key_digest: str | None
+
+    @classmethod
+    def parse(cls, entry_id: str, f: dict[str, str]) -> "Grant":
+        number = lambda name: int(f[name]) if f.get(name) else None
+        return cls(entry_id=entry_id, template_id=int(f["t"]), user_id=int(f["u"]), coupon_id=int(f["c"]),
+                   grant_id=f["g"], claimed_at=datetime.fromtimestamp(int(f["ms"]) / 1000, tz=timezone.utc),
+                   seq=int(f["seq"]),
+                   claim_day=datetime.strptime(f["day"], "%Y%m%d").date() if f.get("day") else None,
+                   day_seq=number("dseq"), share_code=f.get("sc") or None, sharer_id=number("sh"),
+                   group_id=number("gr"), post_id=number("p"), key_digest=f.get("k") or None)
+
+    def row(self, template: CouponTemplate) -> dict:
+        if template.validity_kind == "window":
+            valid_from, valid_until = template.valid_from, template.valid_until
+        else:
+            valid_from, valid_until = self.claimed_at, self.claimed_at + timedelta(days=template.valid_days)
+        return {"id": self.coupon_id, "template_id": self.template_id, "user_id": self.user_id, "seq": self.seq,
+                "claim_day": self.claim_day, "day_seq": self.day_seq, "gate_grant": self.grant_id,
+                "claim_key": self.key_digest, "status": "available", "valid_from": valid_from,
+                "valid_until": valid_until, "claimed_at": self.claimed_at, "origin_share_code": self.share_code,
+                "origin_sharer_id": self.sharer_id, "origin_group_id": self.group_id, "origin_post_id": self.post_id}
+
+
+def _consumer() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _insert(grants: list[Grant], templates: dict[int, CouponTemplate]) -> None:
+    """One statement for the rows, one conditional update per template; raises if the database refuses."""
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = (dialect.insert(UserCoupon).values([g.row(templates[g.template_id]) for g in grants])
+            .on_conflict_do_nothing(index_elements=[UserCoupon.gate_grant]).returning(UserCoupon.template_id))
+    landed = Counter(db.session.scalars(stmt))
+    for template_id, count in landed.items():
+        moved = db.session.execute(
+            update(CouponTemplate).where(CouponTemplate.id == template_id,
+                                         CouponTemplate.claimed + count <= CouponTemplate.stock)
+            .values(claimed=CouponTemplate.claimed + count).execution_options(synchronize_session=False)).rowcount
+        if moved != 1:
+            raise StockRefused(template_id)
+
+
+def _land(grants: list[Grant]) -> dict[str, str]:
+    """Write a batch; returns the refusal reason per entry id for entries the database refused."""
+    wanted = {g.template_id for g in grants}
+    templates = {t.id: t for t in db.session.scalars(select(CouponTemplate).where(CouponTemplate.id.in_(wanted)))}
+    refused = {g.entry_id: "template_missing" for g in grants if g.template_id not in templates}
+    grants = [g for g in grants if g.template_id in templates]
+    try:
+        if grants:
+            _insert(grants, templates)
+        db.session.commit()
+        return refused
+    except (IntegrityError, StockRefused):
+        db.session.rollback()
+    # Something in the batch is refused: land what the database takes, one entry at a time.
+    for grant in grants:
+        try:
+            with db.session.begin_nested():
+                _insert([grant], templates)
+        except IntegrityError as exc:
+            refused[grant.entry_id] = "conflict: " + str(exc.orig).splitlines()[0][:200]
+        except StockRefused:
+            refused[grant.entry_id] = "out_of_stock"
+    db.session.commit()
+    for grant in grants:
+        if grant.entry_id in refused:
+            log.error("coupon grant %s (template %s, user %s, coupon %s) refused by the database: %s",
+                      grant.grant_id, grant.template_id, grant.user_id, grant.coupon_id, refused[grant.entry_id])
+    return refused
+
+
+def drain(*, wait_seconds: float = 0, max_batches: int | None = None) -> int:
+    """Land granted claims from the stream; returns how many entries were settled (0 when another drainer runs)."""
+    if not gate.stream_length():  # the common tick: nothing granted since the last drain
+        return 0
+    timeout = current_app.config.get("COUPON_DRAIN_LOCK_SECONDS", LOCK_SECONDS)
+    lock = get_redis().lock(key("coupon-drain"), timeout=timeout, blocking=wait_seconds > 0,
+                            blocking_timeout=wait_seconds or None)
+    if not lock.acquire():
+        return 0
+    try:
+        gate.ensure_group()
+        consumer, settled, batches = _consumer(), 0, 0
+        while max_batches is None or batches < max_batches:
+            entries = gate.next_entries(consumer=consumer, count=BATCH)
+            if not entries:
+                break
+            refused = _land([Grant.parse(entry_id, fields) for entry_id, fields in entries])
+            settled += gate.settle(entries, refused)
+            batches += 1
+            lock.reacquire()
+        ids.top_up()
+        return settled
+    finally:
+        try:
+            lock.release()
+        except Exception:  # the lock expired under a stalled drain; the next drain takes over anyway
+            log.warning("coupon drain lock expired before release")
+
+
+def ensure_landed(*, user_id: int, wait_seconds: float = 5) -> None:
+    """Read-your-writes: land the user's granted claims still in the stream before reading her coupons."""
+    deadline = time.monotonic() + wait_seconds
+    while gate.not_landed(user_id=user_id) and time.monotonic() < deadline:
+        # Waits for a drain already running (it may be landing this user's entries), then lands the rest.
+        if not drain(wait_seconds=max(0.01, deadline - time.monotonic())):
+            return
