@@ -9,15 +9,20 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from uuid import uuid4
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.accounts import service as accounts
+from app.core import bulk
 from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import Conflict, Invalid
 from app.core.pagination import keyset_page
 from app.ledger.models import PLATFORM_KINDS, USER_KINDS, LedgerAccount, LedgerJournal, LedgerLine
+
+
+JOURNAL_COLUMNS = ("key", "kind", "order_id", "withdrawal_id", "reason", "created_by_id", "created_at")
+LINE_COLUMNS = ("journal_id", "account_id", "amount_fen", "share", "order_line_id", "attribution_id", "created_at")
 
 
 @dataclass(frozen=True)
@@ -96,19 +101,26 @@ def post_journals(drafts: list[JournalDraft], *, guard: frozenset[tuple[int | No
         return []
     accounts = ensure_accounts({(line.owner_id, line.kind) for _, lines in ready for line in lines})
     now = now_utc()
-    journal_ids = db.session.scalars(
-        insert(LedgerJournal).returning(LedgerJournal.id, sort_by_parameter_order=True),
-        [{"key": d.key, "kind": d.kind, "order_id": d.order_id, "withdrawal_id": d.withdrawal_id, "reason": d.reason,
-          "created_by_id": d.created_by_id, "created_at": now} for d, _ in ready]).all()
+    journal_rows = [{"key": d.key, "kind": d.kind, "order_id": d.order_id, "withdrawal_id": d.withdrawal_id,
+                     "reason": d.reason, "created_by_id": d.created_by_id, "created_at": now} for d, _ in ready]
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        journal_ids = bulk.allocate_ids(LedgerJournal.__table__, len(journal_rows))
+        bulk.copy_rows(LedgerJournal.__table__, ("id", *JOURNAL_COLUMNS),
+                       ((journal_id, *(row[c] for c in JOURNAL_COLUMNS)) for journal_id, row in zip(journal_ids, journal_rows)))
+    else:
+        journal_ids = db.session.scalars(
+            insert(LedgerJournal).returning(LedgerJournal.id, sort_by_parameter_order=True), journal_rows).all()
     rows, deltas = [], defaultdict(int)
     for journal_id, (_, lines) in zip(journal_ids, ready):
         for line in lines:
             account_id = accounts[(line.owner_id, line.kind)]
             deltas[account_id] += line.amount_fen
-            rows.append({"journal_id": journal_id, "account_id": account_id, "amount_fen": line.amount_fen,
-                         "share": line.share, "order_line_id": line.order_line_id,
-                         "attribution_id": line.attribution_id, "created_at": now})
-    db.session.execute(insert(LedgerLine), rows)
+            rows.append((journal_id, account_id, line.amount_fen, line.share, line.order_line_id, line.attribution_id, now))
+    if postgres:
+        bulk.copy_rows(LedgerLine.__table__, LINE_COLUMNS, rows)
+    else:
+        db.session.execute(insert(LedgerLine), [dict(zip(LINE_COLUMNS, row)) for row in rows])
     guarded = {accounts[pair] for pair in guard if pair in accounts}
     for account_id in sorted(a for a in deltas if a in guarded and deltas[a] < 0):
         moved = db.session.execute(
@@ -117,13 +129,26 @@ def post_journals(drafts: list[JournalDraft], *, guard: frozenset[tuple[int | No
             .execution_options(synchronize_session=False)).rowcount
         if moved != 1:
             raise InsufficientBalance()
-    # One executemany in account id order: concurrent postings take row locks in the same order, never deadlock.
-    rest = [{"b_id": a, "b_delta": deltas[a]} for a in sorted(deltas) if not (a in guarded and deltas[a] < 0)]
+    rest = sorted((a, deltas[a]) for a in deltas if not (a in guarded and deltas[a] < 0) and deltas[a] != 0)
     if rest:
-        table = LedgerAccount.__table__
-        db.session.execute(table.update().where(table.c.id == bindparam("b_id"))
-                           .values(balance_fen=table.c.balance_fen + bindparam("b_delta")), rest)
+        _move_balances(rest, postgres)
     return list(journal_ids)
+
+
+def _move_balances(deltas: list[tuple[int, int]], postgres: bool) -> None:
+    """Add each delta to its account's cached balance, locking the rows in account id order (never deadlocks)."""
+    if postgres:
+        ids, amounts = [a for a, _ in deltas], [d for _, d in deltas]
+        db.session.execute(text("SELECT 1 FROM ledger_accounts WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE"),
+                           {"ids": ids})
+        db.session.execute(text("UPDATE ledger_accounts AS a SET balance_fen = a.balance_fen + d.delta "
+                                "FROM unnest(CAST(:ids AS bigint[]), CAST(:amounts AS bigint[])) AS d(id, delta) "
+                                "WHERE a.id = d.id"), {"ids": ids, "amounts": amounts})
+        return
+    table = LedgerAccount.__table__
+    db.session.execute(table.update().where(table.c.id == bindparam("b_id"))
+                       .values(balance_fen=table.c.balance_fen + bindparam("b_delta")),
+                       [{"b_id": a, "b_delta": d} for a, d in deltas])
 
 
 def balances(*, owner_id: int) -> dict[str, int]:

@@ -1,0 +1,47 @@
+"""Set-based writes on PostgreSQL for batch paths: ids taken ahead from the table's sequence, rows by COPY.
+
+Both run inside the session's current transaction (the session's own connection), so what they write
+commits or rolls back with everything else. A COPY that breaks a constraint raises SQLAlchemy's
+`IntegrityError`, like an INSERT would, so callers retry or roll back the same way.
+"""
+from typing import Iterable, Sequence
+
+import psycopg
+from sqlalchemy import Table, text
+from sqlalchemy.exc import IntegrityError
+
+from app.core.db import db
+
+_sequences: dict[str, str] = {}
+
+
+def _driver_connection():
+    return db.session.connection().connection.driver_connection
+
+
+def _sequence(table: Table) -> str:
+    name = _sequences.get(table.name)
+    if name is None:
+        name = db.session.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}).scalar_one()
+        _sequences[table.name] = name
+    return name
+
+
+def allocate_ids(table: Table, count: int) -> list[int]:
+    """Take `count` ids from the table's id sequence, ascending (concurrent writers get other ids)."""
+    if count <= 0:
+        return []
+    rows = _driver_connection().execute(
+        "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (_sequence(table), count)).fetchall()
+    return sorted(row[0] for row in rows)
+
+
+def copy_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """COPY rows (tuples in `columns` order) into `table`."""
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    try:
+        with _driver_connection().cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(statement, None, exc) from exc
