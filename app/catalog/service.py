@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import among, db
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.catalog.models import Category, Product
@@ -91,7 +91,7 @@ def product_terms(*, product_ids: list[int]) -> dict[int, ProductTerms]:
     wanted = set(product_ids)
     if not wanted:
         return {}
-    return {row.id: ProductTerms(*row) for row in db.session.execute(select(*_TERMS).where(Product.id.in_(wanted)))}
+    return {row.id: ProductTerms(*row) for row in db.session.execute(select(*_TERMS).where(among(Product.id, wanted)))}
 
 
 def product_terms_by_external_id(*, source: str, external_ids: list[str]) -> dict[str, ProductTerms]:
@@ -100,7 +100,7 @@ def product_terms_by_external_id(*, source: str, external_ids: list[str]) -> dic
     if not wanted:
         return {}
     rows = db.session.execute(select(Product.external_id, *_TERMS).where(Product.source == source,
-                                                                        Product.external_id.in_(wanted)))
+                                                                        among(Product.external_id, wanted)))
     return {row[0]: ProductTerms(*row[1:]) for row in rows}
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.accounts import service as accounts
 from app.core import bulk
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import among, db
 from app.core.errors import Conflict, Invalid
 from app.core.pagination import keyset_page
 from app.ledger.models import PLATFORM_KINDS, USER_KINDS, LedgerAccount, LedgerJournal, LedgerLine
@@ -70,14 +70,27 @@ def ensure_accounts(pairs: set[tuple[int | None, str]]) -> dict[tuple[int | None
     codes = {account_code(owner, kind): (owner, kind) for owner, kind in pairs}
     if not codes:
         return {}
-    found = dict(db.session.execute(select(LedgerAccount.code, LedgerAccount.id).where(LedgerAccount.code.in_(codes))).all())
-    missing = [{"code": code, "owner_id": codes[code][0], "kind": codes[code][1], "balance_fen": 0,
-                "created_at": now_utc()} for code in codes if code not in found]
+    found = dict(db.session.execute(select(LedgerAccount.code, LedgerAccount.id).where(among(LedgerAccount.code, codes))).all())
+    missing = [code for code in codes if code not in found]
+    if missing and db.session.get_bind().dialect.name == "postgresql":
+        found.update(db.session.execute(_CREATE_ACCOUNTS, {
+            "codes": missing, "owners": [codes[c][0] for c in missing], "kinds": [codes[c][1] for c in missing],
+            "now": now_utc()}).all())
+        missing = [code for code in missing if code not in found]  # made meanwhile by a concurrent posting
+    elif missing:
+        db.session.execute(_insert_ignoring_existing(), [
+            {"code": code, "owner_id": codes[code][0], "kind": codes[code][1], "balance_fen": 0, "created_at": now_utc()}
+            for code in missing])
     if missing:
-        db.session.execute(_insert_ignoring_existing(), missing)
         found.update(db.session.execute(select(LedgerAccount.code, LedgerAccount.id)
-                                        .where(LedgerAccount.code.in_([m["code"] for m in missing]))).all())
+                                        .where(among(LedgerAccount.code, missing))).all())
     return {codes[code]: account_id for code, account_id in found.items()}
+
+
+_CREATE_ACCOUNTS = text(
+    "INSERT INTO ledger_accounts (code, owner_id, kind, balance_fen, created_at) "
+    "SELECT code, owner_id, kind, 0, :now FROM unnest(CAST(:codes AS text[]), CAST(:owners AS bigint[]), "
+    "CAST(:kinds AS text[])) AS m(code, owner_id, kind) ON CONFLICT (code) DO NOTHING RETURNING code, id")
 
 
 def post_journals(drafts: list[JournalDraft], *, guard: frozenset[tuple[int | None, str]] = frozenset()) -> list[int]:
@@ -95,7 +108,7 @@ def post_journals(drafts: list[JournalDraft], *, guard: frozenset[tuple[int | No
             ready.append((draft, lines))
     if not ready:
         return []
-    existing = set(db.session.scalars(select(LedgerJournal.key).where(LedgerJournal.key.in_([d.key for d, _ in ready]))))
+    existing = set(db.session.scalars(select(LedgerJournal.key).where(among(LedgerJournal.key, [d.key for d, _ in ready]))))
     ready = [(d, lines) for d, lines in ready if d.key not in existing]
     if not ready:
         return []

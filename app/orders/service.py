@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from app.accounts import service as accounts
 from app.affiliate import service as affiliate
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import among, db
 from app.core.errors import ApiError, NotFound
 from app.core.pagination import keyset_page
 from app.ledger import service as ledger
@@ -73,7 +73,7 @@ def _ingest(events: list[OrderEventIn], products: dict, set_based: bool) -> list
     for source in {s for s, _ in keys}:
         ext_ids = [x for s, x in keys if s == source]
         known.update({(source, ext): (oid, version) for oid, ext, version in db.session.execute(
-            select(Order.id, Order.external_id, Order.version).where(Order.source == source, Order.external_id.in_(ext_ids)))})
+            select(Order.id, Order.external_id, Order.version).where(Order.source == source, among(Order.external_id, ext_ids)))})
     newest: dict[tuple[str, str], OrderEventIn] = {}
     for e in events:
         k = (e.source, e.external_id)
@@ -96,7 +96,9 @@ def _ingest(events: list[OrderEventIn], products: dict, set_based: bool) -> list
         if applied:
             known[k] = (order_id, e.version)
         results.append(IngestResult(order_id, "applied" if applied else "stale"))
-        event_rows.append(creating.event_row(order_id, e, applied))
+        # The order's current version was recorded when it was created or applied: a replay of it adds nothing.
+        if applied or e.version != version:
+            event_rows.append(creating.event_row(order_id, e, applied))
     if new_events:
         creating.copy_events(new_events)
     _insert_events(event_rows)
