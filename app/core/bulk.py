@@ -4,10 +4,12 @@ Both run inside the session's current transaction (the session's own connection)
 commits or rolls back with everything else. A COPY that breaks a constraint raises SQLAlchemy's
 `IntegrityError`, like an INSERT would, so callers retry or roll back the same way.
 """
+import re
 from typing import Iterable, Sequence
 
 import psycopg
 from sqlalchemy import Table, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from app.core.db import db
@@ -36,11 +38,17 @@ def allocate_ids(table: Table, count: int) -> list[int]:
     return sorted(row[0] for row in rows)
 
 
+def _type_name(column) -> str:
+    """The PostgreSQL type name psycopg knows the column by (BIGINT, VARCHAR(16), TIMESTAMP WITH TIME ZONE ...)."""
+    return re.sub(r"\(.*\)", "", column.type.compile(dialect=postgresql.dialect())).strip().lower()
+
+
 def copy_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
-    """COPY rows (tuples in `columns` order) into `table`."""
-    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    """COPY rows (tuples of Python values in `columns` order; JSON columns take dicts) into `table`, binary."""
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
     try:
         with _driver_connection().cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types([_type_name(table.c[name]) for name in columns])
             for row in rows:
                 copy.write_row(row)
     except psycopg.errors.IntegrityError as exc:

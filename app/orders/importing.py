@@ -9,6 +9,8 @@ reported by its line number; every other order is kept.
 import csv
 import json
 from dataclasses import dataclass, field
+from queue import Full, Queue
+from threading import Event, Thread
 from typing import Callable, Iterable, Iterator, TextIO
 
 from marshmallow import ValidationError
@@ -19,6 +21,7 @@ from app.orders.schemas import OrderInSchema
 from app.orders.webhooks import event_from
 
 BATCH_SIZE = 2000
+READ_AHEAD = 2  # batches validated ahead of the one being ingested
 ORDER_FIELDS = ("external_id", "status", "version", "event_at", "paid_at", "completed_at", "buyer_id",
                 "buyer_openid", "tracking_code")
 LINE_FIELDS = ("line_id", "product_id", "product_external_id", "quantity", "paid_fen", "refunded_fen")
@@ -67,42 +70,96 @@ def _problem(exc: ApiError) -> dict:
     return {"code": exc.code, "message": exc.message, "errors": exc.errors}
 
 
-def _report_invalid(row: _Row, messages: dict, report: ImportReport) -> None:
+def _invalid(row: _Row, messages: dict) -> list[tuple[int, object]]:
     """Schema errors; a CSV line's own errors go to its row, the order's to its first row."""
     lines = messages.get("lines") if isinstance(messages, dict) else None
-    if isinstance(lines, dict) and row.line_numbers:
-        for index, problem in sorted(lines.items(), key=lambda item: str(item[0])):
-            at = row.line_numbers[index] if isinstance(index, int) and index < len(row.line_numbers) else row.number
-            report.errors.append((at, {"lines": problem}))
-        messages = {k: v for k, v in messages.items() if k != "lines"}
-        if not messages:
-            return
-    report.errors.append((row.number, messages))
+    if not (isinstance(lines, dict) and row.line_numbers):
+        return [(row.number, messages)]
+    found = []
+    for index, problem in sorted(lines.items(), key=lambda item: str(item[0])):
+        at = row.line_numbers[index] if isinstance(index, int) and index < len(row.line_numbers) else row.number
+        found.append((at, {"lines": problem}))
+    rest = {k: v for k, v in messages.items() if k != "lines"}
+    return found + ([(row.number, rest)] if rest else [])
+
+
+@dataclass
+class _Chunk:
+    """Up to a batch of validated events, with the rows read for them and the errors met on the way."""
+
+    rows_read: int = 0
+    events: list[tuple[int, service.OrderEventIn]] = field(default_factory=list)
+    errors: list[tuple[int, object]] = field(default_factory=list)
+
+
+def _chunks(rows: Iterable[_Row], source: str, batch_size: int) -> Iterator[_Chunk]:
+    schema = OrderInSchema()
+    chunk = _Chunk()
+    for row in rows:
+        chunk.rows_read += max(1, len(row.line_numbers))
+        if isinstance(row.order, str):
+            chunk.errors.append((row.number, row.order))
+            continue
+        try:
+            order = schema.load(row.order if isinstance(row.order, dict) else {})
+        except ValidationError as exc:
+            chunk.errors += _invalid(row, exc.messages)
+            continue
+        chunk.events.append((row.number, event_from(source=source, order=order, payload=row.order)))
+        if len(chunk.events) >= batch_size:
+            yield chunk
+            chunk = _Chunk()
+    if chunk.rows_read:
+        yield chunk
+
+
+def _read_ahead(chunks: Iterator[_Chunk]) -> Iterator[_Chunk]:
+    """Read and validate the next batch in a thread while the caller ingests this one: parsing then overlaps
+    the time spent waiting for the database. The reader stops when the caller does."""
+    ready: Queue = Queue(maxsize=READ_AHEAD)
+    stop = Event()
+
+    def hand_over(item) -> None:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return
+            except Full:
+                continue
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                hand_over(chunk)
+                if stop.is_set():
+                    return
+            hand_over(None)
+        except BaseException as exc:  # handed to the caller, who raises it
+            hand_over(exc)
+
+    reader = Thread(target=read, name="statement-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 def import_rows(*, rows: Iterable[_Row], source: str, on_row: Callable[[], None] = lambda: None,
                 batch_size: int = BATCH_SIZE) -> ImportReport:
     """Validate each order, ingest the good ones in batches, and report the bad ones by line number."""
-    schema = OrderInSchema()
     report = ImportReport()
-    batch: list[tuple[int, service.OrderEventIn]] = []
-    for row in rows:
-        for _ in range(max(1, len(row.line_numbers))):
+    for chunk in _read_ahead(_chunks(rows, source, batch_size)):
+        for _ in range(chunk.rows_read):
             on_row()
-        if isinstance(row.order, str):
-            report.errors.append((row.number, row.order))
-            continue
-        try:
-            order = schema.load(row.order if isinstance(row.order, dict) else {})
-        except ValidationError as exc:
-            _report_invalid(row, exc.messages, report)
-            continue
-        batch.append((row.number, event_from(source=source, order=order, payload=row.order)))
-        if len(batch) >= batch_size:
-            _ingest(batch, report)
-            batch = []
-    if batch:
-        _ingest(batch, report)
+        report.errors += chunk.errors
+        if chunk.events:
+            _ingest(chunk.events, report)
+    report.errors.sort(key=lambda error: error[0])
     return report
 
 
