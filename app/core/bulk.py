@@ -5,6 +5,7 @@ commits or rolls back with everything else. A COPY that breaks a constraint rais
 `IntegrityError`, like an INSERT would, so callers retry or roll back the same way.
 """
 import re
+from functools import cache
 from typing import Iterable, Sequence
 
 import psycopg
@@ -38,9 +39,11 @@ def allocate_ids(table: Table, count: int) -> list[int]:
     return sorted(row[0] for row in rows)
 
 
-def _type_name(column) -> str:
-    """The PostgreSQL type name psycopg knows the column by (BIGINT, VARCHAR(16), TIMESTAMP WITH TIME ZONE ...)."""
-    return re.sub(r"\(.*\)", "", column.type.compile(dialect=postgresql.dialect())).strip().lower()
+@cache
+def _type_names(table: Table, columns: tuple[str, ...]) -> list[str]:
+    """The PostgreSQL type names psycopg knows the columns by (bigint, varchar, timestamp with time zone ...)."""
+    dialect = postgresql.dialect()
+    return [re.sub(r"\(.*\)", "", table.c[name].type.compile(dialect=dialect)).strip().lower() for name in columns]
 
 
 def copy_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
@@ -48,7 +51,7 @@ def copy_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence]) ->
     statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
     try:
         with _driver_connection().cursor() as cursor, cursor.copy(statement) as copy:
-            copy.set_types([_type_name(table.c[name]) for name in columns])
+            copy.set_types(_type_names(table, tuple(columns)))
             for row in rows:
                 copy.write_row(row)
     except psycopg.errors.IntegrityError as exc:

@@ -20,7 +20,7 @@ from app.orders import service
 from app.orders.schemas import OrderInSchema
 from app.orders.webhooks import event_from
 
-BATCH_SIZE = 2000
+BATCH_SIZE = 5000
 READ_AHEAD = 2  # batches validated ahead of the one being ingested
 ORDER_FIELDS = ("external_id", "status", "version", "event_at", "paid_at", "completed_at", "buyer_id",
                 "buyer_openid", "tracking_code")
