@@ -82,3 +82,35 @@ def test_level2_switch(api):
     assert operator.patch("/api/v1/admin/settings", json={"level2_enabled": False}).get_json() == {"level2_enabled": False}
     assert rules.level2_enabled() is False
     assert_error(api.as_user("mom").patch("/api/v1/admin/settings", json={"level2_enabled": True}), 403, "role_required")
+
+
+def test_category_rules_reach_sub_categories_and_the_nearest_wins(api, frozen_clock):
+    frozen_clock(T0)
+    top = catalog.create_category(name="童装", parent_id=None)
+    shoes = catalog.create_category(name="童鞋", parent_id=top.id)
+    first_steps = catalog.create_category(name="学步鞋", parent_id=shoes.id)
+    toddler_shoe = make_product(category_id=first_steps.id)
+    coat = make_product(category_id=top.id)
+    operator = api.as_user("op", roles=("operator",))
+    base = {"level2_bp": 0, "host_bp": 0, "content_bp": 0}
+
+    def post(**body):
+        response = operator.post("/api/v1/admin/commission-rules", json=base | body)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["id"]
+
+    def rule_of(product, category):
+        return rules.rates_for(product_id=product.id, category_id=category.id).rule_id
+
+    on_top = post(kind="category", category_id=top.id, level1_bp=600)
+    assert rule_of(toddler_shoe, first_steps) == on_top  # two levels down
+    frozen_clock(T0 + timedelta(seconds=1))
+    on_shoes = post(kind="category", category_id=shoes.id, level1_bp=650)
+    frozen_clock(T0 + timedelta(seconds=2))
+    newer_on_top = post(kind="category", category_id=top.id, level1_bp=800)
+    assert rule_of(toddler_shoe, first_steps) == on_shoes  # the nearest category wins over a newer rule further up
+    assert rule_of(coat, top) == newer_on_top
+    frozen_clock(T0 + timedelta(seconds=3))
+    campaign = post(kind="campaign", category_id=top.id, level1_bp=900)
+    assert rule_of(toddler_shoe, first_steps) == campaign  # a campaign on a category reaches its sub-categories too
+    assert rules.rates_for(product_id=make_product().id, category_id=None).rule_id is None

@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased, make_transient_to_detached
 
 from app.core.access import GRANTABLE_ROLES
 from app.core.clock import now_utc
-from app.core.db import UTCDateTime, db
+from app.core.db import UTCDateTime, among, db
 from app.core.errors import ApiError, Conflict, Invalid, NotFound
 from app.core.locks import serialize_transaction
 from app.core.pagination import keyset_page
@@ -325,7 +325,7 @@ def user_ids_by_openid(*, openids: list[str]) -> dict[str, int]:
     wanted = set(openids)
     if not wanted:
         return {}
-    return dict(db.session.execute(select(User.openid, User.id).where(User.openid.in_(wanted))).all())
+    return dict(db.session.execute(select(User.openid, User.id).where(among(User.openid, wanted))).all())
 
 
 def inviter_ids(*, user_ids: list[int]) -> dict[int, int]:
@@ -334,7 +334,7 @@ def inviter_ids(*, user_ids: list[int]) -> dict[int, int]:
     if not wanted:
         return {}
     return dict(db.session.execute(select(User.id, User.inviter_id)
-                                   .where(User.id.in_(wanted), User.inviter_id.is_not(None))).all())
+                                   .where(among(User.id, wanted), User.inviter_id.is_not(None))).all())
 
 
 def existing_user_ids(*, user_ids: list[int]) -> set[int]:
@@ -342,4 +342,4 @@ def existing_user_ids(*, user_ids: list[int]) -> set[int]:
     wanted = set(user_ids)
     if not wanted:
         return set()
-    return set(db.session.scalars(select(User.id).where(User.id.in_(wanted))))
+    return set(db.session.scalars(select(User.id).where(among(User.id, wanted))))

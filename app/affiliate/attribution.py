@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from app.accounts import service as accounts
 from app.affiliate import rules
 from app.affiliate.commission import SHARES, split
 from app.affiliate.models import Attribution, Click, ShareLink
+from app.core import bulk
 from app.core.clock import now_utc
 from app.core.db import db
 
@@ -45,6 +46,17 @@ class OrderIn:
 
 
 LINK_FIELDS = ("sharer_id", "group_id", "post_id", "content_id", "host_id", "content_author_id")
+CLICK_FIELDS = ("id", "buyer_id", "clicked_at", "share_link_id", *LINK_FIELDS)
+
+
+@dataclass
+class Found:
+    """What the lookups found for one order; `_decide` turns it into the rule that matched."""
+
+    link: dict | None = None  # the share link of the order's tracking code
+    link_click: dict | None = None  # the buyer's last click on that link within the window
+    last_click: dict | None = None  # the buyer's last click on any link within the window (looked up without a link)
+    inviter_id: int | None = None  # the buyer's bound referrer
 
 
 def window() -> timedelta:
@@ -66,7 +78,7 @@ def _clicks_by_buyer(orders: list[OrderIn]) -> dict[int, list[dict]]:
     start = min(o.paid_at for o in orders) - window()
     end = max(o.paid_at for o in orders)
     rows = db.session.execute(
-        select(Click.id, Click.buyer_id, Click.clicked_at, Click.share_link_id, *(getattr(Click, f) for f in LINK_FIELDS))
+        select(*(getattr(Click, f) for f in CLICK_FIELDS))
         .where(Click.buyer_id.in_(buyers), Click.clicked_at >= start, Click.clicked_at <= end)
         .order_by(Click.clicked_at, Click.id)).mappings()
     found: dict[int, list[dict]] = {}
@@ -84,17 +96,65 @@ def _last_click(clicks: list[dict], paid_at: datetime, link_id: int | None = Non
     return chosen
 
 
-def _source_of(order: OrderIn, links: dict, clicks: dict, inviters: dict) -> tuple[str, dict, dict | None]:
+def _found_in_python(orders: list[OrderIn]) -> list[Found]:
+    """The lookups for a few orders: links and the buyers' clicks loaded once, the window applied per order."""
+    links = _links_by_code({o.tracking_code for o in orders if o.tracking_code})
+    clicks = _clicks_by_buyer(orders)
+    found = []
+    for order in orders:
+        buyer_clicks = clicks.get(order.buyer_id, [])
+        link = links.get(order.tracking_code) if order.tracking_code else None
+        if link is not None:
+            found.append(Found(link=link, link_click=_last_click(buyer_clicks, order.paid_at, link["id"])))
+        else:
+            found.append(Found(last_click=_last_click(buyer_clicks, order.paid_at)))
+    return found
+
+
+def _lateral_click(alias: str, link_condition: str) -> str:
+    columns = ", ".join(f"c.{f}" for f in CLICK_FIELDS)
+    return (f"LEFT JOIN LATERAL (SELECT {columns} FROM clicks AS c WHERE {link_condition} AND c.buyer_id = o.buyer_id "
+            f"AND c.clicked_at BETWEEN o.since AND o.until ORDER BY c.clicked_at DESC, c.id DESC LIMIT 1) AS {alias} ON true")
+
+
+_FOUND_SQL = text(
+    f"SELECT o.n, l.id, l.code, {', '.join(f'l.{f}' for f in LINK_FIELDS)}, "
+    f"{', '.join(f'lc.{f}' for f in CLICK_FIELDS)}, {', '.join(f'ac.{f}' for f in CLICK_FIELDS)} "
+    "FROM unnest(CAST(:buyers AS bigint[]), CAST(:codes AS text[]), CAST(:sinces AS timestamptz[]), "
+    "CAST(:untils AS timestamptz[])) WITH ORDINALITY AS o(buyer_id, code, since, until, n) "
+    "LEFT JOIN share_links AS l ON l.code = o.code "
+    f"{_lateral_click('lc', 'l.id IS NOT NULL AND c.share_link_id = l.id')} "
+    f"{_lateral_click('ac', 'l.id IS NULL')}")
+
+
+def _found_in_sql(orders: list[OrderIn]) -> list[Found]:
+    """The same lookups as one set-based query on PostgreSQL: per order the link of its code, else the
+    buyer's last click within the window (LATERAL, served by the (buyer_id, clicked_at) index)."""
+    span = window()
+    rows = db.session.execute(_FOUND_SQL, {
+        "buyers": [o.buyer_id for o in orders], "codes": [o.tracking_code for o in orders],
+        "sinces": [o.paid_at - span for o in orders], "untils": [o.paid_at for o in orders]}).all()
+    link_names = ("id", "code", *LINK_FIELDS)
+    found = [Found() for _ in orders]
+    for row in rows:
+        link = row[1:1 + len(link_names)]
+        link_click = row[1 + len(link_names):1 + len(link_names) + len(CLICK_FIELDS)]
+        last_click = row[1 + len(link_names) + len(CLICK_FIELDS):]
+        found[row[0] - 1] = Found(link=dict(zip(link_names, link)) if link[0] is not None else None,
+                                  link_click=dict(zip(CLICK_FIELDS, link_click)) if link_click[0] is not None else None,
+                                  last_click=dict(zip(CLICK_FIELDS, last_click)) if last_click[0] is not None else None)
+    return found
+
+
+def _decide(found: Found) -> tuple[str, dict, dict | None]:
     """The rule that matched, the link-like context (sharer, group, ...) and the click."""
-    buyer_clicks = clicks.get(order.buyer_id, [])
-    link = links.get(order.tracking_code) if order.tracking_code else None
-    if link is not None:
-        return "tracking_code", link, _last_click(buyer_clicks, order.paid_at, link["id"])
-    click = _last_click(buyer_clicks, order.paid_at)
+    if found.link is not None:
+        return "tracking_code", found.link, found.link_click
+    click = found.last_click
     if click is not None:
         return "click", {"id": click["share_link_id"], **{f: click[f] for f in LINK_FIELDS}}, click
-    if order.buyer_id in inviters:
-        return "referrer", {"id": None, "sharer_id": inviters[order.buyer_id]}, None
+    if found.inviter_id is not None:
+        return "referrer", {"id": None, "sharer_id": found.inviter_id}, None
     return "none", {"id": None}, None
 
 
@@ -111,14 +171,12 @@ def _roles(buyer_id: int | None, context: dict, level2_id: int | None) -> dict[s
     return roles
 
 
-def attribute(orders: list[OrderIn]) -> dict[int, dict]:
-    """Decide and store one attribution per order line; returns the rows keyed by order line id."""
-    if not orders:
-        return {}
-    links = _links_by_code({o.tracking_code for o in orders if o.tracking_code})
-    clicks = _clicks_by_buyer(orders)
+def _rows(orders: list[OrderIn], found: list[Found]) -> list[dict]:
+    """One attribution row per order line: the rule, who earns, the rates in force and the split."""
     inviters = accounts.inviter_ids(user_ids=[o.buyer_id for o in orders if o.buyer_id is not None])
-    decided = [(order, *_source_of(order, links, clicks, inviters)) for order in orders]
+    for order, lookups in zip(orders, found):
+        lookups.inviter_id = inviters.get(order.buyer_id)
+    decided = [(order, *_decide(lookups)) for order, lookups in zip(orders, found)]
     level2_on = rules.level2_enabled()
     sharers = [context.get("sharer_id") for _, _, context, _ in decided if context.get("sharer_id") is not None]
     level2_of = accounts.inviter_ids(user_ids=sharers) if level2_on else {}
@@ -142,5 +200,24 @@ def attribute(orders: list[OrderIn]) -> dict[int, dict]:
                 "seller_fen": shares.seller_fen, **{f"{share}_fen": shares.amount(share) for share in SHARES},
                 "platform_fen": shares.platform_fen, "created_at": now,
             })
-    ids = db.session.scalars(insert(Attribution).returning(Attribution.id, sort_by_parameter_order=True), rows).all()
+    return rows
+
+
+def attribute(orders: list[OrderIn], *, set_based: bool = False) -> dict[int, dict]:
+    """Decide and store one attribution per order line; returns the rows keyed by order line id.
+
+    `set_based` (statement imports) looks up and writes set-based on PostgreSQL: one LATERAL query,
+    ids taken ahead and rows by COPY. The decisions and the arithmetic are the same code either way.
+    """
+    if not orders:
+        return {}
+    set_based = set_based and db.session.get_bind().dialect.name == "postgresql"
+    rows = _rows(orders, _found_in_sql(orders) if set_based else _found_in_python(orders))
+    if set_based:
+        ids = bulk.allocate_ids(Attribution.__table__, len(rows))
+        columns = list(rows[0]) if rows else []
+        bulk.copy_rows(Attribution.__table__, ["id", *columns],
+                              ((attribution_id, *row.values()) for attribution_id, row in zip(ids, rows)))
+    else:
+        ids = db.session.scalars(insert(Attribution).returning(Attribution.id, sort_by_parameter_order=True), rows).all()
     return {row["order_line_id"]: {**row, "id": attribution_id} for attribution_id, row in zip(ids, rows)}

@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
-from app.affiliate import clicks, rules
+from app.affiliate import attribution, clicks, rules
+from app.affiliate.attribution import LineIn, OrderIn
 from app.affiliate.commission import split
 from app.affiliate.models import Attribution, Click, CommissionRule, PlatformSetting, ShareLink
 from app.catalog import service as catalog
@@ -219,6 +220,19 @@ def record_click(*, code: str, buyer_id: int | None, visitor: str | None, via: s
 def persist_clicks() -> int:
     """Persist the clicks counted in Redis (a scheduled job; safe to run twice or concurrently)."""
     return clicks.persist()
+
+
+def attribute_orders(*, orders: list[OrderIn], set_based: bool = False) -> dict[int, dict]:
+    """Decide who earns on each line of new orders and store it (order ingestion calls this); rows by line id.
+
+    `set_based` (statement imports) looks up and writes in bulk on PostgreSQL; the decisions are the same.
+    """
+    return attribution.attribute(orders, set_based=set_based)
+
+
+def lines_attributed_to_group(*, group_id: int) -> Select:
+    """A subquery of the order line ids attributed to a group (for IN clauses of figures by group)."""
+    return select(Attribution.order_line_id).where(Attribution.group_id == group_id)
 
 
 def attributions_by_id(*, attribution_ids: list[int]) -> dict[int, dict]:

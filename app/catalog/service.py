@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import among, db
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.catalog.models import Category, Product
@@ -72,6 +72,54 @@ def products_by_external_id(*, source: str, external_ids: list[str]) -> dict[str
 def require_categories(*, category_ids: list[int]) -> dict[int, Category]:
     """Load every category named, or fail with 422 `unknown_categories`."""
     return _require_all(Category, category_ids, plural="categories", field="category_ids")
+
+
+@dataclass(frozen=True)
+class ProductTerms:
+    """What order ingestion needs of a product: its category and the seller's commission rate."""
+
+    id: int
+    category_id: int | None
+    commission_rate_bp: int
+
+
+_TERMS = (Product.id, Product.category_id, Product.commission_rate_bp)
+
+
+def product_terms(*, product_ids: list[int]) -> dict[int, ProductTerms]:
+    """The terms of the products that exist among `product_ids`, keyed by id (one light query)."""
+    wanted = set(product_ids)
+    if not wanted:
+        return {}
+    return {row.id: ProductTerms(*row) for row in db.session.execute(select(*_TERMS).where(among(Product.id, wanted)))}
+
+
+def product_terms_by_external_id(*, source: str, external_ids: list[str]) -> dict[str, ProductTerms]:
+    """The terms of one source's products keyed by external id; unknown ids are left out."""
+    wanted = set(external_ids)
+    if not wanted:
+        return {}
+    rows = db.session.execute(select(Product.external_id, *_TERMS).where(Product.source == source,
+                                                                        among(Product.external_id, wanted)))
+    return {row[0]: ProductTerms(*row[1:]) for row in rows}
+
+
+def category_lineages(*, category_ids: list[int]) -> dict[int, list[int]]:
+    """Each category with its ancestors, nearest first ([id, parent, grandparent, ...]); unknown ids map to [id]."""
+    parents: dict[int, int | None] = {}
+    frontier = set(category_ids)
+    while frontier:
+        rows = db.session.execute(select(Category.id, Category.parent_id).where(Category.id.in_(frontier))).all()
+        parents.update({cid: parent for cid, parent in rows})
+        frontier = {parent for _, parent in rows if parent is not None and parent not in parents}
+    lineages = {}
+    for category_id in set(category_ids):
+        lineage, current = [category_id], parents.get(category_id)
+        while current is not None and current not in lineage:  # a cycle cannot be made, but never loop on one
+            lineage.append(current)
+            current = parents.get(current)
+        lineages[category_id] = lineage
+    return lineages
 
 
 def list_categories() -> list[Category]:

@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 from typing import Annotated, Callable
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
+from sqlalchemy import BigInteger, ColumnElement, DateTime, Integer, MetaData, any_, bindparam, event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, mapped_column, registry
 from sqlalchemy.types import TypeDecorator
@@ -68,6 +69,14 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
 def is_postgres() -> bool:
     """True when the default engine is PostgreSQL (some invariants use its features)."""
     return db.engine.dialect.name == "postgresql"
+
+
+def among(column, values) -> ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(:array)`, so thousands of values bind as one parameter."""
+    values = list(values)
+    if db.session.get_bind().dialect.name != "postgresql":
+        return column.in_(values)
+    return column == any_(bindparam(None, values, type_=ARRAY(column.type), unique=True))
 
 
 def render_migration_item(type_: str, obj, autogen_context):

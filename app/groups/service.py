@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.access import Actor
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import among, db
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.groups import credentials as creds
@@ -345,7 +345,7 @@ def current_members(*, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
         return set()
     group_ids, user_ids = {g for g, _ in pairs}, {u for _, u in pairs}
     rows = db.session.execute(select(GroupMember.group_id, GroupMember.user_id).where(
-        GroupMember.group_id.in_(group_ids), GroupMember.user_id.in_(user_ids), GroupMember.left_at.is_(None)))
+        among(GroupMember.group_id, group_ids), among(GroupMember.user_id, user_ids), GroupMember.left_at.is_(None)))
     return {(r.group_id, r.user_id) for r in rows} & pairs
 
 

@@ -66,8 +66,9 @@ class LedgerLine(db.Model):
     journal_id: Mapped[int] = mapped_column(BigId, ForeignKey("ledger_journals.id"), index=True)
     account_id: Mapped[int] = mapped_column(BigId, ForeignKey("ledger_accounts.id"))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
-    # The share this line pays (level1, level2, host, content, platform, seller) and what produced it.
+    # The share this line pays (level1, level2, host, content, platform, seller) and what produced it
+    # (the why-trace reads these from the line, so they need no index of their own).
     share: Mapped[str | None] = mapped_column(String(16))
-    order_line_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("order_lines.id"), index=True)
-    attribution_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("attributions.id"), index=True)
+    order_line_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("order_lines.id"))
+    attribution_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("attributions.id"))
     created_at: Mapped[datetime]

@@ -9,15 +9,20 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from uuid import uuid4
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.accounts import service as accounts
+from app.core import bulk
 from app.core.clock import now_utc
-from app.core.db import commit, db
+from app.core.db import among, commit, db
 from app.core.errors import Conflict, Invalid
 from app.core.pagination import keyset_page
 from app.ledger.models import PLATFORM_KINDS, USER_KINDS, LedgerAccount, LedgerJournal, LedgerLine
+
+
+JOURNAL_COLUMNS = ("key", "kind", "order_id", "withdrawal_id", "reason", "created_by_id", "created_at")
+LINE_COLUMNS = ("journal_id", "account_id", "amount_fen", "share", "order_line_id", "attribution_id", "created_at")
 
 
 @dataclass(frozen=True)
@@ -65,14 +70,27 @@ def ensure_accounts(pairs: set[tuple[int | None, str]]) -> dict[tuple[int | None
     codes = {account_code(owner, kind): (owner, kind) for owner, kind in pairs}
     if not codes:
         return {}
-    found = dict(db.session.execute(select(LedgerAccount.code, LedgerAccount.id).where(LedgerAccount.code.in_(codes))).all())
-    missing = [{"code": code, "owner_id": codes[code][0], "kind": codes[code][1], "balance_fen": 0,
-                "created_at": now_utc()} for code in codes if code not in found]
+    found = dict(db.session.execute(select(LedgerAccount.code, LedgerAccount.id).where(among(LedgerAccount.code, codes))).all())
+    missing = [code for code in codes if code not in found]
+    if missing and db.session.get_bind().dialect.name == "postgresql":
+        found.update(db.session.execute(_CREATE_ACCOUNTS, {
+            "codes": missing, "owners": [codes[c][0] for c in missing], "kinds": [codes[c][1] for c in missing],
+            "now": now_utc()}).all())
+        missing = [code for code in missing if code not in found]  # made meanwhile by a concurrent posting
+    elif missing:
+        db.session.execute(_insert_ignoring_existing(), [
+            {"code": code, "owner_id": codes[code][0], "kind": codes[code][1], "balance_fen": 0, "created_at": now_utc()}
+            for code in missing])
     if missing:
-        db.session.execute(_insert_ignoring_existing(), missing)
         found.update(db.session.execute(select(LedgerAccount.code, LedgerAccount.id)
-                                        .where(LedgerAccount.code.in_([m["code"] for m in missing]))).all())
+                                        .where(among(LedgerAccount.code, missing))).all())
     return {codes[code]: account_id for code, account_id in found.items()}
+
+
+_CREATE_ACCOUNTS = text(
+    "INSERT INTO ledger_accounts (code, owner_id, kind, balance_fen, created_at) "
+    "SELECT code, owner_id, kind, 0, :now FROM unnest(CAST(:codes AS text[]), CAST(:owners AS bigint[]), "
+    "CAST(:kinds AS text[])) AS m(code, owner_id, kind) ON CONFLICT (code) DO NOTHING RETURNING code, id")
 
 
 def post_journals(drafts: list[JournalDraft], *, guard: frozenset[tuple[int | None, str]] = frozenset()) -> list[int]:
@@ -90,25 +108,32 @@ def post_journals(drafts: list[JournalDraft], *, guard: frozenset[tuple[int | No
             ready.append((draft, lines))
     if not ready:
         return []
-    existing = set(db.session.scalars(select(LedgerJournal.key).where(LedgerJournal.key.in_([d.key for d, _ in ready]))))
+    existing = set(db.session.scalars(select(LedgerJournal.key).where(among(LedgerJournal.key, [d.key for d, _ in ready]))))
     ready = [(d, lines) for d, lines in ready if d.key not in existing]
     if not ready:
         return []
     accounts = ensure_accounts({(line.owner_id, line.kind) for _, lines in ready for line in lines})
     now = now_utc()
-    journal_ids = db.session.scalars(
-        insert(LedgerJournal).returning(LedgerJournal.id, sort_by_parameter_order=True),
-        [{"key": d.key, "kind": d.kind, "order_id": d.order_id, "withdrawal_id": d.withdrawal_id, "reason": d.reason,
-          "created_by_id": d.created_by_id, "created_at": now} for d, _ in ready]).all()
+    journal_rows = [{"key": d.key, "kind": d.kind, "order_id": d.order_id, "withdrawal_id": d.withdrawal_id,
+                     "reason": d.reason, "created_by_id": d.created_by_id, "created_at": now} for d, _ in ready]
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        journal_ids = bulk.allocate_ids(LedgerJournal.__table__, len(journal_rows))
+        bulk.copy_rows(LedgerJournal.__table__, ("id", *JOURNAL_COLUMNS),
+                       ((journal_id, *(row[c] for c in JOURNAL_COLUMNS)) for journal_id, row in zip(journal_ids, journal_rows)))
+    else:
+        journal_ids = db.session.scalars(
+            insert(LedgerJournal).returning(LedgerJournal.id, sort_by_parameter_order=True), journal_rows).all()
     rows, deltas = [], defaultdict(int)
     for journal_id, (_, lines) in zip(journal_ids, ready):
         for line in lines:
             account_id = accounts[(line.owner_id, line.kind)]
             deltas[account_id] += line.amount_fen
-            rows.append({"journal_id": journal_id, "account_id": account_id, "amount_fen": line.amount_fen,
-                         "share": line.share, "order_line_id": line.order_line_id,
-                         "attribution_id": line.attribution_id, "created_at": now})
-    db.session.execute(insert(LedgerLine), rows)
+            rows.append((journal_id, account_id, line.amount_fen, line.share, line.order_line_id, line.attribution_id, now))
+    if postgres:
+        bulk.copy_rows(LedgerLine.__table__, LINE_COLUMNS, rows)
+    else:
+        db.session.execute(insert(LedgerLine), [dict(zip(LINE_COLUMNS, row)) for row in rows])
     guarded = {accounts[pair] for pair in guard if pair in accounts}
     for account_id in sorted(a for a in deltas if a in guarded and deltas[a] < 0):
         moved = db.session.execute(
@@ -117,13 +142,26 @@ def post_journals(drafts: list[JournalDraft], *, guard: frozenset[tuple[int | No
             .execution_options(synchronize_session=False)).rowcount
         if moved != 1:
             raise InsufficientBalance()
-    # One executemany in account id order: concurrent postings take row locks in the same order, never deadlock.
-    rest = [{"b_id": a, "b_delta": deltas[a]} for a in sorted(deltas) if not (a in guarded and deltas[a] < 0)]
+    rest = sorted((a, deltas[a]) for a in deltas if not (a in guarded and deltas[a] < 0) and deltas[a] != 0)
     if rest:
-        table = LedgerAccount.__table__
-        db.session.execute(table.update().where(table.c.id == bindparam("b_id"))
-                           .values(balance_fen=table.c.balance_fen + bindparam("b_delta")), rest)
+        _move_balances(rest, postgres)
     return list(journal_ids)
+
+
+def _move_balances(deltas: list[tuple[int, int]], postgres: bool) -> None:
+    """Add each delta to its account's cached balance, locking the rows in account id order (never deadlocks)."""
+    if postgres:
+        ids, amounts = [a for a, _ in deltas], [d for _, d in deltas]
+        db.session.execute(text("SELECT 1 FROM ledger_accounts WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE"),
+                           {"ids": ids})
+        db.session.execute(text("UPDATE ledger_accounts AS a SET balance_fen = a.balance_fen + d.delta "
+                                "FROM unnest(CAST(:ids AS bigint[]), CAST(:amounts AS bigint[])) AS d(id, delta) "
+                                "WHERE a.id = d.id"), {"ids": ids, "amounts": amounts})
+        return
+    table = LedgerAccount.__table__
+    db.session.execute(table.update().where(table.c.id == bindparam("b_id"))
+                       .values(balance_fen=table.c.balance_fen + bindparam("b_delta")),
+                       [{"b_id": a, "b_delta": d} for a, d in deltas])
 
 
 def balances(*, owner_id: int) -> dict[str, int]:

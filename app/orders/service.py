@@ -6,200 +6,31 @@ recorded and ignored. The version moves by a conditional UPDATE (`WHERE version 
 serialises concurrent events for one order. A new order is attributed once, and its commission is
 posted as pending; refunds reverse every share pro rata; completion starts the holding period.
 """
-from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts import service as accounts
-from app.affiliate import attribution, service as affiliate
-from app.affiliate.models import Attribution
-from app.catalog import service as catalog
+from app.affiliate import service as affiliate
 from app.core.clock import now_utc
-from app.core.db import db
-from app.core.errors import Invalid, NotFound
+from app.core.db import among, db
+from app.core.errors import ApiError, NotFound
 from app.core.pagination import keyset_page
-from app.groups import service as groups
 from app.ledger import service as ledger
-from app.orders import posting
-from app.orders.models import ORDER_STATUSES, Order, OrderEvent, OrderLine
+from app.orders import creating, events as events_module, posting
+from app.orders.events import IngestResult, LineEvent, OrderEventIn, completed_at, refunds_of
+from app.orders.models import Order, OrderEvent, OrderLine
 
 INGEST_RETRIES = 3
-
-
-@dataclass
-class LineEvent:
-    line_id: str
-    quantity: int
-    paid_fen: int
-    refunded_fen: int | None = None
-    product_id: int | None = None
-    product_external_id: str | None = None
-
-
-@dataclass
-class OrderEventIn:
-    source: str
-    external_id: str
-    status: str
-    version: int
-    event_at: datetime
-    lines: list[LineEvent]
-    buyer_id: int | None = None
-    buyer_openid: str | None = None
-    tracking_code: str | None = None
-    paid_at: datetime | None = None
-    completed_at: datetime | None = None
-    payload: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    order_id: int
-    outcome: str  # "created", "applied" or "stale"
-
-
-def _refunds_of(event: OrderEventIn) -> dict[str, int]:
-    """Cumulative refund per line key; a cancelled order, or a refunded one without amounts, is refunded in full."""
-    full = event.status == "cancelled" or (event.status == "refunded" and all(l.refunded_fen is None for l in event.lines))
-    return {l.line_id: l.paid_fen if full else (l.refunded_fen or 0) for l in event.lines}
-
-
-def _validate(events: list[OrderEventIn]) -> dict[tuple[str, str], dict]:
-    """Check every event and resolve its products; returns products keyed by (source, product ref)."""
-    for event in events:
-        if event.status not in ORDER_STATUSES:
-            raise Invalid(f"Unknown status {event.status!r}.", code="unknown_order_status")
-        if not event.lines:
-            raise Invalid("An order has at least one line.", code="order_without_lines")
-        if len({l.line_id for l in event.lines}) != len(event.lines):
-            raise Invalid("Line ids repeat within the order.", code="duplicate_line_ids")
-        for line in event.lines:
-            if line.paid_fen < 0 or line.quantity <= 0 or (line.refunded_fen or 0) < 0:
-                raise Invalid("Amounts and quantities must be positive.", code="invalid_amount")
-            if (line.refunded_fen or 0) > line.paid_fen:
-                raise Invalid("A refund cannot exceed what was paid.", code="refund_exceeds_paid",
-                              errors={"line_id": line.line_id})
-            if (line.product_id is None) == (line.product_external_id is None):
-                raise Invalid("Each line names its product by product_id or product_external_id.",
-                              code="line_product_missing", errors={"line_id": line.line_id})
-        if event.event_at.tzinfo is None:
-            raise ValueError("event times must be aware")
-    by_id = catalog.require_products(product_ids=[l.product_id for e in events for l in e.lines if l.product_id])
-    resolved = {("id", pid): p for pid, p in by_id.items()}
-    external = defaultdict(set)
-    for event in events:
-        for line in event.lines:
-            if line.product_external_id is not None:
-                external[_catalog_source(event.source)].add(line.product_external_id)
-    missing = []
-    for source, ids in external.items():
-        found = catalog.products_by_external_id(source=source, external_ids=list(ids))
-        resolved.update({(source, ext): p for ext, p in found.items()})
-        missing += sorted(ids - set(found))
-    if missing:
-        raise Invalid("Some products are not in the catalog.", code="unknown_products",
-                      errors={"product_external_ids": missing})
-    buyers = {e.buyer_id for e in events if e.buyer_id is not None}
-    unknown = buyers - accounts.existing_user_ids(user_ids=list(buyers))
-    if unknown:
-        raise Invalid("Some buyers are not users.", code="unknown_buyers", errors={"buyer_ids": sorted(unknown)})
-    return resolved
-
-
-def _catalog_source(order_source: str) -> str:
-    return "own" if order_source == "own" else "union"
-
-
-def _product(resolved: dict, event: OrderEventIn, line: LineEvent):
-    if line.product_id is not None:
-        return resolved[("id", line.product_id)]
-    return resolved[(_catalog_source(event.source), line.product_external_id)]
-
 
 def _insert_events(rows: list[dict]) -> None:
     if not rows:
         return
     dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     db.session.execute(dialect.insert(OrderEvent).on_conflict_do_nothing(index_elements=["order_id", "version"]), rows)
-
-
-def _event_row(order_id: int, event: OrderEventIn, applied: bool) -> dict:
-    return {"order_id": order_id, "version": event.version, "status": event.status, "event_at": event.event_at,
-            "applied": applied, "payload": event.payload, "received_at": now_utc()}
-
-
-def _completed_at(event: OrderEventIn) -> datetime | None:
-    return (event.completed_at or event.event_at) if event.status == "completed" else None
-
-
-def _create_orders(snapshots: list[OrderEventIn], resolved: dict, buyers: dict[str, int]) -> dict[tuple[str, str], int]:
-    now = now_utc()
-    order_rows = []
-    for e in snapshots:
-        refunds = _refunds_of(e)
-        paid = sum(l.paid_fen for l in e.lines)
-        order_rows.append({
-            "source": e.source, "external_id": e.external_id, "buyer_id": e.buyer_id or buyers.get(e.buyer_openid),
-            "buyer_openid": e.buyer_openid, "tracking_code": e.tracking_code, "status": e.status, "paid_fen": paid,
-            "refunded_fen": sum(refunds.values()), "version": e.version, "event_at": e.event_at,
-            "paid_at": e.paid_at or e.event_at, "completed_at": _completed_at(e), "settled_at": None,
-            "created_at": now, "updated_at": now})
-    order_ids = db.session.scalars(insert(Order).returning(Order.id, sort_by_parameter_order=True), order_rows).all()
-    line_rows, line_meta = [], []
-    for order_id, e in zip(order_ids, snapshots):
-        refunds = _refunds_of(e)
-        for line in e.lines:
-            product = _product(resolved, e, line)
-            line_rows.append({"order_id": order_id, "line_key": line.line_id, "product_id": product.id,
-                              "quantity": line.quantity, "paid_fen": line.paid_fen,
-                              "refunded_fen": refunds[line.line_id], "seller_bp": product.commission_rate_bp})
-            line_meta.append(product)
-    line_ids = db.session.scalars(insert(OrderLine).returning(OrderLine.id, sort_by_parameter_order=True), line_rows).all()
-    to_attribute = {order_id: attribution.OrderIn(order_id=order_id, buyer_id=row["buyer_id"],
-                                                  tracking_code=row["tracking_code"], paid_at=row["paid_at"])
-                    for order_id, row in zip(order_ids, order_rows)}
-    refunded_after: dict[int, int] = {}
-    for line_id, row, product in zip(line_ids, line_rows, line_meta):
-        to_attribute[row["order_id"]].lines.append(attribution.LineIn(
-            order_line_id=line_id, product_id=product.id, category_id=product.category_id, paid_fen=row["paid_fen"],
-            seller_bp=row["seller_bp"]))
-        refunded_after[line_id] = row["refunded_fen"]
-    attributed = attribution.attribute(list(to_attribute.values()))
-    by_order = defaultdict(list)
-    for row in attributed.values():
-        by_order[row["order_id"]].append(row)
-    _record_purchases(by_order, {order_id: row for order_id, row in zip(order_ids, order_rows)})
-    drafts = []
-    for order_id, e in zip(order_ids, snapshots):
-        rows = by_order[order_id]
-        drafts.append(posting.paid_journal(order_id=order_id, attributions=rows))
-        drafts.append(posting.refund_journal(order_id=order_id, version=e.version, attributions=rows,
-                                             refunded_before={}, refunded_after=refunded_after, settled=False))
-    ledger.post_journals(drafts)
-    return {(e.source, e.external_id): order_id for order_id, e in zip(order_ids, snapshots)}
-
-
-def _record_purchases(attributions_by_order: dict[int, list[dict]], orders_by_id: dict[int, dict]) -> None:
-    """A buyer who is a member of the order's group climbs the fan ladder (non-members are ignored there)."""
-    wanted = {(order_id, row["group_id"], orders_by_id[order_id]["buyer_id"])
-              for order_id, rows in attributions_by_order.items() for row in rows
-              if row["group_id"] is not None and orders_by_id[order_id]["buyer_id"] is not None
-              and orders_by_id[order_id]["status"] != "cancelled"}
-    members = groups.current_members(pairs={(group_id, buyer_id) for _, group_id, buyer_id in wanted})
-    for order_id, group_id, buyer_id in sorted(wanted):
-        if (group_id, buyer_id) in members:
-            groups.record_member_event(group_id=group_id, user_id=buyer_id, kind="purchased",
-                                       occurred_at=orders_by_id[order_id]["paid_at"], ref=f"order:{order_id}",
-                                       commit=False)
-
-
-def _attributions_of(order_id: int) -> list[dict]:
-    return [dict(row) for row in db.session.execute(select(Attribution.__table__).where(Attribution.order_id == order_id)).mappings()]
 
 
 def _apply(order_id: int, event: OrderEventIn) -> bool:
@@ -210,13 +41,13 @@ def _apply(order_id: int, event: OrderEventIn) -> bool:
         .execution_options(synchronize_session=False)).rowcount
     if not moved:
         return False
-    completed = _completed_at(event)
+    completed = completed_at(event)
     if completed is not None:
         db.session.execute(update(Order).where(Order.id == order_id, Order.completed_at.is_(None))
                            .values(completed_at=completed).execution_options(synchronize_session=False))
     lines = db.session.execute(select(OrderLine.id, OrderLine.line_key, OrderLine.refunded_fen)
                                .where(OrderLine.order_id == order_id)).all()
-    wanted = _refunds_of(event)
+    wanted = refunds_of(event)
     before = {line_id: refunded for line_id, _, refunded in lines}
     # Refunds only grow: an event showing less refunded than already recorded changes nothing.
     after = {line_id: max(refunded, wanted.get(key, 0)) for line_id, key, refunded in lines}
@@ -230,53 +61,55 @@ def _apply(order_id: int, event: OrderEventIn) -> bool:
                            .execution_options(synchronize_session=False))
         settled = db.session.scalar(select(Order.settled_at).where(Order.id == order_id)) is not None
         ledger.post_journals([posting.refund_journal(order_id=order_id, version=event.version,
-                                                     attributions=_attributions_of(order_id), refunded_before=before,
+                                                     attributions=affiliate.attributions_of_order(order_id=order_id),
+                                                     refunded_before=before,
                                                      refunded_after=after, settled=settled)])
     return True
 
 
-def _ingest(events: list[OrderEventIn]) -> list[IngestResult]:
-    resolved = _validate(events)
+def _ingest(events: list[OrderEventIn], products: dict, set_based: bool) -> list[IngestResult]:
     keys = {(e.source, e.external_id) for e in events}
     known = {}
     for source in {s for s, _ in keys}:
         ext_ids = [x for s, x in keys if s == source]
         known.update({(source, ext): (oid, version) for oid, ext, version in db.session.execute(
-            select(Order.id, Order.external_id, Order.version).where(Order.source == source, Order.external_id.in_(ext_ids)))})
+            select(Order.id, Order.external_id, Order.version).where(Order.source == source, among(Order.external_id, ext_ids)))})
     newest: dict[tuple[str, str], OrderEventIn] = {}
     for e in events:
         k = (e.source, e.external_id)
         if k not in known and (k not in newest or e.version > newest[k].version):
             newest[k] = e
     openids = [e.buyer_openid for e in newest.values() if e.buyer_openid and e.buyer_id is None]
-    created = _create_orders(list(newest.values()), resolved, accounts.user_ids_by_openid(openids=openids)) if newest else {}
-    results, event_rows = [], []
+    created = creating.create_orders(list(newest.values()), products, accounts.user_ids_by_openid(openids=openids),
+                                     set_based=set_based) if newest else {}
+    results, new_events, event_rows = [], [], []
     for e in events:
         k = (e.source, e.external_id)
         if k in created:
             order_id = created[k]
             is_snapshot = newest[k] is e
             results.append(IngestResult(order_id, "created" if is_snapshot else "stale"))
-            event_rows.append(_event_row(order_id, e, is_snapshot))
+            (new_events if set_based and is_snapshot else event_rows).append(creating.event_row(order_id, e, is_snapshot))
             continue
         order_id, version = known[k]
         applied = e.version > version and _apply(order_id, e)
         if applied:
             known[k] = (order_id, e.version)
         results.append(IngestResult(order_id, "applied" if applied else "stale"))
-        event_rows.append(_event_row(order_id, e, applied))
+        # The order's current version was recorded when it was created or applied: a replay of it adds nothing.
+        if applied or e.version != version:
+            event_rows.append(creating.event_row(order_id, e, applied))
+    if new_events:
+        creating.copy_events(new_events)
     _insert_events(event_rows)
     return results
 
 
-def ingest_events(*, events: list[OrderEventIn], before_commit=None) -> list[IngestResult]:
-    """Ingest a batch of order events in one transaction (retried if a concurrent writer created an order first).
-
-    `before_commit`, if given, is called inside the transaction (e.g. to record a webhook event id).
-    """
+def _run(events: list[OrderEventIn], products: dict, *, set_based: bool, before_commit=None) -> list[IngestResult]:
+    """Ingest checked events in one transaction, retried when a concurrent writer created one of the orders first."""
     for attempt in range(INGEST_RETRIES):
         try:
-            results = _ingest(events)
+            results = _ingest(events, products, set_based)
             if before_commit is not None:
                 before_commit(results)
             db.session.commit()
@@ -289,6 +122,33 @@ def ingest_events(*, events: list[OrderEventIn], before_commit=None) -> list[Ing
             db.session.rollback()
             raise
     raise AssertionError("unreachable")
+
+
+def ingest_events(*, events: list[OrderEventIn], before_commit=None) -> list[IngestResult]:
+    """Ingest a batch of order events in one transaction (retried if a concurrent writer created an order first).
+
+    `before_commit`, if given, is called inside the transaction (e.g. to record a webhook event id).
+    Raises the first event's problem (Invalid, 422) before writing anything.
+    """
+    # Clicks still in the Redis stream are persisted first, so the last click before a purchase counts.
+    affiliate.persist_clicks()
+    products, problems = events_module.check(events)
+    if problems:
+        raise problems[min(problems)]
+    return _run(events, products, set_based=False, before_commit=before_commit)
+
+
+def import_events(*, events: list[OrderEventIn]) -> tuple[list[IngestResult | None], dict[int, ApiError]]:
+    """Ingest a statement batch in one transaction, set-based on PostgreSQL (COPY); bad events are set aside.
+
+    Returns one result per event (None for a bad one) and the problem of each bad event by its index.
+    """
+    affiliate.persist_clicks()
+    products, problems = events_module.check(events)
+    good = [e for i, e in enumerate(events) if i not in problems]
+    set_based = db.session.get_bind().dialect.name == "postgresql"
+    done = iter(_run(good, products, set_based=set_based) if good else [])
+    return [None if i in problems else next(done) for i in range(len(events))], problems
 
 
 def ingest_order(*, source: str, external_id: str, status: str, version: int, event_at: datetime,
@@ -334,8 +194,8 @@ def settle_due(*, holding: timedelta | None = None, batch_size: int = 500) -> in
                 continue
             refunded = dict(db.session.execute(select(OrderLine.id, OrderLine.refunded_fen)
                                                .where(OrderLine.order_id == order_id)).all())
-            ledger.post_journals([posting.settlement_journal(order_id=order_id, attributions=_attributions_of(order_id),
-                                                             refunded=refunded)])
+            ledger.post_journals([posting.settlement_journal(
+                order_id=order_id, attributions=affiliate.attributions_of_order(order_id=order_id), refunded=refunded)])
             settled += 1
         db.session.commit()
 
@@ -365,9 +225,8 @@ def group_order_figures(*, group_id: int, since: datetime | None = None, until: 
     """
     stmt = (select(func.count(func.distinct(Order.id)), func.coalesce(func.sum(OrderLine.paid_fen), 0),
                    func.coalesce(func.sum(OrderLine.refunded_fen), 0))
-            .select_from(Attribution).join(OrderLine, OrderLine.id == Attribution.order_line_id)
-            .join(Order, Order.id == OrderLine.order_id)
-            .where(Attribution.group_id == group_id, Order.status != "cancelled"))
+            .select_from(OrderLine).join(Order, Order.id == OrderLine.order_id)
+            .where(OrderLine.id.in_(affiliate.lines_attributed_to_group(group_id=group_id)), Order.status != "cancelled"))
     if since is not None:
         stmt = stmt.where(Order.paid_at >= since)
     if until is not None:

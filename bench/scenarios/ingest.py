@@ -3,7 +3,7 @@
 A generator prepares, by COPY, a 100,000-user referral tree, 1,000 products, 20,000 share links and
 100,000 clicks. The orders (a third carrying a share code, the rest attributed by click or referrer)
 are written as a JSON-lines statement and ingested by `app.orders.importing.import_file`, the code
-behind `flask orders import`: validation, batches of 1,000, one transaction per batch, attribution
+behind `flask orders import`: validation, batches of 5,000, one transaction per batch, attribution
 with the rules in force, the paid journal of every order with its ledger lines and balances.
 Baseline in the same run: a raw COPY of the same order rows into an indexed table. Target ≥ 0.25.
 The same statement is then imported again: it must add zero rows and zero journals (reported).
@@ -135,5 +135,6 @@ def run(ctx) -> list[dict]:
     ok_data = (report.created == ORDERS and not report.errors and replay.stale == ORDERS and not any(added.values())
                and not problems["unbalanced_journals"] and not problems["balance_drift"])
     return [ctx.line("ingest", ORDERS / elapsed, "orders/s", copy_rps, TARGET_RATIO, ok=None if ok_data else False,
-                     seconds=round(elapsed, 1), rows_written=first, replay_seconds=round(replay_elapsed, 1),
+                     seconds=round(elapsed, 1), rows_written=first,
+                     rows_per_order=round(sum(first.values()) / ORDERS, 2), replay_seconds=round(replay_elapsed, 1),
                      replay_added=added, replay_stale=replay.stale, errors=len(report.errors))]
