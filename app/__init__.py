@@ -6,6 +6,7 @@ from types import ModuleType
 from typing import Any, Mapping
 
 from flask import Flask, request
+from flask.sessions import SessionInterface
 from flask_smorest import Blueprint as SmorestBlueprint
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -41,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(settings)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.json.sort_keys = False
+    app.session_interface = NoCookieSession()
 
     app.url_map.converters["int"] = BoundedIntConverter
     redis_store.init_app(app)
@@ -85,6 +87,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+class NoCookieSession(SessionInterface):
+    """Callers authenticate with bearer tokens and nothing uses `flask.session`, so no request pays
+    for signing machinery to read a session cookie that never exists (writing to it raises)."""
+
+    def open_session(self, app: Flask, request) -> None:
+        return None
+
+    def save_session(self, app: Flask, session, response) -> None:
+        return None
+
+
 def _register_docs_assets(app: Flask) -> None:
     """Serve the Swagger UI files from the installed package, so /api/docs works offline."""
     from flask import send_from_directory
@@ -100,8 +113,8 @@ def _require_json_bodies(app: Flask) -> None:
 
     @app.before_request
     def _json_only():
-        view = app.view_functions.get(request.endpoint) if request.endpoint else None
-        if getattr(view, "_raw_body", False):
+        if request.method not in BODY_METHODS or not request.content_length or request.is_json:
             return
-        if request.method in BODY_METHODS and request.content_length and not request.is_json:
+        view = app.view_functions.get(request.endpoint) if request.endpoint else None
+        if not getattr(view, "_raw_body", False):
             raise ApiError("Send the body as application/json.", status=415, code="unsupported_media_type")

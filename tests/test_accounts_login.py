@@ -124,3 +124,25 @@ def test_a_cached_session_still_expires(api, frozen_clock):
     assert alice.get("/api/v1/me").status_code == 200
     frozen_clock(now_utc() + timedelta(days=31))
     assert_error(alice.get("/api/v1/me"), 401, "invalid_token")
+
+
+def test_a_cached_session_is_served_without_a_query(api):
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    host = api.as_user("hostess", roles=("host",))
+    assert host.get("/api/v1/me").status_code == 200  # fills the cache
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        body = host.get("/api/v1/me").get_json()
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert body["roles"] == ["host", "mom"] and body["id"] == host.user["id"]
+    assert statements == []
+    assert host.patch("/api/v1/me", json={"nickname": "新名字"}).get_json()["nickname"] == "新名字"
+    assert host.get("/api/v1/me").get_json()["nickname"] == "新名字"  # the rename bumped the generation

@@ -138,3 +138,16 @@ def test_an_id_beyond_bigint_is_a_404_not_a_database_error(api):
     operator = api.as_user("op", roles=("operator",))
     assert_error(operator.post(f"/api/v1/admin/users/{2**63}/roles/host"), 404, "not_found")
     assert_error(operator.post(f"/api/v1/admin/users/{2**63 - 1}/roles/host"), 404, "user_not_found")
+
+
+def test_a_configured_default_limit_still_applies_to_every_route(client, monkeypatch):
+    from flask_limiter import Limit
+    from flask_limiter.util import get_remote_address
+
+    from app.core.extensions import limiter
+
+    assert not limiter._request_wide_limits()  # as configured: no request pays the limiter's pass
+    monkeypatch.setattr(limiter.limit_manager, "_default_limits",
+                        [Limit(limit_provider="2/minute", key_function=get_remote_address).bind(limiter)])
+    assert [client.get("/healthz").status_code for _ in range(2)] == [200, 200]
+    assert_error(client.get("/healthz"), 429, "rate_limited")

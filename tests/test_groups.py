@@ -234,3 +234,22 @@ def test_clicks_and_purchases_through_the_groups_links_climb_the_ladder(api, fro
     assert level() == "trust"
     counts = api.as_user("host1").get(f"/api/v1/groups/{gid}/fans").get_json()["counts"]
     assert counts == {"casual": 0, "active": 0, "demand": 0, "trust": 1}
+
+
+def test_member_events_in_bulk_skip_non_members_and_repeats(api):
+    from app.core.clock import now_utc
+
+    host = api.as_user("host1", roles=("host",))
+    gid = make_group(host)["id"]
+    mom, outsider = api.as_user("mom"), api.as_user("outsider")
+    mom.post("/api/v1/groups/join", json={"scene": invite_scene(host, gid)})
+    at = now_utc()
+    events = [service.MemberEventIn(group_id=gid, user_id=mom.user["id"], kind="clicked", occurred_at=at, ref="click:1"),
+              service.MemberEventIn(group_id=gid, user_id=mom.user["id"], kind="clicked", occurred_at=at, ref="click:2"),
+              service.MemberEventIn(group_id=gid, user_id=outsider.user["id"], kind="clicked", occurred_at=at, ref="c:3")]
+    assert service.record_member_events(events=events) == 2
+    assert service.record_member_events(events=events) == 0
+    assert service.record_member_events(events=[]) == 0
+    with pytest.raises(ValueError):
+        service.record_member_events(events=[service.MemberEventIn(group_id=gid, user_id=mom.user["id"], kind="nope",
+                                                                   occurred_at=at)])

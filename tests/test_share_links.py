@@ -128,3 +128,58 @@ def test_hostile_codes_are_plain_404s(api, client):
     assert_error(client.get("/s/ab%00cd"), 404, "share_link_not_found")
     assert_error(api.as_user("b").post("/api/v1/clicks", json={"code": "a\x00b"}), 422, "validation_error")
     assert_error(api.get("/api/v1/products", query_string={"q": "牙\x00刷"}), 422, "validation_error")
+
+
+def test_a_persisted_click_copies_the_links_fields_and_time(api, frozen_clock):
+    from datetime import datetime, timezone
+
+    at = datetime(2026, 11, 3, 12, 30, 15, 123000, tzinfo=timezone.utc)
+    frozen_clock(at)
+    product = make_product()
+    sharer, host, author, buyer = (api.as_user(n) for n in ("sharer", "host", "author", "buyer"))
+    shared = service.create_share_link(sharer_id=sharer.user["id"], product_id=product.id, group_id=3, post_id=4,
+                                       content_id=5, host_id=host.user["id"], content_author_id=author.user["id"])
+    assert buyer.post("/api/v1/clicks", json={"code": shared.code}).get_json() == {"counted": True}
+    assert service.persist_clicks() == 1
+    row = db.session.scalar(select(Click))
+    assert (row.share_link_id, row.code, row.sharer_id, row.product_id) == (shared.link.id, shared.code,
+                                                                           sharer.user["id"], product.id)
+    assert (row.group_id, row.post_id, row.content_id, row.host_id, row.content_author_id) == (
+        3, 4, 5, host.user["id"], author.user["id"])
+    assert (row.buyer_id, row.visitor, row.via, row.clicked_at) == (buyer.user["id"], None, "app", at)
+
+
+def test_stream_entries_in_the_earlier_format_are_persisted(api):
+    import json
+
+    product = make_product()
+    sharer = api.as_user("sharer")
+    shared = service.create_share_link(sharer_id=sharer.user["id"], product_id=product.id)
+    link = {"id": shared.link.id, "code": shared.code, "sharer_id": sharer.user["id"], "product_id": product.id,
+            "group_id": None, "post_id": None, "content_id": None, "host_id": None, "content_author_id": None,
+            "landing": "https://union.example/item/1"}
+    get_redis().xadd(key(clicks.STREAM), {"l": json.dumps(link), "t": 1_800_000_000_000, "b": "", "v": "old-visitor",
+                                          "w": "redirect"})
+    assert service.persist_clicks() == 1
+    row = db.session.scalar(select(Click))
+    assert (row.share_link_id, row.visitor, row.buyer_id) == (shared.link.id, "old-visitor", None)
+    assert row.clicked_at.timestamp() == 1_800_000_000
+
+
+def test_persist_works_in_batches_and_leaves_late_clicks_to_the_next_run(api, monkeypatch):
+    product = make_product()
+    code = service.create_share_link(sharer_id=api.as_user("sharer").user["id"], product_id=product.id).code
+    for i in range(5):
+        service.record_click(code=code, buyer_id=None, visitor=f"visitor-{i}", via="redirect")
+    staged, stage = [], clicks._stage
+
+    def staging(rows):
+        staged.append(len(rows))
+        if len(rows) < 2:  # a click arriving while the last, short batch is written
+            service.record_click(code=code, buyer_id=None, visitor="late", via="redirect")
+        stage(rows)
+
+    monkeypatch.setattr(clicks, "_stage", staging)
+    assert clicks.persist(batch_size=2) == 5 and staged == [2, 2, 1]
+    assert clicks.backlog() == 1 and _click_count() == 5
+    assert clicks.persist(batch_size=2) == 1 and _click_count() == 6

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, delete, func, literal, or_, select, update
+from sqlalchemy import and_, delete, func, inspect, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.access import GRANTABLE_ROLES
 from app.core.clock import now_utc
@@ -25,6 +26,7 @@ INVITE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 INVITE_CODE_LENGTH = 8
 INVITE_IMAGE_TTL_SECONDS = 24 * 3600
 AUTH_CACHE_SECONDS = 300
+_MOMENTS: dict[type, frozenset[str]] = {}  # UTCDateTime columns per model, for rebuilding cached rows
 
 
 class ReferralStatus:
@@ -171,13 +173,30 @@ def _column_values(row) -> dict:
             for c in row.__table__.columns for v in [getattr(row, c.key)]}
 
 
+def _moments(model) -> frozenset[str]:
+    found = _MOMENTS.get(model)
+    if found is None:
+        found = _MOMENTS[model] = frozenset(c.key for c in model.__table__.columns if isinstance(c.type, UTCDateTime))
+    return found
+
+
+
 def _detached(model, values: dict):
-    """Rebuild a persistent object from cached column values without querying."""
-    moments = {c.key for c in model.__table__.columns if isinstance(c.type, UTCDateTime)}
-    fields = {k: (datetime.fromisoformat(v) if v is not None and k in moments else v) for k, v in values.items()}
-    instance = model(**fields)
+    """Rebuild a row object from cached column values as a query would (no constructor events, no history)."""
+    moments = _moments(model)
+    instance = model.__mapper__.class_manager.new_instance()
+    instance.__dict__.update({k: (datetime.fromisoformat(v) if v is not None and k in moments else v)
+                              for k, v in values.items()})
     make_transient_to_detached(instance)
-    return db.session.merge(instance, load=False)
+    return instance
+
+
+def _attached(instance):
+    """Put a rebuilt object in this request's session; merge only when the session already holds that row."""
+    if inspect(instance).key in db.session.identity_map:
+        return db.session.merge(instance, load=False)
+    db.session.add(instance)
+    return instance
 
 
 def _cached_authentication(token_hash: str, user_id: int) -> Authenticated | None:
@@ -185,16 +204,24 @@ def _cached_authentication(token_hash: str, user_id: int) -> Authenticated | Non
     if cached is None:
         return None
     blob = json.loads(cached)
-    if blob["generation"] != int(generation or 0) or blob["session"]["user_id"] != user_id:
+    if blob["generation"] != int(generation or 0) or blob["session"]["user_id"] != user_id or "role_rows" not in blob:
         return None
     if datetime.fromisoformat(blob["session"]["expires_at"]) <= now_utc():
         return None
-    return Authenticated(user=_detached(User, blob["user"]), session=_detached(AuthSession, blob["session"]),
+    user = _detached(User, blob["user"])
+    # The roles come with the user, so nothing that reads `user.roles` (role checks, UserSchema) queries for them.
+    set_committed_value(user, "roles", [_detached(UserRole, row) for row in blob["role_rows"]])
+    # The session row stays detached: requests only read it (logout revokes by id).
+    return Authenticated(user=_attached(user), session=_detached(AuthSession, blob["session"]),
                          roles=frozenset(blob["roles"]))
 
 
 def authenticate(*, token: str) -> Authenticated | None:
-    """Resolve a bearer token to its live session and user (cached in Redis, checked against the user's generation)."""
+    """Resolve a bearer token to its live session and user (cached in Redis, checked against the user's generation).
+
+    A cached session costs one Redis round trip (the session and the user's generation in one MGET) and no
+    query; every change to the user or their sessions bumps the generation, so it takes effect at once.
+    """
     user_part, _, secret = token.partition(".")
     if not user_part.isdigit() or not secret:
         return None
@@ -214,7 +241,7 @@ def authenticate(*, token: str) -> Authenticated | None:
     session, user = row
     roles = roles_of(user)
     blob = {"generation": generation, "session": _column_values(session), "user": _column_values(user),
-            "roles": sorted(roles)}
+            "roles": sorted(roles), "role_rows": [_column_values(r) for r in user.roles]}
     get_redis().set(_session_cache_key(token_hash), json.dumps(blob), ex=AUTH_CACHE_SECONDS)
     return Authenticated(user=user, session=session, roles=roles)
 

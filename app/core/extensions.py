@@ -1,5 +1,5 @@
 """Extension objects, created unbound and attached in the app factory."""
-from flask_limiter import Limiter
+import flask_limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -39,6 +39,25 @@ class Api(SmorestApi):
 
     def handle_http_exception(self, error):
         return http_exception_response(error)
+
+
+class Limiter(flask_limiter.Limiter):
+    """Flask-Limiter that skips its before-request pass while no limit could apply to every request.
+
+    The stock hook resolves default, application, blueprint and meta limits for every request, even
+    when none are configured. Decorated limits (login's) are checked by their decorator regardless, so
+    the pass only matters once one of the request-wide kinds exists; then it runs as before.
+    """
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        if in_middleware and not self._request_wide_limits():
+            return
+        super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
+
+    def _request_wide_limits(self) -> bool:
+        manager = self.limit_manager
+        return bool(manager._default_limits or manager._application_limits or manager._blueprint_limits
+                    or manager._endpoint_hints or self._meta_limits)
 
 
 migrate = Migrate(render_as_batch=True, compare_type=True, render_item=render_migration_item)

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 from sqlalchemy import Select, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from app.core.access import Actor
@@ -31,6 +32,18 @@ class DeliveryTarget:
     channel: str
     timezone: str
     credentials: dict[str, str]
+
+
+@dataclass(frozen=True)
+class MemberEventIn:
+    """One member event for `record_member_events`; a `ref` makes it idempotent."""
+
+    group_id: int
+    user_id: int
+    kind: str
+    occurred_at: datetime
+    ref: str | None = None
+    detail: str = ""
 
 
 def check_timezone(name: str) -> str:
@@ -337,6 +350,26 @@ def record_member_event(*, group_id: int, user_id: int, kind: str, occurred_at: 
     if commit:
         db.session.commit()
     return True
+
+
+def record_member_events(*, events: list[MemberEventIn]) -> int:
+    """Record many member events in one statement, joining the caller's transaction (bulk callers: click batches).
+
+    Events of users who are not current members, and (kind, ref) pairs recorded before, are skipped;
+    returns how many were new.
+    """
+    unknown = {e.kind for e in events} - set(EVENT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown member event kinds {sorted(unknown)}")
+    members = current_members(pairs={(e.group_id, e.user_id) for e in events})
+    rows = [{"group_id": e.group_id, "user_id": e.user_id, "kind": e.kind, "ref": e.ref,
+             "detail": e.detail[:DEMAND_TEXT_MAX], "occurred_at": e.occurred_at}
+            for e in events if (e.group_id, e.user_id) in members]
+    if not rows:
+        return 0
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(MemberEvent).on_conflict_do_nothing(index_elements=["group_id", "user_id", "kind", "ref"])
+    return len(db.session.execute(statement.returning(MemberEvent.id), rows).all())
 
 
 def current_members(*, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
