@@ -5,11 +5,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.core.clock import now_utc
-from app.core.db import db
-from app.core.errors import Conflict, Invalid, NotFound
-from app.core.pagination import keyset_page
+from app.catalog import search
 from app.catalog.models import Category, Product
+from app.core.clock import now_utc
+from app.core.db import db, is_postgres
+from app.core.errors import Conflict, Invalid, NotFound
+from app.core.pagination import decode_cursor, encode_cursor, keyset_page
 
 SORT_KEYS = {
     "newest": (("created_at", datetime), True),
@@ -125,25 +126,29 @@ def update_product(*, product_id: int, changes: dict) -> Product:
     return product
 
 
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def search_products(*, q: str | None, category_id: int | None, sort: str, cursor: str | None,
                     limit: int) -> ProductPage:
     """Active products matching a keyword (a substring of title or merchant, Chinese included) and a category."""
-    stmt = select(Product).where(Product.is_active.is_(True))
-    if q and q.strip():
-        pattern = _like_pattern(q.strip())
-        stmt = stmt.where(Product.title.ilike(pattern, escape="\\") | Product.merchant.ilike(pattern, escape="\\"))
-    if category_id is not None:
-        stmt = stmt.where(Product.category_id == category_id)
     (column_name, kind), descending = SORT_KEYS[sort]
-    column = getattr(Product, column_name)
-    items, next_cursor = keyset_page(stmt, columns=[column, Product.id], kinds=[kind, int], cursor=cursor, limit=limit,
-                                     key_of=lambda p: (getattr(p, column_name), p.id), descending=descending,
-                                     session=db.session)
+    columns = [getattr(Product, column_name), Product.id]
+    filters = [Product.is_active.is_(True)]
+    if category_id is not None:
+        filters.append(Product.category_id == category_id)
+    keyword = (q or "").strip()
+
+    def key_of(product: Product) -> tuple:
+        return getattr(product, column_name), product.id
+
+    if keyword and is_postgres():
+        after = decode_cursor(cursor, [kind, int]) if cursor else None
+        rows = search.matching_page(Product, filters=filters, keyword=keyword, columns=columns, after=after,
+                                    descending=descending, limit=limit + 1, session=db.session)
+        next_cursor = encode_cursor(key_of(rows[limit - 1])) if len(rows) > limit else None
+        return ProductPage(items=rows[:limit], next_cursor=next_cursor)
+    if keyword:
+        filters.append(search.keyword_match(Product, keyword))
+    items, next_cursor = keyset_page(select(Product).where(*filters), columns=columns, kinds=[kind, int], cursor=cursor,
+                                     limit=limit, key_of=key_of, descending=descending, session=db.session)
     return ProductPage(items=items, next_cursor=next_cursor)
 
 
