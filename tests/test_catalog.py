@@ -29,10 +29,13 @@ def test_search_matches_one_and_two_characters_case_and_merchant(api):
     assert search("SONIC") == search("sonic") == search("刷 so") == ["儿童电动牙刷 Sonic"]
     assert search("旗舰") == ["儿童电动牙刷 Sonic"] and search("pige") == ["婴儿湿巾 80抽"]
     assert search("刷牙") == search("童 电") == search("80抽抽") == []
+    # The hand-rendered search rows are exactly what the schema renders for one product.
+    item = api.get("/api/v1/products", query_string={"q": "旗舰"}).get_json()["items"][0]
+    assert item == {k: v for k, v in api.get(f"/api/v1/products/{item['id']}").get_json().items() if k != "my_earning"}
 
 
 def test_search_tokens_follow_title_and_merchant(app):
-    from app.catalog.search import keyword_tokens, search_tokens
+    from app.catalog.tokens import keyword_tokens, search_tokens
 
     product = make_product(title="软毛 牙刷", merchant="A店")
     assert product.search_tokens == search_tokens("软毛 牙刷", "A店") == sorted(

@@ -5,7 +5,7 @@ from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, 
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.catalog.search import search_tokens
+from app.catalog.tokens import search_tokens
 from app.core.db import BigId, IdPk, db
 
 PRODUCT_SOURCES = ("union", "own")
@@ -54,7 +54,7 @@ class Product(db.Model):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-    # Unigrams and bigrams of the title and merchant (app.catalog.search), kept by the hooks below.
+    # Unigrams and bigrams of the title and merchant (app.catalog.tokens), kept by the hooks below.
     search_tokens: Mapped[list[str]] = mapped_column(JSON().with_variant(ARRAY(Text), "postgresql"), deferred=True)
 
 

@@ -1,58 +1,37 @@
-"""Keyword search over product titles and merchants: a substring match that an index can serve.
+"""Product search: active products by keyword and category, sorted, one keyset page at a time.
 
-Chinese has no spaces and its keywords are often one or two characters (牙刷, 奶瓶, 米粉), so neither word
-tokenisers nor pg_trgm help: pg_trgm takes no trigram from a two-character LIKE pattern and scans its whole
-index. Instead every product keeps `search_tokens`: the character unigrams and bigrams of its lowercased title
-and merchant, within each run of non-space characters. Any text containing a keyword contains every bigram
-of the keyword (its one character, for a one-character keyword), so on PostgreSQL `search_tokens @> those`
-through a GIN index finds a superset of the matches, and the substring match (ILIKE) then decides exactly.
-The planner weighs the GIN lookup against walking the sort order's index and filtering, so a keyword that
-matches a hundred thousand products costs about one page of rows, and a rare one costs its few matches.
-SQLite (the embedded default) matches with LIKE alone.
+A keyword matches when it is a substring of the title or the merchant, ignoring case (ILIKE; LIKE on SQLite).
+On PostgreSQL a keyword page first walks the sort order's index for WALK_ROWS rows past the cursor, matching
+as it goes: a keyword found in more than about one row in WALK_ROWS / page size fills its page there, so
+common keywords (牙刷 in a hundred thousand products) cost about a page's worth of rows whatever their count.
+A keyword too rare for that is looked up through the GIN index on the search tokens (app.catalog.tokens);
+its candidates are all fetched and sorted, which is few rows for a keyword the walk found so rare. (Only a
+common keyword crowded at the far end of the sort order, such as pricey goods sorted cheapest first, costs
+its whole match count per page.) The planner is not left to choose: it estimates a multi-token containment
+as independent tokens, reckoned 71 rows for 安全座椅's 41,861, and fetched them all for every page.
+
+Statements are built once per shape, with bound parameters, so a search costs no SQL construction.
 """
-from typing import Any, Sequence
+from datetime import datetime
+from functools import cache
 
-from sqlalchemy import ColumnElement, Select, Text, select, type_coerce
+from sqlalchemy import Row, Select, Text, bindparam, select, tuple_, type_coerce
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import aliased
 
-from app.core.pagination import after_cursor
+from app.catalog.models import Product
+from app.catalog.tokens import keyword_tokens
+from app.core.pagination import decode_cursor, encode_cursor
 
-# A keyword's bigrams beyond these narrow the index lookup no further worth the work; the match re-checks all.
-QUERY_TOKENS_MAX = 8
-# How far a page walks the sort order looking for matches before it asks the token index for all of them:
-# a keyword matching more than about 1 row in WALK_ROWS / page size fills its page within the walk; a rarer one
-# has fewer than about (rows in the table) × page size / WALK_ROWS matches, which the GIN lookup fetches.
 WALK_ROWS = 2000
-
-
-def _runs(text: str) -> list[str]:
-    return text.lower().split()
-
-
-def _grams(run: str) -> set[str]:
-    return set(run) | {run[i:i + 2] for i in range(len(run) - 1)}
-
-
-def search_tokens(*texts: str | None) -> list[str]:
-    """The index tokens of a product's searchable texts (title, merchant): unigrams and bigrams, sorted."""
-    tokens: set[str] = set()
-    for text in texts:
-        for run in _runs(text or ""):
-            tokens |= _grams(run)
-    return sorted(tokens)
-
-
-def keyword_tokens(keyword: str) -> list[str]:
-    """Tokens every text containing `keyword` has: its bigrams (a lone character stands for itself)."""
-    wanted: list[str] = []
-    for run in _runs(keyword):
-        grams = [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
-        wanted += [g for g in grams if g not in wanted]
-    if len(wanted) <= QUERY_TOKENS_MAX:
-        return wanted
-    step = len(wanted) / QUERY_TOKENS_MAX
-    return [wanted[int(i * step)] for i in range(QUERY_TOKENS_MAX)]
+# name: (sort column, its Python type, descending); the id breaks ties.
+SORTS = {
+    "newest": ("created_at", datetime, True),
+    "price_asc": ("price_fen", int, False),
+    "price_desc": ("price_fen", int, True),
+    "commission": ("commission_rate_bp", int, True),
+}
+# What a result row carries: every column but the tokens.
+FIELDS = [column for column in Product.__table__.c if column.key != "search_tokens"]
 
 
 def _like_pattern(text: str) -> str:
@@ -60,37 +39,74 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def keyword_match(model, keyword: str) -> ColumnElement[bool]:
-    """The exact rule: the title or the merchant contains `keyword`, ignoring case."""
-    pattern = _like_pattern(keyword)
-    return model.title.ilike(pattern, escape="\\") | model.merchant.ilike(pattern, escape="\\")
+def _matches(columns):
+    pattern = bindparam("pattern")
+    return columns.title.ilike(pattern, escape="\\") | columns.merchant.ilike(pattern, escape="\\")
 
 
-def _ordered(stmt: Select, columns: Sequence[Any], descending: bool, limit: int) -> Select:
-    return stmt.order_by(*[c.desc() if descending else c.asc() for c in columns]).limit(limit)
+def _ordered(stmt: Select, columns, sort: str) -> Select:
+    column, _, descending = SORTS[sort]
+    keys = [columns[column], columns.id]
+    return stmt.order_by(*[k.desc() if descending else k.asc() for k in keys]).limit(bindparam("limit"))
 
 
-def matching_page(model, *, filters: list[ColumnElement[bool]], keyword: str, columns: Sequence[Any],
-                  after: Sequence[Any] | None, descending: bool, limit: int, session) -> list:
-    """Up to `limit` rows passing `filters` and containing `keyword`, in the order of `columns`, after `after`.
+def _filters(sort: str, *, by_category: bool, from_cursor: bool) -> list:
+    column, _, descending = SORTS[sort]
+    filters = [Product.is_active.is_(True)]
+    if by_category:
+        filters.append(Product.category_id == bindparam("category_id"))
+    if from_cursor:
+        # A row-value comparison is a range of the sort index (see app.core.pagination.after_cursor).
+        row = tuple_(Product.__table__.c[column], Product.id)
+        bound = tuple_(bindparam("after_key", type_=Product.__table__.c[column].type), bindparam("after_id", type_=Product.id.type))
+        filters.append(row < bound if descending else row > bound)
+    return filters
 
-    PostgreSQL only. First the sort order's index is walked for WALK_ROWS rows past the cursor (work bounded
-    whatever the keyword); a keyword too rare to fill the page there is looked up through the token index,
-    whose candidates are all fetched (few, as the walk showed) and then sorted.
-    """
-    if after is not None:
-        filters = [*filters, after_cursor(columns, after, descending=descending)]
-    window = _ordered(select(model).where(*filters), columns, descending, WALK_ROWS).subquery()
-    walked = aliased(model, window)
-    walked_columns = [getattr(walked, c.key) for c in columns]
-    rows = list(session.scalars(_ordered(select(walked).where(keyword_match(walked, keyword)), walked_columns,
-                                         descending, limit)))
-    if len(rows) == limit:
-        return rows
-    tokens = keyword_tokens(keyword)
-    indexed = [type_coerce(model.search_tokens, ARRAY(Text)).contains(tokens)] if tokens else []
+
+@cache
+def _plain(sort: str, by_category: bool, from_cursor: bool, by_keyword: bool) -> Select:
+    filters = _filters(sort, by_category=by_category, from_cursor=from_cursor)
+    if by_keyword:
+        filters.append(_matches(Product.__table__.c))
+    return _ordered(select(*FIELDS).where(*filters), Product.__table__.c, sort)
+
+
+@cache
+def _walk(sort: str, by_category: bool, from_cursor: bool) -> Select:
+    window = (_ordered(select(*FIELDS).where(*_filters(sort, by_category=by_category, from_cursor=from_cursor)),
+                       Product.__table__.c, sort)
+              .limit(bindparam("walk_rows")).subquery("walk"))
+    return _ordered(select(*window.c).where(_matches(window.c)), window.c, sort)
+
+
+@cache
+def _lookup(sort: str, by_category: bool, from_cursor: bool) -> Select:
+    column = SORTS[sort][0]
+    tokens = type_coerce(Product.search_tokens, ARRAY(Text)).contains(bindparam("tokens", type_=ARRAY(Text)))
     # Materialised, so the planner cannot turn the lookup back into a walk of the sort order.
-    found = (select(*{c.key: c for c in (model.id, *columns)}.values()).where(*filters, *indexed, keyword_match(model, keyword))
+    found = (select(Product.id, Product.__table__.c[column])
+             .where(*_filters(sort, by_category=by_category, from_cursor=from_cursor), tokens,
+                    _matches(Product.__table__.c))
              .cte("found").prefix_with("MATERIALIZED"))
-    top = _ordered(select(found.c.id), [found.c[c.key] for c in columns], descending, limit).subquery()
-    return list(session.scalars(_ordered(select(model).join(top, top.c.id == model.id), columns, descending, limit)))
+    top = _ordered(select(found.c.id, found.c[column]), found.c, sort).subquery("top")
+    return _ordered(select(*FIELDS).join_from(Product, top, top.c.id == Product.id), Product.__table__.c, sort)
+
+
+def search(*, keyword: str, category_id: int | None, sort: str, cursor: str | None, limit: int, connection,
+           postgres: bool) -> tuple[list[Row], str | None]:
+    """One page of active products containing `keyword` (all of them when blank), and the next page's cursor."""
+    column, kind, _ = SORTS[sort]
+    shape = (sort, category_id is not None, cursor is not None)
+    params = {"limit": limit + 1, "category_id": category_id}
+    if cursor:
+        params["after_key"], params["after_id"] = decode_cursor(cursor, [kind, int])
+    if keyword:
+        params["pattern"] = _like_pattern(keyword)
+    if keyword and postgres:
+        rows = connection.execute(_walk(*shape), params | {"walk_rows": WALK_ROWS}).all()
+        if len(rows) <= limit:
+            rows = connection.execute(_lookup(*shape), params | {"tokens": keyword_tokens(keyword)}).all()
+    else:
+        rows = connection.execute(_plain(*shape, bool(keyword)), params).all()
+    next_cursor = encode_cursor([getattr(rows[limit - 1], column), rows[limit - 1].id]) if len(rows) > limit else None
+    return rows[:limit], next_cursor

@@ -1,6 +1,5 @@
 """Catalog use cases: products and categories for operators, search for moms, and lookups for other domains."""
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -10,19 +9,11 @@ from app.catalog.models import Category, Product
 from app.core.clock import now_utc
 from app.core.db import db, is_postgres
 from app.core.errors import Conflict, Invalid, NotFound
-from app.core.pagination import decode_cursor, encode_cursor, keyset_page
-
-SORT_KEYS = {
-    "newest": (("created_at", datetime), True),
-    "price_asc": (("price_fen", int), False),
-    "price_desc": (("price_fen", int), True),
-    "commission": (("commission_rate_bp", int), True),
-}
 
 
 @dataclass(frozen=True)
 class ProductPage:
-    items: list[Product]
+    items: list  # rows of search.FIELDS
     next_cursor: str | None
 
 
@@ -129,29 +120,22 @@ def update_product(*, product_id: int, changes: dict) -> Product:
 def search_products(*, q: str | None, category_id: int | None, sort: str, cursor: str | None,
                     limit: int) -> ProductPage:
     """Active products matching a keyword (a substring of title or merchant, Chinese included) and a category."""
-    (column_name, kind), descending = SORT_KEYS[sort]
-    columns = [getattr(Product, column_name), Product.id]
-    filters = [Product.is_active.is_(True)]
-    if category_id is not None:
-        filters.append(Product.category_id == category_id)
-    keyword = (q or "").strip()
-
-    def key_of(product: Product) -> tuple:
-        return getattr(product, column_name), product.id
-
-    if keyword and is_postgres():
-        after = decode_cursor(cursor, [kind, int]) if cursor else None
-        rows = search.matching_page(Product, filters=filters, keyword=keyword, columns=columns, after=after,
-                                    descending=descending, limit=limit + 1, session=db.session)
-        next_cursor = encode_cursor(key_of(rows[limit - 1])) if len(rows) > limit else None
-        return ProductPage(items=rows[:limit], next_cursor=next_cursor)
-    if keyword:
-        filters.append(search.keyword_match(Product, keyword))
-    items, next_cursor = keyset_page(select(Product).where(*filters), columns=columns, kinds=[kind, int], cursor=cursor,
-                                     limit=limit, key_of=key_of, descending=descending, session=db.session)
+    items, next_cursor = search.search(keyword=(q or "").strip(), category_id=category_id, sort=sort, cursor=cursor,
+                                       limit=limit, connection=db.session.connection(), postgres=is_postgres())
     return ProductPage(items=items, next_cursor=next_cursor)
 
 
 def products_by_id(*, product_ids: list[int]) -> dict[int, Product]:
     """The products that exist among `product_ids`, keyed by id."""
     return _rows_by_id(Product, product_ids)
+
+
+def product_cards(*, product_ids: list[int]) -> dict[int, dict]:
+    """Id, title, first image and price of the products among `product_ids` still on sale (one light query)."""
+    if not product_ids:
+        return {}
+    first_image = Product.images[0].as_string().label("image")
+    rows = db.session.connection().execute(select(Product.id, Product.title, first_image, Product.price_fen)
+                                           .where(Product.id.in_(set(product_ids)), Product.is_active.is_(True)))
+    return {row.id: {"product_id": row.id, "title": row.title, "image": row.image, "price_fen": row.price_fen}
+            for row in rows}
