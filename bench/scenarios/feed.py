@@ -46,7 +46,7 @@ def _copy(cursor, table: str, columns: list[str], rows) -> None:
 
 def generate(ctx) -> list[int]:
     """Fill the bench database; returns the ids of products that posts link to."""
-    from app.catalog.search import search_tokens
+    from app.catalog.tokens import search_tokens
     from app.core.db import db
 
     rng = random.Random(6)
