@@ -1,6 +1,8 @@
 """Product search: active products by keyword and category, sorted, one keyset page at a time.
 
-A keyword matches when it is a substring of the title or the merchant, ignoring case (ILIKE; LIKE on SQLite).
+A keyword matches when it is a substring of the title or the merchant, ignoring case (ILIKE; LIKE on SQLite,
+which ignores ASCII case). A keyword without cased letters (most Chinese ones) is matched with LIKE, which
+answers the same and costs PostgreSQL half as much per row as ILIKE's lowercasing.
 On PostgreSQL a keyword page first walks the sort order's index for WALK_ROWS rows past the cursor, matching
 as it goes: a keyword found in more than about one row in WALK_ROWS / page size fills its page there, so
 common keywords (牙刷 in a hundred thousand products) cost about a page's worth of rows whatever their count.
@@ -39,8 +41,10 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _matches(columns):
+def _matches(columns, caseless: bool):
     pattern = bindparam("pattern")
+    if caseless:
+        return columns.title.like(pattern, escape="\\") | columns.merchant.like(pattern, escape="\\")
     return columns.title.ilike(pattern, escape="\\") | columns.merchant.ilike(pattern, escape="\\")
 
 
@@ -58,35 +62,36 @@ def _filters(sort: str, *, by_category: bool, from_cursor: bool) -> list:
     if from_cursor:
         # A row-value comparison is a range of the sort index (see app.core.pagination.after_cursor).
         row = tuple_(Product.__table__.c[column], Product.id)
-        bound = tuple_(bindparam("after_key", type_=Product.__table__.c[column].type), bindparam("after_id", type_=Product.id.type))
+        bound = tuple_(bindparam("after_key", type_=Product.__table__.c[column].type),
+                       bindparam("after_id", type_=Product.id.type))
         filters.append(row < bound if descending else row > bound)
     return filters
 
 
 @cache
-def _plain(sort: str, by_category: bool, from_cursor: bool, by_keyword: bool) -> Select:
+def _plain(sort: str, by_category: bool, from_cursor: bool, by_keyword: bool, caseless: bool) -> Select:
     filters = _filters(sort, by_category=by_category, from_cursor=from_cursor)
     if by_keyword:
-        filters.append(_matches(Product.__table__.c))
+        filters.append(_matches(Product.__table__.c, caseless))
     return _ordered(select(*FIELDS).where(*filters), Product.__table__.c, sort)
 
 
 @cache
-def _walk(sort: str, by_category: bool, from_cursor: bool) -> Select:
+def _walk(sort: str, by_category: bool, from_cursor: bool, caseless: bool) -> Select:
     window = (_ordered(select(*FIELDS).where(*_filters(sort, by_category=by_category, from_cursor=from_cursor)),
                        Product.__table__.c, sort)
               .limit(bindparam("walk_rows")).subquery("walk"))
-    return _ordered(select(*window.c).where(_matches(window.c)), window.c, sort)
+    return _ordered(select(*window.c).where(_matches(window.c, caseless)), window.c, sort)
 
 
 @cache
-def _lookup(sort: str, by_category: bool, from_cursor: bool) -> Select:
+def _lookup(sort: str, by_category: bool, from_cursor: bool, caseless: bool) -> Select:
     column = SORTS[sort][0]
     tokens = type_coerce(Product.search_tokens, ARRAY(Text)).contains(bindparam("tokens", type_=ARRAY(Text)))
     # Materialised, so the planner cannot turn the lookup back into a walk of the sort order.
     found = (select(Product.id, Product.__table__.c[column])
              .where(*_filters(sort, by_category=by_category, from_cursor=from_cursor), tokens,
-                    _matches(Product.__table__.c))
+                    _matches(Product.__table__.c, caseless))
              .cte("found").prefix_with("MATERIALIZED"))
     top = _ordered(select(found.c.id, found.c[column]), found.c, sort).subquery("top")
     return _ordered(select(*FIELDS).join_from(Product, top, top.c.id == Product.id), Product.__table__.c, sort)
@@ -96,6 +101,8 @@ def search(*, keyword: str, category_id: int | None, sort: str, cursor: str | No
            postgres: bool) -> tuple[list[Row], str | None]:
     """One page of active products containing `keyword` (all of them when blank), and the next page's cursor."""
     column, kind, _ = SORTS[sort]
+    # Uncased (Chinese, digits): LIKE is ILIKE there; SQLite's LIKE already ignores ASCII case.
+    caseless = keyword.lower() == keyword.upper() or not postgres
     shape = (sort, category_id is not None, cursor is not None)
     params = {"limit": limit + 1, "category_id": category_id}
     if cursor:
@@ -103,10 +110,10 @@ def search(*, keyword: str, category_id: int | None, sort: str, cursor: str | No
     if keyword:
         params["pattern"] = _like_pattern(keyword)
     if keyword and postgres:
-        rows = connection.execute(_walk(*shape), params | {"walk_rows": WALK_ROWS}).all()
+        rows = connection.execute(_walk(*shape, caseless), params | {"walk_rows": WALK_ROWS}).all()
         if len(rows) <= limit:
-            rows = connection.execute(_lookup(*shape), params | {"tokens": keyword_tokens(keyword)}).all()
+            rows = connection.execute(_lookup(*shape, caseless), params | {"tokens": keyword_tokens(keyword)}).all()
     else:
-        rows = connection.execute(_plain(*shape, bool(keyword)), params).all()
+        rows = connection.execute(_plain(*shape, bool(keyword), caseless), params).all()
     next_cursor = encode_cursor([getattr(rows[limit - 1], column), rows[limit - 1].id]) if len(rows) > limit else None
     return rows[:limit], next_cursor

@@ -92,7 +92,8 @@ def shape_posts(posts: list, cards: dict[int, dict]) -> list[dict]:
 def _generations_read_by(group_id: int | None, product_id: int | None, age_band: str | None) -> list[str]:
     """A filtered page shows posts of its group, product and band: a change elsewhere leaves it as it is."""
     scopes = [("group", group_id), ("product", product_id), ("age-band", age_band)]
-    return [key("content", "feed-generation", name, value) for name, value in scopes if value is not None] or [EVERY_POST]
+    keys = [key("content", "feed-generation", name, value) for name, value in scopes if value is not None]
+    return keys or [EVERY_POST]
 
 
 def _generations_bumped_by(post: MemberPost) -> list[str]:
