@@ -12,7 +12,8 @@ from datetime import datetime
 from functools import cache
 
 from flask import current_app
-from sqlalchemy import Select, bindparam, false, select, tuple_
+from marshmallow import fields
+from sqlalchemy import Row, Select, bindparam, false, select, tuple_
 
 from app.catalog import service as catalog
 from app.content.models import AGE_BAND_MONTHS, MemberPost, MemberPostProduct
@@ -23,7 +24,9 @@ from app.core.redis import get_redis, key
 
 # What a post row shows (PostSchema without its product cards), and what its cards need.
 POST_FIELDS = tuple(name for name in PostSchema().fields if name != "products")
-FEED_COLUMNS = [MemberPost.__table__.c[name] for name in (*POST_FIELDS, "product_ids", "share_codes")]
+ROW_FIELDS = (*POST_FIELDS, "product_ids", "share_codes")
+FEED_COLUMNS = [MemberPost.__table__.c[name] for name in ROW_FIELDS]
+DATETIME_FIELDS = tuple(name for name, field in PostSchema().fields.items() if isinstance(field, fields.DateTime))
 EVERY_POST = key("content", "feed-generation", "all")
 
 # name: (sort column, its Python type); newest or most popular first, the id breaking ties.
@@ -82,9 +85,10 @@ def shape_posts(posts: list, cards: dict[int, dict]) -> list[dict]:
     """Posts (rows or models) as response rows, each with the cards of its products on sale and their share codes."""
     shaped = []
     for post in posts:
-        codes = dict(zip(post.product_ids, post.share_codes or []))
-        row = {name: getattr(post, name) for name in POST_FIELDS}
-        row["products"] = [cards[pid] | {"share_code": codes.get(pid)} for pid in post.product_ids if pid in cards]
+        row = post._asdict() if isinstance(post, Row) else {name: getattr(post, name) for name in ROW_FIELDS}
+        product_ids = row.pop("product_ids")
+        codes = dict(zip(product_ids, row.pop("share_codes") or []))
+        row["products"] = [cards[pid] | {"share_code": codes.get(pid)} for pid in product_ids if pid in cards]
         shaped.append(row)
     return shaped
 
@@ -115,10 +119,6 @@ def post_changed(*, post: MemberPost) -> None:
     pipe.execute()
 
 
-def _plain(value):
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
 def feed_json(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
               limit: int) -> str:
     """One feed page rendered as JSON, served from the short-lived cache when it holds it."""
@@ -137,7 +137,11 @@ def feed_json(*, group_id: int | None, product_id: int | None, age_band: str | N
                 return body
     page = feed(group_id=group_id, product_id=product_id, age_band=age_band, sort=sort, cursor=cursor, limit=limit)
     # Rendered by hand (the shape of PostSchema, which documents it): a schema dump costs more than the SQL.
-    items = [{name: _plain(value) for name, value in row.items()} for row in shape_posts(page.items, page.cards)]
+    items = shape_posts(page.items, page.cards)
+    for item in items:
+        for name in DATETIME_FIELDS:
+            if item[name] is not None:
+                item[name] = item[name].isoformat()
     body = json.dumps({"items": items, "next_cursor": page.next_cursor}, ensure_ascii=False, separators=(",", ":"))
     if cache_key is not None:
         redis.set(cache_key, f"{generations}|{body}", ex=ttl)
