@@ -1,6 +1,10 @@
 import json
 
+from sqlalchemy import update
+
 from app.catalog import service as catalog
+from app.catalog.models import Product
+from app.core.db import db
 from tests.affiliate_helpers import make_product
 from tests.helpers import assert_error
 
@@ -75,6 +79,24 @@ def test_keyword_pages_stay_exact_when_the_walk_falls_back_to_the_token_index(ap
             if not cursor:
                 break
         assert seen == [p.id for p in sorted(expected, key=key, reverse=descending)], sort
+
+
+def test_search_pages_are_cached_until_a_product_changes(api, app, tmp_path):
+    operator = api.as_user("op", roles=("operator",))
+    bottle = make_product(title="玻璃奶瓶")
+    assert _titles(api.get("/api/v1/products", query_string={"q": "奶瓶"})) == ["玻璃奶瓶"]
+    db.session.execute(update(Product).where(Product.id == bottle.id).values(title="PPSU奶瓶"))  # behind the service
+    db.session.commit()
+    assert _titles(api.get("/api/v1/products", query_string={"q": "奶瓶"})) == ["玻璃奶瓶"]  # the cached page
+    operator.patch(f"/api/v1/admin/products/{bottle.id}", json={"price_fen": 4900})
+    assert _titles(api.get("/api/v1/products", query_string={"q": "奶瓶"})) == ["PPSU奶瓶"]
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(json.dumps({"external_id": "n1", "title": "硅胶奶瓶", "price_fen": 100, "commission_rate_bp": 100},
+                               ensure_ascii=False) + "\n", encoding="utf-8")
+    assert app.test_cli_runner().invoke(args=["catalog", "import", str(feed)]).exit_code == 0
+    assert sorted(_titles(api.get("/api/v1/products", query_string={"q": "奶瓶"}))) == ["PPSU奶瓶", "硅胶奶瓶"]
+    make_product(title="奶瓶刷")
+    assert len(_titles(api.get("/api/v1/products", query_string={"q": "奶瓶"}))) == 3
 
 
 def test_sorts_and_cursor_pagination(api, frozen_clock):

@@ -1,6 +1,9 @@
 """Catalog use cases: products and categories for operators, search for moms, and lookups for other domains."""
-from dataclasses import dataclass
+import json
 from functools import cache
+
+from flask import current_app
+from marshmallow import fields
 
 from sqlalchemy import BigInteger, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -8,15 +11,18 @@ from sqlalchemy.exc import IntegrityError
 
 from app.catalog import search
 from app.catalog.models import Category, Product
+from app.catalog.schemas import ProductSchema
+from app.core import pagecache
 from app.core.clock import now_utc
 from app.core.db import db, is_postgres
 from app.core.errors import Conflict, Invalid, NotFound
+from app.core.redis import key
 
 
-@dataclass(frozen=True)
-class ProductPage:
-    items: list  # rows of search.FIELDS
-    next_cursor: str | None
+SEARCH_GENERATION = key("catalog", "search-generation")
+# ProductSchema's date-time fields, which a hand-rendered search page spells out in ISO 8601.
+SEARCH_DATETIME_FIELDS = tuple(name for name, field in ProductSchema().fields.items()
+                               if isinstance(field, fields.DateTime))
 
 
 def get_product(*, product_id: int) -> Product:
@@ -104,6 +110,7 @@ def create_product(*, source: str, external_id: str, fields: dict) -> Product:
         db.session.rollback()
         raise Conflict("A product with this source and external id exists.", code="product_exists")
     db.session.commit()
+    catalog_changed()
     return product
 
 
@@ -116,15 +123,34 @@ def update_product(*, product_id: int, changes: dict) -> Product:
         setattr(product, name, value)
     product.updated_at = now_utc()
     db.session.commit()
+    catalog_changed()
     return product
 
 
-def search_products(*, q: str | None, category_id: int | None, sort: str, cursor: str | None,
-                    limit: int) -> ProductPage:
-    """Active products matching a keyword (a substring of title or merchant, Chinese included) and a category."""
-    items, next_cursor = search.search(keyword=(q or "").strip(), category_id=category_id, sort=sort, cursor=cursor,
-                                       limit=limit, connection=db.session.connection(), postgres=is_postgres())
-    return ProductPage(items=items, next_cursor=next_cursor)
+def _render_search(*, keyword: str, category_id: int | None, sort: str, cursor: str | None, limit: int) -> str:
+    items, next_cursor = search.search(keyword=keyword, category_id=category_id, sort=sort, cursor=cursor, limit=limit,
+                                       connection=db.session.connection(), postgres=is_postgres())
+    # Rendered by hand in the shape of ProductPageSchema (which documents it): a schema dump costs more than the SQL.
+    rows = [row._asdict() for row in items]
+    for row in rows:
+        for name in SEARCH_DATETIME_FIELDS:
+            row[name] = row[name].isoformat()
+    return json.dumps({"items": rows, "next_cursor": next_cursor}, ensure_ascii=False, separators=(",", ":"))
+
+
+def search_products(*, q: str | None, category_id: int | None, sort: str, cursor: str | None, limit: int) -> str:
+    """Active products matching a keyword (a substring of title or merchant, Chinese included) and a category:
+    one page as JSON, served from the short-lived cache until a product changes."""
+    keyword = (q or "").strip()
+    return pagecache.cached(cache_key=key("catalog", "search", keyword, category_id, sort, cursor or "", limit),
+                            generations=[SEARCH_GENERATION], ttl=current_app.config["CATALOG_SEARCH_CACHE_SECONDS"],
+                            render=lambda: _render_search(keyword=keyword, category_id=category_id, sort=sort,
+                                                          cursor=cursor, limit=limit))
+
+
+def catalog_changed() -> None:
+    """Make every cached search page stale; call after committing a change to products."""
+    pagecache.bump([SEARCH_GENERATION])
 
 
 def products_by_id(*, product_ids: list[int]) -> dict[int, Product]:

@@ -1,10 +1,10 @@
 """Feeds of member posts: by group, by linked product and by child age band; newest or popular first.
 
-Feed pages are the same for everyone, so each rendered page is kept in Redis for CONTENT_FEED_CACHE_SECONDS,
-stored with the generation numbers of the feeds it shows (every post; or its group, product and age band)
-and served only while those are unchanged. Publishing, hiding, restoring, rejecting or taking down a post
-bumps the generations of exactly the feeds the post appears in, so the change shows at once there while other
-feeds keep their cached pages. View counts and the popular order may lag by up to the cache time.
+Feed pages are the same for everyone, so each rendered page is kept in Redis for CONTENT_FEED_CACHE_SECONDS
+(app.core.pagecache), stamped with the generation numbers of the feeds it shows (every post; or its group,
+product and age band) and served only while those are unchanged. Publishing, hiding, restoring, rejecting or
+taking down a post bumps the generations of exactly the feeds the post appears in, so the change shows at once
+there while other feeds keep their cached pages. View counts and the popular order may lag by the cache time.
 """
 import json
 from dataclasses import dataclass
@@ -20,7 +20,8 @@ from app.content.models import AGE_BAND_MONTHS, MemberPost, MemberPostProduct
 from app.content.schemas import PostSchema
 from app.core.db import db
 from app.core.pagination import decode_cursor, encode_cursor
-from app.core.redis import get_redis, key
+from app.core import pagecache
+from app.core.redis import key
 
 # What a post row shows (PostSchema without its product cards), and what its cards need.
 POST_FIELDS = tuple(name for name in PostSchema().fields if name != "products")
@@ -113,28 +114,11 @@ def _generations_bumped_by(post: MemberPost) -> list[str]:
 
 def post_changed(*, post: MemberPost) -> None:
     """Make the cached pages of every feed showing (or now not showing) `post` stale; call after committing."""
-    pipe = get_redis().pipeline(transaction=False)
-    for generation in _generations_bumped_by(post):
-        pipe.incr(generation)
-    pipe.execute()
+    pagecache.bump(_generations_bumped_by(post))
 
 
-def feed_json(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
-              limit: int) -> str:
-    """One feed page rendered as JSON, served from the short-lived cache when it holds it."""
-    ttl = current_app.config["CONTENT_FEED_CACHE_SECONDS"]
-    redis = get_redis()
-    cache_key = generations = None
-    if ttl > 0:
-        # One round trip. The generations are read before the page is rendered, so a change committed meanwhile
-        # leaves the page stored under generations that are already stale.
-        cache_key = key("content", "feed", group_id, product_id, age_band, sort, cursor or "", limit)
-        *current, cached = redis.mget(*_generations_read_by(group_id, product_id, age_band), cache_key)
-        generations = ",".join((g or b"0").decode() for g in current)
-        if cached is not None:
-            cached_generations, _, body = cached.decode().partition("|")
-            if cached_generations == generations:
-                return body
+def _render(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
+            limit: int) -> str:
     page = feed(group_id=group_id, product_id=product_id, age_band=age_band, sort=sort, cursor=cursor, limit=limit)
     # Rendered by hand (the shape of PostSchema, which documents it): a schema dump costs more than the SQL.
     items = shape_posts(page.items, page.cards)
@@ -142,7 +126,14 @@ def feed_json(*, group_id: int | None, product_id: int | None, age_band: str | N
         for name in DATETIME_FIELDS:
             if item[name] is not None:
                 item[name] = item[name].isoformat()
-    body = json.dumps({"items": items, "next_cursor": page.next_cursor}, ensure_ascii=False, separators=(",", ":"))
-    if cache_key is not None:
-        redis.set(cache_key, f"{generations}|{body}", ex=ttl)
-    return body
+    return json.dumps({"items": items, "next_cursor": page.next_cursor}, ensure_ascii=False, separators=(",", ":"))
+
+
+def feed_json(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
+              limit: int) -> str:
+    """One feed page rendered as JSON, served from the short-lived cache while current."""
+    cache_key = key("content", "feed", group_id, product_id, age_band, sort, cursor or "", limit)
+    return pagecache.cached(cache_key=cache_key, generations=_generations_read_by(group_id, product_id, age_band),
+                            ttl=current_app.config["CONTENT_FEED_CACHE_SECONDS"],
+                            render=lambda: _render(group_id=group_id, product_id=product_id, age_band=age_band,
+                                                   sort=sort, cursor=cursor, limit=limit))

@@ -78,6 +78,8 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         # Changes to posts refresh the feeds they touch at once; the cache time bounds only view counts,
         # popular order and card prices.
         "CONTENT_FEED_CACHE_SECONDS": int(env.get("CONTENT_FEED_CACHE_SECONDS", 30)),
+        # Search pages are cached until a product changes (create, edit, import); the time bounds the memory.
+        "CATALOG_SEARCH_CACHE_SECONDS": int(env.get("CATALOG_SEARCH_CACHE_SECONDS", 30)),
         "CONTENT_LICENSE_VERSION": env.get("CONTENT_LICENSE_VERSION", "2026-01"),
         "API_TITLE": "Mamaquan API",
         "API_VERSION": "v1",
