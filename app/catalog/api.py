@@ -13,7 +13,8 @@ blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products
 
 @blp.route("/products", methods=["GET"])
 @access.public
-@blp.arguments(ProductSearchArgsSchema, location="query")
+# An instance, not the class: webargs would build a schema per request on this hot path.
+@blp.arguments(ProductSearchArgsSchema(), location="query")
 @blp.response(200, ProductPageSchema)
 def search_products(args):
     """Search active products by keyword and category; sort by newest, price or commission."""
