@@ -1,6 +1,10 @@
 import json
 
+from sqlalchemy import update
+
 from app.catalog import service as catalog
+from app.catalog.models import Product
+from app.core.db import db
 from tests.affiliate_helpers import make_product
 from tests.helpers import assert_error
 
@@ -17,6 +21,82 @@ def test_search_finds_chinese_substring_and_filters_category(api, app):
     assert _titles(api.get("/api/v1/products", query_string={"q": "牙刷"})) == ["儿童电动牙刷 软毛"]
     assert _titles(api.get("/api/v1/products", query_string={"category_id": toys.id})) == ["儿童电动牙刷 软毛"]
     assert _titles(api.get("/api/v1/products", query_string={"q": "100%_"})) == []
+
+
+def test_search_matches_one_and_two_characters_case_and_merchant(api):
+    make_product(title="儿童电动牙刷 Sonic", merchant="贝亲旗舰店")
+    make_product(title="婴儿湿巾 80抽", merchant="Pigeon")
+    make_product(title="牙膏", merchant="")
+    search = lambda q: sorted(_titles(api.get("/api/v1/products", query_string={"q": q})))  # noqa: E731
+    assert search("牙") == ["儿童电动牙刷 Sonic", "牙膏"]
+    assert search("电动牙刷") == ["儿童电动牙刷 Sonic"]
+    assert search("SONIC") == search("sonic") == search("刷 so") == ["儿童电动牙刷 Sonic"]
+    assert search("旗舰") == ["儿童电动牙刷 Sonic"] and search("pige") == ["婴儿湿巾 80抽"]
+    assert search("刷牙") == search("童 电") == search("80抽抽") == []
+    # The hand-rendered search rows are exactly what the schema renders for one product.
+    item = api.get("/api/v1/products", query_string={"q": "旗舰"}).get_json()["items"][0]
+    assert item == {k: v for k, v in api.get(f"/api/v1/products/{item['id']}").get_json().items() if k != "my_earning"}
+
+
+def test_search_tokens_follow_title_and_merchant(app):
+    from app.catalog.tokens import keyword_tokens, search_tokens
+
+    product = make_product(title="软毛 牙刷", merchant="A店")
+    assert product.search_tokens == search_tokens("软毛 牙刷", "A店") == sorted(
+        ["软", "毛", "软毛", "牙", "刷", "牙刷", "a", "店", "a店"])
+    catalog.update_product(product_id=product.id, changes={"title": "电动牙刷"})
+    assert "电动" in product.search_tokens and "软毛" not in product.search_tokens
+    assert keyword_tokens("Ab 牙") == ["ab", "牙"]
+    assert len(keyword_tokens("一二三四五六七八九十零")) == 8
+
+
+def test_keyword_pages_stay_exact_when_the_walk_falls_back_to_the_token_index(api, frozen_clock, monkeypatch):
+    """Pages past a short walk of the sort order (then the GIN lookup on PostgreSQL) list every match once, in order."""
+    from datetime import datetime, timedelta, timezone
+
+    from app.catalog import search
+
+    monkeypatch.setattr(search, "WALK_ROWS", 3)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    expected = []
+    for i in range(24):
+        frozen_clock(start + timedelta(minutes=i % 5))  # ties on created_at: the id breaks them
+        match = i % 4 == 0
+        product = make_product(title=f"{'奶瓶' if match else '湿巾'} {i}", price_fen=1000 + (i * 7) % 5 * 100,
+                               commission_rate_bp=500 + i % 3 * 100, is_active=i != 8)
+        if match and i != 8:
+            expected.append(product)
+    keys = {"newest": (lambda p: (p.created_at, p.id), True), "price_asc": (lambda p: (p.price_fen, p.id), False),
+            "price_desc": (lambda p: (p.price_fen, p.id), True),
+            "commission": (lambda p: (p.commission_rate_bp, p.id), True)}
+    for sort, (key, descending) in keys.items():
+        seen, cursor = [], None
+        while True:
+            query = {"q": "奶瓶", "sort": sort, "limit": 2} | ({"cursor": cursor} if cursor else {})
+            body = api.get("/api/v1/products", query_string=query).get_json()
+            seen += [p["id"] for p in body["items"]]
+            cursor = body["next_cursor"]
+            if not cursor:
+                break
+        assert seen == [p.id for p in sorted(expected, key=key, reverse=descending)], sort
+
+
+def test_search_pages_are_cached_until_a_product_changes(api, app, tmp_path):
+    operator = api.as_user("op", roles=("operator",))
+    bottle = make_product(title="玻璃奶瓶")
+    assert _titles(api.get("/api/v1/products", query_string={"q": "奶瓶"})) == ["玻璃奶瓶"]
+    db.session.execute(update(Product).where(Product.id == bottle.id).values(title="PPSU奶瓶"))  # behind the service
+    db.session.commit()
+    assert _titles(api.get("/api/v1/products", query_string={"q": "奶瓶"})) == ["玻璃奶瓶"]  # the cached page
+    operator.patch(f"/api/v1/admin/products/{bottle.id}", json={"price_fen": 4900})
+    assert _titles(api.get("/api/v1/products", query_string={"q": "奶瓶"})) == ["PPSU奶瓶"]
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(json.dumps({"external_id": "n1", "title": "硅胶奶瓶", "price_fen": 100, "commission_rate_bp": 100},
+                               ensure_ascii=False) + "\n", encoding="utf-8")
+    assert app.test_cli_runner().invoke(args=["catalog", "import", str(feed)]).exit_code == 0
+    assert sorted(_titles(api.get("/api/v1/products", query_string={"q": "奶瓶"}))) == ["PPSU奶瓶", "硅胶奶瓶"]
+    make_product(title="奶瓶刷")
+    assert len(_titles(api.get("/api/v1/products", query_string={"q": "奶瓶"}))) == 3
 
 
 def test_sorts_and_cursor_pagination(api, frozen_clock):
@@ -101,6 +181,7 @@ def test_import_jsonl_upserts_and_reports_bad_lines(app, tmp_path):
     assert result.exit_code == 0 and "created 0, updated 1, rejected 0" in result.output
     found = catalog.products_by_external_id(source="union", external_ids=["u1", "u3"])
     assert found["u1"].title == "儿童电动牙刷 升级款" and found["u1"].price_fen == 6900
+    assert "升级" in found["u1"].search_tokens and "围兜" in found["u3"].search_tokens
     assert found["u1"].category_id is not None
 
 

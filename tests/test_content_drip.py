@@ -6,7 +6,6 @@ from sqlalchemy import select
 from app.content import drip
 from app.content.models import DripSent
 from app.core.db import db
-from app.core.errors import ApiError
 from app.delivery import engine
 from app.delivery.models import Delivery
 from tests.content_helpers import KP, approve_all, make_group
@@ -87,14 +86,28 @@ def test_drip_follows_course_order_fits_ages_never_repeats_and_skips(people, fro
     operator.post(f"/api/v1/admin/content/knowledge-points/{p['b']}/review", json={"decision": "approve"})
     assert [i["id"] for i in host.get(f"/api/v1/drips/{post['id']}/upcoming",
                                       query_string={"group_id": toddlers}).get_json()["items"]] == [p["b"], p["late"]]
+    newborn = host.get(f"/api/v1/drips/{post['id']}/upcoming", query_string={"group_id": infants}).get_json()
+    assert newborn["items"] == [] and newborn["next_outcome"] == "skip"
+    assert upcoming["next_outcome"] == "send"
+    preview = host.get(f"/api/v1/posts/{post['id']}/preview?group_id={infants}").get_json()
+    assert preview["payload"] is None and preview["skip"]["code"] == "drip_nothing_fits"
     at(frozen_clock, WED)
     at(frozen_clock, FRI)
     at(frozen_clock, NEXT_MON)
     assert received_points(host, toddlers) == [p["a"], p["b"], p["late"]]
     assert received_points(host, infants) == [p["infant"]]  # nothing else fits a newborn: skipped since
     db.session.expire_all()
-    skipped = db.session.scalars(select(Delivery).where(Delivery.group_id == infants, Delivery.state == "dead")).all()
+    infant_rows = db.session.scalars(select(Delivery).where(Delivery.group_id == infants)).all()
+    skipped = [d for d in infant_rows if d.state == "skipped"]
     assert len(skipped) == 3 and {d.error_code for d in skipped} == {"drip_nothing_fits"}
+    assert all(d.finished_at is not None for d in skipped) and not [d for d in infant_rows if d.state == "dead"]
+    # A skip is no failure: the host's log filters it, the figures count it apart, and retries leave it alone.
+    logged = host.get(f"/api/v1/groups/{infants}/deliveries", query_string={"state": "skipped"}).get_json()["items"]
+    assert len(logged) == 3 and logged[0]["error_code"] == "drip_nothing_fits"
+    figures = host.get(f"/api/v1/groups/{infants}/figures").get_json()["deliveries"]
+    assert (figures["skipped"], figures["dead"], figures["sent"]) == (3, 0, 1)
+    retried = operator.post("/api/v1/admin/deliveries/retry", json={"group_id": infants, "states": ["failed", "dead"]})
+    assert retried.get_json() == {"retried": 0}
 
     # A second drip on the topic reaches the same group: what it already got is not sent again.
     other_course, q = build_course(partner, operator, title="护齿")
@@ -158,9 +171,7 @@ def test_pick_is_stable_per_occurrence(people):
     following = drip.pick(post_id=post["id"], occurrence_id=78, content={"course_id": course_id}, group_id=group_id)
     assert first["id"] == again["id"] == p["a"] and following["id"] == p["b"]
     drip.pick(post_id=post["id"], occurrence_id=79, content={"course_id": course_id}, group_id=group_id)
-    with pytest.raises(ApiError) as exhausted:
-        drip.pick(post_id=post["id"], occurrence_id=80, content={"course_id": course_id}, group_id=group_id)
-    assert exhausted.value.code == "drip_nothing_fits"
+    assert drip.pick(post_id=post["id"], occurrence_id=80, content={"course_id": course_id}, group_id=group_id) is None
 
 
 def test_demo_seed_builds_an_approved_course_a_drip_and_a_post(app, api):

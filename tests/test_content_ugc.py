@@ -233,6 +233,44 @@ def test_feed_pages_are_cached_briefly_and_refreshed_by_changes(api, app):
         app.config["CONTENT_FEED_CACHE_SECONDS"] = ttl
 
 
+def test_feed_cache_refreshes_exactly_the_feeds_a_change_touches(api, app):
+    """A publication, a take-down or reports hiding a post show at once in every feed showing the post; other
+    feeds keep serving their cached pages (seen through a view count that a view does not refresh)."""
+    host = api.as_user("host1", roles=("host",))
+    toddlers, babies = make_group(host, age_band="1-3y"), make_group(host, age_band="0-6m", name="新生儿群")
+    mom, other, viewer = api.as_user("mom1"), api.as_user("mom2"), api.as_user("viewer")
+    join(mom, host, toddlers["id"])
+    join(other, host, babies["id"])
+    wipes, toothbrush = make_product(title="湿巾"), make_product(title="牙刷")
+    first = publish(mom, text="a", group_id=toddlers["id"], product_ids=[wipes.id])
+    baby = publish(other, text="b", group_id=babies["id"], product_ids=[toothbrush.id])
+    toddler_feeds = [{}, {"group_id": toddlers["id"]}, {"product_id": wipes.id}, {"age_band": "1-3y"}]
+    baby_feeds = [{"group_id": babies["id"]}, {"product_id": toothbrush.id}, {"age_band": "0-6m"}]
+
+    def views(query):
+        return {p["id"]: p["view_count"] for p in api.get("/api/v1/member-posts", query_string=query).get_json()["items"]}
+
+    for query in toddler_feeds + baby_feeds:
+        views(query)
+    viewer.get(f"/api/v1/member-posts/{baby['id']}")
+    viewer.get(f"/api/v1/member-posts/{first['id']}")
+    second = publish(mom, text="c", group_id=toddlers["id"], product_ids=[wipes.id])
+    for query in toddler_feeds:
+        assert second["id"] in views(query) and views(query)[first["id"]] == 1, query
+    for query in baby_feeds:
+        assert views(query) == {baby["id"]: 0}, query  # untouched: still the cached page
+
+    operator = api.as_user("op", roles=("operator",))
+    taken = operator.post(f"/api/v1/admin/member-posts/{baby['id']}/moderate", json={"decision": "take_down", "reason": "广告"})
+    assert taken.status_code == 200
+    for query in [{}] + baby_feeds:
+        assert baby["id"] not in views(query), query
+    for i in range(app.config["CONTENT_REPORTS_TO_HIDE"]):
+        api.as_user(f"reporter{i}").post(f"/api/v1/member-posts/{first['id']}/reports", json={"reason": "spam"})
+    for query in toddler_feeds:
+        assert list(views(query)) == [second["id"]], query
+
+
 def test_ids_beyond_the_database_range_are_404s(api):
     partner = api.as_user("partner1", roles=("partner",))
     huge = "99999999999999999999"

@@ -1,4 +1,5 @@
 """Product search and detail for moms; product and category management for operators."""
+from flask import current_app
 from flask_smorest import Blueprint
 
 from app.affiliate import service as affiliate
@@ -12,13 +13,14 @@ blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products
 
 @blp.route("/products", methods=["GET"])
 @access.public
-@blp.arguments(ProductSearchArgsSchema, location="query")
+# An instance, not the class: webargs would build a schema per request on this hot path.
+@blp.arguments(ProductSearchArgsSchema(), location="query")
 @blp.response(200, ProductPageSchema)
 def search_products(args):
     """Search active products by keyword and category; sort by newest, price or commission."""
-    page = service.search_products(q=args["q"], category_id=args["category_id"], sort=args["sort"],
+    body = service.search_products(q=args["q"], category_id=args["category_id"], sort=args["sort"],
                                    cursor=args["cursor"], limit=args["limit"])
-    return {"items": page.items, "next_cursor": page.next_cursor}
+    return current_app.response_class(body, mimetype="application/json")
 
 
 @blp.route("/products/<int:product_id>", methods=["GET"])

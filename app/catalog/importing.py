@@ -8,6 +8,7 @@ from typing import Callable, Iterable, Iterator
 from marshmallow import ValidationError
 from sqlalchemy import select
 
+from app.catalog import service as catalog
 from app.catalog.models import Category, Product
 from app.catalog.schemas import FeedRowSchema
 from app.core.clock import now_utc
@@ -92,6 +93,7 @@ def _upsert(source: str, rows: list[tuple[dict, set[str]]], report: ImportReport
             product.updated_at = now
             report.updated += 1
     db.session.commit()
+    catalog.catalog_changed()
 
 
 def import_feed(*, rows: Iterable[tuple[int, object]], source: str, on_row: Callable[[], None] = lambda: None) -> ImportReport:

@@ -1,8 +1,11 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint, event, inspect, text)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.catalog.tokens import search_tokens
 from app.core.db import BigId, IdPk, db
 
 PRODUCT_SOURCES = ("union", "own")
@@ -24,6 +27,12 @@ class Product(db.Model):
         CheckConstraint("source IN ('union', 'own')", name="known_source"),
         CheckConstraint("price_fen >= 0", name="price_not_negative"),
         CheckConstraint("commission_rate_bp BETWEEN 0 AND 10000", name="commission_rate_in_range"),
+        # Search pages walk one of these in sort order (keyset cursors are ranges of them).
+        Index("ix_products_newest", "created_at", "id"),
+        Index("ix_products_price", "price_fen", "id"),
+        Index("ix_products_commission", "commission_rate_bp", "id"),
+        # SQLite searches with LIKE alone: there the index is declared to hold no row, so it costs nothing.
+        Index("ix_products_search_tokens", "search_tokens", postgresql_using="gin", sqlite_where=text("0")),
     )
 
     id: Mapped[IdPk]
@@ -43,5 +52,19 @@ class Product(db.Model):
     # Breast-milk substitutes for 0-6 months may not be advertised (Advertising Law art. 20).
     is_breastmilk_substitute: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
-    created_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Unigrams and bigrams of the title and merchant (app.catalog.tokens), kept by the hooks below.
+    search_tokens: Mapped[list[str]] = mapped_column(JSON().with_variant(ARRAY(Text), "postgresql"), deferred=True)
+
+
+@event.listens_for(Product, "before_insert")
+def _tokens_on_insert(mapper, connection, product: Product) -> None:
+    product.search_tokens = search_tokens(product.title, product.merchant)
+
+
+@event.listens_for(Product, "before_update")
+def _tokens_on_update(mapper, connection, product: Product) -> None:
+    state = inspect(product)
+    if state.attrs.title.history.has_changes() or state.attrs.merchant.history.has_changes():
+        product.search_tokens = search_tokens(product.title, product.merchant)

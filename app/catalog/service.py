@@ -1,28 +1,29 @@
 """Catalog use cases: products and categories for operators, search for moms, and lookups for other domains."""
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from functools import cache
 
-from sqlalchemy import select
+from flask import current_app
+from marshmallow import fields
+
+from sqlalchemy import BigInteger, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
-from app.core.clock import now_utc
-from app.core.db import among, db
-from app.core.errors import Conflict, Invalid, NotFound
-from app.core.pagination import keyset_page
+from app.catalog import search
 from app.catalog.models import Category, Product
+from app.catalog.schemas import ProductSchema
+from app.core import pagecache
+from app.core.clock import now_utc
+from app.core.db import among, db, is_postgres
+from app.core.errors import Conflict, Invalid, NotFound
+from app.core.redis import key
 
-SORT_KEYS = {
-    "newest": (("created_at", datetime), True),
-    "price_asc": (("price_fen", int), False),
-    "price_desc": (("price_fen", int), True),
-    "commission": (("commission_rate_bp", int), True),
-}
 
-
-@dataclass(frozen=True)
-class ProductPage:
-    items: list[Product]
-    next_cursor: str | None
+SEARCH_GENERATION = key("catalog", "search-generation")
+# ProductSchema's date-time fields, which a hand-rendered search page spells out in ISO 8601.
+SEARCH_DATETIME_FIELDS = tuple(name for name, field in ProductSchema().fields.items()
+                               if isinstance(field, fields.DateTime))
 
 
 def get_product(*, product_id: int) -> Product:
@@ -158,6 +159,7 @@ def create_product(*, source: str, external_id: str, fields: dict) -> Product:
         db.session.rollback()
         raise Conflict("A product with this source and external id exists.", code="product_exists")
     db.session.commit()
+    catalog_changed()
     return product
 
 
@@ -170,31 +172,54 @@ def update_product(*, product_id: int, changes: dict) -> Product:
         setattr(product, name, value)
     product.updated_at = now_utc()
     db.session.commit()
+    catalog_changed()
     return product
 
 
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def _render_search(*, keyword: str, category_id: int | None, sort: str, cursor: str | None, limit: int) -> str:
+    items, next_cursor = search.search(keyword=keyword, category_id=category_id, sort=sort, cursor=cursor, limit=limit,
+                                       connection=db.session.connection(), postgres=is_postgres())
+    # Rendered by hand in the shape of ProductPageSchema (which documents it): a schema dump costs more than the SQL.
+    rows = [row._asdict() for row in items]
+    for row in rows:
+        for name in SEARCH_DATETIME_FIELDS:
+            row[name] = row[name].isoformat()
+    return json.dumps({"items": rows, "next_cursor": next_cursor}, ensure_ascii=False, separators=(",", ":"))
 
 
-def search_products(*, q: str | None, category_id: int | None, sort: str, cursor: str | None,
-                    limit: int) -> ProductPage:
-    """Active products matching a keyword (a substring of title or merchant, Chinese included) and a category."""
-    stmt = select(Product).where(Product.is_active.is_(True))
-    if q and q.strip():
-        pattern = _like_pattern(q.strip())
-        stmt = stmt.where(Product.title.ilike(pattern, escape="\\") | Product.merchant.ilike(pattern, escape="\\"))
-    if category_id is not None:
-        stmt = stmt.where(Product.category_id == category_id)
-    (column_name, kind), descending = SORT_KEYS[sort]
-    column = getattr(Product, column_name)
-    items, next_cursor = keyset_page(stmt, columns=[column, Product.id], kinds=[kind, int], cursor=cursor, limit=limit,
-                                     key_of=lambda p: (getattr(p, column_name), p.id), descending=descending,
-                                     session=db.session)
-    return ProductPage(items=items, next_cursor=next_cursor)
+def search_products(*, q: str | None, category_id: int | None, sort: str, cursor: str | None, limit: int) -> str:
+    """Active products matching a keyword (a substring of title or merchant, Chinese included) and a category:
+    one page as JSON, served from the short-lived cache until a product changes."""
+    keyword = (q or "").strip()
+    return pagecache.cached(cache_key=key("catalog", "search", keyword, category_id, sort, cursor or "", limit),
+                            generations=[SEARCH_GENERATION], ttl=current_app.config["CATALOG_SEARCH_CACHE_SECONDS"],
+                            render=lambda: _render_search(keyword=keyword, category_id=category_id, sort=sort,
+                                                          cursor=cursor, limit=limit))
+
+
+def catalog_changed() -> None:
+    """Make every cached search page stale; call after committing a change to products."""
+    pagecache.bump([SEARCH_GENERATION])
 
 
 def products_by_id(*, product_ids: list[int]) -> dict[int, Product]:
     """The products that exist among `product_ids`, keyed by id."""
     return _rows_by_id(Product, product_ids)
+
+
+@cache
+def _cards_statement(postgres: bool):
+    # PostgreSQL takes the ids as one array: one statement text, prepared once, whatever the number of ids.
+    ids = (Product.id == any_(bindparam("ids", type_=ARRAY(BigInteger))) if postgres
+           else Product.id.in_(bindparam("ids", expanding=True)))
+    return (select(Product.id, Product.title, Product.images[0].as_string().label("image"), Product.price_fen)
+            .where(ids, Product.is_active.is_(True)))
+
+
+def product_cards(*, product_ids: list[int]) -> dict[int, dict]:
+    """Id, title, first image and price of the products among `product_ids` still on sale (one light query)."""
+    if not product_ids:
+        return {}
+    rows = db.session.connection().execute(_cards_statement(is_postgres()), {"ids": sorted(set(product_ids))})
+    return {row.id: {"product_id": row.id, "title": row.title, "image": row.image, "price_fen": row.price_fen}
+            for row in rows}

@@ -4,8 +4,9 @@ A drip is a delivery post of kind `knowledge_point` whose content names a course
 (groups or a filter) and schedule (a local time on chosen days) are the delivery engine's. At each occurrence
 every target group gets the next knowledge point that is approved (with its lesson and course), fits the
 group's child age band, and that the group has not received before (from any drip): courses in id order,
-then lessons and points by position. A group with nothing left that fits is skipped: its delivery ends
-with `drip_nothing_fits` and nothing is sent. What each group got is recorded in drip_sent, keyed by the
+then lessons and points by position. A group with nothing left that fits is skipped: nothing is sent and
+its delivery ends `skipped` (code `drip_nothing_fits`), which is no failure; the next occurrence looks again,
+so points approved meanwhile go out then. What each group got is recorded in drip_sent, keyed by the
 occurrence, so a retried send repeats the same point and never moves on.
 """
 import html
@@ -71,8 +72,9 @@ def upcoming(*, content: dict, group_id: int, limit: int) -> list[KnowledgePoint
     return list(db.session.scalars(_candidates(content=content, group_id=group_id, age_band=group.age_band).limit(limit)))
 
 
-def pick(*, post_id: int, occurrence_id: int | None, content: dict, group_id: int) -> dict:
-    """The knowledge point this group gets at this occurrence, recorded once (a preview records nothing)."""
+def pick(*, post_id: int, occurrence_id: int | None, content: dict, group_id: int) -> dict | None:
+    """The knowledge point this group gets at this occurrence, recorded once (a preview records nothing);
+    None when nothing left fits the group."""
     if occurrence_id is not None:
         already = db.session.scalar(select(KnowledgePoint).join(DripSent, and_(
             DripSent.knowledge_point_id == KnowledgePoint.id, DripSent.post_id == post_id,
@@ -83,7 +85,7 @@ def pick(*, post_id: int, occurrence_id: int | None, content: dict, group_id: in
     for _ in range(PICK_ATTEMPTS):
         point = db.session.scalar(_candidates(content=content, group_id=group_id, age_band=group.age_band).limit(1))
         if point is None:
-            raise Conflict("Nothing left in this drip fits the group; skipped.", code="drip_nothing_fits")
+            return None
         if occurrence_id is None:
             return frozen_point(point)
         try:
@@ -100,7 +102,6 @@ def pick(*, post_id: int, occurrence_id: int | None, content: dict, group_id: in
         db.session.commit()
         return frozen_point(point)
     raise Conflict("The drip is busy for this group; try again.", code="drip_busy")
-
 
 
 def record_fixed(*, post_id: int, occurrence_id: int, group_id: int, point_id: int) -> None:

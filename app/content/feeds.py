@@ -1,108 +1,139 @@
 """Feeds of member posts: by group, by linked product and by child age band; newest or popular first.
 
-Feed pages are the same for everyone, so each rendered page is kept in Redis for CONTENT_FEED_CACHE_SECONDS.
-Publishing, hiding and moderation bump a generation number that is part of the cache key, so those changes
-show at once; view counts and popularity order may lag by up to the cache time.
+Feed pages are the same for everyone, so each rendered page is kept in Redis for CONTENT_FEED_CACHE_SECONDS
+(app.core.pagecache), stamped with the generation numbers of the feeds it shows (every post; or its group,
+product and age band) and served only while those are unchanged. Publishing, hiding, restoring, rejecting or
+taking down a post bumps the generations of exactly the feeds the post appears in, so the change shows at once
+there while other feeds keep their cached pages. View counts and the popular order may lag by the cache time.
 """
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from flask import current_app
-from sqlalchemy import false, select
+from marshmallow import fields
+from sqlalchemy import Row, Select, bindparam, false, select, tuple_
 
 from app.catalog import service as catalog
 from app.content.models import AGE_BAND_MONTHS, MemberPost, MemberPostProduct
 from app.content.schemas import PostSchema
 from app.core.db import db
-from app.core.pagination import keyset_page
-from app.core.redis import get_redis, key
+from app.core.pagination import decode_cursor, encode_cursor
+from app.core import pagecache
+from app.core.redis import key
 
-GENERATION_KEY = key("content", "feed-generation")
-POST_FIELDS = tuple(PostSchema().fields)
+# What a post row shows (PostSchema without its product cards), and what its cards need.
+POST_FIELDS = tuple(name for name in PostSchema().fields if name != "products")
+ROW_FIELDS = (*POST_FIELDS, "product_ids", "share_codes")
+FEED_COLUMNS = [MemberPost.__table__.c[name] for name in ROW_FIELDS]
+DATETIME_FIELDS = tuple(name for name, field in PostSchema().fields.items() if isinstance(field, fields.DateTime))
+EVERY_POST = key("content", "feed-generation", "all")
 
-SORTS = {
-    "newest": ((MemberPost.published_at, MemberPost.id), (datetime, int), lambda p: (p.published_at, p.id)),
-    "popular": ((MemberPost.score, MemberPost.id), (int, int), lambda p: (p.score, p.id)),
-}
+# name: (sort column, its Python type); newest or most popular first, the id breaking ties.
+SORTS = {"newest": ("published_at", datetime), "popular": ("score", int)}
 
 
 @dataclass(frozen=True)
 class FeedPage:
-    items: list[MemberPost]
-    products: dict[int, list]
+    items: list
+    cards: dict[int, dict]
     next_cursor: str | None
 
 
-def product_cards(*, posts: list[MemberPost]) -> dict[int, list]:
-    """The linked products of each post that are still on sale, in the author's order (one catalog query)."""
-    wanted = {pid for post in posts for pid in post.product_ids}
-    products = catalog.require_products(product_ids=sorted(wanted)) if wanted else {}
-    return {post.id: [products[pid] for pid in post.product_ids if products[pid].is_active] for post in posts}
+def product_cards(*, posts: list) -> dict[int, dict]:
+    """The cards of the posts' linked products still on sale, keyed by product id (one catalog query)."""
+    return catalog.product_cards(product_ids=[pid for post in posts for pid in post.product_ids])
+
+
+@cache
+def _page_statement(sort: str, by_group: bool, by_product: bool, by_band: bool, from_cursor: bool) -> Select:
+    """The feed query of one shape, built once (bound parameters; no SQL construction per request)."""
+    posts = MemberPost.__table__.c
+    order = (posts[SORTS[sort][0]], posts.id)
+    stmt = select(*FEED_COLUMNS).where(posts.status == "published", posts.hidden == false())
+    if by_group:
+        stmt = stmt.where(posts.group_id == bindparam("group_id"))
+    if by_product:
+        stmt = stmt.where(posts.id.in_(select(MemberPostProduct.post_id)
+                                       .where(MemberPostProduct.product_id == bindparam("product_id"))))
+    if by_band:
+        stmt = stmt.where(posts.min_age_months <= bindparam("high"), posts.max_age_months >= bindparam("low"))
+    if from_cursor:
+        # A row-value comparison is a range of the feed index (see app.core.pagination.after_cursor).
+        stmt = stmt.where(tuple_(*order) < tuple_(*[bindparam(f"after_{c.key}", type_=c.type) for c in order]))
+    return stmt.order_by(*[c.desc() for c in order]).limit(bindparam("limit"))
 
 
 def feed(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
          limit: int) -> FeedPage:
     """Published posts nobody's reports have hidden, filtered and sorted, one cursor page at a time."""
-    stmt = select(MemberPost).where(MemberPost.status == "published", MemberPost.hidden == false())
-    if group_id is not None:
-        stmt = stmt.where(MemberPost.group_id == group_id)
-    if product_id is not None:
-        stmt = stmt.where(MemberPost.id.in_(select(MemberPostProduct.post_id)
-                                            .where(MemberPostProduct.product_id == product_id)))
+    column, kind = SORTS[sort]
+    params = {"group_id": group_id, "product_id": product_id, "limit": limit + 1}
     if age_band is not None:
-        low, high = AGE_BAND_MONTHS[age_band]
-        stmt = stmt.where(MemberPost.min_age_months <= high, MemberPost.max_age_months >= low)
-    columns, kinds, key_of = SORTS[sort]
-    items, next_cursor = keyset_page(stmt, columns=list(columns), kinds=list(kinds), cursor=cursor, limit=limit,
-                                     key_of=key_of, session=db.session)
-    return FeedPage(items=items, products=product_cards(posts=items), next_cursor=next_cursor)
+        params["low"], params["high"] = AGE_BAND_MONTHS[age_band]
+    if cursor:
+        params[f"after_{column}"], params["after_id"] = decode_cursor(cursor, [kind, int])
+    stmt = _page_statement(sort, group_id is not None, product_id is not None, age_band is not None, cursor is not None)
+    # Plain rows through the connection: the ORM's bookkeeping would cost more than the query.
+    rows = db.session.connection().execute(stmt, params).all()
+    next_cursor = encode_cursor([getattr(rows[limit - 1], column), rows[limit - 1].id]) if len(rows) > limit else None
+    items = rows[:limit]
+    return FeedPage(items=items, cards=product_cards(posts=items), next_cursor=next_cursor)
 
 
-def card(product, share_code: str | None) -> dict:
-    """The product card shown under a post, with the author's share code."""
-    return {"product_id": product.id, "title": product.title, "image": (product.images or [None])[0],
-            "price_fen": product.price_fen, "share_code": share_code}
-
-
-def shape_posts(posts: list[MemberPost], cards: dict[int, list]) -> list[dict]:
-    """Posts as response rows, each with its product cards."""
+def shape_posts(posts: list, cards: dict[int, dict]) -> list[dict]:
+    """Posts (rows or models) as response rows, each with the cards of its products on sale and their share codes."""
     shaped = []
     for post in posts:
-        row = {column.key: getattr(post, column.key) for column in post.__table__.columns}
-        codes = dict(zip(post.product_ids, post.share_codes or []))
-        shaped.append(row | {"products": [card(p, codes.get(p.id)) for p in cards.get(post.id, [])]})
+        row = post._asdict() if isinstance(post, Row) else {name: getattr(post, name) for name in ROW_FIELDS}
+        product_ids = row.pop("product_ids")
+        codes = dict(zip(product_ids, row.pop("share_codes") or []))
+        row["products"] = [cards[pid] | {"share_code": codes.get(pid)} for pid in product_ids if pid in cards]
+        shaped.append(row)
     return shaped
 
 
-def _plain(value):
-    return value.isoformat() if isinstance(value, datetime) else value
+def _generations_read_by(group_id: int | None, product_id: int | None, age_band: str | None) -> list[str]:
+    """A filtered page shows posts of its group, product and band: a change elsewhere leaves it as it is."""
+    scopes = [("group", group_id), ("product", product_id), ("age-band", age_band)]
+    keys = [key("content", "feed-generation", name, value) for name, value in scopes if value is not None]
+    return keys or [EVERY_POST]
 
 
-def bump_generation() -> None:
-    """Make every cached feed page stale (after publishing, hiding or moderating a post)."""
-    get_redis().incr(GENERATION_KEY)
+def _generations_bumped_by(post: MemberPost) -> list[str]:
+    keys = [EVERY_POST]
+    if post.group_id is not None:
+        keys.append(key("content", "feed-generation", "group", post.group_id))
+    keys += [key("content", "feed-generation", "product", pid) for pid in post.product_ids]
+    if post.min_age_months is not None and post.max_age_months is not None:
+        keys += [key("content", "feed-generation", "age-band", band) for band, (low, high) in AGE_BAND_MONTHS.items()
+                 if post.min_age_months <= high and post.max_age_months >= low]
+    return keys
+
+
+def post_changed(*, post: MemberPost) -> None:
+    """Make the cached pages of every feed showing (or now not showing) `post` stale; call after committing."""
+    pagecache.bump(_generations_bumped_by(post))
+
+
+def _render(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
+            limit: int) -> str:
+    page = feed(group_id=group_id, product_id=product_id, age_band=age_band, sort=sort, cursor=cursor, limit=limit)
+    # Rendered by hand (the shape of PostSchema, which documents it): a schema dump costs more than the SQL.
+    items = shape_posts(page.items, page.cards)
+    for item in items:
+        for name in DATETIME_FIELDS:
+            if item[name] is not None:
+                item[name] = item[name].isoformat()
+    return json.dumps({"items": items, "next_cursor": page.next_cursor}, ensure_ascii=False, separators=(",", ":"))
 
 
 def feed_json(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
               limit: int) -> str:
-    """One feed page rendered as JSON, served from the short-lived cache when it holds it."""
-    ttl = current_app.config["CONTENT_FEED_CACHE_SECONDS"]
-    redis = get_redis()
-    cache_key = generation = None
-    if ttl > 0:
-        # One round trip: the page is stored with the generation it was rendered in and served only while current.
-        cache_key = key("content", "feed", group_id, product_id, age_band, sort, cursor or "", limit)
-        generation, cached = redis.mget(GENERATION_KEY, cache_key)
-        generation = (generation or b"0").decode()
-        if cached is not None:
-            cached_generation, _, body = cached.decode().partition("|")
-            if cached_generation == generation:
-                return body
-    page = feed(group_id=group_id, product_id=product_id, age_band=age_band, sort=sort, cursor=cursor, limit=limit)
-    # Rendered by hand (the shape of PostSchema, which documents it): a schema dump costs more than the SQL.
-    items = [{name: _plain(row[name]) for name in POST_FIELDS} for row in shape_posts(page.items, page.products)]
-    body = json.dumps({"items": items, "next_cursor": page.next_cursor}, ensure_ascii=False, separators=(",", ":"))
-    if cache_key is not None:
-        redis.set(cache_key, f"{generation}|{body}", ex=ttl)
-    return body
+    """One feed page rendered as JSON, served from the short-lived cache while current."""
+    cache_key = key("content", "feed", group_id, product_id, age_band, sort, cursor or "", limit)
+    return pagecache.cached(cache_key=cache_key, generations=_generations_read_by(group_id, product_id, age_band),
+                            ttl=current_app.config["CONTENT_FEED_CACHE_SECONDS"],
+                            render=lambda: _render(group_id=group_id, product_id=product_id, age_band=age_band,
+                                                   sort=sort, cursor=cursor, limit=limit))

@@ -28,7 +28,8 @@ def create_post(args):
 
 @blp.route("/member-posts", methods=["GET"])
 @access.public
-@blp.arguments(FeedArgsSchema, location="query")
+# An instance, not the class: webargs would build a schema per request on this hot path.
+@blp.arguments(FeedArgsSchema(), location="query")
 @blp.response(200, PostPageSchema)
 def feed(args):
     """The feed: published posts, by group, product or child age band; newest or popular first."""

@@ -370,4 +370,8 @@ class UpcomingSchema(Schema):
     post_id = fields.Integer()
     group_id = fields.Integer()
     next_at = fields.DateTime(allow_none=True, metadata={"description": "When the drip next fires for this group (UTC)."})
+    next_outcome = fields.String(allow_none=True, metadata={
+        "enum": ["send", "skip"],
+        "description": "What that firing does for the group: send the first item, or skip it (nothing left fits its "
+                       "age band; the delivery ends `skipped`, which is no failure). Null when nothing is planned."})
     items = fields.List(fields.Nested(UpcomingPointSchema))

@@ -18,8 +18,8 @@ def knowledge_point_snapshot(*, content: dict) -> dict | None:
 
 
 def knowledge_point_for_group(*, post_id: int, occurrence_id: int | None, content: dict, frozen_point: dict | None,
-                              group_id: int) -> dict:
-    """The knowledge point a group gets: the fixed one, or the drip's next fit (409 drip_nothing_fits: skip)."""
+                              group_id: int) -> dict | None:
+    """The knowledge point a group gets: the fixed one, or the drip's next fit (None: nothing fits, skip the group)."""
     if frozen_point is not None:
         if occurrence_id is not None:
             drip.record_fixed(post_id=post_id, occurrence_id=occurrence_id, group_id=group_id, point_id=frozen_point["id"])
@@ -51,6 +51,7 @@ def drip_upcoming(*, post_id: int, group_id: int, actor, limit: int) -> dict:
         raise Invalid("The drip does not reach this group.", code="group_not_targeted")
     next_at = next((o.due_at for o in reversed(delivery.list_occurrences(post_id=post.id, actor=actor))
                     if o.state == "scheduled" and o.timezone == group.timezone), None)
-    return {"post_id": post.id, "group_id": group.id, "next_at": next_at,
-            "items": drip.upcoming(content=post.content, group_id=group.id, limit=limit)}
+    items = drip.upcoming(content=post.content, group_id=group.id, limit=limit)
+    next_outcome = None if next_at is None else "send" if items else "skip"
+    return {"post_id": post.id, "group_id": group.id, "next_at": next_at, "next_outcome": next_outcome, "items": items}
 

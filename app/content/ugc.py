@@ -174,7 +174,7 @@ def create_post(*, author_id: int, values: dict, publish: bool, accept_license_v
         raise
     db.session.commit()
     if publish:
-        feeds.bump_generation()
+        feeds.post_changed(post=post)
     return post
 
 
@@ -204,7 +204,7 @@ def publish_post(*, post_id: int, author_id: int, accept_license_version: str | 
         db.session.rollback()
         raise
     db.session.commit()
-    feeds.bump_generation()
+    feeds.post_changed(post=post)
     return post
 
 
@@ -255,7 +255,7 @@ def report_post(*, post_id: int, reporter_id: int, reason: str) -> MemberPost:
     db.session.commit()
     db.session.refresh(post)
     if post.hidden:
-        feeds.bump_generation()
+        feeds.post_changed(post=post)
     return post
 
 
@@ -284,5 +284,5 @@ def moderate(*, post_id: int, decision: str, reason: str | None) -> MemberPost:
         post.status, post.reject_reason = "taken_down", reason
     post.updated_at = now_utc()
     db.session.commit()
-    feeds.bump_generation()
+    feeds.post_changed(post=post)
     return post

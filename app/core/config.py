@@ -75,7 +75,11 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         "CONTENT_BULK_MAX_ROWS": int(env.get("CONTENT_BULK_MAX_ROWS", 2000)),
         "CONTENT_RISKY_WORDS": [w for w in env.get("CONTENT_RISKY_WORDS", "赌博,代开发票,枪支").split(",") if w.strip()],
         "CONTENT_REPORTS_TO_HIDE": int(env.get("CONTENT_REPORTS_TO_HIDE", 3)),
-        "CONTENT_FEED_CACHE_SECONDS": int(env.get("CONTENT_FEED_CACHE_SECONDS", 5)),
+        # Changes to posts refresh the feeds they touch at once; the cache time bounds only view counts,
+        # popular order and card prices.
+        "CONTENT_FEED_CACHE_SECONDS": int(env.get("CONTENT_FEED_CACHE_SECONDS", 30)),
+        # Search pages are cached until a product changes (create, edit, import); the time bounds the memory.
+        "CATALOG_SEARCH_CACHE_SECONDS": int(env.get("CATALOG_SEARCH_CACHE_SECONDS", 30)),
         "CONTENT_LICENSE_VERSION": env.get("CONTENT_LICENSE_VERSION", "2026-01"),
         "API_TITLE": "Mamaquan API",
         "API_VERSION": "v1",

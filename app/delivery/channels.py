@@ -44,7 +44,7 @@ return math.max(1, tonumber(oldest[2]) + tonumber(ARGV[2]) - now_ms)
 
 @dataclass(frozen=True)
 class Outcome:
-    state: str  # sent, submitted, failed, dead, unknown or deferred (rate limited: back to pending)
+    state: str  # sent, submitted, failed, dead, unknown, skipped or deferred (rate limited: back to pending)
     external_id: str | None = None
     error_code: str | None = None
     error_message: str = ""

@@ -328,6 +328,8 @@ def send_chunk(delivery_ids: list[int]) -> dict[str, int]:
         try:
             payloads[r.id] = kinds.render(frozen[r.occurrence_id], channel=r.channel, group_id=r.group_id,
                                           host_id=target.host_id, credentials=target.credentials)
+        except kinds.Skip as skip:
+            outcomes[r.id] = channels.Outcome("skipped", error_code=skip.code, error_message=skip.reason)
         except ApiError as exc:
             db.session.rollback()
             outcomes[r.id] = channels.Outcome("dead", error_code=exc.code, error_message=exc.message[:500])
@@ -388,7 +390,7 @@ def _record(delivery_id: int, outcome: channels.Outcome, *, attempts: int, now: 
         values["available_at"] = now + _backoff(attempts)
     if state in ("sent", "submitted"):
         values["external_id"] = outcome.external_id
-    if values["state"] in ("sent", "dead", "unknown"):
+    if values["state"] in ("sent", "dead", "unknown", "skipped"):
         values["finished_at"] = now
     db.session.execute(update(Delivery).where(Delivery.id == delivery_id, Delivery.state == "sending").values(**values))
 

@@ -74,6 +74,14 @@ class CouponContent(Schema):
     pic_media_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
 
 
+class Skip(Exception):
+    """Nothing to send to this group at this occurrence, which is no failure (the delivery ends `skipped`)."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
 @dataclass(frozen=True)
 class Kind:
     content_schema: type[Schema]
@@ -223,13 +231,15 @@ def render_customer_group(frozen: dict, *, group_id: int, host_id: int, sender: 
 
 
 def render(frozen: dict, *, channel: str, group_id: int, host_id: int, credentials: dict[str, str]) -> dict:
-    """The exact payload `channel` receives for this group."""
+    """The exact payload `channel` receives for this group; Skip when there is nothing to send it."""
     if frozen["kind"] == "knowledge_point":
         from app.content import service as content_service
 
         point = content_service.knowledge_point_for_group(
             post_id=frozen["post_id"], occurrence_id=frozen.get("occurrence_id"), content=frozen["content"],
             frozen_point=frozen["knowledge_point"], group_id=group_id)
+        if point is None:
+            raise Skip("drip_nothing_fits", "nothing left in the drip fits the group's age band")
         frozen = {**frozen, "knowledge_point": point}
     if channel == "wecom_customer_group":
         return render_customer_group(frozen, group_id=group_id, host_id=host_id, sender=credentials["sender"],

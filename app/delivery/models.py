@@ -12,7 +12,9 @@ SCHEDULE_KINDS = ("once", "daily", "weekly", "cron")
 OCCURRENCE_STATES = ("scheduled", "dispatched", "missed", "cancelled", "refused")
 # pending → sending → sent; wecom_customer_group goes sending → submitted (waiting for the host) → sent.
 # failed is retried with backoff until dead; unknown (the request left, no answer) is never re-sent by itself.
-DELIVERY_STATES = ("pending", "sending", "submitted", "sent", "failed", "dead", "unknown", "missed")
+# skipped: there was nothing to send to this group this time (a drip with nothing left that fits the group's
+# age band); final like sent, and not a failure: never retried, and the next occurrence tries again.
+DELIVERY_STATES = ("pending", "sending", "submitted", "sent", "failed", "dead", "unknown", "missed", "skipped")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

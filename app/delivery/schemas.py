@@ -101,11 +101,19 @@ class PreviewArgsSchema(Schema):
     group_id = Id(required=True)
 
 
+class SkipSchema(Schema):
+    code = fields.String(metadata={"description": "Why, stably: drip_nothing_fits."})
+    reason = fields.String()
+
+
 class PreviewSchema(Schema):
     post_id = fields.Integer()
     group_id = fields.Integer()
     channel = fields.String()
-    payload = fields.Dict(metadata={"description": "Exactly what the channel receives; credentials as <placeholders>."})
+    payload = fields.Dict(allow_none=True, metadata={
+        "description": "Exactly what the channel receives; credentials as <placeholders>. Null when skipped."})
+    skip = fields.Nested(SkipSchema, allow_none=True, metadata={
+        "description": "Set when the group would get nothing now (its delivery would end `skipped`, not failed)."})
 
 
 class OccurrenceSchema(Schema):
@@ -130,7 +138,7 @@ class DeliverySchema(Schema):
     occurrence_id = fields.Integer()
     group_id = fields.Integer()
     channel = fields.String()
-    state = fields.String()
+    state = fields.String(metadata={"enum": list(DELIVERY_STATES)})
     attempts = fields.Integer()
     manual_retries = fields.Integer()
     due_at = fields.DateTime()

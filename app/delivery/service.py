@@ -224,9 +224,13 @@ def preview(*, post_id: int, group_id: int, actor: Actor) -> dict:
     group = groups.assert_groups_postable(group_ids=[group_id], actor=actor)[0]
     frozen = kinds.snapshot(post_id=post.id, kind=post.kind, content=post.content, author_id=post.author_id)
     placeholders = {"sender": "<sender>", "chat_id": "<chat_id>"}
-    return {"post_id": post.id, "group_id": group.id, "channel": group.channel,
-            "payload": kinds.render(frozen, channel=group.channel, group_id=group.id, host_id=group.host_id,
-                                    credentials=placeholders)}
+    preview = {"post_id": post.id, "group_id": group.id, "channel": group.channel, "payload": None, "skip": None}
+    try:
+        preview["payload"] = kinds.render(frozen, channel=group.channel, group_id=group.id, host_id=group.host_id,
+                                          credentials=placeholders)
+    except kinds.Skip as skip:
+        preview["skip"] = {"code": skip.code, "reason": skip.reason}
+    return preview
 
 
 def list_occurrences(*, post_id: int, actor: Actor) -> list[PostOccurrence]:
