@@ -27,6 +27,8 @@ settings.register_profile("money-state-machine", max_examples=200, stateful_step
                           suppress_health_check=list(HealthCheck))
 
 _runs = itertools.count()
+# Order ids unique across examples (a machine's id() can repeat once it is garbage-collected).
+ORDER_NUMBERS = itertools.count(1)
 # Payout endings the sandbox understands: 00 pays, 13 fails, 44 times out then pays, 45 times out then fails.
 ENDINGS = [0, 13, 44, 45]
 
@@ -67,7 +69,7 @@ def machine_for(app, client):
 
         @rule(paid=st.integers(min_value=1, max_value=50_000))
         def pay(self, paid):
-            order = {"external_id": f"o{len(self.orders)}-{id(self)}", "status": "paid", "version": 1, "paid": paid,
+            order = {"external_id": f"o{next(ORDER_NUMBERS)}", "status": "paid", "version": 1, "paid": paid,
                      "refunded": 0}
             self.orders.append(order)
             assert self._ingest(order).outcome == "created"

@@ -29,7 +29,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import commit, db
 from app.core.errors import ApiError, Conflict, NotFound
 from app.core.redis import get_redis, key
 from app.coupons import drain, gate, ids
@@ -290,7 +290,7 @@ def claim_in_sql(*, template_id: int, user_id: int, request_key: str | None = No
             current = db.session.get(CouponTemplate, template_id, populate_existing=True)
             raise refusal("out_of_stock" if current.status == "active" else
                           "paused" if current.status == "paused" else "ended")
-        db.session.commit()
+        commit()
     except BaseException:
         db.session.rollback()
         raise
