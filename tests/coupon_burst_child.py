@@ -1,10 +1,11 @@
 """A claim burst, or a drain, run as a separate process, so a test can kill -9 it mid-flight.
 
-Reads the stores and the template from the environment. BURST_ROLE=claims claims through the gate for
-the given users from several threads and prints `CLAIMED <user> <coupon>` for each grant: what a user
-would be told. BURST_ROLE=drain lands the claim stream in small batches; from its second batch on it
-stops mid-batch (BURST_PAUSE=before_commit: rows inserted, not committed; after_commit: committed, not
-acked), touches BURST_MARKER and waits there to be killed.
+Reads the stores and the template from the environment. BURST_ROLE=claims waits until the drain runs
+(BURST_MARKER.ready), then claims through the gate for the given users from several threads and prints
+`CLAIMED <user> <coupon>` for each grant: what a user would be told. BURST_ROLE=drain lands the claim
+stream in small batches; from its second batch on it stops mid-batch (BURST_PAUSE=before_commit: rows
+inserted, not committed; after_commit: committed, not acked), touches BURST_MARKER and waits there to
+be killed.
 """
 import os
 import sys
@@ -37,7 +38,7 @@ def _claims(app, template_id: int, users: list[int]) -> None:
             with lock:
                 sys.stdout.write(f"CLAIMED {user_id} {coupon_id}\n")
                 sys.stdout.flush()
-            time.sleep(0.005)
+            time.sleep(0.05)  # a drop that lasts long enough to be killed in the middle
 
     threads = [threading.Thread(target=work, args=(users[i::4],)) for i in range(4)]
     for t in threads:
@@ -85,10 +86,14 @@ def main() -> None:
                       "COUPON_DRAIN_LOCK_SECONDS": 2})
     with app.app_context():
         if os.environ["BURST_ROLE"] == "claims":
+            ready = Path(os.environ["BURST_MARKER"] + ".ready")
+            while not ready.exists():  # the drop starts once the drain runs
+                time.sleep(0.02)
             _claims(app, int(os.environ["BURST_TEMPLATE_ID"]), [int(u) for u in os.environ["BURST_USERS"].split(",")])
             sys.stdout.write("DONE\n")
             sys.stdout.flush()
         else:
+            Path(os.environ["BURST_MARKER"] + ".ready").touch()
             _drain(os.environ["BURST_PAUSE"], Path(os.environ["BURST_MARKER"]))
 
 

@@ -24,6 +24,12 @@ def _child(env: dict, role: str, **extra) -> subprocess.Popen:
                             env=dict(env, BURST_ROLE=role, **extra), stdout=subprocess.PIPE, text=True)
 
 
+def _wait_for(path: Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def _kill(child: subprocess.Popen) -> int:
     if child.poll() is None:
         os.kill(child.pid, signal.SIGKILL)
@@ -41,8 +47,8 @@ def test_kill_9_mid_burst_and_mid_drain_then_reconcile(app, api, stores, tmp_pat
                BURST_REDIS_URL=app.config["REDIS_URL"], BURST_INSTANCE_PATH=stores["instance_path"],
                BURST_TEMPLATE_ID=str(template["id"]), BURST_USERS=",".join(map(str, users)))
     marker = tmp_path / "drain-paused"
-    burst = _child(env, "claims")
     drainer = _child(env, "drain", BURST_PAUSE=pause, BURST_MARKER=str(marker))
+    burst = _child(env, "claims", BURST_MARKER=str(marker))
     told: dict[int, int] = {}
     try:
         for raw in burst.stdout:
@@ -51,9 +57,7 @@ def test_kill_9_mid_burst_and_mid_drain_then_reconcile(app, api, stores, tmp_pat
                 told[int(user_id)] = int(coupon_id)
             if (len(told) >= 20 and marker.exists()) or raw.startswith("DONE"):
                 break
-        deadline = time.monotonic() + 30
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for(marker)
     finally:
         burst_code, drainer_code = _kill(burst), _kill(drainer)
     assert burst_code == -signal.SIGKILL, "the burst finished before it could be killed"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from flask import current_app
+from redis.exceptions import LockError
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -130,7 +131,7 @@ def _land(grants: list[Grant]) -> dict[str, str]:
     return refused
 
 
-def drain(*, wait_seconds: float = 0, max_batches: int | None = None) -> int:
+def drain(*, wait_seconds: float = 0) -> int:
     """Land granted claims from the stream; returns how many entries were settled (0 when another drainer runs)."""
     if not gate.stream_length():  # the common tick: nothing granted since the last drain
         return 0
@@ -141,21 +142,17 @@ def drain(*, wait_seconds: float = 0, max_batches: int | None = None) -> int:
         return 0
     try:
         gate.ensure_group()
-        consumer, settled, batches = _consumer(), 0, 0
-        while max_batches is None or batches < max_batches:
-            entries = gate.next_entries(consumer=consumer, count=BATCH)
-            if not entries:
-                break
+        consumer, settled = _consumer(), 0
+        while entries := gate.next_entries(consumer=consumer, count=BATCH):
             refused = _land([Grant.parse(entry_id, fields) for entry_id, fields in entries])
             settled += gate.settle(entries, refused)
-            batches += 1
             lock.reacquire()
         ids.top_up()
         return settled
     finally:
         try:
             lock.release()
-        except Exception:  # the lock expired under a stalled drain; the next drain takes over anyway
+        except LockError:  # it expired under a stalled drain; another drain may have taken over meanwhile
             log.warning("coupon drain lock expired before release")
 
 

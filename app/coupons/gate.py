@@ -13,6 +13,8 @@ database in batches; until it has, an entry is "in flight" and counts against st
 The database stays the truth: `rebuild` recomputes the gate from its rows plus the entries still in the
 stream (after crashes and on a schedule, see `claims.reconcile`).
 """
+from redis.exceptions import ResponseError
+
 from app.core.redis import get_redis, key
 
 STREAM = key("coupon-claims")
@@ -254,8 +256,8 @@ def ensure_group() -> None:
     redis = get_redis()
     try:
         redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
-    except Exception as exc:  # redis-py raises ResponseError; only "already exists" is expected
-        if "BUSYGROUP" not in str(exc):
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):  # the group exists already: fine
             raise
 
 
