@@ -20,11 +20,12 @@ from app.core.db import among, db
 from app.core.errors import ApiError, NotFound
 from app.core.pagination import keyset_page
 from app.ledger import service as ledger
-from app.orders import creating, events as events_module, posting
-from app.orders.events import IngestResult, LineEvent, OrderEventIn, completed_at, refunds_of
+from app.orders import creating, events as order_events, posting
+from app.orders.events import IngestResult, LineEvent, OrderEventIn
 from app.orders.models import Order, OrderEvent, OrderLine
 
 INGEST_RETRIES = 3
+
 
 def _insert_events(rows: list[dict]) -> None:
     if not rows:
@@ -41,13 +42,13 @@ def _apply(order_id: int, event: OrderEventIn) -> bool:
         .execution_options(synchronize_session=False)).rowcount
     if not moved:
         return False
-    completed = completed_at(event)
+    completed = order_events.completed_at(event)
     if completed is not None:
         db.session.execute(update(Order).where(Order.id == order_id, Order.completed_at.is_(None))
                            .values(completed_at=completed).execution_options(synchronize_session=False))
     lines = db.session.execute(select(OrderLine.id, OrderLine.line_key, OrderLine.refunded_fen)
                                .where(OrderLine.order_id == order_id)).all()
-    wanted = refunds_of(event)
+    wanted = order_events.refunds_of(event)
     before = {line_id: refunded for line_id, _, refunded in lines}
     # Refunds only grow: an event showing less refunded than already recorded changes nothing.
     after = {line_id: max(refunded, wanted.get(key, 0)) for line_id, key, refunded in lines}
@@ -60,10 +61,9 @@ def _apply(order_id: int, event: OrderEventIn) -> bool:
                            .values(refunded_fen=Order.refunded_fen + sum(grown.values()) - sum(before[i] for i in grown))
                            .execution_options(synchronize_session=False))
         settled = db.session.scalar(select(Order.settled_at).where(Order.id == order_id)) is not None
-        ledger.post_journals([posting.refund_journal(order_id=order_id, version=event.version,
-                                                     attributions=affiliate.attributions_of_order(order_id=order_id),
-                                                     refunded_before=before,
-                                                     refunded_after=after, settled=settled)])
+        attributions = affiliate.attributions_of_order(order_id=order_id)
+        ledger.post_journals([posting.refund_journal(order_id=order_id, version=event.version, attributions=attributions,
+                                                     refunded_before=before, refunded_after=after, settled=settled)])
     return True
 
 
@@ -132,7 +132,7 @@ def ingest_events(*, events: list[OrderEventIn], before_commit=None) -> list[Ing
     """
     # Clicks still in the Redis stream are persisted first, so the last click before a purchase counts.
     affiliate.persist_clicks()
-    products, problems = events_module.check(events)
+    products, problems = order_events.check(events)
     if problems:
         raise problems[min(problems)]
     return _run(events, products, set_based=False, before_commit=before_commit)
@@ -144,7 +144,7 @@ def import_events(*, events: list[OrderEventIn]) -> tuple[list[IngestResult | No
     Returns one result per event (None for a bad one) and the problem of each bad event by its index.
     """
     affiliate.persist_clicks()
-    products, problems = events_module.check(events)
+    products, problems = order_events.check(events)
     good = [e for i, e in enumerate(events) if i not in problems]
     set_based = db.session.get_bind().dialect.name == "postgresql"
     done = iter(_run(good, products, set_based=set_based) if good else [])
