@@ -14,8 +14,8 @@ from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import Conflict, NotFound
 from app.core.money import yuan
-from app.coupons.models import CouponShareCode, CouponTemplate
 from app.coupons import claims
+from app.coupons.models import CouponShareCode, CouponTemplate
 from app.coupons.templates import get_template
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
