@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from app import create_app
+from app.affiliate import clicks
 from app.core import clock
 from app.core.config import database_uri
 from app.core.redis import claim_numbered_db, release_numbered_db
@@ -127,6 +128,7 @@ def isolation(request, app):
                 db.session.configure(join_transaction_mode="conditional_savepoint")
             else:
                 _empty_tables()
+            clicks.flush_pending()  # a click still queued would otherwise land in the next test's Redis
             app.extensions["redis"].flushdb()
 
 

@@ -70,8 +70,7 @@ def follow_share_link(code: str):
     new_visitor = not VISITOR_PATTERN.match(visitor)
     if new_visitor:
         visitor = secrets.token_urlsafe(12)
-    counted, landing = service.record_click(code=code, buyer_id=user.id if user else None, visitor=visitor,
-                                            via="redirect")
+    landing = service.follow_share_link(code=code, buyer_id=user.id if user else None, visitor=visitor)
     response = redirect(landing, code=302)
     if new_visitor:
         response.set_cookie(VISITOR_COOKIE, visitor, max_age=VISITOR_COOKIE_SECONDS, httponly=True, samesite="Lax")

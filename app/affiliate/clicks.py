@@ -1,6 +1,10 @@
-"""Click counting through Redis: the redirect does one Lua call; a job persists the stream in batches.
+"""Click counting through Redis; a job persists the stream in batches.
 
-The link cache holds "<link id> <landing url>" per code, so a click needs no database. A click is added
+The link cache holds "<link id> <landing url>" per code, so a click needs no database. Each process also
+keeps the links it has seen for a minute, so a redirect to a known link needs no Redis round trip either:
+its click goes to the process's write-behind buffer (`clickbuffer`), which counts it in Redis a moment
+later. The first click on a link in a process, and clicks made in the app (whose answer says whether
+the click counted), run the Lua call below synchronously. A click is added
 to a Redis stream (link id, time, buyer or visitor, via) only if the same buyer did not click the same
 code in the last minute (a SET NX EX key in the same script). The persist job reads the stream through
 a consumer group, copies a batch into a temporary table (COPY on PostgreSQL) and inserts the clicks
@@ -12,6 +16,7 @@ claimed again, so nothing is lost on a restart.
 import json
 import os
 import socket
+import time
 from datetime import datetime, timezone
 
 from flask import current_app
@@ -20,6 +25,7 @@ from sqlalchemy import BigInteger, Column, MetaData, String, Table, insert, sele
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateTable
 
+from app.affiliate.clickbuffer import ClickBuffer, PendingClick
 from app.affiliate.models import Click, ShareLink
 from app.core.db import UTCDateTime, db
 from app.core.redis import get_redis, key
@@ -31,6 +37,9 @@ DEDUPE_SECONDS = 60
 LINK_CACHE_SECONDS = 24 * 3600
 CLAIM_IDLE_MS = 30_000
 BATCH_SIZE = 5000
+# How long a process trusts the link (id, landing) it saw: a landing changed since reaches redirects this late.
+LOCAL_LINK_SECONDS = 60
+LOCAL_LINKS_MAX = 20_000
 
 # KEYS: link cache, dedupe key, stream. ARGV: dedupe seconds, time (ms), buyer id, visitor, via.
 # Returns nil when the link is not cached, else {counted (0/1), cached "<link id> <landing>"}.
@@ -80,7 +89,55 @@ def record(*, code: str, buyer_id: int | None, visitor: str | None, via: str, at
     if answer is None:
         return None
     link_id, _, landing = answer[1].decode().partition(" ")
+    _remember_link(code, int(link_id), landing)
     return bool(answer[0]), {"id": int(link_id), "landing": landing}
+
+
+def record_later(*, code: str, buyer_id: int | None, visitor: str | None, via: str, at: datetime) -> str | None:
+    """Queue a click on a link this process knows and return its landing url; None when the link is not known here.
+
+    Whether the click counts (first in its minute for this buyer) is decided when the buffer reaches Redis.
+    """
+    known = _local_links().get(code)
+    if known is None or known[2] < time.monotonic():
+        return None
+    who = f"u{buyer_id}" if buyer_id is not None else f"v{visitor}"
+    _buffer().add(PendingClick(dedupe_key=key("click-seen", code, who), link_id=known[0],
+                               at_ms=int(at.timestamp() * 1000), buyer=str(buyer_id or ""), visitor=visitor or "",
+                               via=via))
+    return known[1]
+
+
+def flush_pending() -> int:
+    """Send this process's queued clicks to Redis now; returns how many counted."""
+    state = current_app.extensions.get("click_buffer")
+    if state is None or state[0] != os.getpid():
+        return 0
+    return state[1].flush()
+
+
+def _local_links() -> dict[str, tuple[int, str, float]]:
+    state = current_app.extensions.get("click_links")
+    if state is None or state[0] != os.getpid():
+        state = current_app.extensions["click_links"] = (os.getpid(), {})
+    return state[1]
+
+
+def _remember_link(code: str, link_id: int, landing: str) -> None:
+    links = _local_links()
+    if len(links) >= LOCAL_LINKS_MAX:
+        links.clear()
+    links[code] = (link_id, landing, time.monotonic() + LOCAL_LINK_SECONDS)
+
+
+def _buffer() -> ClickBuffer:
+    # Made in the process that uses it: a buffer (and its thread) never crosses a fork.
+    state = current_app.extensions.get("click_buffer")
+    if state is None or state[0] != os.getpid():
+        buffer = ClickBuffer(get_redis(), stream_key=key(STREAM), dedupe_seconds=DEDUPE_SECONDS,
+                             linger_seconds=current_app.config["CLICK_WRITE_BEHIND_LINGER_SECONDS"])
+        state = current_app.extensions["click_buffer"] = (os.getpid(), buffer)
+    return state[1]
 
 
 def _consumer() -> str:
@@ -144,6 +201,7 @@ def _record_engagements() -> None:
 
 def persist(*, batch_size: int = BATCH_SIZE) -> int:
     """Move counted clicks from the Redis stream into the database; returns how many entries were handled."""
+    flush_pending()
     redis = get_redis()
     _ensure_group(redis)
     consumer = _consumer()
@@ -181,5 +239,6 @@ def persist(*, batch_size: int = BATCH_SIZE) -> int:
 
 
 def backlog() -> int:
-    """Clicks counted in Redis and not yet persisted."""
+    """Clicks counted and not yet persisted (this process's queued clicks are counted in Redis first)."""
+    flush_pending()
     return get_redis().xlen(key(STREAM))

@@ -201,10 +201,24 @@ def _load_into_cache(code: str) -> bool:
     return True
 
 
-def record_click(*, code: str, buyer_id: int | None, visitor: str | None, via: str) -> tuple[bool, str]:
-    """Count a click on a share code (once a minute per buyer); returns (counted, landing url)."""
+def follow_share_link(*, code: str, buyer_id: int | None, visitor: str) -> str:
+    """Count a browser's click on a share code (once a minute per visitor or buyer); returns the landing url."""
+    if current_app.config["CLICK_WRITE_BEHIND"]:
+        _check_code(code)
+        landing = clicks.record_later(code=code, buyer_id=buyer_id, visitor=visitor, via="redirect", at=now_utc())
+        if landing is not None:
+            return landing
+    return record_click(code=code, buyer_id=buyer_id, visitor=visitor, via="redirect")[1]
+
+
+def _check_code(code: str) -> None:
     if not (code.isascii() and code.isalnum()):
         raise NotFound("No such share link.", code="share_link_not_found")
+
+
+def record_click(*, code: str, buyer_id: int | None, visitor: str | None, via: str) -> tuple[bool, str]:
+    """Count a click on a share code (once a minute per buyer); returns (counted, landing url)."""
+    _check_code(code)
     at = now_utc()
     result = clicks.record(code=code, buyer_id=buyer_id, visitor=visitor, via=via, at=at)
     if result is None:
