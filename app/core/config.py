@@ -82,7 +82,7 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         "CATALOG_SEARCH_CACHE_SECONDS": int(env.get("CATALOG_SEARCH_CACHE_SECONDS", 30)),
         # Redirects to a link this process knows queue their click and count it in Redis a moment later.
         "CLICK_WRITE_BEHIND": _bool(env.get("CLICK_WRITE_BEHIND"), True),
-        "CLICK_WRITE_BEHIND_LINGER_SECONDS": float(env.get("CLICK_WRITE_BEHIND_LINGER_SECONDS", 0)),
+        "CLICK_WRITE_BEHIND_LINGER_SECONDS": float(env.get("CLICK_WRITE_BEHIND_LINGER_SECONDS", 0.01)),
         "CONTENT_LICENSE_VERSION": env.get("CONTENT_LICENSE_VERSION", "2026-01"),
         "API_TITLE": "Mamaquan API",
         "API_VERSION": "v1",
