@@ -1,10 +1,13 @@
 """Share-link redirects through gunicorn, against /healthz measured in the same run.
 
-`GET /s/<code>` counts the click with one Redis round trip (a Lua script: the link from a cache, a
-SET NX dedupe key, an XADD to the click stream) and answers 302. wrk sends no cookies, so every
-request is a new visitor and every request is a click. The scheduler persists the stream in batches
-while the load runs; afterwards the backlog is drained and the clicks in PostgreSQL are compared with
-the clicks the stream received. Target: redirects/s ÷ /healthz rps ≥ 0.65 with every click counted.
+`GET /s/<code>` answers 302 from the worker's own copy of the link and hands the click to the worker's
+write-behind buffer, which counts it in Redis within 10 ms (a Lua script: SET NX dedupe key, XADD to the
+click stream; one call per batch). A worker's first click on a link makes that round trip itself. wrk
+sends no cookies, so every request is a new visitor and every request is a click. The scheduler persists
+the stream in batches while the load runs; afterwards the backlog is drained and the clicks in
+PostgreSQL are compared with the clicks the stream received and with the redirects wrk got answered
+(a request in flight when wrk stops may be counted without wrk seeing its answer, so at least those).
+Target: redirects/s ÷ /healthz rps ≥ 0.65 with every click counted.
 """
 import time
 
@@ -56,13 +59,14 @@ def run(ctx) -> list[dict]:
     codes = _links(ctx)
     lua = LUA % {"codes": ",".join(f'"{c}"' for c in codes)}
     scheduler = ctx.start_scheduler()
-    ctx.wrk("/s/" + codes[0], duration=3, lua=lua)  # warm-up (its clicks count too)
+    warm = ctx.wrk("/s/" + codes[0], duration=3, lua=lua)  # warm-up (its clicks count too)
     result = ctx.wrk("/s/" + codes[0], duration=10, lua=lua)
+    redirected = warm.requests + result.requests
     ctx.stop(scheduler)
     persisted, backlog, received = _counted(ctx)
     # Redis 6.2 has no entries-added; there the stream is empty once drained and persisted is the count.
-    every_click = backlog == 0 and (received < 0 or persisted == received)
+    every_click = backlog == 0 and (received < 0 or persisted == received) and persisted >= redirected
     return [ctx.line("click", result.rps, "redirects/s", ctx.healthz.rps, TARGET_RATIO,
                      ok=None if every_click and result.socket_errors == 0 and result.non2xx == 0 else False,
                      p99_ms=result.p99_ms, healthz_p99_ms=ctx.healthz.p99_ms, clicks_persisted=persisted,
-                     clicks_received=received, backlog=backlog, errors=result.non2xx + result.socket_errors)]
+                     clicks_received=received, redirects_answered=redirected, backlog=backlog, errors=result.non2xx + result.socket_errors)]
