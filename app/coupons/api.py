@@ -168,7 +168,8 @@ def _claim_in_sql(args: dict, template_id: int):
 
 @blp.route("/coupons/<int:template_id>/claim", methods=["POST"])
 @access.authenticated
-@blp.arguments(ClaimSchema)
+@access.fenced_session
+@blp.arguments(ClaimSchema())
 @blp.response(201, UserCouponSchema)
 @blp.doc(parameters=[{"in": "header", "name": HEADER, "required": True,
                       "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
@@ -180,7 +181,12 @@ def claim(args, template_id: int):
     coupon list and checkout wait for it, so the returned id can be used at once.
     """
     key = _request_key()
-    claimed = claims.claim_through_gate(template_id=template_id, user_id=g.user.id, request_key=key, **args)
+    try:
+        claimed = claims.claim_through_gate(template_id=template_id, user_id=g.user.id, request_key=key,
+                                            session_fence=access.session_fence(), **args)
+    except access.SessionUnverified:
+        access.confirm_session()
+        claimed = claims.claim_through_gate(template_id=template_id, user_id=g.user.id, request_key=key, **args)
     if claimed is None:
         return _claim_in_sql(args, template_id=template_id)
     headers = {"Idempotent-Replayed": "true"} if claimed.replayed else {}
