@@ -27,9 +27,9 @@ INVITE_CODE_LENGTH = 8
 INVITE_IMAGE_TTL_SECONDS = 24 * 3600
 AUTH_CACHE_SECONDS = 300
 PARSED_SESSIONS_LIMIT = 20_000
-# Per process: token hash -> (cached blob, its generation, the parsed session); saves re-parsing the blob
-# and lets fenced authentication skip the round trip. Never trusted on its own (see SessionFence).
-_parsed_sessions: dict[str, tuple[bytes, int, "Authenticated"]] = {}
+# Per process: token hash -> (cached blob, its generation, the parsed session, the same with its fence); saves
+# re-parsing the blob and lets fenced authentication skip the round trip. Never trusted alone (SessionFence).
+_parsed_sessions: dict[str, tuple[bytes, int, "Authenticated", "Authenticated"]] = {}
 
 
 class ReferralStatus:
@@ -251,7 +251,9 @@ def _parsed(raw: bytes) -> tuple[int, Authenticated] | None:
 def _remember_parsed(token_hash: str, raw: bytes, generation: int, found: Authenticated) -> None:
     if len(_parsed_sessions) >= PARSED_SESSIONS_LIMIT:
         _parsed_sessions.clear()
-    _parsed_sessions[token_hash] = (raw, generation, found)
+    fence = SessionFence(entry_key=_session_cache_key(token_hash),
+                         generation_key=_generation_key(found.session.user_id), generation=generation)
+    _parsed_sessions[token_hash] = (raw, generation, found, dataclasses.replace(found, fence=fence))
 
 
 def _live(found: Authenticated, user_id: int) -> bool:
@@ -264,7 +266,7 @@ def _cached_authentication(token_hash: str, user_id: int) -> Authenticated | Non
         return None
     known = _parsed_sessions.get(token_hash)
     if known is not None and known[0] == raw:
-        blob_generation, found = known[1], known[2]
+        _, blob_generation, found, _ = known
     else:
         parsed = _parsed(raw)
         if parsed is None:
@@ -279,12 +281,7 @@ def _cached_authentication(token_hash: str, user_id: int) -> Authenticated | Non
 def _fenced_authentication(token_hash: str, user_id: int) -> Authenticated | None:
     """This process's copy of a session it verified before, to be checked by the view's one Redis script."""
     known = _parsed_sessions.get(token_hash)
-    if known is None or not _live(known[2], user_id):
-        return None
-    _, generation, found = known
-    return dataclasses.replace(found, fence=SessionFence(entry_key=_session_cache_key(token_hash),
-                                                         generation_key=_generation_key(user_id),
-                                                         generation=generation))
+    return known[3] if known is not None and _live(known[3], user_id) else None
 
 
 def authenticate(*, token: str, fenced: bool = False) -> Authenticated | None:

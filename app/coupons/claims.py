@@ -92,10 +92,28 @@ class TemplateFacts:
 
 
 @dataclass(frozen=True)
+class GrantedCoupon:
+    """A coupon the gate granted, as its row will read once the drain has landed it (not an ORM object)."""
+
+    id: int
+    template_id: int
+    user_id: int
+    valid_from: datetime
+    valid_until: datetime
+    claimed_at: datetime
+    origin_share_code: str | None
+    origin_group_id: int | None
+    origin_post_id: int | None
+    status: str = "available"
+    used_at: datetime | None = None
+    reserved_order_id: int | None = None
+
+
+@dataclass(frozen=True)
 class Claimed:
     """A claim's answer. From the gate the coupon is not in the database yet (the drain lands it)."""
 
-    coupon: UserCoupon
+    coupon: GrantedCoupon
     template: TemplateFacts
     replayed: bool
 
@@ -224,10 +242,9 @@ def claim_through_gate(*, template_id: int, user_id: int, request_key: str, shar
     granted_at = datetime.fromtimestamp(int(granted_ms) / 1000, tz=timezone.utc)
     facts = _facts_of(template_id, token)
     valid_from, valid_until = _validity(facts, granted_at)
-    coupon = UserCoupon(id=int(coupon_id), template_id=template_id, user_id=user_id, status="available",
-                        valid_from=valid_from, valid_until=valid_until, claimed_at=granted_at, used_at=None,
-                        reserved_order_id=None, origin_share_code=code or None,
-                        origin_group_id=int(group) if group else None, origin_post_id=int(post) if post else None)
+    coupon = GrantedCoupon(id=int(coupon_id), template_id=template_id, user_id=user_id, valid_from=valid_from,
+                           valid_until=valid_until, claimed_at=granted_at, origin_share_code=code or None,
+                           origin_group_id=int(group) if group else None, origin_post_id=int(post) if post else None)
     return Claimed(coupon=coupon, template=facts, replayed=outcome == "replay")
 
 
