@@ -21,17 +21,18 @@ def operator(api):
 
 
 @pytest.fixture
-def redis_commands(app, monkeypatch):
-    """The names of the Redis commands the app sends while the test runs."""
-    client = app.extensions["redis"]
+def redis_commands(monkeypatch):
+    """The names of the Redis commands sent (through any client) while the test runs."""
+    import redis
+
     sent = []
-    real = client.execute_command
+    real = redis.Redis.execute_command
 
-    def recording(*args, **options):
+    def recording(self, *args, **options):
         sent.append(str(args[0]).upper())
-        return real(*args, **options)
+        return real(self, *args, **options)
 
-    monkeypatch.setattr(client, "execute_command", recording)
+    monkeypatch.setattr(redis.Redis, "execute_command", recording)
     return sent
 
 
@@ -93,3 +94,15 @@ def test_authentication_builds_plain_values_not_rows(api):
     assert len(db.session.identity_map) == 0
     fenced = accounts.authenticate(token=host.token, fenced=True)
     assert fenced.user == found.user and fenced.fence is not None
+
+
+def test_the_request_client_keeps_one_connection_per_process(app, monkeypatch):
+    import os
+
+    from app.core.redis import get_request_redis
+
+    client = get_request_redis()
+    assert client is get_request_redis() and client.connection is not None
+    parent = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: parent + 1)  # as in a forked child
+    assert get_request_redis() is not client

@@ -18,7 +18,7 @@ from app.core.db import among, db
 from app.core.errors import ApiError, Conflict, Invalid, NotFound
 from app.core.locks import serialize_transaction
 from app.core.pagination import keyset_page
-from app.core.redis import get_redis, key
+from app.core.redis import get_redis, get_request_redis, key
 from app.accounts.models import AuthSession, User, UserRole
 from app.wechat import service as wechat
 
@@ -261,7 +261,7 @@ def _live(found: Authenticated, user_id: int) -> bool:
 
 
 def _cached_authentication(token_hash: str, user_id: int) -> Authenticated | None:
-    raw, generation = get_redis().mget(_session_cache_key(token_hash), _generation_key(user_id))
+    raw, generation = get_request_redis().mget(_session_cache_key(token_hash), _generation_key(user_id))
     if raw is None:
         return None
     known = _parsed_sessions.get(token_hash)

@@ -16,7 +16,7 @@ stream (after crashes and on a schedule, see `claims.reconcile`).
 from redis.exceptions import ResponseError
 
 from app.accounts.service import SessionFence
-from app.core.redis import get_redis, key
+from app.core.redis import get_redis, get_request_redis, key
 
 STREAM = key("coupon-claims")
 REFUSED_STREAM = key("coupon-claims", "refused")
@@ -154,8 +154,8 @@ def _not_landed(user_id: int | str) -> str:
     return key("coupon-claims", "not-landed", user_id)
 
 
-def _script(name: str, source: str):
-    redis = get_redis()
+def _script(name: str, source: str, *, client=None):
+    redis = client or get_redis()
     cache = redis.__dict__.setdefault("_mmq_scripts", {})
     if name not in cache:
         cache[name] = redis.register_script(source)
@@ -183,7 +183,7 @@ def claim(*, template_id: int, user_id: int, request_hash: str, now_ms: int, day
     if session_fence is not None:
         keys += [session_fence.entry_key, session_fence.generation_key]
         args.append(session_fence.generation)
-    result = _script("claim", _CLAIM)(keys=keys, args=args)
+    result = _script("claim", _CLAIM, client=get_request_redis())(keys=keys, args=args)
     outcome, answer, token = (_text(v) for v in result)
     return outcome, answer, token
 
