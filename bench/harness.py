@@ -10,6 +10,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -77,15 +78,25 @@ class BenchContext:
     processes: list = field(default_factory=list)
 
     def wrk(self, path: str, *, duration: int = 10, connections: int = 16, threads: int = 2,
-            lua: str = "", timeout_s: int = 10) -> WrkResult:
-        """Load `path` with wrk; `lua` may define request()/response() (a done() is appended)."""
+            lua: str = "", timeout_s: int = 10, stop_when: Callable[[], bool] | None = None) -> WrkResult:
+        """Load `path` with wrk; `lua` may define request()/response() (a done() is appended).
+
+        `stop_when` (polled every 50 ms) ends the run before `duration` once it returns True: wrk stops all
+        its threads at once on SIGINT and reports what it measured until then.
+        """
         script = self.tmp / f"wrk-{time.monotonic_ns()}.lua"
         script.write_text(lua + "\n" + WRK_DONE)
-        out = subprocess.run(
-            [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{duration}s", f"--timeout={timeout_s}s",
-             "-s", str(script), self.base_url + path],
-            capture_output=True, text=True, check=True,
-        ).stdout
+        args = [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{duration}s", f"--timeout={timeout_s}s",
+                "-s", str(script), self.base_url + path]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if stop_when is not None:
+            while proc.poll() is None and not stop_when():
+                time.sleep(0.05)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate()
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, args, out, err)
         line = next(l for l in out.splitlines() if l.startswith("WRKJSON "))
         data = json.loads(line[len("WRKJSON "):])
         seconds = data["duration_us"] / 1e6

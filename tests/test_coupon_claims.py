@@ -158,6 +158,8 @@ def test_claim_records_its_origin(api, operator):
     coupon = claim(mom, template["id"], share_code=card["share_code"].lower()).get_json()
     assert (coupon["origin_share_code"], coupon["origin_group_id"], coupon["origin_post_id"]) == (card["share_code"], 5, 9)
     assert rows(template["id"])[0].origin_sharer_id == sharer.user["id"]
+    # The gate's answer (rendered by hand) reads exactly as the landed row through UserCouponSchema.
+    assert mom.get("/api/v1/me/coupons").get_json()["items"] == [coupon]
     direct = claim(api.as_user("mom2"), template["id"], group_id=11, post_id=12).get_json()
     assert (direct["origin_share_code"], direct["origin_group_id"], direct["origin_post_id"]) == (None, 11, 12)
 

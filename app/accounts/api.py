@@ -56,7 +56,7 @@ def me():
 @blp.response(200, UserSchema)
 def update_me(args):
     """Change the display name."""
-    return service.rename(user=g.user, nickname=args["nickname"])
+    return service.rename(user_id=g.user.id, nickname=args["nickname"])
 
 
 @blp.route("/me/invite", methods=["GET"])
@@ -64,7 +64,7 @@ def update_me(args):
 @blp.response(200, InviteSchema)
 def my_invite():
     """The user's invite code and a mini-program code image carrying it as the scene."""
-    return service.invite_card(user=g.user)
+    return service.invite_card(invite_code=g.user.invite_code)
 
 
 @blp.route("/me/team", methods=["GET"])

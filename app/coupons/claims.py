@@ -28,6 +28,8 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.accounts.service import SessionFence
+from app.core.access import SessionUnverified
 from app.core.clock import now_utc
 from app.core.db import commit, db
 from app.core.errors import ApiError, Conflict, NotFound
@@ -90,10 +92,28 @@ class TemplateFacts:
 
 
 @dataclass(frozen=True)
+class GrantedCoupon:
+    """A coupon the gate granted, as its row will read once the drain has landed it (not an ORM object)."""
+
+    id: int
+    template_id: int
+    user_id: int
+    valid_from: datetime
+    valid_until: datetime
+    claimed_at: datetime
+    origin_share_code: str | None
+    origin_group_id: int | None
+    origin_post_id: int | None
+    status: str = "available"
+    used_at: datetime | None = None
+    reserved_order_id: int | None = None
+
+
+@dataclass(frozen=True)
 class Claimed:
     """A claim's answer. From the gate the coupon is not in the database yet (the drain lands it)."""
 
-    coupon: UserCoupon
+    coupon: GrantedCoupon
     template: TemplateFacts
     replayed: bool
 
@@ -184,11 +204,13 @@ def _open_gate(template_id: int, at: datetime) -> bool:
 
 
 def claim_through_gate(*, template_id: int, user_id: int, request_key: str, share_code: str | None = None,
-                       group_id: int | None = None, post_id: int | None = None) -> Claimed | None:
+                       group_id: int | None = None, post_id: int | None = None,
+                       session_fence: SessionFence | None = None) -> Claimed | None:
     """Claim a coupon of a Redis-gated template from Redis alone; None when the template has no gate.
 
     A retry with the same `request_key` (the Idempotency-Key) replays the first answer, the same coupon;
-    the same key with another template or body is 422 `idempotency_key_reused`.
+    the same key with another template or body is 422 `idempotency_key_reused`. A `session_fence` is
+    checked by the same Lua call, first; SessionUnverified when it fails (nothing else happened).
     """
     ms = int(now_utc().timestamp() * 1000)
     at = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
@@ -197,9 +219,11 @@ def claim_through_gate(*, template_id: int, user_id: int, request_key: str, shar
     args = dict(template_id=template_id, user_id=user_id, request_hash=request_hash, now_ms=ms, day=claim_day(at)[1],
                 grant_id=uuid.uuid4().hex, share_code=origin.share_code, sharer_id=origin.sharer_id,
                 group_id=origin.group_id, post_id=origin.post_id, key_digest=key_digest(request_key),
-                ttl_seconds=current_app.config["IDEMPOTENCY_TTL_SECONDS"])
+                ttl_seconds=current_app.config["IDEMPOTENCY_TTL_SECONDS"], session_fence=session_fence)
     for _ in range(GATE_RETRIES):
         outcome, answer, token = gate.claim(**args)
+        if outcome == "session_unverified":
+            raise SessionUnverified()
         if outcome == "no_ids":
             ids.top_up(low_water=1)
         elif outcome == "missing":
@@ -218,10 +242,9 @@ def claim_through_gate(*, template_id: int, user_id: int, request_key: str, shar
     granted_at = datetime.fromtimestamp(int(granted_ms) / 1000, tz=timezone.utc)
     facts = _facts_of(template_id, token)
     valid_from, valid_until = _validity(facts, granted_at)
-    coupon = UserCoupon(id=int(coupon_id), template_id=template_id, user_id=user_id, status="available",
-                        valid_from=valid_from, valid_until=valid_until, claimed_at=granted_at, used_at=None,
-                        reserved_order_id=None, origin_share_code=code or None,
-                        origin_group_id=int(group) if group else None, origin_post_id=int(post) if post else None)
+    coupon = GrantedCoupon(id=int(coupon_id), template_id=template_id, user_id=user_id, valid_from=valid_from,
+                           valid_until=valid_until, claimed_at=granted_at, origin_share_code=code or None,
+                           origin_group_id=int(group) if group else None, origin_post_id=int(post) if post else None)
     return Claimed(coupon=coupon, template=facts, replayed=outcome == "replay")
 
 

@@ -23,8 +23,8 @@ from datetime import date, datetime, timedelta, timezone
 
 from flask import current_app
 from redis.exceptions import LockError
-from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from app.core.db import db
@@ -37,6 +37,19 @@ log = logging.getLogger(__name__)
 BATCH = 500
 # A drainer that dies holds the lock this long at most; a batch takes well under a second.
 LOCK_SECONDS = 10
+
+
+# On PostgreSQL a batch binds as one array per column: the statement's text never changes, so it is
+# prepared once and nothing is compiled per batch (a VALUES list of 500 rows was, every time).
+_PG_COLUMNS = (("id", "bigint"), ("template_id", "bigint"), ("user_id", "bigint"), ("seq", "integer"),
+               ("claim_day", "date"), ("day_seq", "integer"), ("gate_grant", "text"), ("claim_key", "text"),
+               ("status", "text"), ("valid_from", "timestamptz"), ("valid_until", "timestamptz"),
+               ("claimed_at", "timestamptz"), ("origin_share_code", "text"), ("origin_sharer_id", "bigint"),
+               ("origin_group_id", "bigint"), ("origin_post_id", "bigint"))
+_PG_INSERT = text(
+    f"INSERT INTO user_coupons ({', '.join(name for name, _ in _PG_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{name} AS {kind}[])' for name, kind in _PG_COLUMNS)}) "
+    "ON CONFLICT (gate_grant) DO NOTHING RETURNING template_id")
 
 
 class StockRefused(Exception):
@@ -88,10 +101,13 @@ def _consumer() -> str:
 
 def _insert(grants: list[Grant], templates: dict[int, CouponTemplate]) -> None:
     """One statement for the rows, one conditional update per template; raises if the database refuses."""
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = (dialect.insert(UserCoupon).values([g.row(templates[g.template_id]) for g in grants])
-            .on_conflict_do_nothing(index_elements=[UserCoupon.gate_grant]).returning(UserCoupon.template_id))
-    landed = Counter(db.session.scalars(stmt))
+    rows = [g.row(templates[g.template_id]) for g in grants]
+    if db.session.get_bind().dialect.name == "postgresql":
+        landed = Counter(db.session.scalars(_PG_INSERT, {name: [r[name] for r in rows] for name, _ in _PG_COLUMNS}))
+    else:
+        landed = Counter(db.session.scalars(
+            sqlite.insert(UserCoupon).values(rows).on_conflict_do_nothing(index_elements=[UserCoupon.gate_grant])
+            .returning(UserCoupon.template_id)))
     for template_id, count in landed.items():
         moved = db.session.execute(
             update(CouponTemplate).where(CouponTemplate.id == template_id,

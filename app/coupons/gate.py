@@ -15,17 +15,23 @@ stream (after crashes and on a schedule, see `claims.reconcile`).
 """
 from redis.exceptions import ResponseError
 
-from app.core.redis import get_redis, key
+from app.accounts.service import SessionFence
+from app.core.redis import get_redis, get_request_redis, key
 
 STREAM = key("coupon-claims")
 REFUSED_STREAM = key("coupon-claims", "refused")
 ID_POOL = key("coupon-ids")
 GROUP = "drain"
 
-# KEYS: gate, idempotency record, stream, id pool, the user's count of entries not yet landed.
-# ARGV: user, template, request hash, now-ms, day, grant, share code, sharer, group, post, key digest, ttl.
+# KEYS: gate, idempotency record, stream, id pool, the user's count of entries not yet landed, and for a
+# session taken from the web process's memory its cache entry and the user's generation (SessionFence).
+# ARGV: user, template, request hash, now-ms, day, grant, share code, sharer, group, post, key digest, ttl,
+# and with a fence the generation it was cached under.
 # Returns {outcome, answer, gate token}; the answer (granted or replayed) is "coupon|ms|share code|group|post".
 _CLAIM = """
+if #KEYS > 5 and (redis.call('exists', KEYS[6]) == 0 or (redis.call('get', KEYS[7]) or '0') ~= ARGV[13]) then
+  return {'session_unverified', '', ''}
+end
 local record = redis.call('get', KEYS[2])
 if record then
   local sep = string.find(record, '|', 1, true)
@@ -148,8 +154,8 @@ def _not_landed(user_id: int | str) -> str:
     return key("coupon-claims", "not-landed", user_id)
 
 
-def _script(name: str, source: str):
-    redis = get_redis()
+def _script(name: str, source: str, *, client=None):
+    redis = client or get_redis()
     cache = redis.__dict__.setdefault("_mmq_scripts", {})
     if name not in cache:
         cache[name] = redis.register_script(source)
@@ -162,18 +168,22 @@ def _text(value) -> str:
 
 def claim(*, template_id: int, user_id: int, request_hash: str, now_ms: int, day: str, grant_id: str,
           share_code: str, sharer_id: int | None, group_id: int | None, post_id: int | None, key_digest: str,
-          ttl_seconds: int) -> tuple[str, str, str]:
+          ttl_seconds: int, session_fence: SessionFence | None = None) -> tuple[str, str, str]:
     """Decide one claim; returns (outcome, answer, gate token).
 
     Outcomes: 'granted' and 'replay' (answer "coupon|ms|share code|group|post"), 'reused' (the key was
     used with another request), a refusal ('out_of_stock', 'limit_reached', 'daily_limit_reached',
-    'not_started', 'ended', 'paused'), 'missing' (no gate loaded) or 'no_ids' (the id pool is empty).
+    'not_started', 'ended', 'paused'), 'missing' (no gate loaded), 'no_ids' (the id pool is empty) or
+    'session_unverified' (the `session_fence` failed; nothing was looked at).
     """
     blank = lambda v: "" if v is None else v
-    result = _script("claim", _CLAIM)(
-        keys=[_gate(template_id), _record(user_id, key_digest), STREAM, ID_POOL, _not_landed(user_id)],
-        args=[user_id, template_id, request_hash, now_ms, day, grant_id, blank(share_code), blank(sharer_id),
-              blank(group_id), blank(post_id), key_digest, ttl_seconds])
+    keys = [_gate(template_id), _record(user_id, key_digest), STREAM, ID_POOL, _not_landed(user_id)]
+    args = [user_id, template_id, request_hash, now_ms, day, grant_id, blank(share_code), blank(sharer_id),
+            blank(group_id), blank(post_id), key_digest, ttl_seconds]
+    if session_fence is not None:
+        keys += [session_fence.entry_key, session_fence.generation_key]
+        args.append(session_fence.generation)
+    result = _script("claim", _CLAIM, client=get_request_redis())(keys=keys, args=args)
     outcome, answer, token = (_text(v) for v in result)
     return outcome, answer, token
 
