@@ -187,12 +187,13 @@ def _render_search(*, keyword: str, category_id: int | None, sort: str, cursor: 
     return json.dumps({"items": rows, "next_cursor": next_cursor}, ensure_ascii=False, separators=(",", ":"))
 
 
-def search_products(*, q: str | None, category_id: int | None, sort: str, cursor: str | None, limit: int) -> str:
+def search_products(*, q: str | None, category_id: int | None, sort: str, cursor: str | None, limit: int,
+                    page_key: bytes) -> str:
     """Active products matching a keyword (a substring of title or merchant, Chinese included) and a category:
-    one page as JSON, served from the short-lived cache until a product changes."""
+    one page as JSON, kept in the short-lived page cache under `page_key` until a product changes."""
     keyword = (q or "").strip()
-    return pagecache.cached(cache_key=key("catalog", "search", keyword, category_id, sort, cursor or "", limit),
-                            generations=[SEARCH_GENERATION], ttl=current_app.config["CATALOG_SEARCH_CACHE_SECONDS"],
+    return pagecache.cached(cache_key=page_key, generations=[SEARCH_GENERATION],
+                            ttl=current_app.config["CATALOG_SEARCH_CACHE_SECONDS"],
                             render=lambda: _render_search(keyword=keyword, category_id=category_id, sort=sort,
                                                           cursor=cursor, limit=limit))
 

@@ -130,10 +130,9 @@ def _render(*, group_id: int | None, product_id: int | None, age_band: str | Non
 
 
 def feed_json(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
-              limit: int) -> str:
-    """One feed page rendered as JSON, served from the short-lived cache while current."""
-    cache_key = key("content", "feed", group_id, product_id, age_band, sort, cursor or "", limit)
-    return pagecache.cached(cache_key=cache_key, generations=_generations_read_by(group_id, product_id, age_band),
+              limit: int, page_key: bytes) -> str:
+    """One feed page rendered as JSON, kept in the short-lived page cache under `page_key` while current."""
+    return pagecache.cached(cache_key=page_key, generations=_generations_read_by(group_id, product_id, age_band),
                             ttl=current_app.config["CONTENT_FEED_CACHE_SECONDS"],
                             render=lambda: _render(group_id=group_id, product_id=product_id, age_band=age_band,
                                                    sort=sort, cursor=cursor, limit=limit))
