@@ -1,10 +1,11 @@
 import json
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, update
 
 from app.catalog import service as catalog
 from app.catalog.models import Product
-from app.core.db import db
+from app.core.db import db, is_postgres, reads_outside_transaction
 from tests.affiliate_helpers import make_product
 from tests.helpers import assert_error
 
@@ -117,6 +118,21 @@ def test_cached_search_pages_are_answered_by_exact_query_string_and_never_person
                  401, "invalid_token")
     for _ in range(2):  # a query that fails validation is never stored
         assert_error(api.get("/api/v1/products?q=%E5%A5%B6%E7%93%B6&limit=500"), 422, "validation_error")
+
+
+@pytest.mark.commits
+def test_search_reads_outside_a_transaction_and_leaves_the_session_transactional(api, app):
+    """On PostgreSQL a search page's statements run in autocommit; the session's next use is a transaction again."""
+    make_product(title="玻璃奶瓶")
+    assert _titles(api.get("/api/v1/products", query_string={"q": "奶瓶"})) == ["玻璃奶瓶"]
+    with app.test_request_context():
+        with reads_outside_transaction():
+            inside = db.session.connection().connection.dbapi_connection
+            assert getattr(inside, "autocommit", False) == is_postgres()
+        db.session.execute(update(Product).values(title="改名"))
+        db.session.rollback()
+        assert [p.title for p in db.session.scalars(select(Product))] == ["玻璃奶瓶"]
+        assert not getattr(db.session.connection().connection.dbapi_connection, "autocommit", False)
 
 
 def test_sorts_and_cursor_pagination(api, frozen_clock):

@@ -15,7 +15,7 @@ from app.catalog.models import Category, Product
 from app.catalog.schemas import ProductSchema
 from app.core import pagecache
 from app.core.clock import now_utc
-from app.core.db import among, db, is_postgres
+from app.core.db import among, db, is_postgres, reads_outside_transaction
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.redis import key
 
@@ -177,8 +177,9 @@ def update_product(*, product_id: int, changes: dict) -> Product:
 
 
 def _render_search(*, keyword: str, category_id: int | None, sort: str, cursor: str | None, limit: int) -> str:
-    items, next_cursor = search.search(keyword=keyword, category_id=category_id, sort=sort, cursor=cursor, limit=limit,
-                                       connection=db.session.connection(), postgres=is_postgres())
+    with reads_outside_transaction():
+        items, next_cursor = search.search(keyword=keyword, category_id=category_id, sort=sort, cursor=cursor,
+                                           limit=limit, connection=db.session.connection(), postgres=is_postgres())
     # Rendered by hand in the shape of ProductPageSchema (which documents it): a schema dump costs more than the SQL.
     rows = [row._asdict() for row in items]
     for row in rows:

@@ -18,7 +18,7 @@ from sqlalchemy import Row, Select, bindparam, false, select, tuple_
 from app.catalog import service as catalog
 from app.content.models import AGE_BAND_MONTHS, MemberPost, MemberPostProduct
 from app.content.schemas import PostSchema
-from app.core.db import db
+from app.core.db import db, reads_outside_transaction
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core import pagecache
 from app.core.redis import key
@@ -119,7 +119,8 @@ def post_changed(*, post: MemberPost) -> None:
 
 def _render(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
             limit: int) -> str:
-    page = feed(group_id=group_id, product_id=product_id, age_band=age_band, sort=sort, cursor=cursor, limit=limit)
+    with reads_outside_transaction():
+        page = feed(group_id=group_id, product_id=product_id, age_band=age_band, sort=sort, cursor=cursor, limit=limit)
     # Rendered by hand (the shape of PostSchema, which documents it): a schema dump costs more than the SQL.
     items = shape_posts(page.items, page.cards)
     for item in items:

@@ -124,3 +124,23 @@ def deferred_commit():
     finally:
         info.pop(_DEFER, None)
         info.pop(_AFTER_COMMIT, None)
+
+
+@contextmanager
+def reads_outside_transaction():
+    """Run a read-only use case's statements each on its own (autocommit) on PostgreSQL, then close the session.
+
+    A page that only reads needs no common snapshot across its few statements, and a transaction would cost it
+    a BEGIN and a ROLLBACK round trip. Applies only while the session holds no transaction yet and is bound to
+    an engine (a test's outer transaction binds it to a connection); otherwise the statements run as usual.
+    """
+    session = db.session()
+    bind = session.get_bind()
+    if session.in_transaction() or not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+        yield
+        return
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        yield
+    finally:
+        session.close()  # gives the connection back, its isolation level restored, before anything could write
