@@ -20,12 +20,12 @@ import json
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Select, Text, bindparam, case, cast, func, literal_column, select, tuple_, type_coerce
+from sqlalchemy import Select, Text, bindparam, cast, func, literal_column, select, tuple_, type_coerce
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.catalog.models import Product
 from app.catalog.tokens import keyword_tokens
-from app.core.db import UTCDateTime
+from app.core.db import UTCDateTime, isoformat_sql
 from app.core.pagination import decode_cursor, encode_cursor
 
 WALK_ROWS = 2000
@@ -41,17 +41,8 @@ FIELDS = [column for column in Product.__table__.c if column.key != "search_toke
 DATETIME_FIELDS = tuple(column.key for column in FIELDS if isinstance(column.type, UTCDateTime))
 
 
-def _iso(column):
-    """`datetime.isoformat()` of a UTC timestamp: no fraction when the microseconds are 0, else six digits."""
-    utc = column.op("AT TIME ZONE")(literal_column("'UTC'"))
-    whole = func.to_char(utc, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS'"))
-    fraction = case((func.to_char(utc, literal_column("'US'")) == literal_column("'000000'"), literal_column("''")),
-                    else_=func.to_char(utc, literal_column("'.US'")))
-    return whole.concat(fraction).concat(literal_column("'+00:00'"))
-
-
 def _row_json(columns):
-    pairs = [(literal_column(f"'{c.key}'"), _iso(columns[c.key]) if c.key in DATETIME_FIELDS else columns[c.key])
+    pairs = [(literal_column(f"'{c.key}'"), isoformat_sql(columns[c.key]) if c.key in DATETIME_FIELDS else columns[c.key])
              for c in FIELDS]
     return cast(func.json_build_object(*[part for pair in pairs for part in pair]), Text).label("json")
 

@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 from typing import Annotated, Callable
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import BigInteger, ColumnElement, DateTime, Integer, MetaData, any_, bindparam, event
+from sqlalchemy import (BigInteger, ColumnElement, DateTime, Integer, MetaData, any_, bindparam, case, event, func,
+                        literal_column)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, mapped_column, registry
@@ -38,6 +39,15 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def isoformat_sql(column) -> ColumnElement[str]:
+    """PostgreSQL spelling a UTC timestamp as `datetime.isoformat()` does: no fraction at 0 µs, else six digits."""
+    utc = column.op("AT TIME ZONE")(literal_column("'UTC'"))
+    whole = func.to_char(utc, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS'"))
+    fraction = case((func.to_char(utc, literal_column("'US'")) == literal_column("'000000'"), literal_column("''")),
+                    else_=func.to_char(utc, literal_column("'.US'")))
+    return whole.concat(fraction).concat(literal_column("'+00:00'"))
 
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, so big ids fall back to INTEGER there.
