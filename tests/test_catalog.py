@@ -1,10 +1,11 @@
 import json
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, update
 
 from app.catalog import service as catalog
 from app.catalog.models import Product
-from app.core.db import db
+from app.core.db import db, is_postgres, reads_outside_transaction
 from tests.affiliate_helpers import make_product
 from tests.helpers import assert_error
 
@@ -97,6 +98,41 @@ def test_search_pages_are_cached_until_a_product_changes(api, app, tmp_path):
     assert sorted(_titles(api.get("/api/v1/products", query_string={"q": "奶瓶"}))) == ["PPSU奶瓶", "硅胶奶瓶"]
     make_product(title="奶瓶刷")
     assert len(_titles(api.get("/api/v1/products", query_string={"q": "奶瓶"}))) == 3
+
+
+def test_cached_search_pages_are_answered_by_exact_query_string_and_never_personal(api):
+    """A page is stored under the query string that rendered it, only once it validated; it holds nothing of the
+    caller, so a logged-in sharer's search fills the page anonymous callers get, while her earning stays on the
+    uncached detail. The caller's token is still checked on a cached page."""
+    bottle = make_product(title="玻璃奶瓶", price_fen=9999, commission_rate_bp=1500)
+    mom = api.as_user("mom")
+    mine = mom.get("/api/v1/products?q=%E5%A5%B6%E7%93%B6&limit=5")
+    assert mine.status_code == 200 and "my_earning" not in mine.get_json()["items"][0]
+    db.session.execute(update(Product).where(Product.id == bottle.id).values(title="PPSU奶瓶"))  # behind the service
+    db.session.commit()
+    assert api.get("/api/v1/products?q=%E5%A5%B6%E7%93%B6&limit=5").data == mine.data  # the stored bytes, as they are
+    assert _titles(api.get("/api/v1/products?limit=5&q=%E5%A5%B6%E7%93%B6")) == ["PPSU奶瓶"]  # another query string
+    assert api.get(f"/api/v1/products/{bottle.id}").get_json()["my_earning"] is None
+    assert mom.get(f"/api/v1/products/{bottle.id}").get_json()["my_earning"]["level1_fen"] == 499
+    assert_error(api.get("/api/v1/products?q=%E5%A5%B6%E7%93%B6&limit=5", headers={"Authorization": "Bearer nope"}),
+                 401, "invalid_token")
+    for _ in range(2):  # a query that fails validation is never stored
+        assert_error(api.get("/api/v1/products?q=%E5%A5%B6%E7%93%B6&limit=500"), 422, "validation_error")
+
+
+@pytest.mark.commits
+def test_search_reads_outside_a_transaction_and_leaves_the_session_transactional(api, app):
+    """On PostgreSQL a search page's statements run in autocommit; the session's next use is a transaction again."""
+    make_product(title="玻璃奶瓶")
+    assert _titles(api.get("/api/v1/products", query_string={"q": "奶瓶"})) == ["玻璃奶瓶"]
+    with app.test_request_context():
+        with reads_outside_transaction():
+            inside = db.session.connection().connection.dbapi_connection
+            assert getattr(inside, "autocommit", False) == is_postgres()
+        db.session.execute(update(Product).values(title="改名"))
+        db.session.rollback()
+        assert [p.title for p in db.session.scalars(select(Product))] == ["玻璃奶瓶"]
+        assert not getattr(db.session.connection().connection.dbapi_connection, "autocommit", False)
 
 
 def test_sorts_and_cursor_pagination(api, frozen_clock):

@@ -233,6 +233,28 @@ def test_feed_pages_are_cached_briefly_and_refreshed_by_changes(api, app):
         app.config["CONTENT_FEED_CACHE_SECONDS"] = ttl
 
 
+def test_feed_rows_are_the_post_schema_with_cards_on_sale_in_order_and_their_share_codes(api, app):
+    """The hand-rendered feed (built by PostgreSQL there) shows what the schema shows for each post."""
+    from app.catalog import service as catalog
+
+    mom = api.as_user("mom1")
+    products = [make_product(title=f"商品{i}") for i in range(3)]
+    post = publish(mom, text="三件", product_ids=[products[2].id, products[0].id, products[1].id])
+    plain = publish(mom, text="无商品")
+    catalog.update_product(product_id=products[0].id, changes={"is_active": False})
+    app.config["CONTENT_FEED_CACHE_SECONDS"], ttl = 0, app.config["CONTENT_FEED_CACHE_SECONDS"]
+    try:
+        for query in [{}, {"product_id": products[2].id}, {"limit": 1}]:
+            rows = {p["id"]: p for p in api.get("/api/v1/member-posts", query_string=query).get_json()["items"]}
+            for post_id, row in rows.items():
+                assert row == mom.get(f"/api/v1/member-posts/{post_id}").get_json(), query
+        cards = rows.get(post["id"]) or api.get(f"/api/v1/member-posts/{post['id']}").get_json()
+        assert [c["product_id"] for c in cards["products"]] == [products[2].id, products[1].id]
+        assert all(c["share_code"] for c in cards["products"]) and plain["products"] == []
+    finally:
+        app.config["CONTENT_FEED_CACHE_SECONDS"] = ttl
+
+
 def test_feed_cache_refreshes_exactly_the_feeds_a_change_touches(api, app):
     """A publication, a take-down or reports hiding a post show at once in every feed showing the post; other
     feeds keep serving their cached pages (seen through a view count that a view does not refresh)."""

@@ -6,20 +6,23 @@ from app.affiliate import service as affiliate
 from app.catalog import service
 from app.catalog.schemas import (CategoryListSchema, CategorySchema, ProductCreateSchema, ProductDetailSchema,
                                  ProductPageSchema, ProductPatchSchema, ProductSchema, ProductSearchArgsSchema)
-from app.core import access
+from app.core import access, pagecache
 
 blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products and categories.")
+SEARCH_PAGES = "catalog-search"
 
 
 @blp.route("/products", methods=["GET"])
 @access.public
+# Search pages are the same for everyone: a query string served before is answered before parsing it.
+@pagecache.served_from_cache(namespace=SEARCH_PAGES, ttl_setting="CATALOG_SEARCH_CACHE_SECONDS")
 # An instance, not the class: webargs would build a schema per request on this hot path.
 @blp.arguments(ProductSearchArgsSchema(), location="query")
 @blp.response(200, ProductPageSchema)
 def search_products(args):
     """Search active products by keyword and category; sort by newest, price or commission."""
     body = service.search_products(q=args["q"], category_id=args["category_id"], sort=args["sort"],
-                                   cursor=args["cursor"], limit=args["limit"])
+                                   cursor=args["cursor"], limit=args["limit"], page_key=pagecache.page_key(SEARCH_PAGES))
     return current_app.response_class(body, mimetype="application/json")
 
 

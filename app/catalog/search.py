@@ -13,15 +13,19 @@ its whole match count per page.) The planner is not left to choose: it estimates
 as independent tokens, reckoned 71 rows for 安全座椅's 41,861, and fetched them all for every page.
 
 Statements are built once per shape, with bound parameters, so a search costs no SQL construction.
+On PostgreSQL each result row comes back as its JSON text (ProductSchema's shape, date-times in Python's ISO
+8601 spelling), so a page is joined, not decoded, converted and encoded again in Python.
 """
+import json
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Row, Select, Text, bindparam, select, tuple_, type_coerce
+from sqlalchemy import Select, Text, bindparam, cast, func, literal_column, select, tuple_, type_coerce
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.catalog.models import Product
 from app.catalog.tokens import keyword_tokens
+from app.core.db import UTCDateTime, isoformat_sql
 from app.core.pagination import decode_cursor, encode_cursor
 
 WALK_ROWS = 2000
@@ -34,6 +38,20 @@ SORTS = {
 }
 # What a result row carries: every column but the tokens.
 FIELDS = [column for column in Product.__table__.c if column.key != "search_tokens"]
+DATETIME_FIELDS = tuple(column.key for column in FIELDS if isinstance(column.type, UTCDateTime))
+
+
+def _row_json(columns):
+    pairs = [(literal_column(f"'{c.key}'"), isoformat_sql(columns[c.key]) if c.key in DATETIME_FIELDS else columns[c.key])
+             for c in FIELDS]
+    return cast(func.json_build_object(*[part for pair in pairs for part in pair]), Text).label("json")
+
+
+def _selected(columns, sort: str, rendered: bool) -> list:
+    """What a page's rows carry: on PostgreSQL each row's JSON text and its keys, elsewhere every field."""
+    if rendered:
+        return [_row_json(columns), columns[SORTS[sort][0]].label("sort_key"), columns.id]
+    return [columns[c.key] for c in FIELDS]
 
 
 def _like_pattern(text: str) -> str:
@@ -69,11 +87,12 @@ def _filters(sort: str, *, by_category: bool, from_cursor: bool) -> list:
 
 
 @cache
-def _plain(sort: str, by_category: bool, from_cursor: bool, by_keyword: bool, caseless: bool) -> Select:
+def _plain(sort: str, by_category: bool, from_cursor: bool, by_keyword: bool, caseless: bool, rendered: bool) -> Select:
     filters = _filters(sort, by_category=by_category, from_cursor=from_cursor)
     if by_keyword:
         filters.append(_matches(Product.__table__.c, caseless))
-    return _ordered(select(*FIELDS).where(*filters), Product.__table__.c, sort)
+    columns = Product.__table__.c
+    return _ordered(select(*_selected(columns, sort, rendered)).where(*filters), columns, sort)
 
 
 @cache
@@ -81,7 +100,7 @@ def _walk(sort: str, by_category: bool, from_cursor: bool, caseless: bool) -> Se
     window = (_ordered(select(*FIELDS).where(*_filters(sort, by_category=by_category, from_cursor=from_cursor)),
                        Product.__table__.c, sort)
               .limit(bindparam("walk_rows")).subquery("walk"))
-    return _ordered(select(*window.c).where(_matches(window.c, caseless)), window.c, sort)
+    return _ordered(select(*_selected(window.c, sort, True)).where(_matches(window.c, caseless)), window.c, sort)
 
 
 @cache
@@ -94,12 +113,21 @@ def _lookup(sort: str, by_category: bool, from_cursor: bool, caseless: bool) -> 
                     _matches(Product.__table__.c, caseless))
              .cte("found").prefix_with("MATERIALIZED"))
     top = _ordered(select(found.c.id, found.c[column]), found.c, sort).subquery("top")
-    return _ordered(select(*FIELDS).join_from(Product, top, top.c.id == Product.id), Product.__table__.c, sort)
+    columns = Product.__table__.c
+    return _ordered(select(*_selected(columns, sort, True)).join_from(Product, top, top.c.id == Product.id), columns, sort)
+
+
+def _python_json(row) -> str:
+    fields = row._asdict()
+    for name in DATETIME_FIELDS:
+        fields[name] = fields[name].isoformat()
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
 def search(*, keyword: str, category_id: int | None, sort: str, cursor: str | None, limit: int, connection,
-           postgres: bool) -> tuple[list[Row], str | None]:
-    """One page of active products containing `keyword` (all of them when blank), and the next page's cursor."""
+           postgres: bool) -> tuple[list[str], str | None]:
+    """One page of active products containing `keyword` (all of them when blank), each as its JSON text, and the
+    next page's cursor."""
     column, kind, _ = SORTS[sort]
     # Uncased (Chinese, digits): LIKE is ILIKE there; SQLite's LIKE already ignores ASCII case.
     caseless = keyword.lower() == keyword.upper() or not postgres
@@ -114,6 +142,7 @@ def search(*, keyword: str, category_id: int | None, sort: str, cursor: str | No
         if len(rows) <= limit:
             rows = connection.execute(_lookup(*shape, caseless), params | {"tokens": keyword_tokens(keyword)}).all()
     else:
-        rows = connection.execute(_plain(*shape, bool(keyword), caseless), params).all()
-    next_cursor = encode_cursor([getattr(rows[limit - 1], column), rows[limit - 1].id]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+        rows = connection.execute(_plain(*shape, bool(keyword), caseless, postgres), params).all()
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = encode_cursor([last.sort_key if postgres else getattr(last, column), last.id]) if last else None
+    return [row.json if postgres else _python_json(row) for row in rows[:limit]], next_cursor

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from functools import cache
 
 from flask import current_app
-from marshmallow import fields
 
 from sqlalchemy import BigInteger, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -12,18 +11,14 @@ from sqlalchemy.exc import IntegrityError
 
 from app.catalog import search
 from app.catalog.models import Category, Product
-from app.catalog.schemas import ProductSchema
 from app.core import pagecache
 from app.core.clock import now_utc
-from app.core.db import among, db, is_postgres
+from app.core.db import among, db, is_postgres, reads_outside_transaction
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.redis import key
 
 
 SEARCH_GENERATION = key("catalog", "search-generation")
-# ProductSchema's date-time fields, which a hand-rendered search page spells out in ISO 8601.
-SEARCH_DATETIME_FIELDS = tuple(name for name, field in ProductSchema().fields.items()
-                               if isinstance(field, fields.DateTime))
 
 
 def get_product(*, product_id: int) -> Product:
@@ -177,22 +172,20 @@ def update_product(*, product_id: int, changes: dict) -> Product:
 
 
 def _render_search(*, keyword: str, category_id: int | None, sort: str, cursor: str | None, limit: int) -> str:
-    items, next_cursor = search.search(keyword=keyword, category_id=category_id, sort=sort, cursor=cursor, limit=limit,
-                                       connection=db.session.connection(), postgres=is_postgres())
+    with reads_outside_transaction():
+        items, next_cursor = search.search(keyword=keyword, category_id=category_id, sort=sort, cursor=cursor,
+                                           limit=limit, connection=db.session.connection(), postgres=is_postgres())
     # Rendered by hand in the shape of ProductPageSchema (which documents it): a schema dump costs more than the SQL.
-    rows = [row._asdict() for row in items]
-    for row in rows:
-        for name in SEARCH_DATETIME_FIELDS:
-            row[name] = row[name].isoformat()
-    return json.dumps({"items": rows, "next_cursor": next_cursor}, ensure_ascii=False, separators=(",", ":"))
+    return f'{{"items":[{",".join(items)}],"next_cursor":{json.dumps(next_cursor)}}}'
 
 
-def search_products(*, q: str | None, category_id: int | None, sort: str, cursor: str | None, limit: int) -> str:
+def search_products(*, q: str | None, category_id: int | None, sort: str, cursor: str | None, limit: int,
+                    page_key: bytes) -> str:
     """Active products matching a keyword (a substring of title or merchant, Chinese included) and a category:
-    one page as JSON, served from the short-lived cache until a product changes."""
+    one page as JSON, kept in the short-lived page cache under `page_key` until a product changes."""
     keyword = (q or "").strip()
-    return pagecache.cached(cache_key=key("catalog", "search", keyword, category_id, sort, cursor or "", limit),
-                            generations=[SEARCH_GENERATION], ttl=current_app.config["CATALOG_SEARCH_CACHE_SECONDS"],
+    return pagecache.cached(cache_key=page_key, generations=[SEARCH_GENERATION],
+                            ttl=current_app.config["CATALOG_SEARCH_CACHE_SECONDS"],
                             render=lambda: _render_search(keyword=keyword, category_id=category_id, sort=sort,
                                                           cursor=cursor, limit=limit))
 

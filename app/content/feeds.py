@@ -5,6 +5,9 @@ Feed pages are the same for everyone, so each rendered page is kept in Redis for
 product and age band) and served only while those are unchanged. Publishing, hiding, restoring, rejecting or
 taking down a post bumps the generations of exactly the feeds the post appears in, so the change shows at once
 there while other feeds keep their cached pages. View counts and the popular order may lag by the cache time.
+
+On PostgreSQL a page's rows come back as their JSON text, product cards included (PostSchema's shape), so a page
+is joined, not decoded, converted and encoded again in Python.
 """
 import json
 from dataclasses import dataclass
@@ -13,12 +16,12 @@ from functools import cache
 
 from flask import current_app
 from marshmallow import fields
-from sqlalchemy import Row, Select, bindparam, false, select, tuple_
+from sqlalchemy import Row, Select, Text, bindparam, cast, false, func, literal_column, select, tuple_
 
 from app.catalog import service as catalog
 from app.content.models import AGE_BAND_MONTHS, MemberPost, MemberPostProduct
 from app.content.schemas import PostSchema
-from app.core.db import db
+from app.core.db import db, is_postgres, isoformat_sql, reads_outside_transaction
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core import pagecache
 from app.core.redis import key
@@ -29,6 +32,16 @@ ROW_FIELDS = (*POST_FIELDS, "product_ids", "share_codes")
 FEED_COLUMNS = [MemberPost.__table__.c[name] for name in ROW_FIELDS]
 DATETIME_FIELDS = tuple(name for name, field in PostSchema().fields.items() if isinstance(field, fields.DateTime))
 EVERY_POST = key("content", "feed-generation", "all")
+
+# A post's cards as product_cards() and shape_posts() make them: its products still on sale, in its order, each
+# with the share code at the same position.
+CARDS_SQL = """(SELECT coalesce(json_agg(json_build_object('product_id', p.id, 'title', p.title, 'image', p.images ->> 0,
+                                                 'price_fen', p.price_fen, 'share_code', codes.code) ORDER BY ids.n), '[]')
+ FROM json_array_elements_text(member_posts.product_ids) WITH ORDINALITY AS ids (id, n)
+ JOIN products AS p ON p.id = ids.id::bigint AND p.is_active
+ LEFT JOIN json_array_elements_text(CASE WHEN json_typeof(member_posts.share_codes) = 'array'
+                                         THEN member_posts.share_codes END) WITH ORDINALITY AS codes (code, n)
+   ON codes.n = ids.n)"""
 
 # name: (sort column, its Python type); newest or most popular first, the id breaking ties.
 SORTS = {"newest": ("published_at", datetime), "popular": ("score", int)}
@@ -46,12 +59,22 @@ def product_cards(*, posts: list) -> dict[int, dict]:
     return catalog.product_cards(product_ids=[pid for post in posts for pid in post.product_ids])
 
 
+def _post_json():
+    posts = MemberPost.__table__.c
+    pairs = [(literal_column(f"'{name}'"), isoformat_sql(posts[name]) if name in DATETIME_FIELDS else posts[name])
+             for name in POST_FIELDS]
+    parts = [part for pair in pairs for part in pair] + [literal_column("'products'"), literal_column(CARDS_SQL)]
+    return cast(func.json_build_object(*parts), Text).label("json")
+
+
 @cache
-def _page_statement(sort: str, by_group: bool, by_product: bool, by_band: bool, from_cursor: bool) -> Select:
+def _page_statement(sort: str, by_group: bool, by_product: bool, by_band: bool, from_cursor: bool,
+                    rendered: bool) -> Select:
     """The feed query of one shape, built once (bound parameters; no SQL construction per request)."""
     posts = MemberPost.__table__.c
     order = (posts[SORTS[sort][0]], posts.id)
-    stmt = select(*FEED_COLUMNS).where(posts.status == "published", posts.hidden == false())
+    columns = [_post_json(), order[0].label("sort_key"), posts.id] if rendered else FEED_COLUMNS
+    stmt = select(*columns).where(posts.status == "published", posts.hidden == false())
     if by_group:
         stmt = stmt.where(posts.group_id == bindparam("group_id"))
     if by_product:
@@ -65,20 +88,28 @@ def _page_statement(sort: str, by_group: bool, by_product: bool, by_band: bool, 
     return stmt.order_by(*[c.desc() for c in order]).limit(bindparam("limit"))
 
 
-def feed(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
-         limit: int) -> FeedPage:
-    """Published posts nobody's reports have hidden, filtered and sorted, one cursor page at a time."""
+def _page_rows(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
+               limit: int, rendered: bool) -> tuple[list[Row], str | None]:
     column, kind = SORTS[sort]
     params = {"group_id": group_id, "product_id": product_id, "limit": limit + 1}
     if age_band is not None:
         params["low"], params["high"] = AGE_BAND_MONTHS[age_band]
     if cursor:
         params[f"after_{column}"], params["after_id"] = decode_cursor(cursor, [kind, int])
-    stmt = _page_statement(sort, group_id is not None, product_id is not None, age_band is not None, cursor is not None)
+    stmt = _page_statement(sort, group_id is not None, product_id is not None, age_band is not None, cursor is not None,
+                           rendered)
     # Plain rows through the connection: the ORM's bookkeeping would cost more than the query.
     rows = db.session.connection().execute(stmt, params).all()
-    next_cursor = encode_cursor([getattr(rows[limit - 1], column), rows[limit - 1].id]) if len(rows) > limit else None
-    items = rows[:limit]
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = encode_cursor([last.sort_key if rendered else getattr(last, column), last.id]) if last else None
+    return rows[:limit], next_cursor
+
+
+def feed(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
+         limit: int) -> FeedPage:
+    """Published posts nobody's reports have hidden, filtered and sorted, one cursor page at a time."""
+    items, next_cursor = _page_rows(group_id=group_id, product_id=product_id, age_band=age_band, sort=sort,
+                                    cursor=cursor, limit=limit, rendered=False)
     return FeedPage(items=items, cards=product_cards(posts=items), next_cursor=next_cursor)
 
 
@@ -119,6 +150,11 @@ def post_changed(*, post: MemberPost) -> None:
 
 def _render(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
             limit: int) -> str:
+    if is_postgres():
+        with reads_outside_transaction():
+            rows, next_cursor = _page_rows(group_id=group_id, product_id=product_id, age_band=age_band, sort=sort,
+                                           cursor=cursor, limit=limit, rendered=True)
+        return f'{{"items":[{",".join(row.json for row in rows)}],"next_cursor":{json.dumps(next_cursor)}}}'
     page = feed(group_id=group_id, product_id=product_id, age_band=age_band, sort=sort, cursor=cursor, limit=limit)
     # Rendered by hand (the shape of PostSchema, which documents it): a schema dump costs more than the SQL.
     items = shape_posts(page.items, page.cards)
@@ -130,10 +166,9 @@ def _render(*, group_id: int | None, product_id: int | None, age_band: str | Non
 
 
 def feed_json(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
-              limit: int) -> str:
-    """One feed page rendered as JSON, served from the short-lived cache while current."""
-    cache_key = key("content", "feed", group_id, product_id, age_band, sort, cursor or "", limit)
-    return pagecache.cached(cache_key=cache_key, generations=_generations_read_by(group_id, product_id, age_band),
+              limit: int, page_key: bytes) -> str:
+    """One feed page rendered as JSON, kept in the short-lived page cache under `page_key` while current."""
+    return pagecache.cached(cache_key=page_key, generations=_generations_read_by(group_id, product_id, age_band),
                             ttl=current_app.config["CONTENT_FEED_CACHE_SECONDS"],
                             render=lambda: _render(group_id=group_id, product_id=product_id, age_band=age_band,
                                                    sort=sort, cursor=cursor, limit=limit))

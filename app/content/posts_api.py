@@ -6,10 +6,11 @@ from app.content import feeds, revenue, ugc
 from app.content.schemas import (FeedArgsSchema, LicenseAcceptSchema, LicenseSchema, ModerateSchema, MyPostsArgsSchema,
                                  PostInSchema, PostPageSchema, PostPatchSchema, PostSchema, PublishSchema,
                                  ReportInSchema, DashboardSchema, ShareCodeListSchema)
-from app.core import access
+from app.core import access, pagecache
 from app.core.pagination import PageArgsSchema
 
 blp = Blueprint("posts", __name__, url_prefix="/api/v1", description="Member posts (UGC), feeds and moderation.")
+FEED_PAGES = "content-feed"
 
 
 def _one(post) -> dict:
@@ -28,13 +29,16 @@ def create_post(args):
 
 @blp.route("/member-posts", methods=["GET"])
 @access.public
+# Feed pages are the same for everyone: a query string served before is answered before parsing it.
+@pagecache.served_from_cache(namespace=FEED_PAGES, ttl_setting="CONTENT_FEED_CACHE_SECONDS")
 # An instance, not the class: webargs would build a schema per request on this hot path.
 @blp.arguments(FeedArgsSchema(), location="query")
 @blp.response(200, PostPageSchema)
 def feed(args):
     """The feed: published posts, by group, product or child age band; newest or popular first."""
     body = feeds.feed_json(group_id=args["group_id"], product_id=args["product_id"], age_band=args["age_band"],
-                           sort=args["sort"], cursor=args["cursor"], limit=args["limit"])
+                           sort=args["sort"], cursor=args["cursor"], limit=args["limit"],
+                           page_key=pagecache.page_key(FEED_PAGES))
     return current_app.response_class(body, mimetype="application/json")
 
 

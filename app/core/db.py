@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 from typing import Annotated, Callable
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import BigInteger, ColumnElement, DateTime, Integer, MetaData, any_, bindparam, event
+from sqlalchemy import (BigInteger, ColumnElement, DateTime, Integer, MetaData, any_, bindparam, case, event, func,
+                        literal_column)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, mapped_column, registry
@@ -38,6 +39,15 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def isoformat_sql(column) -> ColumnElement[str]:
+    """PostgreSQL spelling a UTC timestamp as `datetime.isoformat()` does: no fraction at 0 µs, else six digits."""
+    utc = column.op("AT TIME ZONE")(literal_column("'UTC'"))
+    whole = func.to_char(utc, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS'"))
+    fraction = case((func.to_char(utc, literal_column("'US'")) == literal_column("'000000'"), literal_column("''")),
+                    else_=func.to_char(utc, literal_column("'.US'")))
+    return whole.concat(fraction).concat(literal_column("'+00:00'"))
 
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, so big ids fall back to INTEGER there.
@@ -124,3 +134,23 @@ def deferred_commit():
     finally:
         info.pop(_DEFER, None)
         info.pop(_AFTER_COMMIT, None)
+
+
+@contextmanager
+def reads_outside_transaction():
+    """Run a read-only use case's statements each on its own (autocommit) on PostgreSQL, then close the session.
+
+    A page that only reads needs no common snapshot across its few statements, and a transaction would cost it
+    a BEGIN and a ROLLBACK round trip. Applies only while the session holds no transaction yet and is bound to
+    an engine (a test's outer transaction binds it to a connection); otherwise the statements run as usual.
+    """
+    session = db.session()
+    bind = session.get_bind()
+    if session.in_transaction() or not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+        yield
+        return
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        yield
+    finally:
+        session.close()  # gives the connection back, its isolation level restored, before anything could write
