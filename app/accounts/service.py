@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased
 from app.core.access import GRANTABLE_ROLES
 from app.core.clock import now_utc
 from app.core.db import among, db
-from app.core.errors import ApiError, Conflict, Invalid, NotFound
+from app.core.errors import Conflict, Invalid, NotFound
 from app.core.locks import serialize_transaction
 from app.core.pagination import keyset_page
 from app.core.redis import get_redis, get_request_redis, key
