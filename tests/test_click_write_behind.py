@@ -1,7 +1,6 @@
 """Redirect clicks through the process's write-behind buffer: counted once a minute, batched, kept through a restart."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from app.affiliate.models import Click
 from app.core.db import db
 from app.core.redis import get_redis, key
 from tests.affiliate_helpers import make_product
+from tests.processes import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,16 +150,10 @@ def test_the_thread_sends_on_its_own_and_close_sends_the_rest(app):
     assert _stream_length() == 27
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.commits
 def test_clicks_queued_in_a_web_worker_survive_its_graceful_restart(api, app, stores, tmp_path):
     code = _code(api, link_url="https://union.example/item/3")
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
                INSTANCE_PATH=stores["instance_path"], SECRET_KEY="test-secret", PORT=str(port), WEB_CONCURRENCY="1",
                CLICK_WRITE_BEHIND_LINGER_SECONDS="600")  # the worker would hold its clicks for ten minutes
@@ -168,16 +162,7 @@ def test_clicks_queued_in_a_web_worker_survive_its_graceful_restart(api, app, st
                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert web.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            try:
-                if requests.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not become ready"
-            time.sleep(0.2)
+        wait_ready(base, web, tmp_path / "gunicorn.log", 60)
         for _ in range(25):  # a new visitor each time (no cookie jar)
             answer = requests.get(f"{base}/s/{code}", allow_redirects=False, timeout=10)
             assert answer.status_code == 302 and answer.headers["Location"] == "https://union.example/item/3"

@@ -1,24 +1,18 @@
 """A newcomer's `./scripts/run`: embedded stores, all three processes, a sandbox login, a clean stop."""
 import os
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import requests
 
+from tests.processes import free_port, wait_ready
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_scripts_run_serves_and_stops_cleanly(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update({"PORT": str(port), "INSTANCE_PATH": str(tmp_path / "instance")})
     log = open(tmp_path / "run.log", "w+b")
@@ -26,16 +20,7 @@ def test_scripts_run_serves_and_stops_cleanly(tmp_path):
                             start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert proc.poll() is None, (tmp_path / "run.log").read_text()
-            try:
-                if requests.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "the stack did not become ready"
-            time.sleep(0.5)
+        wait_ready(base, proc, tmp_path / "run.log", 240)
         login = requests.post(base + "/api/v1/auth/login", json={"code": "sandbox:mom03"}, timeout=10).json()
         assert login["created"] is False, "demo users are seeded"
         me = requests.get(base + "/api/v1/me", headers={"Authorization": f"Bearer {login['token']}"}, timeout=10).json()
