@@ -113,8 +113,14 @@ def _require_json_bodies(app: Flask) -> None:
 
     @app.before_request
     def _json_only():
-        if request.method not in BODY_METHODS or not request.content_length or request.is_json:
+        if request.method not in BODY_METHODS or not request.content_length or _is_json(request.environ):
             return
         view = app.view_functions.get(request.endpoint) if request.endpoint else None
         if not getattr(view, "_raw_body", False):
             raise ApiError("Send the body as application/json.", status=415, code="unsupported_media_type")
+
+
+def _is_json(environ: dict) -> bool:
+    """`request.is_json` without parsing the header's options (it runs before every body-carrying request)."""
+    mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))

@@ -27,6 +27,19 @@ def test_400_404_405_413_415_422_in_the_envelope(client, app):
                  "malformed_json")
 
 
+@pytest.mark.parametrize("content_type, accepted", [
+    ("application/json", True), ("application/json; charset=utf-8", True), ("Application/JSON", True),
+    ("application/merge-patch+json", True), (" application/json ;charset=utf-8", True),
+    ("text/plain", False), ("application/jsonp", False), ("text/json", False), ("", False),
+])
+def test_only_json_bodies_are_read(client, content_type, accepted):
+    response = client.post("/api/v1/auth/login", data=json.dumps({"code": ""}), content_type=content_type or None)
+    if accepted:
+        assert_error(response, 422, "validation_error")
+    else:
+        assert_error(response, 415, "unsupported_media_type")
+
+
 def test_unexpected_errors_are_500_in_the_envelope(api, monkeypatch):
     alice = api.as_user("alice")
 

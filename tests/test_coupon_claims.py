@@ -1,6 +1,6 @@
 """Claiming coupons: the 409s, limits, idempotency, origins, the Redis gate and its reconciliation."""
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -105,6 +105,22 @@ def test_per_user_and_per_day_limits(api, operator, frozen_clock):
     assert claim(mom, template["id"]).status_code == 201
     frozen_clock(now_utc() + timedelta(hours=40))
     assert_error(claim(mom, template["id"]), 409, "coupon_ended")
+
+
+@pytest.mark.parametrize("zone, instants", [
+    # China: the day turns at 16:00 UTC.
+    ("Asia/Shanghai", [("2026-11-22T15:59:59.999999+00:00", "20261122"), ("2026-11-22T16:00:00+00:00", "20261123"),
+                       ("2026-11-23T15:59:59+00:00", "20261123"), ("2026-11-23T16:00:00+00:00", "20261124"),
+                       ("2026-11-22T16:00:00+00:00", "20261123")]),
+    # New York's 2026-11-01 is 25 hours long (DST ends): its day must not end at 04:00 UTC on the 2nd.
+    ("America/New_York", [("2026-11-01T04:00:00+00:00", "20261101"), ("2026-11-02T04:30:00+00:00", "20261101"),
+                          ("2026-11-02T05:00:00+00:00", "20261102"), ("2026-11-01T03:59:59+00:00", "20261031")]),
+])
+def test_claim_day_follows_the_coupon_zone_across_midnights(app, zone, instants):
+    app.config["COUPON_DAY_TIMEZONE"] = zone
+    for instant, expected in instants:
+        day, compact = claims.claim_day(datetime.fromisoformat(instant))
+        assert (compact, day.strftime("%Y%m%d")) == (expected, expected), instant
 
 
 def test_limit_of_two_gives_two(api, operator):

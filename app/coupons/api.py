@@ -4,7 +4,7 @@ from flask import current_app, g, request
 from flask_smorest import Blueprint
 
 from app.core import access
-from app.core.errors import ApiError
+from app.core.errors import ApiError, Conflict, envelope
 from app.core.idempotency import HEADER, MAX_KEY_LENGTH, idempotent
 from app.core.pagination import PageArgsSchema
 from app.coupons import cards, claims, templates, wallet
@@ -185,11 +185,15 @@ def claim(args, template_id: int):
     """
     key = _request_key()
     try:
-        claimed = claims.claim_through_gate(template_id=template_id, user_id=g.user.id, request_key=key,
-                                            session_fence=access.session_fence(), **args)
-    except access.SessionUnverified:
-        access.confirm_session()
-        claimed = claims.claim_through_gate(template_id=template_id, user_id=g.user.id, request_key=key, **args)
+        try:
+            claimed = claims.claim_through_gate(template_id=template_id, user_id=g.user.id, request_key=key,
+                                                session_fence=access.session_fence(), **args)
+        except access.SessionUnverified:
+            access.confirm_session()
+            claimed = claims.claim_through_gate(template_id=template_id, user_id=g.user.id, request_key=key, **args)
+    except Conflict as refused:
+        # Four taps in five on a flash drop are refused: answered here, without Flask's exception dispatch.
+        return envelope(refused.status, refused.code, refused.message, refused.errors)
     if claimed is None:
         return _claim_in_sql(args, template_id=template_id)
     headers = {"Idempotent-Replayed": "true"} if claimed.replayed else {}

@@ -133,6 +133,7 @@ class ReconcileReport:
 # checked against the gate's token, which every rebuild renews).
 _share_codes: dict[str, tuple[int, Origin]] = {}
 _facts: dict[int, TemplateFacts] = {}
+_claim_days: dict[str, tuple[datetime, datetime, date, str]] = {}
 
 
 def refusal(reason: str, **details) -> Conflict:
@@ -142,8 +143,17 @@ def refusal(reason: str, **details) -> Conflict:
 
 def claim_day(at: datetime) -> tuple[date, str]:
     """The calendar day (in the coupon zone, China by default) that per-day limits count in."""
-    local = at.astimezone(ZoneInfo(current_app.config.get("COUPON_DAY_TIMEZONE", "Asia/Shanghai")))
-    return local.date(), local.strftime("%Y%m%d")
+    zone = current_app.config.get("COUPON_DAY_TIMEZONE", "Asia/Shanghai")
+    known = _claim_days.get(zone)
+    if known is not None and known[0] <= at < known[1]:
+        return known[2], known[3]
+    local = at.astimezone(ZoneInfo(zone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    # Every claim of a drop asks: keep the day's bounds (aware arithmetic is wall-clock, so DST days fit).
+    day = (midnight.astimezone(timezone.utc), (midnight + timedelta(days=1)).astimezone(timezone.utc),
+           local.date(), local.strftime("%Y%m%d"))
+    _claim_days[zone] = day
+    return day[2], day[3]
 
 
 def key_digest(request_key: str | None) -> str:
