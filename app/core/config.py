@@ -84,6 +84,9 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         "CLICK_WRITE_BEHIND": _bool(env.get("CLICK_WRITE_BEHIND"), True),
         "CLICK_WRITE_BEHIND_LINGER_SECONDS": float(env.get("CLICK_WRITE_BEHIND_LINGER_SECONDS", 0.01)),
         "CONTENT_LICENSE_VERSION": env.get("CONTENT_LICENSE_VERSION", "2026-01"),
+        # A flash claim is answered from Redis and lands in the database a moment later: `verify` refuses
+        # to answer one unless Redis fsyncs every write first (AOF with appendfsync always).
+        "COUPON_GATE_DURABILITY": env.get("COUPON_GATE_DURABILITY") or ("verify" if deployment == "production" else "off"),
         "API_TITLE": "Mamaquan API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",
@@ -99,6 +102,8 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
 
 def check_production_safety(config: Mapping[str, Any]) -> None:
     """Refuse to start a production app with development conveniences switched on."""
+    if config["COUPON_GATE_DURABILITY"] not in ("verify", "off"):
+        raise RuntimeError("COUPON_GATE_DURABILITY must be 'verify' or 'off'")
     if config["ENV"] != "production":
         return
     if config["WECHAT_SANDBOX"]:

@@ -5,8 +5,14 @@ from typing import Any
 
 import redis
 from flask import Flask, current_app
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 KEY_PREFIX = "mmq:"
+# A restarted Redis has closed every pooled connection; the first command on each is sent again on a new
+# one instead of failing its request. A command may so run twice: each one the app sends is safe to repeat
+# (idempotency records, NX markers, counters that only invalidate).
+RETRY = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), 2)
 _embedded_servers: dict[str, Any] = {}
 
 
@@ -41,9 +47,14 @@ def limiter_storage_uri(url: str) -> str:
     return "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url
 
 
+def connect(url: str) -> redis.Redis:
+    """A client with its own connection pool, as the app uses it."""
+    return redis.Redis.from_url(url, health_check_interval=30, retry=RETRY, retry_on_error=[redis.ConnectionError])
+
+
 def init_app(app: Flask) -> None:
     """Create the app's shared connection pool."""
-    app.extensions["redis"] = redis.Redis.from_url(resolve_url(app), health_check_interval=30)
+    app.extensions["redis"] = connect(resolve_url(app))
 
 
 def get_redis() -> redis.Redis:

@@ -222,6 +222,11 @@ def claim_through_gate(*, template_id: int, user_id: int, request_key: str, shar
     the same key with another template or body is 422 `idempotency_key_reused`. A `session_fence` is
     checked by the same Lua call, first; SessionUnverified when it fails (nothing else happened).
     """
+    if current_app.config["COUPON_GATE_DURABILITY"] == "verify" and not gate.durable():
+        if get_template(template_id=template_id).claim_gate != "redis":
+            return None
+        raise ApiError("Flash claims are paused: the claim gate's store could lose them. Try again later.",
+                       status=503, code="coupon_gate_not_durable")
     ms = int(now_utc().timestamp() * 1000)
     at = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
     origin = _origin(template_id, share_code=share_code, group_id=group_id, post_id=post_id)

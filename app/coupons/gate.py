@@ -13,6 +13,9 @@ database in batches; until it has, an entry is "in flight" and counts against st
 The database stays the truth: `rebuild` recomputes the gate from its rows plus the entries still in the
 stream (after crashes and on a schedule, see `claims.reconcile`).
 """
+import logging
+import time
+
 from redis.exceptions import ResponseError
 
 from app.accounts.service import SessionFence
@@ -22,6 +25,11 @@ STREAM = key("coupon-claims")
 REFUSED_STREAM = key("coupon-claims", "refused")
 ID_POOL = key("coupon-ids")
 GROUP = "drain"
+DURABILITY_RECHECK_SECONDS = 60
+
+log = logging.getLogger(__name__)
+# Per process: where a Redis server was asked whether it is durable -> (when, answer).
+_durability: dict[tuple, tuple[float, bool]] = {}
 
 # KEYS: gate, idempotency record, stream, id pool, the user's count of entries not yet landed, and for a
 # session taken from the web process's memory its cache entry and the user's generation (SessionFence).
@@ -66,6 +74,12 @@ redis.call('incr', KEYS[5])
 local answer = coupon .. '|' .. ARGV[4] .. '|' .. ARGV[7] .. '|' .. ARGV[9] .. '|' .. ARGV[10]
 redis.call('set', KEYS[2], ARGV[3] .. '|' .. answer, 'EX', ARGV[12])
 return {'granted', answer, g[8] or ''}
+"""
+
+# Push a block of ids unless this block was pushed before: two grants must never share an id.
+# KEYS: pool, the block's marker. ARGV: the ids.
+_ADD_IDS = """
+if redis.call('set', KEYS[2], '1', 'NX', 'EX', 604800) then redis.call('rpush', KEYS[1], unpack(ARGV)) end
 """
 
 # Replace the gate with the database's counts plus the stream's entries for this template that the
@@ -164,6 +178,30 @@ def _script(name: str, source: str, *, client=None):
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def durable(*, client=None) -> bool:
+    """Whether Redis fsyncs every write before it answers (AOF with appendfsync always); asked once a minute.
+
+    A grant lives only in Redis until the drain lands it, so only then does a crash of Redis itself keep
+    every coupon a user was told about. A server that hides CONFIG counts as not durable.
+    """
+    client = client or get_request_redis()
+    where = tuple(sorted((k, str(v)) for k, v in client.connection_pool.connection_kwargs.items()
+                         if k in ("host", "port", "path", "unix_socket_path")))
+    known = _durability.get(where)
+    if known is not None and time.monotonic() - known[0] < DURABILITY_RECHECK_SECONDS:
+        return known[1]
+    try:
+        settings = {**client.config_get("appendonly"), **client.config_get("appendfsync")}
+        durable_now = settings.get("appendonly") == "yes" and settings.get("appendfsync") == "always"
+    except ResponseError:
+        durable_now = False
+    if not durable_now:
+        log.error("the coupon claim gate's Redis does not fsync every write (appendonly yes, appendfsync always): "
+                  "flash claims are refused until it does (COUPON_GATE_DURABILITY=off accepts the risk)")
+    _durability[where] = (time.monotonic(), durable_now)
+    return durable_now
 
 
 def claim(*, template_id: int, user_id: int, request_hash: str, now_ms: int, day: str, grant_id: str,
@@ -299,6 +337,6 @@ def ids_left() -> int:
 
 
 def add_ids(ids: list[int]) -> None:
-    """Put reserved coupon ids into the pool."""
+    """Put a block of reserved coupon ids into the pool, once (a retried call adds nothing)."""
     if ids:
-        get_redis().rpush(ID_POOL, *ids)
+        _script("add_ids", _ADD_IDS)(keys=[ID_POOL, key("coupon-ids", "block", ids[0])], args=ids)
