@@ -22,17 +22,17 @@ def operator(api):
 
 @pytest.fixture
 def redis_commands(monkeypatch):
-    """The names of the Redis commands sent (through any client) while the test runs."""
-    import redis
+    """The names of the Redis commands sent (through any client, on any connection) while the test runs."""
+    from redis.connection import AbstractConnection
 
     sent = []
-    real = redis.Redis.execute_command
+    real = AbstractConnection.send_command
 
     def recording(self, *args, **options):
         sent.append(str(args[0]).upper())
         return real(self, *args, **options)
 
-    monkeypatch.setattr(redis.Redis, "execute_command", recording)
+    monkeypatch.setattr(AbstractConnection, "send_command", recording)
     return sent
 
 

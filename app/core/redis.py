@@ -6,6 +6,8 @@ from typing import Any
 import redis
 from flask import Flask, current_app
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 KEY_PREFIX = "mmq:"
@@ -74,6 +76,32 @@ def get_request_redis() -> redis.Redis:
         client = redis.Redis(connection_pool=get_redis().connection_pool, single_connection_client=True)
         found = current_app.extensions["redis_request"] = (os.getpid(), client)
     return found[1]
+
+
+def run_script(script: Script, *, keys: list, args: list) -> Any:
+    """Run a registered script on the per-request client's own connection, as `script(keys=, args=)` would.
+
+    The claim gate runs one script per tap: sent straight on the connection, it skips redis-py's per-command
+    dispatch and instrumentation (about half the client's CPU for the call, measured). It takes the same
+    lock, reconnects and resends after a closed connection as often as RETRY does, and reloads the script
+    after a NOSCRIPT (a restarted or flushed server).
+    """
+    client = script.registered_client
+    connection = client.connection
+    last = RETRY.get_retries()
+    with client.single_connection_lock:
+        for attempt in range(last + 1):
+            try:
+                connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                return connection.read_response()
+            except NoScriptError:
+                if attempt == last:
+                    raise
+                client.script_load(script.script)
+            except redis.ConnectionError:
+                connection.disconnect()
+                if attempt == last:
+                    raise
 
 
 def key(*parts: Any) -> str:

@@ -19,7 +19,7 @@ import time
 from redis.exceptions import ResponseError
 
 from app.accounts.service import SessionFence
-from app.core.redis import get_redis, get_request_redis, key
+from app.core.redis import get_redis, get_request_redis, key, run_script
 
 STREAM = key("coupon-claims")
 REFUSED_STREAM = key("coupon-claims", "refused")
@@ -221,7 +221,7 @@ def claim(*, template_id: int, user_id: int, request_hash: str, now_ms: int, day
     if session_fence is not None:
         keys += [session_fence.entry_key, session_fence.generation_key]
         args.append(session_fence.generation)
-    result = _script("claim", _CLAIM, client=get_request_redis())(keys=keys, args=args)
+    result = run_script(_script("claim", _CLAIM, client=get_request_redis()), keys=keys, args=args)
     outcome, answer, token = (_text(v) for v in result)
     return outcome, answer, token
 
