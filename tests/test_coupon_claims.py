@@ -319,7 +319,7 @@ def _burst(app, template_id: int, tokens: list[str], attempts: int, workers: int
 
 
 @pytest.mark.commits
-@pytest.mark.parametrize("claim_gate, attempts, users, stock", [("redis", 2000, 500, 100), ("sql", 600, 200, 50)])
+@pytest.mark.parametrize("claim_gate, attempts, users, stock", [("redis", 2000, 500, 100), ("sql", 2000, 500, 100)])
 def test_flash_drop_never_oversells(app, api, operator, claim_gate, attempts, users, stock):
     template = create_template(operator, stock=stock, claim_gate=claim_gate)
     tokens = _tokens(f"flash-{claim_gate}-", users)
