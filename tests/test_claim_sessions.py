@@ -1,4 +1,6 @@
-"""The claim route checks a session this process knows inside the gate's one Lua call (a fenced session).
+"""The claim route checks the caller's session inside the gate's one Lua call (a fenced session): one this
+process knows against the generation it was cached under, one it has not seen (another web worker
+verified it) from its cache entry itself.
 
 It must refuse exactly what a full check refuses: logged-out, expired and forgotten sessions; and it
 must take role or profile changes and a lost cache entry in its stride by checking in full once.
@@ -106,3 +108,68 @@ def test_the_request_client_keeps_one_connection_per_process(app, monkeypatch):
     parent = os.getpid()
     monkeypatch.setattr(os, "getpid", lambda: parent + 1)  # as in a forked child
     assert get_request_redis() is not client
+
+
+def _unseen(api, operator, name: str = "mom"):
+    """A user whose session another process has verified (its cache entry is in Redis) and this one has not."""
+    mom = api.as_user(name)
+    assert mom.get("/api/v1/me").status_code == 200
+    accounts._parsed_sessions.clear()
+    return mom, create_template(operator)
+
+
+def test_an_unseen_session_is_checked_by_the_gate_itself(api, operator, redis_commands):
+    mom, drop = _unseen(api, operator)
+    del redis_commands[:]
+    response = claim(mom, drop["id"])
+    assert response.status_code == 201 and redis_commands == ["EVALSHA"]
+    # The gate handed the entry over: the next tap is a known session's.
+    second = create_template(operator)
+    del redis_commands[:]
+    assert claim(mom, second["id"]).status_code == 201
+    assert redis_commands == ["EVALSHA"]
+    assert_error(claim(mom, second["id"]), 409, "coupon_limit_reached")
+    held = {c["id"] for c in mom.get("/api/v1/me/coupons").get_json()["items"]}
+    assert response.get_json()["id"] in held
+
+
+@pytest.mark.parametrize("spoil", ["logout", "expiry", "forged_user", "lost_entry"])
+def test_an_unseen_session_is_refused_exactly_when_a_full_check_refuses_it(api, operator, frozen_clock, spoil):
+    mom, drop = _unseen(api, operator)
+    token = mom.token
+    if spoil == "logout":
+        assert mom.post("/api/v1/auth/logout").status_code == 204
+        accounts._parsed_sessions.clear()
+    elif spoil == "expiry":
+        frozen_clock(now_utc() + timedelta(days=31))
+    elif spoil == "forged_user":
+        other = api.as_user("other")
+        token = f"{other.user['id']}.{mom.token.partition('.')[2]}"
+    else:
+        get_redis().delete(*get_redis().keys("mmq:auth:session:*"))
+        mom.post("/api/v1/auth/logout")
+        accounts._parsed_sessions.clear()
+    mom.token = token
+    assert_error(claim(mom, drop["id"]), 401, "invalid_token")
+    assert gate.in_flight(template_id=drop["id"]) == [] and gate.snapshot(template_id=drop["id"]) == {"remaining": 10}
+
+
+def test_an_unseen_session_whose_entry_predates_expiry_stamps_is_checked_in_full(api, operator, redis_commands):
+    import json
+
+    mom, drop = _unseen(api, operator)
+    entry_key = accounts._session_cache_key(accounts._token_hash(mom.token))
+    entry = json.loads(get_redis().get(entry_key))
+    del entry["session"]["expires_ms"]  # as written before entries carried it
+    get_redis().set(entry_key, json.dumps(entry))
+    del redis_commands[:]
+    assert claim(mom, drop["id"]).status_code == 201
+    assert redis_commands[0] == "EVALSHA" and "MGET" in redis_commands
+
+
+def test_an_unseen_session_claims_a_database_gated_coupon(api, operator):
+    mom, _ = _unseen(api, operator)
+    plain = create_template(operator, claim_gate="sql")
+    response = claim(mom, plain["id"])
+    assert response.status_code == 201
+    assert response.get_json()["id"] in {c["id"] for c in mom.get("/api/v1/me/coupons").get_json()["items"]}

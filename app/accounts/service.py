@@ -64,16 +64,21 @@ class SessionInfo:
 
 @dataclass(frozen=True)
 class SessionFence:
-    """What a Redis script must check before acting for a session this process took from memory.
+    """What a Redis script must check before acting for a session this process has not checked in Redis.
 
     The session counts as verified exactly when a fresh MGET would accept it: its cache entry still
     exists and the user's generation still is the one it was cached under (logout, expiry of the entry,
-    role or profile changes, a flushed Redis all break one of the two). Expiry is checked before.
+    role or profile changes, a flushed Redis all break one of the two).
+    - A session this process parsed before carries that `generation`; its expiry was checked here.
+    - An unseen one (`generation` None) is checked from the entry itself: it must parse, belong to the
+      token's user, carry the current generation and not have expired (`expires_ms` against the script's
+      now). The script then hands the entry to `remember_verified_session`, so the next tap is a known one.
     """
 
+    token_hash: str
     entry_key: str
     generation_key: str
-    generation: int
+    generation: int | None
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,14 @@ class Authenticated:
     session: SessionInfo
     roles: frozenset[str]
     fence: SessionFence | None = None  # None: verified against Redis (or the database) by this request
+
+
+@dataclass(frozen=True)
+class UnseenSession:
+    """A bearer token this process has not verified yet: only its user (the token's prefix) and its fence."""
+
+    user_id: int
+    fence: SessionFence
 
 
 @dataclass(frozen=True)
@@ -225,7 +238,8 @@ def _blob(*, generation: int, session: AuthSession, user: User, roles: frozenset
     """The cached form of a live session: plain values, so reading it back builds no ORM object."""
     return json.dumps({
         "generation": generation,
-        "session": {"id": session.id, "user_id": session.user_id, "expires_at": _moment(session.expires_at)},
+        "session": {"id": session.id, "user_id": session.user_id, "expires_at": _moment(session.expires_at),
+                    "expires_ms": int(session.expires_at.timestamp() * 1000)},
         "principal": {"id": user.id, "openid": user.openid, "nickname": user.nickname,
                       "invite_code": user.invite_code, "inviter_id": user.inviter_id,
                       "bound_at": _moment(user.bound_at), "created_at": _moment(user.created_at)},
@@ -251,7 +265,7 @@ def _parsed(raw: bytes) -> tuple[int, Authenticated] | None:
 def _remember_parsed(token_hash: str, raw: bytes, generation: int, found: Authenticated) -> None:
     if len(_parsed_sessions) >= PARSED_SESSIONS_LIMIT:
         _parsed_sessions.clear()
-    fence = SessionFence(entry_key=_session_cache_key(token_hash),
+    fence = SessionFence(token_hash=token_hash, entry_key=_session_cache_key(token_hash),
                          generation_key=_generation_key(found.session.user_id), generation=generation)
     _parsed_sessions[token_hash] = (raw, generation, found, dataclasses.replace(found, fence=fence))
 
@@ -278,19 +292,31 @@ def _cached_authentication(token_hash: str, user_id: int) -> Authenticated | Non
     return found
 
 
-def _fenced_authentication(token_hash: str, user_id: int) -> Authenticated | None:
-    """This process's copy of a session it verified before, to be checked by the view's one Redis script."""
+def _fenced_authentication(token_hash: str, user_id: int) -> Authenticated | UnseenSession | None:
+    """This process's copy of a session (or, unseen, just its fence), to be checked by the view's one Redis script."""
     known = _parsed_sessions.get(token_hash)
-    return known[3] if known is not None and _live(known[3], user_id) else None
+    if known is None:
+        return UnseenSession(user_id=user_id, fence=SessionFence(
+            token_hash=token_hash, entry_key=_session_cache_key(token_hash),
+            generation_key=_generation_key(user_id), generation=None))
+    return known[3] if _live(known[3], user_id) else None
 
 
-def authenticate(*, token: str, fenced: bool = False) -> Authenticated | None:
+def remember_verified_session(*, fence: SessionFence, raw: bytes) -> None:
+    """Keep a session entry a Redis script verified for an unseen fence (see SessionFence) in this process."""
+    parsed = _parsed(raw)
+    if parsed is not None:
+        _remember_parsed(fence.token_hash, raw, *parsed)
+
+
+def authenticate(*, token: str, fenced: bool = False) -> Authenticated | UnseenSession | None:
     """Resolve a bearer token to its live session and user (cached in Redis, checked against the user's generation).
 
     A cached session costs one Redis round trip (the session and the user's generation in one MGET) and no
     query; every change to the user or their sessions bumps the generation, so it takes effect at once.
-    With `fenced`, a session this process has verified before costs no round trip here: the answer carries
-    a `fence` that the caller's own Redis script must check before anything else (see `SessionFence`).
+    With `fenced`, authentication costs no round trip here: a session this process has verified before
+    comes with a `fence`, an unseen one as an UnseenSession; the caller's own Redis script must check the
+    fence before anything else (see `SessionFence`).
     """
     user_part, _, secret = token.partition(".")
     if not user_part.isdigit() or not secret:

@@ -35,11 +35,12 @@ authenticated = _declare(AccessRule("user"))
 def fenced_session(view: Callable) -> Callable:
     """Let an `authenticated` view have its one Redis script check the caller's session, saving a round trip.
 
-    A session this process verified before is then taken from memory with a fence (accounts.SessionFence);
-    the view passes `session_fence()` to its script, which must check it before anything else, and on a
-    failed check calls `confirm_session()` (401 if the session no longer holds) and runs again unfenced.
-    Until its script has checked the fence the view may change nothing and answer nothing that a caller
-    without a session could not learn.
+    The session is then taken from memory with a fence (accounts.SessionFence), or, when this process has
+    not seen it yet, only the token's user id is known (`caller_id()`; `g.user` stays None). The view passes
+    `session_fence()` to its script, which must check it before anything else, and on a failed check calls
+    `confirm_session()` (401 if the session no longer holds) and runs again unfenced. Until its script has
+    checked the fence the view may change nothing and answer nothing that a caller without a session could
+    not learn; `confirm_session()` gives it `g.user` when it needs more than the id.
     """
     view._fenced_session = True
     return view
@@ -75,6 +76,12 @@ def current_user():
     return g.get("user")
 
 
+def caller_id() -> int:
+    """The caller's user id; in a fenced view, also before its script has checked an unseen session."""
+    user = g.get("user")
+    return user.id if user is not None else g.unseen_user_id
+
+
 def require_user():
     user = g.get("user")
     if user is None:
@@ -92,7 +99,7 @@ def session_fence():
 
 
 def confirm_session() -> None:
-    """Verify a fenced session against Redis and the database now; 401 when it no longer holds."""
+    """Verify a fenced session against Redis and the database now (sets `g.user`); 401 when it no longer holds."""
     if g.get("session_fence") is not None:
         _load_user()
 
@@ -100,7 +107,7 @@ def confirm_session() -> None:
 def _load_user(*, fenced: bool = False) -> None:
     from app.accounts import service as accounts
 
-    g.user, g.auth_session, g.roles, g.session_fence = None, None, frozenset(), None
+    g.user, g.auth_session, g.roles, g.session_fence, g.unseen_user_id = None, None, frozenset(), None, None
     header = request.headers.get("Authorization", "")
     if not header:
         return
@@ -110,6 +117,9 @@ def _load_user(*, fenced: bool = False) -> None:
     found = accounts.authenticate(token=token.strip(), fenced=fenced)
     if found is None:
         raise Unauthenticated("The session token is unknown, expired or revoked.", code="invalid_token")
+    if isinstance(found, accounts.UnseenSession):
+        g.unseen_user_id, g.session_fence = found.user_id, found.fence
+        return
     g.user, g.auth_session, g.roles, g.session_fence = found.user, found.session, found.roles, found.fence
 
 
@@ -122,13 +132,13 @@ def _enforce() -> None:
         raise ApiError("This route declares no access rule.", status=403, code="route_without_access_rule")
     if rule.kind == "public":
         # Tests run requests inside one long app context, where `g` outlives a request: reset it.
-        g.user, g.auth_session, g.roles, g.session_fence = None, None, frozenset(), None
+        g.user, g.auth_session, g.roles, g.session_fence, g.unseen_user_id = None, None, frozenset(), None, None
         if request.headers.get("Authorization"):
             _load_user()
         return
     # Only plain `authenticated` views may defer the check: a role rule is decided here, on verified roles.
     _load_user(fenced=rule.kind == "user" and getattr(view, "_fenced_session", False))
-    if g.user is None:
+    if g.user is None and g.unseen_user_id is None:
         raise Unauthenticated()
     if rule.kind == "roles" and "operator" not in g.roles and not (set(rule.roles) & (g.roles | {"mom"})):
         raise Forbidden("Your roles do not allow this.", code="role_required", errors={"required_roles": list(rule.roles)})

@@ -186,7 +186,7 @@ def claim(args, template_id: int):
     key = _request_key()
     try:
         try:
-            claimed = claims.claim_through_gate(template_id=template_id, user_id=g.user.id, request_key=key,
+            claimed = claims.claim_through_gate(template_id=template_id, user_id=access.caller_id(), request_key=key,
                                                 session_fence=access.session_fence(), **args)
         except access.SessionUnverified:
             access.confirm_session()
@@ -195,6 +195,8 @@ def claim(args, template_id: int):
         # Four taps in five on a flash drop are refused: answered here, without Flask's exception dispatch.
         return envelope(refused.status, refused.code, refused.message, refused.errors)
     if claimed is None:
+        if g.user is None:
+            access.confirm_session()
         return _claim_in_sql(args, template_id=template_id)
     headers = {"Idempotent-Replayed": "true"} if claimed.replayed else {}
     return current_app.response_class(_claimed_json(claimed), status=201, headers=headers, mimetype="application/json")

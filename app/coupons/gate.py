@@ -18,6 +18,7 @@ import time
 
 from redis.exceptions import ResponseError
 
+from app.accounts import service as accounts
 from app.accounts.service import SessionFence
 from app.core.redis import get_redis, get_request_redis, key, run_script
 
@@ -32,48 +33,66 @@ log = logging.getLogger(__name__)
 _durability: dict[tuple, tuple[float, bool]] = {}
 
 # KEYS: gate, idempotency record, stream, id pool, the user's count of entries not yet landed, and for a
-# session taken from the web process's memory its cache entry and the user's generation (SessionFence).
+# session the web process has not checked in Redis its cache entry and the user's generation (SessionFence).
 # ARGV: user, template, request hash, now-ms, day, grant, share code, sharer, group, post, key digest, ttl,
-# and with a fence the generation it was cached under.
+# and with a fence the generation the session was cached under ('' for a session the process has not seen).
 # Returns {outcome, answer, gate token}; the answer (granted or replayed) is "coupon|ms|share code|group|post".
+# For an unseen session a fourth element carries its cache entry, verified here, for the process to keep.
 _CLAIM = """
-if #KEYS > 5 and (redis.call('exists', KEYS[6]) == 0 or (redis.call('get', KEYS[7]) or '0') ~= ARGV[13]) then
-  return {'session_unverified', '', ''}
+local seen = nil
+if #KEYS > 5 then
+  if ARGV[13] == '' then
+    local entry = redis.call('get', KEYS[6])
+    local ok, s = pcall(cjson.decode, entry or '')
+    if not ok or type(s) ~= 'table' or type(s.session) ~= 'table' or s.session.user_id ~= tonumber(ARGV[1])
+       or s.generation ~= tonumber(redis.call('get', KEYS[7]) or '0')
+       or type(s.session.expires_ms) ~= 'number' or s.session.expires_ms <= tonumber(ARGV[4]) then
+      return {'session_unverified', '', ''}
+    end
+    seen = entry
+  elseif redis.call('exists', KEYS[6]) == 0 or (redis.call('get', KEYS[7]) or '0') ~= ARGV[13] then
+    return {'session_unverified', '', ''}
+  end
 end
-local record = redis.call('get', KEYS[2])
-if record then
-  local sep = string.find(record, '|', 1, true)
-  if string.sub(record, 1, sep - 1) ~= ARGV[3] then return {'reused', '', ''} end
-  return {'replay', string.sub(record, sep + 1), redis.call('hget', KEYS[1], 'v') or ''}
+local function decide()
+  local record = redis.call('get', KEYS[2])
+  if record then
+    local sep = string.find(record, '|', 1, true)
+    if string.sub(record, 1, sep - 1) ~= ARGV[3] then return {'reused', '', ''} end
+    return {'replay', string.sub(record, sep + 1), redis.call('hget', KEYS[1], 'v') or ''}
+  end
+  local g = redis.call('hmget', KEYS[1], 'state', 'starts_ms', 'ends_ms', 'remaining', 'limit', 'day_limit',
+                       'u:' .. ARGV[1], 'v')
+  if not g[1] then return {'missing', '', ''} end
+  if g[1] ~= 'active' then return {g[1], '', ''} end
+  local now = tonumber(ARGV[4])
+  if now < tonumber(g[2]) then return {'not_started', '', ''} end
+  if now >= tonumber(g[3]) then return {'ended', '', ''} end
+  if tonumber(g[7] or '0') >= tonumber(g[5]) then return {'limit_reached', '', ''} end
+  if tonumber(g[4]) <= 0 then return {'out_of_stock', '', ''} end
+  local dfield, day_seq = nil, ''
+  if tonumber(g[6]) > 0 then
+    dfield = 'd:' .. ARGV[5] .. ':' .. ARGV[1]
+    local today = tonumber(redis.call('hget', KEYS[1], dfield) or '0')
+    if today >= tonumber(g[6]) then return {'daily_limit_reached', '', ''} end
+    day_seq = today + 1
+  end
+  local coupon = redis.call('lpop', KEYS[4])
+  if not coupon then return {'no_ids', '', ''} end
+  redis.call('hincrby', KEYS[1], 'remaining', -1)
+  local seq = redis.call('hincrby', KEYS[1], 'u:' .. ARGV[1], 1)
+  if dfield then redis.call('hincrby', KEYS[1], dfield, 1) end
+  redis.call('xadd', KEYS[3], '*', 't', ARGV[2], 'u', ARGV[1], 'c', coupon, 'g', ARGV[6], 'ms', ARGV[4],
+             'seq', seq, 'day', dfield and ARGV[5] or '', 'dseq', day_seq, 'sc', ARGV[7], 'sh', ARGV[8],
+             'gr', ARGV[9], 'p', ARGV[10], 'k', ARGV[11])
+  redis.call('incr', KEYS[5])
+  local answer = coupon .. '|' .. ARGV[4] .. '|' .. ARGV[7] .. '|' .. ARGV[9] .. '|' .. ARGV[10]
+  redis.call('set', KEYS[2], ARGV[3] .. '|' .. answer, 'EX', ARGV[12])
+  return {'granted', answer, g[8] or ''}
 end
-local g = redis.call('hmget', KEYS[1], 'state', 'starts_ms', 'ends_ms', 'remaining', 'limit', 'day_limit',
-                     'u:' .. ARGV[1], 'v')
-if not g[1] then return {'missing', '', ''} end
-if g[1] ~= 'active' then return {g[1], '', ''} end
-local now = tonumber(ARGV[4])
-if now < tonumber(g[2]) then return {'not_started', '', ''} end
-if now >= tonumber(g[3]) then return {'ended', '', ''} end
-if tonumber(g[7] or '0') >= tonumber(g[5]) then return {'limit_reached', '', ''} end
-if tonumber(g[4]) <= 0 then return {'out_of_stock', '', ''} end
-local dfield, day_seq = nil, ''
-if tonumber(g[6]) > 0 then
-  dfield = 'd:' .. ARGV[5] .. ':' .. ARGV[1]
-  local today = tonumber(redis.call('hget', KEYS[1], dfield) or '0')
-  if today >= tonumber(g[6]) then return {'daily_limit_reached', '', ''} end
-  day_seq = today + 1
-end
-local coupon = redis.call('lpop', KEYS[4])
-if not coupon then return {'no_ids', '', ''} end
-redis.call('hincrby', KEYS[1], 'remaining', -1)
-local seq = redis.call('hincrby', KEYS[1], 'u:' .. ARGV[1], 1)
-if dfield then redis.call('hincrby', KEYS[1], dfield, 1) end
-redis.call('xadd', KEYS[3], '*', 't', ARGV[2], 'u', ARGV[1], 'c', coupon, 'g', ARGV[6], 'ms', ARGV[4],
-           'seq', seq, 'day', dfield and ARGV[5] or '', 'dseq', day_seq, 'sc', ARGV[7], 'sh', ARGV[8],
-           'gr', ARGV[9], 'p', ARGV[10], 'k', ARGV[11])
-redis.call('incr', KEYS[5])
-local answer = coupon .. '|' .. ARGV[4] .. '|' .. ARGV[7] .. '|' .. ARGV[9] .. '|' .. ARGV[10]
-redis.call('set', KEYS[2], ARGV[3] .. '|' .. answer, 'EX', ARGV[12])
-return {'granted', answer, g[8] or ''}
+local result = decide()
+if seen then result[4] = seen end
+return result
 """
 
 # Push a block of ids unless this block was pushed before: two grants must never share an id.
@@ -220,9 +239,11 @@ def claim(*, template_id: int, user_id: int, request_hash: str, now_ms: int, day
             blank(group_id), blank(post_id), key_digest, ttl_seconds]
     if session_fence is not None:
         keys += [session_fence.entry_key, session_fence.generation_key]
-        args.append(session_fence.generation)
+        args.append(blank(session_fence.generation))
     result = run_script(_script("claim", _CLAIM, client=get_request_redis()), keys=keys, args=args)
-    outcome, answer, token = (_text(v) for v in result)
+    if len(result) > 3:
+        accounts.remember_verified_session(fence=session_fence, raw=result[3])
+    outcome, answer, token = (_text(v) for v in result[:3])
     return outcome, answer, token
 
 
