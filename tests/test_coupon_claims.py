@@ -79,11 +79,16 @@ def test_same_key_replays_and_a_second_claim_hits_the_limit(api, operator, claim
     assert claim(mom, template["id"], key="tap-1").get_json() == first.get_json()
 
 
-def test_a_key_used_for_one_coupon_is_refused_for_another(api, operator):
-    one, other = create_template(operator), create_template(operator)
+@pytest.mark.parametrize("first_gate, second_gate", [("redis", "redis"), ("redis", "sql"), ("sql", "redis"),
+                                                     ("sql", "sql")])
+def test_a_key_used_for_one_coupon_is_refused_for_another(api, operator, first_gate, second_gate):
+    one, other = create_template(operator, claim_gate=first_gate), create_template(operator, claim_gate=second_gate)
     mom = api.as_user("mom")
-    assert claim(mom, one["id"], key="tap").status_code == 201
+    first = claim(mom, one["id"], key="tap")
+    assert first.status_code == 201
     assert_error(claim(mom, other["id"], key="tap"), 422, "idempotency_key_reused")
+    assert rows(other["id"]) == []
+    assert claim(mom, one["id"], key="tap").get_json() == first.get_json()  # the key still replays its own claim
     assert claim(api.as_user("dad"), one["id"], key="tap").status_code == 201  # keys are per user
 
 

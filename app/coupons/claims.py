@@ -156,6 +156,11 @@ def claim_day(at: datetime) -> tuple[date, str]:
     return day[2], day[3]
 
 
+def _request_hash(template_id: int, *, share_code: str | None, group_id: int | None, post_id: int | None) -> str:
+    """What an Idempotency-Key's claim was (one key, one request: the same key with another is refused)."""
+    return hashlib.sha256(json.dumps([template_id, share_code, group_id, post_id]).encode()).hexdigest()[:32]
+
+
 def key_digest(request_key: str | None) -> str:
     """A short digest of an Idempotency-Key, as claim rows and the gate's records keep it."""
     return hashlib.sha256(request_key.encode()).hexdigest()[:16] if request_key else ""
@@ -230,7 +235,7 @@ def claim_through_gate(*, template_id: int, user_id: int, request_key: str, shar
     ms = int(now_utc().timestamp() * 1000)
     at = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
     origin = _origin(template_id, share_code=share_code, group_id=group_id, post_id=post_id)
-    request_hash = hashlib.sha256(json.dumps([template_id, share_code, group_id, post_id]).encode()).hexdigest()[:32]
+    request_hash = _request_hash(template_id, share_code=share_code, group_id=group_id, post_id=post_id)
     args = dict(template_id=template_id, user_id=user_id, request_hash=request_hash, now_ms=ms, day=claim_day(at)[1],
                 grant_id=uuid.uuid4().hex, share_code=origin.share_code, sharer_id=origin.sharer_id,
                 group_id=origin.group_id, post_id=origin.post_id, key_digest=key_digest(request_key),
@@ -319,9 +324,10 @@ def claim_in_sql(*, template_id: int, user_id: int, request_key: str | None = No
     if state != "claimable":
         raise refusal(state)
     origin = _origin(template.id, share_code=share_code, group_id=group_id, post_id=post_id)
+    digest = key_digest(request_key)
+    request_hash = _request_hash(template_id, share_code=share_code, group_id=group_id, post_id=post_id)
     try:
-        coupon, reason = _insert_claim(template, user_id=user_id, at=at, origin=origin,
-                                       claim_key=key_digest(request_key))
+        coupon, reason = _insert_claim(template, user_id=user_id, at=at, origin=origin, claim_key=digest)
         if coupon is None:
             raise refusal(reason)
         if not _take_stock(template):
@@ -332,6 +338,10 @@ def claim_in_sql(*, template_id: int, user_id: int, request_key: str | None = No
     except BaseException:
         db.session.rollback()
         raise
+    if digest:
+        # The view asks the gate first, which knows its own keys; this tells it about the database's.
+        gate.remember_database_claim(user_id=user_id, key_digest=digest, request_hash=request_hash,
+                                     ttl_seconds=current_app.config["IDEMPOTENCY_TTL_SECONDS"])
     return coupon
 
 

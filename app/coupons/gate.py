@@ -59,7 +59,9 @@ local function decide()
   if record then
     local sep = string.find(record, '|', 1, true)
     if string.sub(record, 1, sep - 1) ~= ARGV[3] then return {'reused', '', ''} end
-    return {'replay', string.sub(record, sep + 1), redis.call('hget', KEYS[1], 'v') or ''}
+    local answer = string.sub(record, sep + 1)
+    -- No answer: the database decided that claim (a template without a gate), and replays it itself.
+    if answer ~= '' then return {'replay', answer, redis.call('hget', KEYS[1], 'v') or ''} end
   end
   local g = redis.call('hmget', KEYS[1], 'state', 'starts_ms', 'ends_ms', 'remaining', 'limit', 'day_limit',
                        'u:' .. ARGV[1], 'v')
@@ -181,6 +183,11 @@ def _gate(template_id: int) -> str:
 
 def _record(user_id: int, key_digest: str) -> str:
     return key("coupon-claim-key", user_id, key_digest)
+
+
+def remember_database_claim(*, user_id: int, key_digest: str, request_hash: str, ttl_seconds: int) -> None:
+    """Record a claim the database decided under its key, so the gate refuses the key for another request."""
+    get_redis().set(_record(user_id, key_digest), f"{request_hash}|", nx=True, ex=ttl_seconds)
 
 
 def _not_landed(user_id: int | str) -> str:
