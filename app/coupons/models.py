@@ -162,7 +162,8 @@ class CouponRefusalResolution(db.Model):
     __tablename__ = "coupon_refusal_resolutions"
     __table_args__ = (
         CheckConstraint("action IN ('reissued', 'dismissed')", name="known_action"),
-        CheckConstraint("(action = 'reissued') = (user_coupon_id IS NOT NULL)", name="reissue_has_coupon"),
+        # Written before the re-issued coupon exists (see refusals), so only a dismissal's emptiness is checked.
+        CheckConstraint("action = 'reissued' OR user_coupon_id IS NULL", name="dismissal_has_no_coupon"),
     )
 
     id: Mapped[IdPk]

@@ -49,7 +49,7 @@ def upgrade():
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('resolved_by_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("(action = 'reissued') = (user_coupon_id IS NOT NULL)", name=op.f('ck_coupon_refusal_resolutions_reissue_has_coupon')),
+    sa.CheckConstraint("action = 'reissued' OR user_coupon_id IS NULL", name=op.f('ck_coupon_refusal_resolutions_dismissal_has_no_coupon')),
     sa.CheckConstraint("action IN ('reissued', 'dismissed')", name=op.f('ck_coupon_refusal_resolutions_known_action')),
     sa.ForeignKeyConstraint(['resolved_by_id'], ['users.id'], name=op.f('fk_coupon_refusal_resolutions_resolved_by_id_users')),
     sa.ForeignKeyConstraint(['user_coupon_id'], ['user_coupons.id'], name=op.f('fk_coupon_refusal_resolutions_user_coupon_id_user_coupons')),
