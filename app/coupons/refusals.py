@@ -75,12 +75,15 @@ def _resolution(entry_id: str, grant_id: str | None = None) -> CouponRefusalReso
 
 def resolve_refusal(*, entry_id: str, action: str, note: str | None, operator_id: int) -> CouponRefusalResolution:
     """Settle a refused grant: re-issue the coupon through the SQL claim path, or dismiss it with a reason."""
-    done = _resolution(entry_id) if ENTRY_ID.match(entry_id) else None
-    fields = gate.refused_entry(entry_id=entry_id) if done is None and ENTRY_ID.match(entry_id) else None
-    if done is None and fields is None:
-        raise NotFound("No such refused grant.", code="coupon_refusal_not_found")
+    missing = NotFound("No such refused grant.", code="coupon_refusal_not_found")
+    if not ENTRY_ID.match(entry_id):
+        raise missing
+    done = _resolution(entry_id)
     if done is None:
-        done = _settle(entry_id, fields, action=action, note=note, operator_id=operator_id)
+        fields = gate.refused_entry(entry_id=entry_id)
+        if fields is None:
+            raise missing
+        done = _settle(entry_id, fields, action=action, note=note and note.strip(), operator_id=operator_id)
     gate.forget_refused(entry_id=entry_id)
     return done
 
