@@ -7,7 +7,7 @@ from app.core import access
 from app.core.errors import ApiError, Conflict, envelope
 from app.core.idempotency import HEADER, MAX_KEY_LENGTH, idempotent
 from app.core.pagination import PageArgsSchema
-from app.coupons import cards, claims, templates, wallet
+from app.coupons import cards, claims, refused_api, templates, wallet
 from app.coupons.schemas import (BestArgsSchema, BestCouponSchema, BudgetChangeSchema, BudgetCreateSchema,
                                  BudgetPageSchema, BudgetSchema, CardArgsSchema, CardSchema, ClaimSchema,
                                  MyCouponsArgsSchema, PublicTemplatePageSchema, PublicTemplateSchema,
@@ -252,4 +252,4 @@ def best_coupon(args):
             "subtotal_fen": best.subtotal_fen, "discount_fen": best.discount_fen, "payable_fen": best.payable_fen}
 
 
-blueprints = [manage, blp]
+blueprints = [manage, blp, *refused_api.blueprints]

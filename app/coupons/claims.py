@@ -327,13 +327,7 @@ def claim_in_sql(*, template_id: int, user_id: int, request_key: str | None = No
     digest = key_digest(request_key)
     request_hash = _request_hash(template_id, share_code=share_code, group_id=group_id, post_id=post_id)
     try:
-        coupon, reason = _insert_claim(template, user_id=user_id, at=at, origin=origin, claim_key=digest)
-        if coupon is None:
-            raise refusal(reason)
-        if not _take_stock(template):
-            current = db.session.get(CouponTemplate, template_id, populate_existing=True)
-            raise refusal("out_of_stock" if current.status == "active" else
-                          "paused" if current.status == "paused" else "ended")
+        coupon = insert_claim(template, user_id=user_id, at=at, origin=origin, claim_key=digest)
         commit()
     except BaseException:
         db.session.rollback()
@@ -342,6 +336,18 @@ def claim_in_sql(*, template_id: int, user_id: int, request_key: str | None = No
         # The view asks the gate first, which knows its own keys; this tells it about the database's.
         gate.remember_database_claim(user_id=user_id, key_digest=digest, request_hash=request_hash,
                                      ttl_seconds=current_app.config["IDEMPOTENCY_TTL_SECONDS"])
+    return coupon
+
+
+def insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origin: Origin, claim_key: str) -> UserCoupon:
+    """The SQL claim: a row under the unique claim keys and the conditional stock update (no commit; refusals raise)."""
+    coupon, reason = _insert_claim(template, user_id=user_id, at=at, origin=origin, claim_key=claim_key)
+    if coupon is None:
+        raise refusal(reason)
+    if not _take_stock(template):
+        current = db.session.get(CouponTemplate, template.id, populate_existing=True)
+        raise refusal("out_of_stock" if current.status == "active" else
+                      "paused" if current.status == "paused" else "ended")
     return coupon
 
 

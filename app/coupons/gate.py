@@ -303,8 +303,12 @@ def drop(*, template_id: int) -> None:
 
 
 def _entries(stream: str) -> list[tuple[str, dict[str, str]]]:
+    return _entries_between(stream, "-", "+")
+
+
+def _entries_between(stream: str, first: str, last: str) -> list[tuple[str, dict[str, str]]]:
     return [(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})
-            for entry_id, fields in get_redis().xrange(stream)]
+            for entry_id, fields in get_redis().xrange(stream, first, last)]
 
 
 def in_flight(*, template_id: int) -> list[str]:
@@ -315,6 +319,22 @@ def in_flight(*, template_id: int) -> list[str]:
 def refused(*, template_id: int | None = None) -> list[dict[str, str]]:
     """Granted claims the database refused (kept for an operator; they must not happen)."""
     return [f for _, f in _entries(REFUSED_STREAM) if template_id is None or f.get("t") == str(template_id)]
+
+
+def refused_entries() -> list[tuple[str, dict[str, str]]]:
+    """The refused stream's entries with their ids, newest first."""
+    return _entries(REFUSED_STREAM)[::-1]
+
+
+def refused_entry(*, entry_id: str) -> dict[str, str] | None:
+    """One entry of the refused stream (None when it is not there)."""
+    found = _entries_between(REFUSED_STREAM, entry_id, entry_id)
+    return found[0][1] if found else None
+
+
+def forget_refused(*, entry_id: str) -> None:
+    """Delete a settled entry from the refused stream."""
+    get_redis().xdel(REFUSED_STREAM, entry_id)
 
 
 def not_landed(*, user_id: int) -> int:

@@ -1,6 +1,6 @@
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import BigId, Fen, IdPk, db
@@ -149,3 +149,35 @@ class UserCoupon(db.Model):
     origin_sharer_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
     origin_group_id: Mapped[int | None] = mapped_column(BigId)
     origin_post_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class CouponRefusalResolution(db.Model):
+    """How an operator settled a granted claim the database refused (the gate told the user "claimed").
+
+    `reissued`: the coupon was claimed again for the user through the SQL claim path (`user_coupon_id`);
+    `dismissed`: not re-issued, for the reason in `note` (compensated otherwise, a duplicate, …). One per
+    refused entry and per grant, so resolving twice, or two operators at once, settles it once.
+    """
+
+    __tablename__ = "coupon_refusal_resolutions"
+    __table_args__ = (
+        CheckConstraint("action IN ('reissued', 'dismissed')", name="known_action"),
+        # Written before the re-issued coupon exists (see refusals), so only a dismissal's emptiness is checked.
+        CheckConstraint("action = 'reissued' OR user_coupon_id IS NULL", name="dismissal_has_no_coupon"),
+    )
+
+    id: Mapped[IdPk]
+    refusal_entry: Mapped[str] = mapped_column(String(32), unique=True)
+    gate_grant: Mapped[str] = mapped_column(String(32), unique=True)
+    # No foreign key: a grant refused as `template_missing` names a template the database does not hold.
+    template_id: Mapped[int] = mapped_column(BigId)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
+    # The id the gate told the user; never a row (the database refused it).
+    granted_coupon_id: Mapped[int] = mapped_column(BigId)
+    granted_at: Mapped[datetime]
+    refusal_reason: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(10))
+    user_coupon_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("user_coupons.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    resolved_by_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
+    resolved_at: Mapped[datetime]

@@ -19,3 +19,22 @@ class AdjustmentSchema(Schema):
     amount_fen = fields.Integer()
     account = fields.String()
     reason = fields.String()
+
+
+class JournalLineSchema(Schema):
+    amount_fen = fields.Integer()
+    share = fields.String(allow_none=True)
+    order_line_id = fields.Integer(allow_none=True)
+    attribution_id = fields.Integer(allow_none=True)
+    owner_id = fields.Integer(allow_none=True)
+    kind = fields.String()
+    code = fields.String()
+
+
+class JournalSchema(Schema):
+    id = fields.Integer()
+    key = fields.String()
+    kind = fields.String()
+    reason = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    lines = fields.List(fields.Nested(JournalLineSchema))

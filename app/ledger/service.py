@@ -238,7 +238,16 @@ def entries(*, owner_id: int, cursor: str | None, limit: int) -> tuple[list[dict
 
 def journals_of_order(*, order_id: int) -> list[dict]:
     """Every journal an order produced, with its lines and the accounts they touch."""
-    journals = db.session.scalars(select(LedgerJournal).where(LedgerJournal.order_id == order_id).order_by(LedgerJournal.id)).all()
+    return _journals_with_lines(LedgerJournal.order_id == order_id)
+
+
+def journals_of_withdrawal(*, withdrawal_id: int) -> list[dict]:
+    """Every journal a withdrawal produced (request, then success or failure), with its lines."""
+    return _journals_with_lines(LedgerJournal.withdrawal_id == withdrawal_id)
+
+
+def _journals_with_lines(condition) -> list[dict]:
+    journals = db.session.scalars(select(LedgerJournal).where(condition).order_by(LedgerJournal.id)).all()
     lines = db.session.execute(
         select(LedgerLine.journal_id, LedgerLine.amount_fen, LedgerLine.share, LedgerLine.order_line_id,
                LedgerLine.attribution_id, LedgerAccount.code, LedgerAccount.owner_id, LedgerAccount.kind)

@@ -1,5 +1,6 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.ledger.schemas import JournalSchema
 from app.orders.models import ORDER_STATUSES
 
 # PostgreSQL text cannot hold NUL characters; refuse them as a validation error, not a 500.
@@ -99,25 +100,6 @@ class OrderEventSchema(Schema):
     event_at = fields.DateTime()
     applied = fields.Boolean()
     received_at = fields.DateTime()
-
-
-class JournalLineSchema(Schema):
-    amount_fen = fields.Integer()
-    share = fields.String(allow_none=True)
-    order_line_id = fields.Integer(allow_none=True)
-    attribution_id = fields.Integer(allow_none=True)
-    owner_id = fields.Integer(allow_none=True)
-    kind = fields.String()
-    code = fields.String()
-
-
-class JournalSchema(Schema):
-    id = fields.Integer()
-    key = fields.String()
-    kind = fields.String()
-    reason = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    lines = fields.List(fields.Nested(JournalLineSchema))
 
 
 class OrderDetailSchema(Schema):

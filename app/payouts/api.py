@@ -1,4 +1,4 @@
-"""A user's withdrawals of available earnings."""
+"""A user's withdrawals of available earnings; operators' view of every withdrawal and the payouts behind it."""
 from flask import g
 from flask_smorest import Blueprint
 
@@ -6,7 +6,8 @@ from app.core import access
 from app.core.idempotency import idempotent
 from app.core.pagination import PageArgsSchema
 from app.payouts import service
-from app.payouts.schemas import WithdrawalInSchema, WithdrawalPageSchema, WithdrawalSchema
+from app.payouts.schemas import (AdminWithdrawalPageSchema, WithdrawalDetailSchema, WithdrawalInSchema,
+                                 WithdrawalPageSchema, WithdrawalSchema, WithdrawalSearchArgsSchema)
 
 blp = Blueprint("payouts", __name__, url_prefix="/api/v1", description="Withdrawals to the WeChat wallet.")
 
@@ -39,4 +40,38 @@ def get_withdrawal(withdrawal_id: int):
     return service.get_withdrawal(user_id=g.user.id, withdrawal_id=withdrawal_id)
 
 
-blueprints = [blp]
+admin = Blueprint("payouts_admin", __name__, url_prefix="/api/v1/admin", description="Operators: withdrawals and payouts.")
+
+
+@admin.route("/withdrawals", methods=["GET"])
+@access.roles("operator")
+@admin.arguments(WithdrawalSearchArgsSchema, location="query")
+@admin.response(200, AdminWithdrawalPageSchema)
+def search_withdrawals(args):
+    """Search withdrawals by status (or stuck in flight), user and request time, newest first."""
+    items, next_cursor = service.search_withdrawals(**args)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@admin.route("/withdrawals/<int:withdrawal_id>", methods=["GET"])
+@access.roles("operator")
+@admin.response(200, WithdrawalDetailSchema)
+def withdrawal_detail(withdrawal_id: int):
+    """One withdrawal with every WeChat Pay transfer and query made for it and the journals it produced."""
+    return service.withdrawal_detail(withdrawal_id=withdrawal_id)
+
+
+@admin.route("/withdrawals/<int:withdrawal_id>/resolve", methods=["POST"])
+@access.roles("operator")
+@admin.response(200, WithdrawalDetailSchema)
+def resolve_withdrawal(withdrawal_id: int):
+    """Now, what the payouts-resolve job does: query an unknown payout, re-send a pending one (same number).
+
+    Safe to repeat: WeChat pays a partner_trade_no at most once and an outcome is applied once. A final
+    withdrawal (succeeded or failed) is returned unchanged; a failed one is not retried, its money is back
+    in the user's available balance.
+    """
+    return service.resolve_now(withdrawal_id=withdrawal_id, operator_id=g.user.id)
+
+
+blueprints = [blp, admin]

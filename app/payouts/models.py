@@ -41,3 +41,27 @@ class Withdrawal(db.Model):
     requested_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+
+
+class WithdrawalAttempt(db.Model):
+    """One call to WeChat Pay for a withdrawal (a transfer or a query) and what it answered, for operators.
+
+    Written in the transaction that applies the answer, so a call whose answer was never applied (the
+    process died) leaves no row; `Withdrawal.attempts`, committed before each transfer, still counts it.
+    """
+
+    __tablename__ = "withdrawal_attempts"
+    __table_args__ = (
+        CheckConstraint("action IN ('transfer', 'query')", name="known_action"),
+        Index("ix_withdrawal_attempts_withdrawal_id_id", "withdrawal_id", "id"),
+    )
+
+    id: Mapped[IdPk]
+    withdrawal_id: Mapped[int] = mapped_column(BigId, ForeignKey("withdrawals.id"))
+    action: Mapped[str] = mapped_column(String(8))
+    outcome: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(String(255))
+    payment_no: Mapped[str | None] = mapped_column(String(64))
+    created_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+    at: Mapped[datetime]

@@ -23,11 +23,13 @@ from app.core.queue import enqueue
 from app.ledger import service as ledger
 from app.ledger.service import JournalDraft, LineDraft
 from app.payouts import channel
-from app.payouts.models import Withdrawal
+from app.payouts.models import Withdrawal, WithdrawalAttempt
 
 MINIMUM_FEN = 100
 BEIJING = ZoneInfo("Asia/Shanghai")
 IN_FLIGHT = ("pending", "unknown")
+# An in-flight withdrawal untouched this long is stuck: its job was lost, or only a query can decide it.
+STUCK_AFTER = timedelta(minutes=1)
 
 
 def _day_start(at: datetime) -> datetime:
@@ -113,7 +115,14 @@ def _mark_unknown(withdrawal: Withdrawal, outcome: channel.Outcome) -> str:
     return "unknown"
 
 
-def pay(withdrawal_id: int) -> str:
+def _record_attempt(withdrawal_id: int, action: str, outcome: channel.Outcome, operator_id: int | None) -> None:
+    """Keep WeChat's answer; it commits with the change the answer causes."""
+    db.session.add(WithdrawalAttempt(withdrawal_id=withdrawal_id, action=action, outcome=outcome.status,
+                                     code=outcome.code, message=(outcome.message or "")[:255] or None,
+                                     payment_no=outcome.payment_no, created_by_id=operator_id, at=now_utc()))
+
+
+def pay(withdrawal_id: int, *, operator_id: int | None = None) -> str:
     """Transfer a pending withdrawal (an RQ job; running it twice pays once: the trade number is reused)."""
     withdrawal = db.session.get(Withdrawal, withdrawal_id)
     if withdrawal is None or withdrawal.status != "pending":
@@ -124,23 +133,25 @@ def pay(withdrawal_id: int) -> str:
     db.session.commit()
     outcome = channel.send(partner_trade_no=withdrawal.partner_trade_no, openid=withdrawal.openid,
                            amount_fen=withdrawal.amount_fen, description="妈妈圈佣金提现")
+    _record_attempt(withdrawal_id, "transfer", outcome, operator_id)
     if outcome.status == "unknown":
         return _mark_unknown(withdrawal, outcome)
     return _finish(withdrawal, outcome)
 
 
-def resolve(withdrawal_id: int) -> str:
+def resolve(withdrawal_id: int, *, operator_id: int | None = None) -> str:
     """Ask WeChat what became of an unknown withdrawal; a transfer it never received is sent again (same number)."""
     withdrawal = db.session.get(Withdrawal, withdrawal_id)
     if withdrawal is None or withdrawal.status != "unknown":
         return withdrawal.status if withdrawal else "missing"
     outcome = channel.query(partner_trade_no=withdrawal.partner_trade_no)
+    _record_attempt(withdrawal_id, "query", outcome, operator_id)
     if outcome.status == "not_found":
         moved = db.session.execute(update(Withdrawal).where(Withdrawal.id == withdrawal_id, Withdrawal.status == "unknown")
                                    .values(status="pending", updated_at=now_utc())
                                    .execution_options(synchronize_session=False)).rowcount
         db.session.commit()
-        return pay(withdrawal_id) if moved else withdrawal.status
+        return pay(withdrawal_id, operator_id=operator_id) if moved else withdrawal.status
     if outcome.status == "unknown":
         db.session.execute(update(Withdrawal).where(Withdrawal.id == withdrawal_id).values(updated_at=now_utc())
                            .execution_options(synchronize_session=False))
@@ -149,11 +160,64 @@ def resolve(withdrawal_id: int) -> str:
     return _finish(withdrawal, outcome)
 
 
-def resolve_stuck(*, older_than: timedelta = timedelta(minutes=1)) -> int:
+def _next_step(status: str):
+    """What moves an in-flight withdrawal on: a query for an unknown one, the (same-numbered) transfer for a pending one."""
+    return resolve if status == "unknown" else pay
+
+
+def _stuck(cutoff: datetime):
+    return Withdrawal.status.in_(IN_FLIGHT) & (Withdrawal.updated_at <= cutoff)
+
+
+def resolve_stuck(*, older_than: timedelta = STUCK_AFTER) -> int:
     """Queue a query for every unknown withdrawal and a new attempt for pending ones whose job was lost (scheduled)."""
-    cutoff = now_utc() - older_than
-    rows = db.session.execute(select(Withdrawal.id, Withdrawal.status).where(
-        Withdrawal.status.in_(IN_FLIGHT), Withdrawal.updated_at <= cutoff).order_by(Withdrawal.id).limit(1000)).all()
+    rows = db.session.execute(select(Withdrawal.id, Withdrawal.status).where(_stuck(now_utc() - older_than))
+                              .order_by(Withdrawal.id).limit(1000)).all()
     for withdrawal_id, status in rows:
-        enqueue("payouts", resolve if status == "unknown" else pay, withdrawal_id)
+        enqueue("payouts", _next_step(status), withdrawal_id)
     return len(rows)
+
+
+def search_withdrawals(*, status: str | None, stuck: bool, user_id: int | None, requested_from: datetime | None,
+                       requested_until: datetime | None, cursor: str | None,
+                       limit: int) -> tuple[list[Withdrawal], str | None]:
+    """Operators' withdrawal search, newest first; `stuck` keeps the in-flight ones the job would pick up now."""
+    stmt = select(Withdrawal)
+    if status is not None:
+        stmt = stmt.where(Withdrawal.status == status)
+    if stuck:
+        stmt = stmt.where(_stuck(now_utc() - STUCK_AFTER))
+    if user_id is not None:
+        stmt = stmt.where(Withdrawal.user_id == user_id)
+    if requested_from is not None:
+        stmt = stmt.where(Withdrawal.requested_at >= requested_from)
+    if requested_until is not None:
+        stmt = stmt.where(Withdrawal.requested_at < requested_until)
+    return keyset_page(stmt, columns=[Withdrawal.id], kinds=[int], cursor=cursor, limit=limit, key_of=lambda w: (w.id,),
+                       session=db.session)
+
+
+def withdrawal_detail(*, withdrawal_id: int) -> dict:
+    """A withdrawal with every WeChat Pay call made for it and every journal it produced (operators' view)."""
+    withdrawal = db.session.get(Withdrawal, withdrawal_id, populate_existing=True)
+    if withdrawal is None:
+        raise NotFound("No such withdrawal.", code="withdrawal_not_found")
+    attempts = db.session.scalars(select(WithdrawalAttempt).where(WithdrawalAttempt.withdrawal_id == withdrawal_id)
+                                  .order_by(WithdrawalAttempt.id)).all()
+    return {"withdrawal": withdrawal, "attempts": list(attempts),
+            "journals": ledger.journals_of_withdrawal(withdrawal_id=withdrawal_id)}
+
+
+def resolve_now(*, withdrawal_id: int, operator_id: int) -> dict:
+    """Operators: move an in-flight withdrawal on now, as the `payouts-resolve` job would; a final one is left alone.
+
+    The same `resolve`/`pay` the job runs, so the same guarantees: the one partner_trade_no, a conditional
+    status UPDATE and keyed journals. A failed withdrawal is final (its money is back in available); the
+    user withdraws again, under a new number.
+    """
+    withdrawal = db.session.get(Withdrawal, withdrawal_id)
+    if withdrawal is None:
+        raise NotFound("No such withdrawal.", code="withdrawal_not_found")
+    if withdrawal.status in IN_FLIGHT:
+        _next_step(withdrawal.status)(withdrawal_id, operator_id=operator_id)
+    return withdrawal_detail(withdrawal_id=withdrawal_id)
