@@ -22,7 +22,7 @@ from app.core import clock
 from app.core.config import database_uri
 from app.core.redis import claim_numbered_db, release_numbered_db
 from app.core.db import db
-from tests.helpers import ApiClient, login
+from tests.helpers import ApiClient
 
 HERE = Path(__file__).resolve().parent
 

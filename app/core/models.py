@@ -1,7 +1,7 @@
 """Tables that belong to the platform rather than to one domain."""
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import IdPk, db

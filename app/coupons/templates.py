@@ -15,7 +15,7 @@ from app.catalog import service as catalog
 from app.core.access import Actor
 from app.core.clock import now_utc
 from app.core.db import db
-from app.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
+from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.coupons import drain, gate
 from app.groups import service as groups

@@ -1,5 +1,4 @@
 """Posts and schedules, previews, delivery logs, sandbox-channel messages, figures and operator retries."""
-from flask import g
 from flask_smorest import Blueprint
 
 from app.core import access
