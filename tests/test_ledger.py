@@ -181,3 +181,32 @@ def test_operator_adjustments(api, setup):
     assert api.as_user("mom").post("/api/v1/admin/adjustments", json=body,
                                    headers={"Idempotency-Key": "adj-6"}).status_code == 403
     _clean()
+
+
+def test_scheduled_verification_reports_a_drifted_cached_balance(app, api, setup, caplog, monkeypatch):
+    from app.ledger import verification
+
+    monkeypatch.setattr(verification.log, "disabled", False)  # the migrations' logging config disables loggers
+    s = setup
+    operator = api.as_user("op", roles=("operator",))
+    assert operator.get("/api/v1/admin/ledger/verification").get_json() == {
+        "checked_at": None, "unbalanced_journals": 0, "drifted_accounts": 0, "runs": 0, "runs_with_problems": 0}
+    _order(s)
+    job = next(job for job in app.extensions["scheduled_jobs"] if job.id == "ledger-verify")
+    assert job.trigger_args == {"minutes": 10}
+    with caplog.at_level("ERROR"):
+        job.func()  # the queue runs inline in tests
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    # the cache moves without its lines, as a buggy write would
+    db.session.execute(text("UPDATE ledger_accounts SET balance_fen = balance_fen + 7 WHERE code = :code"),
+                       {"code": f"user:{s['sharer']}:pending"})
+    db.session.commit()
+    with caplog.at_level("ERROR"):
+        job.func()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [f"ledger: 1 cached balance(s) differ from their lines: user:{s['sharer']}:pending cached 507 fen, "
+                      "lines 500 fen"]
+    assert operator.get("/api/v1/admin/ledger/verification").get_json() == {
+        "checked_at": T0.isoformat(), "unbalanced_journals": 0, "drifted_accounts": 1, "runs": 2,
+        "runs_with_problems": 1}
+    assert api.as_user("mom").get("/api/v1/admin/ledger/verification").status_code == 403
