@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from app.affiliate import service as affiliate
 from app.core.db import db
@@ -131,22 +131,31 @@ def test_unbalanced_journal_is_refused():
         ledger.post_journals([JournalDraft(key="bad", kind="adjustment", lines=[LineDraft(None, "adjustments", 5)])])
 
 
-def test_database_refuses_to_change_ledger_lines(setup):
+REFUSED = ["UPDATE ledger_lines SET amount_fen = amount_fen + 1", "DELETE FROM ledger_lines", "TRUNCATE ledger_lines",
+           "UPDATE ledger_journals SET reason = 'x'", "DELETE FROM ledger_journals", "TRUNCATE ledger_journals CASCADE",
+           "TRUNCATE ledger_accounts CASCADE", "TRUNCATE orders CASCADE"]
+
+
+# Committing: the suite's cleanup between committing tests switches the triggers off and must leave them on.
+@pytest.mark.parametrize("isolation_mode", ["rolled_back", pytest.param("committing", marks=pytest.mark.commits)])
+def test_database_refuses_to_change_ledger_lines(setup, isolation_mode):
     s = setup
     _order(s)
     if db.engine.dialect.name != "postgresql":
-        pytest.skip("the append-only trigger is PostgreSQL's")
+        pytest.skip("the append-only triggers are PostgreSQL's")
     from sqlalchemy.exc import DBAPIError
 
-    line_id = db.session.scalar(select(LedgerLine.id).limit(1))
-    for statement in ("UPDATE ledger_lines SET amount_fen = amount_fen + 1 WHERE id = :id",
-                      "DELETE FROM ledger_lines WHERE id = :id"):
+    # The setting the first trigger honoured lets nothing through any more.
+    db.session.execute(text("SET LOCAL mmq.ledger_purge = 'on'"))
+    for statement in REFUSED:
         with pytest.raises(DBAPIError, match="append-only"):
             with db.session.begin_nested():
-                db.session.execute(text(statement), {"id": line_id})
-    with pytest.raises(DBAPIError, match="append-only"):
-        with db.session.begin_nested():
-            db.session.execute(text("DELETE FROM ledger_journals"))
+                db.session.execute(text(statement))
+    assert db.session.scalars(text(
+        "SELECT tgenabled FROM pg_trigger WHERE NOT tgisinternal "
+        "AND tgrelid IN ('ledger_lines'::regclass, 'ledger_journals'::regclass)")).all() == ["O"] * 4
+    assert db.session.scalar(select(func.count()).select_from(LedgerLine)) == 5
+    _clean()
 
 
 def test_operator_adjustments(api, setup):
@@ -172,3 +181,32 @@ def test_operator_adjustments(api, setup):
     assert api.as_user("mom").post("/api/v1/admin/adjustments", json=body,
                                    headers={"Idempotency-Key": "adj-6"}).status_code == 403
     _clean()
+
+
+def test_scheduled_verification_reports_a_drifted_cached_balance(app, api, setup, caplog, monkeypatch):
+    from app.ledger import verification
+
+    monkeypatch.setattr(verification.log, "disabled", False)  # the migrations' logging config disables loggers
+    s = setup
+    operator = api.as_user("op", roles=("operator",))
+    assert operator.get("/api/v1/admin/ledger/verification").get_json() == {
+        "checked_at": None, "unbalanced_journals": 0, "drifted_accounts": 0, "runs": 0, "runs_with_problems": 0}
+    _order(s)
+    job = next(job for job in app.extensions["scheduled_jobs"] if job.id == "ledger-verify")
+    assert job.trigger_args == {"minutes": 10}
+    with caplog.at_level("ERROR"):
+        job.func()  # the queue runs inline in tests
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    # the cache moves without its lines, as a buggy write would
+    db.session.execute(text("UPDATE ledger_accounts SET balance_fen = balance_fen + 7 WHERE code = :code"),
+                       {"code": f"user:{s['sharer']}:pending"})
+    db.session.commit()
+    with caplog.at_level("ERROR"):
+        job.func()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [f"ledger: 1 cached balance(s) differ from their lines: user:{s['sharer']}:pending cached 507 fen, "
+                      "lines 500 fen"]
+    assert operator.get("/api/v1/admin/ledger/verification").get_json() == {
+        "checked_at": T0.isoformat(), "unbalanced_journals": 0, "drifted_accounts": 1, "runs": 2,
+        "runs_with_problems": 1}
+    assert api.as_user("mom").get("/api/v1/admin/ledger/verification").status_code == 403

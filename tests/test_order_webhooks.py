@@ -4,11 +4,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
+from app.affiliate import service as affiliate
 from app.core.db import db
+from app.ledger import service as ledger
 from app.ledger.models import LedgerJournal
-from app.orders import webhooks
+from app.orders import service as orders, webhooks
 from app.orders.models import Order, OrderEvent
-from tests.affiliate_helpers import make_product, sign_headers
+from tests.affiliate_helpers import make_product, sign_headers, user_id
 from tests.helpers import assert_error
 
 T0 = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -20,13 +22,14 @@ def secret():
     return webhooks.add_source(name="jd-union").secret
 
 
-def _body(product, *, event_id="e1", version=1, status="paid", refunded=None, external_id="JD1") -> bytes:
+def _body(product, *, event_id="e1", version=1, status="paid", refunded=None, external_id="JD1",
+          tracking_code=None) -> bytes:
     line = {"line_id": "L1", "product_external_id": product.external_id, "quantity": 2, "paid_fen": 5000}
     if refunded is not None:
         line["refunded_fen"] = refunded
     return json.dumps({"event_id": event_id, "order": {
         "external_id": external_id, "status": status, "version": version, "event_at": T0.isoformat(),
-        "buyer_openid": "buyer-openid", "lines": [line]}}).encode()
+        "buyer_openid": "buyer-openid", "tracking_code": tracking_code, "lines": [line]}}).encode()
 
 
 def _count(model) -> int:
@@ -45,18 +48,82 @@ def test_same_webhook_100_times_makes_one_order(client, secret, frozen_clock):
     assert _count(Order) == 1 and _count(LedgerJournal) == 1
 
 
-def test_out_of_order_events(client, secret, frozen_clock):
+@pytest.fixture
+def shared(api, frozen_clock):
+    """A product shared by a sharer (invited by grandma) in a host's group: 5000 fen paid earns 750 commission."""
     frozen_clock(T0)
-    product = make_product()
-    refunded = _body(product, event_id="r", version=3, status="refunded", refunded=1000)
-    assert client.post(URL, data=refunded, headers=sign_headers(secret, refunded)).get_json()["outcome"] == "created"
-    paid = _body(product, event_id="p", version=1)
-    assert client.post(URL, data=paid, headers=sign_headers(secret, paid)).get_json()["outcome"] == "stale"
+    grandma, invite = user_id(api, "grandma")
+    sharer, _ = user_id(api, "sharer", invite_code=invite)
+    host, _ = user_id(api, "host")
+    product = make_product(commission_rate_bp=1500)
+    code = affiliate.create_share_link(sharer_id=sharer, product_id=product.id, host_id=host).code
+    return {"product": product, "code": code, "sharer": sharer, "grandma": grandma, "host": host}
+
+
+def _deliver(client, secret, shared, **event) -> str:
+    body = _body(shared["product"], tracking_code=shared["code"], **event)
+    return client.post(URL, data=body, headers=sign_headers(secret, body)).get_json()["outcome"]
+
+
+def _journals(shared) -> list[tuple]:
+    """(kind, key suffix, {(account, share): fen}) per journal of the one order."""
+    order_id = db.session.scalar(select(Order.id))
+    names = {shared["sharer"]: "sharer", shared["grandma"]: "grandma", shared["host"]: "host", None: "platform"}
+    journals = []
+    for j in ledger.journals_of_order(order_id=order_id):
+        lines = {(f"{names[line['owner_id']]}:{line['kind']}", line["share"]): line["amount_fen"] for line in j["lines"]}
+        assert len(lines) == len(j["lines"])  # no two lines hide behind one key
+        journals.append((j["kind"], j["key"].removeprefix(f"order:{order_id}:"), lines))
+    return journals
+
+
+def _pending(shared) -> tuple[int, int, int]:
+    return tuple(ledger.balances(owner_id=shared[who])["pending"] for who in ("sharer", "grandma", "host"))
+
+
+# What 5000 fen paid posts: the seller's 750 (15%) split 250 / 50 / 50 to level-1, level-2 and host, 400 to the platform.
+PAID = ("order_paid", "paid", {("platform:commission_receivable", "seller"): -750, ("sharer:pending", "level1"): 250,
+                               ("grandma:pending", "level2"): 50, ("host:pending", "host"): 50,
+                               ("platform:platform_revenue", "platform"): 400})
+
+
+def test_out_of_order_events(client, secret, shared):
+    assert _deliver(client, secret, shared, event_id="r", version=3, status="refunded", refunded=1000) == "created"
+    # The order is born refunded: its paid journal and, at once, the reversal of 1000/5000 of every share.
+    refund = ("refund", "refund:3", {("sharer:pending", "level1"): -50, ("grandma:pending", "level2"): -10,
+                                     ("host:pending", "host"): -10, ("platform:platform_revenue", "platform"): -80,
+                                     ("platform:commission_receivable", "seller"): 150})
+    assert _journals(shared) == [PAID, refund]
+    assert _pending(shared) == (200, 40, 40)
+    assert _deliver(client, secret, shared, event_id="p", version=1) == "stale"
     order = db.session.scalar(select(Order))
     assert (order.status, order.version, order.refunded_fen) == ("refunded", 3, 1000)
-    completed = _body(product, event_id="c", version=2, status="completed")
-    assert client.post(URL, data=completed, headers=sign_headers(secret, completed)).get_json()["outcome"] == "stale"
+    assert _deliver(client, secret, shared, event_id="c", version=2, status="completed") == "stale"
     assert db.session.scalar(select(func.count()).select_from(OrderEvent).where(OrderEvent.applied.is_(False))) == 2
+    assert _journals(shared) == [PAID, refund] and _pending(shared) == (200, 40, 40)
+    assert ledger.derived_balance(owner_id=None, kind="platform_revenue") == 320
+    assert ledger.derived_balance(owner_id=None, kind="commission_receivable") == -600
+    assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}
+
+
+def test_completion_before_payment_then_a_partial_refund_then_the_late_payment(client, secret, shared, frozen_clock):
+    assert _deliver(client, secret, shared, event_id="c", version=2, status="completed") == "created"
+    assert _journals(shared) == [PAID] and _pending(shared) == (250, 50, 50)
+    assert _deliver(client, secret, shared, event_id="r", version=3, status="refunded", refunded=2500) == "applied"
+    assert _deliver(client, secret, shared, event_id="p", version=1) == "stale"
+    refund = ("refund", "refund:3", {("sharer:pending", "level1"): -125, ("grandma:pending", "level2"): -25,
+                                     ("host:pending", "host"): -25, ("platform:platform_revenue", "platform"): -200,
+                                     ("platform:commission_receivable", "seller"): 375})
+    assert _journals(shared) == [PAID, refund] and _pending(shared) == (125, 25, 25)
+    # The completion that came first started the holding period: seven days on, what is left settles.
+    frozen_clock(T0 + timedelta(days=7))
+    assert orders.settle_due() == 1
+    settle = ("settlement", "settle", {("sharer:pending", "level1"): -125, ("sharer:available", "level1"): 125,
+                                       ("grandma:pending", "level2"): -25, ("grandma:available", "level2"): 25,
+                                       ("host:pending", "host"): -25, ("host:available", "host"): 25})
+    assert _journals(shared) == [PAID, refund, settle] and _pending(shared) == (0, 0, 0)
+    assert ledger.balances(owner_id=shared["sharer"])["available"] == 125
+    assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}
 
 
 @pytest.mark.parametrize("forgery", ["tampered", "wrong_secret", "old", "future", "missing_signature",

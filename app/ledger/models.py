@@ -35,7 +35,7 @@ class LedgerAccount(db.Model):
 
 
 class LedgerJournal(db.Model):
-    """One business event's postings; its lines sum to zero. `key` makes posting it idempotent."""
+    """One business event's postings; its lines sum to zero. `key` makes posting it idempotent. Append-only too."""
 
     __tablename__ = "ledger_journals"
     __table_args__ = (
@@ -54,7 +54,7 @@ class LedgerJournal(db.Model):
 
 
 class LedgerLine(db.Model):
-    """One signed amount on one account. Append-only: on PostgreSQL a trigger refuses UPDATE and DELETE."""
+    """One signed amount on one account. Append-only: on PostgreSQL triggers refuse UPDATE, DELETE and TRUNCATE."""
 
     __tablename__ = "ledger_lines"
     __table_args__ = (

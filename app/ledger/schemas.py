@@ -38,3 +38,11 @@ class JournalSchema(Schema):
     reason = fields.String(allow_none=True)
     created_at = fields.DateTime()
     lines = fields.List(fields.Nested(JournalLineSchema))
+
+
+class VerificationSchema(Schema):
+    checked_at = fields.DateTime(allow_none=True, metadata={"description": "When the scheduled check last ran."})
+    unbalanced_journals = fields.Integer(metadata={"description": "Journals whose lines did not sum to zero."})
+    drifted_accounts = fields.Integer(metadata={"description": "Accounts whose cached balance differed from their lines."})
+    runs = fields.Integer()
+    runs_with_problems = fields.Integer()
