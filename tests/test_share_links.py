@@ -64,6 +64,7 @@ def test_redirect_counts_once_a_minute_per_visitor_and_persists(api, client):
     first = client.get(f"/s/{code}")
     assert first.status_code == 302 and first.headers["Location"] == "https://union.example/item/9"
     assert "mmq_vid=" in first.headers["Set-Cookie"]
+    assert first.get_data() == b"" and first.headers["Content-Length"] == "0"  # no page nobody sees: one write
     assert client.get(f"/s/{code}").status_code == 302  # same browser (cookie kept): not counted again
     other = client.application.test_client()
     other.get(f"/s/{code}")
