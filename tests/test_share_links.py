@@ -64,6 +64,7 @@ def test_redirect_counts_once_a_minute_per_visitor_and_persists(api, client):
     first = client.get(f"/s/{code}")
     assert first.status_code == 302 and first.headers["Location"] == "https://union.example/item/9"
     assert "mmq_vid=" in first.headers["Set-Cookie"]
+    assert first.get_data() == b"" and first.headers["Content-Length"] == "0"  # no page nobody sees: one write
     assert client.get(f"/s/{code}").status_code == 302  # same browser (cookie kept): not counted again
     other = client.application.test_client()
     other.get(f"/s/{code}")
@@ -101,13 +102,28 @@ def test_entries_left_by_a_crashed_consumer_are_reclaimed(api, monkeypatch):
     assert service.persist_clicks() == 1 and _click_count() == 1
 
 
+def test_persisting_trims_the_stream_but_keeps_what_a_crashed_consumer_still_holds(api, monkeypatch):
+    product = make_product()
+    code = api.as_user("sharer").post("/api/v1/share-links", json={"product_id": product.id}).get_json()["code"]
+    buyers = [api.as_user(f"buyer{n}") for n in range(4)]
+    buyers[0].post("/api/v1/clicks", json={"code": code})
+    redis = get_redis()
+    clicks._ensure_group(redis)
+    redis.xreadgroup(clicks.GROUP, "crashed-worker", {key(clicks.STREAM): ">"}, count=10)  # never acknowledged
+    for buyer in buyers[1:]:
+        buyer.post("/api/v1/clicks", json={"code": code})
+    assert service.persist_clicks() == 3 and _click_count() == 3  # the crashed worker's entry is not idle yet
+    assert redis.xpending(key(clicks.STREAM), clicks.GROUP)["pending"] == 1 and clicks.backlog() >= 1
+    monkeypatch.setattr(clicks, "CLAIM_IDLE_MS", 0)
+    assert service.persist_clicks() == 1 and _click_count() == 4
+    assert clicks.backlog() == 0 and redis.xlen(key(clicks.STREAM)) == 0
+
+
 def test_persist_is_idempotent_when_the_ack_was_lost(api, monkeypatch):
     product = make_product()
     code = api.as_user("sharer").post("/api/v1/share-links", json={"product_id": product.id}).get_json()["code"]
     api.as_user("buyer").post("/api/v1/clicks", json={"code": code})
-    redis = get_redis()
-    monkeypatch.setattr(redis, "xack", lambda *a, **k: 0)
-    monkeypatch.setattr(redis, "xdel", lambda *a, **k: 0)
+    monkeypatch.setattr(clicks, "_acknowledge", lambda *a, **k: None)
     assert service.persist_clicks() == 1
     monkeypatch.undo()
     monkeypatch.setattr(clicks, "CLAIM_IDLE_MS", 0)

@@ -2,7 +2,7 @@
 import re
 import secrets
 
-from flask import g, redirect, request
+from flask import current_app, g, request
 from flask_smorest import Blueprint
 
 from app.affiliate import earnings, service
@@ -71,7 +71,8 @@ def follow_share_link(code: str):
     if new_visitor:
         visitor = secrets.token_urlsafe(12)
     landing = service.follow_share_link(code=code, buyer_id=user.id if user else None, visitor=visitor)
-    response = redirect(landing, code=302)
+    # No "Redirecting..." page: browsers never show it, and without a body gunicorn sends the answer in one write.
+    response = current_app.response_class(status=302, headers={"Location": landing})
     if new_visitor:
         response.set_cookie(VISITOR_COOKIE, visitor, max_age=VISITOR_COOKIE_SECONDS, httponly=True, samesite="Lax")
     return response

@@ -2,7 +2,7 @@
 
 One background thread per process sends whatever piled up since its last call in one Lua call (a group
 commit). The thread is woken only by the first click after a quiet spell; from then on it sends every
-linger time (10 ms by default) whatever came meanwhile, so a busy worker pays no per-click wake-up. The redirect therefore
+linger time (50 ms by default) whatever came meanwhile, so a busy worker pays no per-click wake-up. The redirect therefore
 waits on no network round trip, and under load one Redis call carries dozens of clicks. The script does
 for each click what the synchronous path does (SET NX dedupe key, then XADD to the click stream), so a
 batch retried after a lost reply adds nothing twice within the dedupe minute.

@@ -10,7 +10,8 @@ code in the last minute (a SET NX EX key in the same script). The persist job re
 a consumer group, copies a batch into a temporary table (COPY on PostgreSQL) and inserts the clicks
 with one INSERT … SELECT joined to `share_links` (the stream entry id is unique in `clicks`, so a replay
 inserts nothing twice), records the group engagement of known buyers in the same transaction, and
-acknowledges and deletes the entries only after the commit. Entries a crashed consumer left pending are
+acknowledges the entries only after the commit, trimming the stream up to the oldest entry still pending
+(XTRIM drops whole nodes; XDEL would look up each entry). Entries a crashed consumer left pending are
 claimed again, so nothing is lost on a restart.
 """
 import json
@@ -52,6 +53,27 @@ if redis.call('set', KEYS[2], 1, 'NX', 'EX', ARGV[1]) then
   return {1, link}
 end
 return {0, link}
+"""
+
+# KEYS: the stream. ARGV: the group, then the ids to acknowledge. Then trims every entry the group has
+# delivered and nobody holds: those before the oldest pending one, or else up to the last delivered one.
+_ACK_AND_TRIM = """
+for i = 2, #ARGV, 1000 do
+  redis.call('xack', KEYS[1], ARGV[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+local pending = redis.call('xpending', KEYS[1], ARGV[1])
+if pending[1] > 0 then
+  return redis.call('xtrim', KEYS[1], 'MINID', pending[2])
+end
+for _, group in ipairs(redis.call('xinfo', 'groups', KEYS[1])) do
+  local fields = {}
+  for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+  if fields['name'] == ARGV[1] then
+    local ms, seq = string.match(fields['last-delivered-id'], '^(%d+)-(%d+)$')
+    return redis.call('xtrim', KEYS[1], 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
+  end
+end
+return 0
 """
 
 # The batch being persisted, per database connection; PostgreSQL empties it at every commit.
@@ -228,14 +250,20 @@ def persist(*, batch_size: int = BATCH_SIZE) -> int:
         if any(row[2] is not None for row in rows):
             _record_engagements()
         db.session.commit()
-        ids = [entry_id for entry_id, _ in entries]
-        redis.xack(key(STREAM), GROUP, *ids)
-        redis.xdel(key(STREAM), *ids)
+        _acknowledge(redis, [entry_id for entry_id, _ in entries])
         handled += len(entries)
         if caught_up:
             # Caught up: what arrives meanwhile waits for the next run, in one big batch, instead
             # of being chased in small ones that each pay the fixed cost of a round.
             return handled
+
+
+def _acknowledge(redis, ids: list[bytes]) -> None:
+    """Acknowledge persisted entries and trim every entry that no consumer still holds off the stream."""
+    script = current_app.extensions.get("click_ack_script")
+    if script is None:
+        script = current_app.extensions["click_ack_script"] = redis.register_script(_ACK_AND_TRIM)
+    script(keys=[key(STREAM)], args=[GROUP, *ids])
 
 
 def backlog() -> int:
