@@ -1,7 +1,7 @@
 """Share-link redirects through gunicorn, against /healthz measured in the same run.
 
 `GET /s/<code>` answers 302 from the worker's own copy of the link and hands the click to the worker's
-write-behind buffer, which counts it in Redis within 10 ms (a Lua script: SET NX dedupe key, XADD to the
+write-behind buffer, which counts it in Redis within 50 ms (a Lua script: SET NX dedupe key, XADD to the
 click stream; one call per batch). A worker's first click on a link makes that round trip itself. wrk
 sends no cookies, so every request is a new visitor and every request is a click. The scheduler persists
 the stream in batches while the load runs; afterwards the backlog is drained and the clicks in
