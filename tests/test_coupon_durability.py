@@ -9,6 +9,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
+from app.core.config import check_production_safety, load_config
 from app.coupons import claims, gate
 from app.coupons.models import CouponTemplate, UserCoupon
 from app.core.db import db
@@ -146,3 +147,11 @@ def test_a_block_of_coupon_ids_enters_the_pool_once(app):
         gate.add_ids([9001, 9002, 9003])  # the same call again, as a retry after a lost reply sends it
         gate.add_ids([9004])
         assert gate.ids_left() == before + 4
+
+
+def test_production_verifies_durability_unless_told_otherwise():
+    assert load_config({"ENV": "production", "SECRET_KEY": "s"})["COUPON_GATE_DURABILITY"] == "verify"
+    assert load_config({"ENV": "production", "COUPON_GATE_DURABILITY": "off"})["COUPON_GATE_DURABILITY"] == "off"
+    assert load_config({})["COUPON_GATE_DURABILITY"] == "off"
+    with pytest.raises(RuntimeError, match="COUPON_GATE_DURABILITY"):
+        check_production_safety(load_config({"COUPON_GATE_DURABILITY": "always"}))
