@@ -18,12 +18,12 @@ def operator(api):
     return api.as_user("op", roles=("operator",))
 
 
-def _refused_grant(app, mom, template_id: int) -> dict:
+def _refused_grant(app, mom, template_id: int, key: str | None = None) -> dict:
     """Force a refusal as test_coupon_claims does: a gate that lost count grants the user's first coupon again."""
     assert claim(mom, template_id).status_code == 201
     drain.drain()
     app.extensions["redis"].hdel(gate._gate(template_id), f"u:{mom.user['id']}")
-    told = claim(mom, template_id)
+    told = claim(mom, template_id, key=key)
     assert told.status_code == 201
     drain.drain()
     return told.get_json()
@@ -44,7 +44,8 @@ def _listed(operator, **query) -> list[dict]:
 def test_list_then_reissue_and_dismiss(app, api, operator):
     template = create_template(operator, stock=5, per_user_limit=2)
     mom, dad = api.as_user("mom"), api.as_user("dad")
-    told_mom = _refused_grant(app, mom, template["id"])
+    told_mom_key = "mom-told-claimed"
+    told_mom = _refused_grant(app, mom, template["id"], key=told_mom_key)
     told_dad = _refused_grant(app, dad, template["id"])
     items = _listed(operator)
     assert [(r["user_id"], r["coupon_id"], r["template_id"]) for r in items] == [
@@ -65,6 +66,10 @@ def test_list_then_reissue_and_dismiss(app, api, operator):
         "reissued", told_mom["id"], operator.user["id"])
     held = _coupons(template["id"], mom.user["id"])
     assert [c.seq for c in held] == [1, 2] and held[1].id == body["user_coupon_id"] and held[1].status == "available"
+    # The re-issued coupon is the one she was told about: her claim's replayed answer names a coupon she holds.
+    assert body["user_coupon_id"] == told_mom["id"]
+    replayed = claim(mom, template["id"], key=told_mom_key)
+    assert (replayed.status_code, replayed.get_json()["id"]) == (201, told_mom["id"])
     assert [c["id"] for c in mom.get("/api/v1/me/coupons").get_json()["items"]].count(body["user_coupon_id"]) == 1
     # Dismiss dad's: he was compensated some other way.
     dismissed = operator.post(f"{REFUSALS}/{items[0]['id']}/resolve",

@@ -76,6 +76,20 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         cursor.close()
 
 
+@event.listens_for(Engine, "savepoint")
+def _sqlite_savepoint_inside_a_transaction(conn, name) -> None:
+    """Open SQLite's transaction before a savepoint, so releasing the savepoint never commits on its own.
+
+    pysqlite begins a transaction only before a data-changing statement, and a SAVEPOINT outside one acts
+    as BEGIN, whose RELEASE commits: a use case whose first write sat in a savepoint would commit that write
+    even when the use case then failed. IMMEDIATE takes the write lock up front (a savepoint is there for a
+    write), waiting under the busy timeout rather than failing later on a snapshot another writer moved.
+    """
+    dbapi_connection = conn.connection.dbapi_connection
+    if type(dbapi_connection).__module__.startswith("sqlite3") and not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
 def is_postgres() -> bool:
     """True when the default engine is PostgreSQL (some invariants use its features)."""
     return db.engine.dialect.name == "postgresql"

@@ -268,8 +268,8 @@ def claim_through_gate(*, template_id: int, user_id: int, request_key: str, shar
     return Claimed(coupon=coupon, template=facts, replayed=outcome == "replay")
 
 
-def _insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origin: Origin,
-                  claim_key: str) -> tuple[UserCoupon | None, str | None]:
+def _insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origin: Origin, claim_key: str,
+                  coupon_id: int | None = None) -> tuple[UserCoupon | None, str | None]:
     """Insert the claim row under its (template, user, seq) key; returns the row or the refusal reason."""
     day, _ = claim_day(at)
     valid_from, valid_until = _validity(template, at)
@@ -285,7 +285,7 @@ def _insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origi
             if today >= template.per_day_limit:
                 return None, "daily_limit_reached"
             day_seq = today + 1
-        coupon = UserCoupon(template_id=template.id, user_id=user_id, seq=held + 1,
+        coupon = UserCoupon(id=coupon_id, template_id=template.id, user_id=user_id, seq=held + 1,
                             claim_day=day if template.per_day_limit else None, day_seq=day_seq,
                             claim_key=claim_key or None, status="available", valid_from=valid_from,
                             valid_until=valid_until, claimed_at=at, origin_share_code=origin.share_code,
@@ -339,9 +339,13 @@ def claim_in_sql(*, template_id: int, user_id: int, request_key: str | None = No
     return coupon
 
 
-def insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origin: Origin, claim_key: str) -> UserCoupon:
+def insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origin: Origin, claim_key: str,
+                 coupon_id: int | None = None) -> UserCoupon:
     """The SQL claim: a row under the unique claim keys and the conditional stock update (no commit; refusals raise)."""
-    coupon, reason = _insert_claim(template, user_id=user_id, at=at, origin=origin, claim_key=claim_key)
+    if coupon_id is not None and db.session.get(UserCoupon, coupon_id) is not None:
+        coupon_id = None  # the id is taken: the row gets a fresh one rather than a refusal
+    coupon, reason = _insert_claim(template, user_id=user_id, at=at, origin=origin, claim_key=claim_key,
+                                   coupon_id=coupon_id)
     if coupon is None:
         raise refusal(reason)
     if not _take_stock(template):

@@ -5,7 +5,9 @@ copied it to the refused stream, where it stays until an operator settles it, ei
 
 - `reissue`: claim the coupon again for that user through the SQL claim path (`claims.insert_claim`): a new
   claim row under the unique claim keys and the conditional stock update, so the database alone decides
-  whether the stock and the limits allow it, and a refusal is the claim's own 409 (nothing changes);
+  whether the stock and the limits allow it, and a refusal is the claim's own 409 (nothing changes). The
+  row takes the coupon id the user was told (the gate's ids are reserved, so it is free unless the refusal
+  was that very id), so the claim's replayed answer names the coupon the user now holds;
 - `dismiss`: settle it without a coupon, for a reason (compensated otherwise, a duplicate grant, …).
 
 The resolution row, unique per refused entry and per grant, commits together with the re-issued claim
@@ -118,7 +120,7 @@ def _settle(entry_id: str, fields: dict[str, str], *, action: str, note: str | N
             coupon = claims.insert_claim(template, user_id=grant.user_id, at=resolution.resolved_at,
                                          origin=claims.Origin(share_code=grant.share_code, sharer_id=grant.sharer_id,
                                                               group_id=grant.group_id, post_id=grant.post_id),
-                                         claim_key=grant.key_digest or "")
+                                         claim_key=grant.key_digest or "", coupon_id=grant.coupon_id)
             resolution.user_coupon_id = coupon.id
         commit()
     except BaseException:
