@@ -33,6 +33,7 @@ def _copy(conn, table: str, columns: list[str], rows) -> None:
 
 
 def _generate(ctx, now: datetime, rng: random.Random) -> list[dict]:
+    from app.catalog.tokens import search_tokens
     from app.core.db import db
 
     with ctx.app.app_context():
@@ -47,9 +48,9 @@ def _generate(ctx, now: datetime, rng: random.Random) -> list[dict]:
                for i in range(1, USERS + 1)))
         _copy(conn, "products", ["id", "source", "external_id", "title", "description", "images", "price_fen",
                                  "commission_rate_bp", "merchant", "is_breastmilk_substitute", "is_active",
-                                 "created_at", "updated_at"],
+                                 "search_tokens", "created_at", "updated_at"],
               ((p0 + i, "union", f"bp{i}", f"商品{i}", "", "[]", rng.randint(500, 50_000), rng.choice([800, 1500, 2000]),
-                "", False, True, now, now) for i in range(1, PRODUCTS + 1)))
+                "", False, True, search_tokens(f"商品{i}", ""), now, now) for i in range(1, PRODUCTS + 1)))
         links = [(l0 + i, f"bl{i:06d}", u0 + rng.randint(1, USERS), p0 + rng.randint(1, PRODUCTS), rng.randint(1, 5000),
                   u0 + rng.randint(1, USERS) if rng.random() < 0.3 else None, now) for i in range(1, LINKS + 1)]
         _copy(conn, "share_links", ["id", "code", "sharer_id", "product_id", "group_id", "host_id", "created_at"], links)
