@@ -17,6 +17,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from app.core.config import PROJECT_ROOT, database_uri
+from bench.cpu import CpuMeter
 from app.core.redis import claim_numbered_db, release_numbered_db
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -41,9 +42,15 @@ class WrkResult:
     p99_ms: float
     socket_errors: int
     non2xx: int
+    cpu_us: dict = field(default_factory=dict)  # CPU µs per request, by role (bench/cpu.py)
 
     def as_dict(self) -> dict:
         return {k: round(v, 2) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+
+    def per_web_core(self) -> float | None:
+        """Requests one core of web workers serves, from their CPU per request."""
+        web = self.cpu_us.get("web")
+        return round(1e6 / web) if web else None
 
 
 def free_port() -> int:
@@ -88,6 +95,8 @@ class BenchContext:
         script.write_text(lua + "\n" + WRK_DONE)
         args = [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{duration}s", f"--timeout={timeout_s}s",
                 "-s", str(script), self.base_url + path]
+        meter = CpuMeter(sessions={p.pid for p in self.processes},
+                         database=urlsplit(self.database_uri).path.lstrip("/") or None).start()
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if stop_when is not None:
             while proc.poll() is None and not stop_when():
@@ -95,6 +104,7 @@ class BenchContext:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
         out, err = proc.communicate()
+        spent = meter.stop()
         if proc.returncode:
             raise subprocess.CalledProcessError(proc.returncode, args, out, err)
         line = next(l for l in out.splitlines() if l.startswith("WRKJSON "))
@@ -102,7 +112,9 @@ class BenchContext:
         seconds = data["duration_us"] / 1e6
         return WrkResult(requests=data["requests"], seconds=seconds, rps=data["requests"] / seconds,
                          p50_ms=data["p50_us"] / 1000, p90_ms=data["p90_us"] / 1000, p99_ms=data["p99_us"] / 1000,
-                         socket_errors=data["socket_errors"], non2xx=data["non2xx"])
+                         socket_errors=data["socket_errors"], non2xx=data["non2xx"],
+                         cpu_us={role: round(seconds / max(data["requests"], 1) * 1e6)
+                                 for role, seconds in sorted(spent.items())})
 
     def spawn(self, args: list[str], *, name: str, env: dict | None = None) -> subprocess.Popen:
         """Start a project process (flask command, gunicorn) with the bench stores."""

@@ -120,7 +120,8 @@ def _sold_out(ctx, tokens: list[str], template_id: int) -> dict:
           and result.rps / ctx.healthz.rps >= TARGET_RATIO)
     return ctx.line("claim_sold_out", result.rps, "refusals/s", ctx.healthz.rps, TARGET_RATIO, ok=ok,
                     p50_ms=result.p50_ms, p99_ms=result.p99_ms, healthz_p99_ms=ctx.healthz.p99_ms,
-                    granted_after=counts["db_rows"], wrk_requests=result.requests, wrk_non2xx=result.non2xx)
+                    granted_after=counts["db_rows"], wrk_requests=result.requests, wrk_non2xx=result.non2xx,
+                    cpu_us_per_request=result.cpu_us, per_web_core=result.per_web_core())
 
 
 def _tokens(ctx) -> list[str]:
@@ -216,7 +217,8 @@ def _drop(ctx, tokens: list[str], *, gate: str, name: str, target: float, health
                     granted_per_s=round(counts["db_rows"] / seconds, 1), p50_ms=result.p50_ms,
                     p99_ms=result.p99_ms, healthz_p99_ms=ctx.healthz.p99_ms,
                     healthz_p99_ms_at_64=healthz_64.p99_ms, p99_ok=p99_ok, counts=counts,
-                    socket_errors=result.socket_errors, wrk_requests=result.requests, wrk_non2xx=result.non2xx)
+                    socket_errors=result.socket_errors, wrk_requests=result.requests, wrk_non2xx=result.non2xx,
+                    cpu_us_per_request=result.cpu_us)
 
 
 def run(ctx) -> list[dict]:

@@ -69,4 +69,5 @@ def run(ctx) -> list[dict]:
     return [ctx.line("click", result.rps, "redirects/s", ctx.healthz.rps, TARGET_RATIO,
                      ok=None if every_click and result.socket_errors == 0 and result.non2xx == 0 else False,
                      p99_ms=result.p99_ms, healthz_p99_ms=ctx.healthz.p99_ms, clicks_persisted=persisted,
-                     clicks_received=received, redirects_answered=redirected, backlog=backlog, errors=result.non2xx + result.socket_errors)]
+                     clicks_received=received, redirects_answered=redirected, backlog=backlog, errors=result.non2xx + result.socket_errors,
+                     cpu_us_per_request=result.cpu_us, per_web_core=result.per_web_core())]

@@ -147,7 +147,8 @@ def run(ctx) -> list[dict]:
         ok = None if result.non2xx == 0 and result.socket_errors == 0 else False
         return ctx.line(name, result.rps, "requests/s", ctx.healthz.rps, TARGET_RATIO, ok=ok, p99_ms=result.p99_ms,
                         p50_ms=result.p50_ms, healthz_p99_ms=ctx.healthz.p99_ms,
-                        non2xx=result.non2xx, socket_errors=result.socket_errors)
+                        non2xx=result.non2xx, socket_errors=result.socket_errors,
+                        cpu_us_per_request=result.cpu_us, per_web_core=result.per_web_core())
 
     lines = [measure("feed_first_page", "/api/v1/member-posts"),
              measure("feed_mix", "/api/v1/member-posts", _cycle_lua(mix)),

@@ -21,4 +21,5 @@ def run(ctx) -> list[dict]:
     result = ctx.wrk("/api/v1/auth/login", duration=10, lua=LUA)
     return [ctx.line("login", result.rps, "logins/s", ctx.healthz.rps, TARGET_RATIO,
                      ok=None if result.non2xx == 0 and result.socket_errors == 0 else False,
-                     p99_ms=result.p99_ms, healthz_p99_ms=ctx.healthz.p99_ms, errors=result.non2xx + result.socket_errors)]
+                     p99_ms=result.p99_ms, healthz_p99_ms=ctx.healthz.p99_ms, errors=result.non2xx + result.socket_errors,
+                     cpu_us_per_request=result.cpu_us, per_web_core=result.per_web_core())]
