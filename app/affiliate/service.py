@@ -9,7 +9,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.affiliate import attribution, clicks, rules
-from app.affiliate.attribution import LineIn as LineIn, OrderIn  # LineIn: other domains build order lines here
+from app.affiliate.attribution import LineIn, OrderIn  # LineIn: other domains build order lines through this service
 from app.affiliate.commission import split
 from app.affiliate.models import Attribution, Click, CommissionRule, PlatformSetting, ShareLink
 from app.catalog import service as catalog
