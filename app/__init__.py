@@ -14,7 +14,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from app.core import access, redis as redis_store
 from app.core.config import check_production_safety, load_config
 from app.core.db import db
-from app.core.http import BoundedIntConverter
+from app.core.http import BoundedIntConverter, is_json_body
 from app.core.errors import ApiError, register_error_handlers
 from app.core.extensions import Api, limiter, migrate
 
@@ -84,6 +84,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
         sandbox = app.extensions.setdefault("wechat_sandbox", create_sandbox_app(app))
         app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/wechat-sandbox": sandbox})
+    from app.coupons.lane import ClaimLane
+
+    app.wsgi_app = ClaimLane(app, app.wsgi_app)
     return app
 
 
@@ -113,14 +116,8 @@ def _require_json_bodies(app: Flask) -> None:
 
     @app.before_request
     def _json_only():
-        if request.method not in BODY_METHODS or not request.content_length or _is_json(request.environ):
+        if request.method not in BODY_METHODS or not request.content_length or is_json_body(request.environ):
             return
         view = app.view_functions.get(request.endpoint) if request.endpoint else None
         if not getattr(view, "_raw_body", False):
             raise ApiError("Send the body as application/json.", status=415, code="unsupported_media_type")
-
-
-def _is_json(environ: dict) -> bool:
-    """`request.is_json` without parsing the header's options (it runs before every body-carrying request)."""
-    mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))

@@ -88,6 +88,8 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         # A flash claim is answered from Redis and lands in the database a moment later: `verify` refuses
         # to answer one unless Redis fsyncs every write first (AOF with appendfsync always).
         "COUPON_GATE_DURABILITY": env.get("COUPON_GATE_DURABILITY") or ("verify" if deployment == "production" else "off"),
+        # Flash claims on gated templates are answered before Flask's request cycle (app/coupons/lane.py).
+        "COUPON_CLAIM_LANE": _bool(env.get("COUPON_CLAIM_LANE"), True),
         "API_TITLE": "Mamaquan API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

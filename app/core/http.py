@@ -18,3 +18,9 @@ def raw_body(view: Callable) -> Callable:
     """Let a view read a non-JSON body (signed webhooks, WeChat Pay XML notifications)."""
     view._raw_body = True
     return view
+
+
+def is_json_body(environ: dict) -> bool:
+    """`request.is_json` from the WSGI environ, without parsing the header's options (every body pays it)."""
+    mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))

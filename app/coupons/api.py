@@ -198,6 +198,11 @@ def claim(args, template_id: int):
         if g.user is None:
             access.confirm_session()
         return _claim_in_sql(args, template_id=template_id)
+    return claimed_response(claimed)
+
+
+def claimed_response(claimed: claims.Claimed):
+    """The 201 answering a claim the gate decided (the claim lane answers with it too)."""
     headers = {"Idempotent-Replayed": "true"} if claimed.replayed else {}
     return current_app.response_class(_claimed_json(claimed), status=201, headers=headers, mimetype="application/json")
 
