@@ -330,3 +330,19 @@ def test_the_sweeper_resends_what_the_pipeline_missed(app, api, operator, client
     assert len(operator.get(search).get_json()["items"]) == 1
     assert service.resend_to_affiliate() == 0
     assert service.push_to_affiliate(order_id=order["id"]) == "up_to_date"
+
+
+def test_a_failed_checkout_right_after_a_flash_claim_can_be_retried_with_its_key(app, api, operator, shop, monkeypatch):
+    """Landing the fresh claim commits on its own; the checkout's Idempotency-Key must not commit with it."""
+    template = create_template(operator)
+    mom = api.as_user("mom")
+    coupon = claim(mom, template["id"]).get_json()  # answered by the gate; its row lands during the checkout
+    from app.wechat.clients import clients
+
+    lines = [{"product_id": shop["toy"].id, "quantity": 1}]
+    with monkeypatch.context() as patched:
+        patched.setattr(clients().pay, "api_key", "a-wrong-key")
+        assert_error(place(mom, lines, key="pay-now", coupon_id=coupon["id"]), 502, "wechat_error")
+    retried = place(mom, lines, key="pay-now", coupon_id=coupon["id"])
+    assert retried.status_code == 201, retried.get_json()
+    assert coupon_status(coupon["id"]) == "reserved"
