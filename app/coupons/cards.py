@@ -28,8 +28,9 @@ CLAIM_PAGE = "pages/coupon/claim"
 def headline(template: CouponTemplate) -> str:
     """The short offer text on a card, in the users' language."""
     if template.kind == "percent":
-        rate = 10000 - template.percent_off_bp
-        fold = f"{rate // 1000}" + (f".{(rate % 1000) // 100}".rstrip(".0") if rate % 1000 else "")
+        # 折 is tenths of the price: exact to the basis point, so a card never promises more than it takes off.
+        whole, rest = divmod(10000 - template.percent_off_bp, 1000)
+        fold = f"{whole}.{rest:03d}".rstrip("0").rstrip(".")
         text = f"{fold}折 最高减{yuan(template.cap_fen)}元"
     elif template.kind == "threshold":
         text = f"满{yuan(template.threshold_fen)}减{yuan(template.amount_off_fen)}"
