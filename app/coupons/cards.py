@@ -61,6 +61,15 @@ def _share_code(*, template_id: int, sharer_id: int, group_id: int | None, post_
     raise Conflict("Could not allocate a share code; try again.", code="share_code_exhausted")
 
 
+def refuse_unadvertisable(template: CouponTemplate) -> None:
+    """422 `breastmilk_substitute_refused` if the coupon's scope names a breast-milk substitute."""
+    named = catalog.products_by_id(product_ids=sorted(rule_of(template).product_ids))
+    banned = sorted(p.id for p in named.values() if p.is_breastmilk_substitute)
+    if banned:
+        raise Invalid("Breast-milk substitutes may not be advertised (Advertising Law art. 20).",
+                      code="breastmilk_substitute_refused", errors={"product_ids": banned})
+
+
 def render(template: CouponTemplate, share: CouponShareCode) -> dict:
     """The card payload (stable keys: group posts store and send it as it is)."""
     state, left = claims.availability([template])[template.id]
@@ -95,11 +104,7 @@ def card_for(*, template_id: int, sharer_id: int, group_id: int | None, post_id:
     if template.status in ("draft", "ended"):
         raise Conflict("Only live coupons can be shared.", code="coupon_not_shareable",
                        errors={"status": template.status})
-    named = catalog.products_by_id(product_ids=sorted(rule_of(template).product_ids))
-    banned = sorted(p.id for p in named.values() if p.is_breastmilk_substitute)
-    if banned:
-        raise Invalid("Breast-milk substitutes may not be advertised (Advertising Law art. 20).",
-                      code="breastmilk_substitute_refused", errors={"product_ids": banned})
+    refuse_unadvertisable(template)
     share = _share_code(template_id=template.id, sharer_id=sharer_id, group_id=group_id, post_id=post_id)
     db.session.commit()
     return render(template, share)
