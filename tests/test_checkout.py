@@ -330,3 +330,48 @@ def test_the_sweeper_resends_what_the_pipeline_missed(app, api, operator, client
     assert len(operator.get(search).get_json()["items"]) == 1
     assert service.resend_to_affiliate() == 0
     assert service.push_to_affiliate(order_id=order["id"]) == "up_to_date"
+
+
+def test_a_failed_checkout_right_after_a_flash_claim_can_be_retried_with_its_key(app, api, operator, shop, monkeypatch):
+    """Landing the fresh claim commits on its own; the checkout's Idempotency-Key must not commit with it."""
+    template = create_template(operator)
+    mom = api.as_user("mom")
+    coupon = claim(mom, template["id"]).get_json()  # answered by the gate; its row lands during the checkout
+    from app.wechat.clients import clients
+
+    lines = [{"product_id": shop["toy"].id, "quantity": 1}]
+    with monkeypatch.context() as patched:
+        patched.setattr(clients().pay, "api_key", "a-wrong-key")
+        assert_error(place(mom, lines, key="pay-now", coupon_id=coupon["id"]), 502, "wechat_error")
+    retried = place(mom, lines, key="pay-now", coupon_id=coupon["id"])
+    assert retried.status_code == 201, retried.get_json()
+    assert coupon_status(coupon["id"]) == "reserved"
+
+
+def test_own_orders_complete_so_their_commission_settles(app, api, operator, client, frozen_clock):
+    """Union orders complete when the merchant says so; ours complete CHECKOUT_COMPLETE_DAYS after payment."""
+    from app.ledger import settlement
+
+    product = make_product(price_fen=10000)
+    sharer = api.as_user("sharer")
+    code = sharer.post("/api/v1/share-links", json={"product_id": product.id}).get_json()["code"]
+    mom = api.as_user("mom")
+    kept = place(mom, [{"product_id": product.id, "quantity": 2}], share_code=code).get_json()["order"]
+    returned = place(mom, [{"product_id": product.id, "quantity": 1}], share_code=code).get_json()["order"]
+    pay(app, client, kept["out_trade_no"])
+    pay(app, client, returned["out_trade_no"])
+    operator.post(f"/api/v1/admin/checkout-orders/{kept['id']}/refunds", json={"amount_fen": 5000},
+                  headers={"Idempotency-Key": "part"})
+    operator.post(f"/api/v1/admin/checkout-orders/{returned['id']}/refunds", json={}, headers={"Idempotency-Key": "all"})
+    paid_at = now_utc()
+    frozen_clock(paid_at + timedelta(days=9))
+    assert service.complete_paid_orders() == 0
+    frozen_clock(paid_at + timedelta(days=10, minutes=1))
+    assert service.complete_paid_orders() == 1  # the fully refunded order has nothing left to complete
+    assert service.complete_paid_orders() == 0
+    search = operator.get(f"/api/v1/admin/orders?source=own&external_id={kept['out_trade_no']}").get_json()["items"]
+    assert search[0]["status"] == "completed"
+    frozen_clock(paid_at + timedelta(days=17, minutes=2))
+    settlement.settle()
+    assert sharer.get("/api/v1/me/earnings").get_json()["balances"] == {
+        "pending": 0, "available": 750, "withdrawing": 0, "withdrawn": 0}  # 5% of the 150 yuan kept

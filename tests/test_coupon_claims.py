@@ -192,6 +192,19 @@ def test_cards_only_for_live_coupons(api, operator):
     assert_error(api.get("/api/v1/coupon-cards/NOPE"), 404, "share_code_not_found")
 
 
+def test_no_card_advertises_a_breastmilk_substitute(api, operator):
+    """A coupon naming infant formula in its scope cannot be carried into groups (Advertising Law art. 20)."""
+    formula = make_product(price_fen=20000)
+    formula.is_breastmilk_substitute = True
+    db.session.commit()
+    toy = make_product(price_fen=5000)
+    for_formula = create_template(operator, scope="products", product_ids=[toy.id, formula.id])
+    sharer = api.as_user("sharer")
+    assert_error(sharer.post(f"/api/v1/coupons/{for_formula['id']}/cards", json={}), 422, "breastmilk_substitute_refused")
+    excluding = create_template(operator, excluded_product_ids=[formula.id])
+    assert sharer.post(f"/api/v1/coupons/{excluding['id']}/cards", json={}).status_code == 200
+
+
 def test_a_lost_gate_is_rebuilt_from_the_database(app, api, operator):
     template = create_template(operator, stock=3)
     assert claim(api.as_user("a"), template["id"]).status_code == 201

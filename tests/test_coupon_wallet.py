@@ -103,3 +103,22 @@ def test_demo_coupons_are_live_and_seeding_twice_adds_nothing(api):
     items = api.as_user("mom").get("/api/v1/coupons").get_json()["items"]
     assert sorted(i["name"] for i in items) == sorted(spec["name"] for spec in demo.DEMO)
     assert {i["state"] for i in items} == {"claimable"}
+
+
+def test_best_coupon_only_for_products_our_checkout_sells(api, operator):
+    """Coupons are spent in the own checkout: a union product or one off sale gets no coupon offered."""
+    union = make_product(price_fen=20000, source="union")
+    off_sale = make_product(price_fen=20000, active=False)
+    mom = api.as_user("mom")
+    assert claim(mom, create_template(operator, amount_off_fen=1000)["id"]).status_code == 201
+    best = mom.get(f"/api/v1/me/coupons/best?product_id={union.id}").get_json()
+    assert best == {"coupon": None, "subtotal_fen": 20000, "discount_fen": 0, "payable_fen": 20000}
+    assert_error(mom.get(f"/api/v1/me/coupons/best?product_id={off_sale.id}"), 404, "product_not_found")
+
+
+def test_percent_headlines_never_overstate_the_discount(api, operator):
+    """12.5% off is 8.75折, not 8.7折; 0.01% off is 9.999折, not 9.9折; 99.99% off is 0.001折, not 0折."""
+    mom = api.as_user("mom")
+    for bp, fold in ((1250, "8.75折"), (1, "9.999折"), (9999, "0.001折"), (2000, "8折"), (1500, "8.5折")):
+        template = create_template(operator, kind="percent", percent_off_bp=bp, cap_fen=1000)
+        assert mom.get(f"/api/v1/coupons/{template['id']}").get_json()["headline"] == f"{fold} 最高减10.00元"

@@ -417,6 +417,20 @@ def test_coupon_drop_carries_the_hosts_share_code(host, frozen_clock, api):
     assert (share.group_id, share.post_id, share.sharer_id) == (gid, created["id"], host.user["id"])
 
 
+def test_a_coupon_drop_for_a_breastmilk_substitute_is_refused_when_scheduled(host, api):
+    from tests.coupon_factories import create_template, make_product
+
+    gid = group(host)
+    operator = api.as_user("op", roles=("operator",))
+    formula = make_product(price_fen=20000)
+    formula.is_breastmilk_substitute = True
+    db.session.commit()
+    coupon = create_template(operator, scope="products", product_ids=[formula.id])
+    drop = operator.post("/api/v1/posts", json={"kind": "coupon_drop", "content": {"template_id": coupon["id"]},
+                                                "targets": {"group_ids": [gid]}, "schedule": {"kind": "once", "at": "2026-11-22T20:05"}})
+    assert_error(drop, 422, "breastmilk_substitute_refused")
+
+
 def test_customer_group_mass_message_confirmed_by_host(host, frozen_clock, app, client):
     creds = {"corp_id": app.config["WECOM_CORP_ID"], "sender": "zhangsan", "chat_id": "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"}
     gid = group(host, "客户群", channel="wecom_customer_group", credentials=creds)

@@ -2,9 +2,9 @@ import pytest
 import requests
 
 from app import create_app
-from app.core.config import load_config
+from app.core.config import check_production_safety, load_config
 from app.wechat import service as wechat
-from app.wechat.clients import clients
+from app.wechat.clients import Clients, clients
 from tests.helpers import assert_error
 
 
@@ -73,3 +73,26 @@ def test_an_expired_access_token_is_refreshed(app):
     for key in get_redis().scan_iter("mmq:sandbox:mp:token:*"):
         get_redis().delete(key)  # WeChat forgets the token: 40001, and wechatpy fetches a new one
     assert wechat.miniprogram_code_png(scene="AAAA") == first
+
+
+def test_production_needs_the_merchant_key_and_certificate():
+    """Refunds (secapi/pay/refund) and transfers need WeChat Pay's client certificate; notifications need our key."""
+    real = {"ENV": "production", "SECRET_KEY": "s", "DATA_ENCRYPTION_KEY": "d"}
+    for missing in ("WECHAT_PAY_API_KEY", "WECHAT_PAY_CERT_FILE", "WECHAT_PAY_KEY_FILE"):
+        given = {"WECHAT_PAY_API_KEY": "k" * 32, "WECHAT_PAY_CERT_FILE": "/etc/mmq/apiclient_cert.pem",
+                 "WECHAT_PAY_KEY_FILE": "/etc/mmq/apiclient_key.pem"}
+        del given[missing]
+        with pytest.raises(RuntimeError, match=missing):
+            check_production_safety(load_config(real | given))
+
+
+def test_the_pay_client_presents_the_merchant_certificate(app):
+    with app.app_context():
+        config = {"WECHAT_PAY_CERT_FILE": "/etc/mmq/apiclient_cert.pem", "WECHAT_PAY_KEY_FILE": "/etc/mmq/apiclient_key.pem"}
+        previous = {name: app.config.get(name) for name in config}
+        app.config.update(config)
+        try:
+            pay = Clients(app).pay
+        finally:
+            app.config.update(previous)
+        assert (pay.mch_cert, pay.mch_key) == ("/etc/mmq/apiclient_cert.pem", "/etc/mmq/apiclient_key.pem")

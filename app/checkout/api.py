@@ -15,7 +15,7 @@ WECHAT_ACK = "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![
 def _order_out(order, lines=None) -> dict:
     out = {name: getattr(order, name) for name in ("id", "out_trade_no", "status", "subtotal_fen", "discount_fen",
                                                    "payable_fen", "refunded_fen", "coupon_id", "share_code",
-                                                   "expires_at", "paid_at", "created_at")}
+                                                   "expires_at", "paid_at", "completed_at", "created_at")}
     out["lines"] = lines if lines is not None else service.order_lines(order_id=order.id)
     return out
 

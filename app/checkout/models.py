@@ -38,6 +38,9 @@ class CheckoutOrder(db.Model):
     affiliate_version: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[datetime]
     paid_at: Mapped[datetime | None]
+    # When the order counts as received (CHECKOUT_COMPLETE_DAYS after payment, unless wholly refunded):
+    # the affiliate pipeline's holding period, and so settlement of its commission, starts here.
+    completed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

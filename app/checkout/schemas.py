@@ -39,6 +39,7 @@ class OrderSchema(Schema):
     share_code = fields.String(allow_none=True)
     expires_at = fields.DateTime()
     paid_at = fields.DateTime(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True, metadata={"description": "When the order counted as received."})
     created_at = fields.DateTime()
     lines = fields.List(fields.Nested(OrderLineSchema))
 

@@ -9,6 +9,9 @@
   have happened), then closes the WeChat order so it can no longer be paid, then releases the coupon.
 - Refunds go through WeChat's refund API with an out_refund_no derived from the order, so a retry never
   refunds twice. The coupon comes back only when the whole order is refunded and it is still valid.
+- A paid order completes CHECKOUT_COMPLETE_DAYS (10) after payment (a job), as a union order completes
+  when its merchant reports receipt; a wholly refunded order never does. Completion starts the affiliate
+  pipeline's holding period, after which the order's commission settles.
 - Paid orders enter the affiliate pipeline (attribution, commission ledger) through
   `app.orders.service.ingest_order`, as source "own" keyed by out_trade_no, from a queued job after the
   payment or refund committed. Each payment and refund moves the order's version; the job sends the whole
@@ -53,6 +56,10 @@ class PlacedOrder:
 
 def _payment_minutes() -> int:
     return int(current_app.config.get("CHECKOUT_PAYMENT_MINUTES", 15))
+
+
+def _complete_days() -> int:
+    return int(current_app.config.get("CHECKOUT_COMPLETE_DAYS", 10))
 
 
 def _notify_url() -> str:
@@ -297,6 +304,29 @@ def list_refunds(*, order_id: int) -> list[CheckoutRefund]:
 
 
 
+# -- completion -------------------------------------------------------------------------------------------
+
+def complete_paid_orders(*, limit: int = 500) -> int:
+    """Complete orders paid CHECKOUT_COMPLETE_DAYS ago and not wholly refunded (a scheduled job; idempotent)."""
+    at = now_utc()
+    due = db.session.scalars(select(CheckoutOrder.id).where(
+        CheckoutOrder.status.in_(("paid", "partially_refunded")), CheckoutOrder.completed_at.is_(None),
+        CheckoutOrder.paid_at <= at - timedelta(days=_complete_days())).order_by(CheckoutOrder.id).limit(limit)).all()
+    completed = []
+    for order_id in due:
+        moved = db.session.execute(
+            update(CheckoutOrder).where(CheckoutOrder.id == order_id, CheckoutOrder.completed_at.is_(None),
+                                        CheckoutOrder.status.in_(("paid", "partially_refunded")))
+            .values(completed_at=at, updated_at=at, version=CheckoutOrder.version + 1)
+            .execution_options(synchronize_session=False)).rowcount
+        if moved:
+            completed.append(order_id)
+    db.session.commit()
+    for order_id in completed:
+        _queue_for_affiliate(order_id=order_id)
+    return len(completed)
+
+
 # -- the affiliate pipeline -------------------------------------------------------------------------------
 
 def _queue_for_affiliate(*, order_id: int) -> None:
@@ -312,14 +342,14 @@ def push_to_affiliate(*, order_id: int) -> str:
     if order is None or order.version == 0 or order.version <= order.affiliate_version:
         return "up_to_date"
     refunds = list_refunds(order_id=order.id)
-    event_at = refunds[-1].created_at if refunds else order.paid_at
+    event_at = max(at for at in (order.paid_at, order.completed_at, refunds[-1].created_at if refunds else None) if at)
     lines = [{"line_id": str(line.id), "product_id": line.product_id, "quantity": line.quantity,
               "paid_fen": line.paid_fen, "refunded_fen": line.refunded_fen} for line in order_lines(order_id=order.id)]
     version = order.version
-    result = orders.ingest_order(source="own", external_id=order.out_trade_no,
-                                 status="refunded" if order.status == "refunded" else "paid", version=version,
+    status = "refunded" if order.status == "refunded" else "completed" if order.completed_at else "paid"
+    result = orders.ingest_order(source="own", external_id=order.out_trade_no, status=status, version=version,
                                  event_at=event_at, lines=lines, buyer_id=order.user_id, tracking_code=order.share_code,
-                                 paid_at=order.paid_at)
+                                 paid_at=order.paid_at, completed_at=order.completed_at)
     db.session.execute(update(CheckoutOrder).where(CheckoutOrder.id == order_id, CheckoutOrder.affiliate_version < version)
                        .values(affiliate_version=version).execution_options(synchronize_session=False))
     db.session.commit()

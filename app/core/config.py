@@ -58,7 +58,11 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         "WECOM_SECRET": env.get("WECOM_SECRET", "sandbox-wecom-secret"),
         "WECOM_API_BASE": env.get("WECOM_API_BASE") or (default_base and default_base + "cgi-bin/") or "https://qyapi.weixin.qq.com/cgi-bin/",
         "WECHAT_PAY_MCH_ID": env.get("WECHAT_PAY_MCH_ID", "1900000001"),
-        "WECHAT_PAY_API_KEY": env.get("WECHAT_PAY_API_KEY", "sandbox-pay-api-key-32-characters!"),
+        # Signs our calls and verifies WeChat Pay's notifications: a known default would let anyone forge one.
+        "WECHAT_PAY_API_KEY": env.get("WECHAT_PAY_API_KEY") or ("" if deployment == "production" else "sandbox-pay-api-key-32-characters!"),
+        # The merchant API certificate and key (PEM files): WeChat Pay refuses refunds and transfers without them.
+        "WECHAT_PAY_CERT_FILE": env.get("WECHAT_PAY_CERT_FILE") or None,
+        "WECHAT_PAY_KEY_FILE": env.get("WECHAT_PAY_KEY_FILE") or None,
         "WECHAT_PAY_API_BASE": env.get("WECHAT_PAY_API_BASE") or default_base or "https://api.mch.weixin.qq.com/",
         "WECHAT_TIMEOUT_SECONDS": float(env.get("WECHAT_TIMEOUT_SECONDS", 5)),
         "MINIPROGRAM_HOME_PAGE": env.get("MINIPROGRAM_HOME_PAGE", "pages/index/index"),
@@ -115,3 +119,6 @@ def check_production_safety(config: Mapping[str, Any]) -> None:
         raise RuntimeError("SECRET_KEY must be set when ENV=production")
     if not config["DATA_ENCRYPTION_KEY"]:
         raise RuntimeError("DATA_ENCRYPTION_KEY must be set when ENV=production")
+    for name in ("WECHAT_PAY_API_KEY", "WECHAT_PAY_CERT_FILE", "WECHAT_PAY_KEY_FILE"):
+        if not config[name]:
+            raise RuntimeError(f"{name} must be set when ENV=production")

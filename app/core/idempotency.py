@@ -14,7 +14,7 @@ from functools import wraps
 from typing import Callable
 
 from flask import Response, current_app, g, request
-from sqlalchemy import delete, select
+from sqlalchemy import delete, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.clock import now_utc
@@ -53,6 +53,16 @@ def _find(owner: str, scope: str, key: str) -> IdempotencyRecord | None:
     return db.session.scalar(select(IdempotencyRecord).filter_by(owner=owner, scope=scope, key=key))
 
 
+def _forget_unanswered(record: IdempotencyRecord) -> None:
+    """Drop the key of a refused request if something inside it committed early (e.g. landing a fresh claim)."""
+    identity = inspect(record).identity if inspect(record).persistent else None
+    if identity is None:
+        return  # the rollback took the record with it
+    db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == identity[0],
+                                                       IdempotencyRecord.response_status.is_(None)))
+    db.session.commit()
+
+
 def idempotent(view: Callable) -> Callable:
     """Require an Idempotency-Key and make the decorated POST safe to retry."""
 
@@ -80,9 +90,11 @@ def idempotent(view: Callable) -> Callable:
                 response = current_app.make_response(view(*args, **kwargs))
             except BaseException:
                 db.session.rollback()
+                _forget_unanswered(record)
                 raise
             if response.status_code >= 300:
                 db.session.rollback()
+                _forget_unanswered(record)
                 return response
             # A service that rolled back and went on has dropped the record: merge puts it back, and the
             # unique index still turns a concurrent duplicate into a rollback of this whole effect.

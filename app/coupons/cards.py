@@ -3,6 +3,7 @@
 A card is a plain JSON object (`type: "coupon"`) with a share code; the code remembers who shared the
 coupon into which group and post, and a claim made through it records that origin. The groups domain
 calls `service.coupon_card(...)` when it schedules a coupon drop and posts the card as it is.
+A coupon whose scope names a breast-milk substitute gets no card: it would advertise the product in groups.
 """
 import secrets
 
@@ -10,13 +11,14 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app.catalog import service as catalog
 from app.core.clock import now_utc
 from app.core.db import db
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict, Invalid, NotFound
 from app.core.money import yuan
 from app.coupons import claims
 from app.coupons.models import CouponShareCode, CouponTemplate
-from app.coupons.templates import get_template
+from app.coupons.templates import get_template, rule_of
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 10
@@ -26,8 +28,9 @@ CLAIM_PAGE = "pages/coupon/claim"
 def headline(template: CouponTemplate) -> str:
     """The short offer text on a card, in the users' language."""
     if template.kind == "percent":
-        rate = 10000 - template.percent_off_bp
-        fold = f"{rate // 1000}" + (f".{(rate % 1000) // 100}".rstrip(".0") if rate % 1000 else "")
+        # 折 is tenths of the price: exact to the basis point, so a card never promises more than it takes off.
+        whole, rest = divmod(10000 - template.percent_off_bp, 1000)
+        fold = f"{whole}.{rest:03d}".rstrip("0").rstrip(".")
         text = f"{fold}折 最高减{yuan(template.cap_fen)}元"
     elif template.kind == "threshold":
         text = f"满{yuan(template.threshold_fen)}减{yuan(template.amount_off_fen)}"
@@ -56,6 +59,15 @@ def _share_code(*, template_id: int, sharer_id: int, group_id: int | None, post_
         except IntegrityError:
             continue
     raise Conflict("Could not allocate a share code; try again.", code="share_code_exhausted")
+
+
+def refuse_unadvertisable(template: CouponTemplate) -> None:
+    """422 `breastmilk_substitute_refused` if the coupon's scope names a breast-milk substitute."""
+    named = catalog.products_by_id(product_ids=sorted(rule_of(template).product_ids))
+    banned = sorted(p.id for p in named.values() if p.is_breastmilk_substitute)
+    if banned:
+        raise Invalid("Breast-milk substitutes may not be advertised (Advertising Law art. 20).",
+                      code="breastmilk_substitute_refused", errors={"product_ids": banned})
 
 
 def render(template: CouponTemplate, share: CouponShareCode) -> dict:
@@ -92,6 +104,7 @@ def card_for(*, template_id: int, sharer_id: int, group_id: int | None, post_id:
     if template.status in ("draft", "ended"):
         raise Conflict("Only live coupons can be shared.", code="coupon_not_shareable",
                        errors={"status": template.status})
+    refuse_unadvertisable(template)
     share = _share_code(template_id=template.id, sharer_id=sharer_id, group_id=group_id, post_id=post_id)
     db.session.commit()
     return render(template, share)

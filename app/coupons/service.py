@@ -110,5 +110,7 @@ def group_claim_count(*, group_id: int, since: datetime | None = None, until: da
 
 
 def droppable_status(*, template_id: int, actor: Actor) -> str:
-    """The status of a coupon the actor may drop into groups (404 unless its issuer or an operator)."""
-    return get_template_for(template_id=template_id, actor=actor).status
+    """A droppable coupon's status (404 unless the actor issued it or operates; 422 if it names a formula product)."""
+    template = get_template_for(template_id=template_id, actor=actor)
+    cards.refuse_unadvertisable(template)
+    return template.status

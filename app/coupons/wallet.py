@@ -63,12 +63,17 @@ def usable_coupons(*, user_id: int) -> list[tuple[UserCoupon, CouponTemplate]]:
 
 
 def best_for_product(*, user_id: int, product_id: int, quantity: int) -> BestCoupon:
-    """The held coupon that takes the most off `quantity` of a product (ties: the one expiring first)."""
-    drain.ensure_landed(user_id=user_id)
-    product = catalog.get_product(product_id=product_id)
+    """The held coupon that takes the most off `quantity` of a product (ties: the one expiring first).
+
+    Coupons are spent only in our own checkout, so a union product is offered none.
+    """
+    product = catalog.get_active_product(product_id=product_id)
     lines = [Line(product_id=product.id, category_id=product.category_id, unit_price_fen=product.price_fen,
                   quantity=quantity)]
     best = BestCoupon(None, None, 0, lines[0].amount_fen, lines[0].amount_fen)
+    if product.source != "own":
+        return best
+    drain.ensure_landed(user_id=user_id)
     for coupon, template in usable_coupons(user_id=user_id):
         priced = quote(lines, rule_of(template))
         if priced.applies and priced.discount_fen > best.discount_fen:

@@ -48,7 +48,8 @@ class Clients:
         self.wecom = WeComApiClient(base_url=config["WECOM_API_BASE"], corp_id=config["WECOM_CORP_ID"],
                                     secret=config["WECOM_SECRET"], session=storage, timeout=timeout)
         self.pay = WeChatPay(appid=config["WECHAT_APPID"], api_key=config["WECHAT_PAY_API_KEY"],
-                             mch_id=config["WECHAT_PAY_MCH_ID"], timeout=timeout)
+                             mch_id=config["WECHAT_PAY_MCH_ID"], mch_cert=config["WECHAT_PAY_CERT_FILE"],
+                             mch_key=config["WECHAT_PAY_KEY_FILE"], timeout=timeout)
         self.pay.API_BASE_URL = config["WECHAT_PAY_API_BASE"]
         self.http_sessions = [self.miniprogram._http, self.wecom._http, self.pay._http]
         if config["WECHAT_SANDBOX"]:
