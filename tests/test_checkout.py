@@ -375,3 +375,78 @@ def test_own_orders_complete_so_their_commission_settles(app, api, operator, cli
     settlement.settle()
     assert sharer.get("/api/v1/me/earnings").get_json()["balances"] == {
         "pending": 0, "available": 750, "withdrawing": 0, "withdrawn": 0}  # 5% of the 150 yuan kept
+
+
+def test_buyers_cancel_unpaid_orders_and_get_their_coupon_back(app, api, operator, shop, client):
+    template = create_template(operator)
+    mom = api.as_user("mom")
+    coupon = claim(mom, template["id"]).get_json()
+    order = place(mom, [{"product_id": shop["toy"].id, "quantity": 1}], coupon_id=coupon["id"]).get_json()["order"]
+    assert coupon_status(coupon["id"]) == "reserved"
+    cancelled = mom.post(f"/api/v1/orders/{order['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.get_json()
+    assert (cancelled.get_json()["order"]["status"], cancelled.get_json()["pay_params"]) == ("cancelled", None)
+    assert coupon_status(coupon["id"]) == "available"
+    # Twice is harmless; the WeChat order is closed, so it can no longer be paid.
+    assert mom.post(f"/api/v1/orders/{order['id']}/cancel").get_json()["order"]["status"] == "cancelled"
+    simulated = client.post("/wechat-sandbox/sandbox/pay/simulate", json={"out_trade_no": order["out_trade_no"]})
+    assert simulated.status_code == 409
+    assert place(mom, [{"product_id": shop["book"].id, "quantity": 1}], coupon_id=coupon["id"]).status_code == 201
+    # The expiry job leaves a cancelled order alone.
+    assert service.expire_unpaid_orders() == {"expired": 0, "paid": 0, "skipped": 0}
+
+
+def test_only_unpaid_own_orders_can_be_cancelled(app, api, operator, shop, client):
+    mom, dad = api.as_user("mom"), api.as_user("dad")
+    order = place(mom, [{"product_id": shop["toy"].id, "quantity": 1}]).get_json()["order"]
+    assert_error(dad.post(f"/api/v1/orders/{order['id']}/cancel"), 404, "order_not_found")
+    assert_error(mom.post("/api/v1/orders/99999999/cancel"), 404, "order_not_found")
+    assert pay(app, client, order["out_trade_no"])[0].status_code == 200
+    assert_error(mom.post(f"/api/v1/orders/{order['id']}/cancel"), 409, "order_already_paid")
+    assert mom.get(f"/api/v1/orders/{order['id']}").get_json()["order"]["status"] == "paid"
+
+
+def test_cancelling_an_order_paid_meanwhile_records_the_payment(app, api, operator, shop):
+    template = create_template(operator)
+    mom = api.as_user("mom")
+    coupon = claim(mom, template["id"]).get_json()
+    order = place(mom, [{"product_id": shop["toy"].id, "quantity": 1}], coupon_id=coupon["id"]).get_json()["order"]
+    pay_sandbox.mark_paid(order["out_trade_no"])  # paid at WeChat; its notification has not come yet
+    assert_error(mom.post(f"/api/v1/orders/{order['id']}/cancel"), 409, "order_already_paid")
+    assert mom.get(f"/api/v1/orders/{order['id']}").get_json()["order"]["status"] == "paid"
+    assert coupon_status(coupon["id"]) == "used"
+    assert db.session.scalar(select(func.count()).select_from(CheckoutPayment)) == 1
+
+
+def test_cancel_waits_for_wechat_when_it_cannot_answer(app, api, shop, monkeypatch):
+    mom = api.as_user("mom")
+    order = place(mom, [{"product_id": shop["toy"].id, "quantity": 1}]).get_json()["order"]
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("WeChat Pay is unreachable")
+
+    from app.wechat.clients import clients
+
+    with app.app_context():
+        monkeypatch.setattr(type(clients().pay.order), "query", unreachable)
+        assert_error(mom.post(f"/api/v1/orders/{order['id']}/cancel"), 502, "wechat_pay_unavailable")
+    monkeypatch.undo()
+    assert mom.get(f"/api/v1/orders/{order['id']}").get_json()["order"]["status"] == "pending_payment"
+
+
+def test_my_orders_newest_first_by_status_a_page_at_a_time(app, api, shop, client):
+    mom, dad = api.as_user("mom"), api.as_user("dad")
+    placed = [place(mom, [{"product_id": shop["toy"].id, "quantity": n}, {"product_id": shop["book"].id, "quantity": 1}])
+              .get_json()["order"] for n in (1, 2, 3)]
+    place(dad, [{"product_id": shop["toy"].id, "quantity": 1}])
+    assert pay(app, client, placed[0]["out_trade_no"])[0].status_code == 200
+    first = mom.get("/api/v1/me/orders", query_string={"limit": 2}).get_json()
+    assert [o["id"] for o in first["items"]] == [placed[2]["id"], placed[1]["id"]]
+    assert [line["quantity"] for line in first["items"][0]["lines"]] == [3, 1]
+    rest = mom.get("/api/v1/me/orders", query_string={"limit": 2, "cursor": first["next_cursor"]}).get_json()
+    assert ([o["id"] for o in rest["items"]], rest["next_cursor"]) == ([placed[0]["id"]], None)
+    paid = mom.get("/api/v1/me/orders", query_string={"status": "paid"}).get_json()["items"]
+    assert [(o["id"], o["status"]) for o in paid] == [(placed[0]["id"], "paid")]
+    assert_error(mom.get("/api/v1/me/orders", query_string={"status": "lost"}), 422, "validation_error")
+    assert_error(mom.get("/api/v1/me/orders", query_string={"cursor": "garbage"}), 422, "invalid_cursor")
+    assert api.get("/api/v1/me/orders").status_code == 401

@@ -2,7 +2,8 @@ from flask import Response, g, request
 from flask_smorest import Blueprint
 
 from app.checkout import service
-from app.checkout.schemas import AdminOrderSchema, PlacedOrderSchema, PlaceOrderSchema, RefundInSchema, RefundSchema
+from app.checkout.schemas import (AdminOrderSchema, MyOrdersArgsSchema, OrderPageSchema, PlacedOrderSchema,
+                                  PlaceOrderSchema, RefundInSchema, RefundSchema)
 from app.core import access
 from app.core.http import raw_body
 from app.core.idempotency import idempotent
@@ -43,6 +44,28 @@ def place_order(args):
 def get_order(order_id: int):
     """One of your orders (with fresh pay parameters while it awaits payment)."""
     return _placed(service.get_order(order_id=order_id, user_id=g.user.id))
+
+
+@blp.route("/orders/<int:order_id>/cancel", methods=["POST"])
+@access.authenticated
+@blp.response(200, PlacedOrderSchema)
+def cancel_order(order_id: int):
+    """Cancel one of your unpaid orders: it can no longer be paid and its coupon is free again (idempotent).
+
+    409 `order_already_paid` if it was paid (meanwhile): ask for a refund instead.
+    """
+    return _placed(service.cancel_order(order_id=order_id, user_id=g.user.id))
+
+
+@blp.route("/me/orders", methods=["GET"])
+@access.authenticated
+@blp.arguments(MyOrdersArgsSchema, location="query")
+@blp.response(200, OrderPageSchema)
+def my_orders(args):
+    """Your own-checkout orders, newest first (pay an unpaid one through GET /orders/<id>)."""
+    page, next_cursor = service.list_orders(user_id=g.user.id, status=args["status"], cursor=args["cursor"],
+                                            limit=args["limit"])
+    return {"items": [_order_out(order, lines) for order, lines in page], "next_cursor": next_cursor}
 
 
 @blp.route("/webhooks/wechatpay", methods=["POST"])

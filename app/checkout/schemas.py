@@ -1,5 +1,7 @@
 from marshmallow import Schema, fields, validate
 
+from app.checkout.models import ORDER_STATUSES
+from app.core.pagination import PageArgsSchema, PageSchema
 from app.coupons.schemas import NO_NUL, fen, ident, text
 
 
@@ -30,7 +32,8 @@ class OrderLineSchema(Schema):
 class OrderSchema(Schema):
     id = fields.Integer()
     out_trade_no = fields.String()
-    status = fields.String(metadata={"description": "pending_payment, paid, partially_refunded, refunded or expired."})
+    status = fields.String(metadata={"description": "pending_payment, paid, partially_refunded, refunded, expired "
+                                                    "or cancelled."})
     subtotal_fen = fields.Integer()
     discount_fen = fields.Integer()
     payable_fen = fields.Integer()
@@ -42,6 +45,15 @@ class OrderSchema(Schema):
     completed_at = fields.DateTime(allow_none=True, metadata={"description": "When the order counted as received."})
     created_at = fields.DateTime()
     lines = fields.List(fields.Nested(OrderLineSchema))
+
+
+class MyOrdersArgsSchema(PageArgsSchema):
+    status = fields.String(load_default=None, validate=validate.OneOf(ORDER_STATUSES),
+                           metadata={"description": "Only orders in this state (default: all)."})
+
+
+class OrderPageSchema(PageSchema):
+    items = fields.List(fields.Nested(OrderSchema))
 
 
 class PayParamsSchema(Schema):

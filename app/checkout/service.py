@@ -5,8 +5,10 @@
 - A payment is applied once: the order moves to paid by one conditional update and the payment row is
   unique per order and per WeChat transaction, so retried notifications change nothing. The amount must
   equal the order's payable amount.
-- Unpaid orders expire after CHECKOUT_PAYMENT_MINUTES (15): the job asks WeChat first (a payment may
-  have happened), then closes the WeChat order so it can no longer be paid, then releases the coupon.
+- Unpaid orders expire after CHECKOUT_PAYMENT_MINUTES (15), or the buyer cancels one sooner: either way
+  WeChat is asked first (a payment may have happened), then the WeChat order is closed so it can no
+  longer be paid, then the coupon is released. A payment that still arrives for such an order (a race
+  WeChat should not allow) is kept, and the coupon taken back if it is still free.
 - Refunds go through WeChat's refund API with an out_refund_no derived from the order, so a retry never
   refunds twice. The coupon comes back only when the whole order is refunded and it is still valid.
 - A paid order completes CHECKOUT_COMPLETE_DAYS (10) after payment (a job), as a union order completes
@@ -33,7 +35,8 @@ from app.catalog import service as catalog
 from app.checkout.models import CheckoutOrder, CheckoutOrderLine, CheckoutPayment, CheckoutRefund
 from app.core.clock import now_utc
 from app.core.db import after_commit, commit, db
-from app.core.errors import ApiError, Conflict, Invalid, NotFound
+from app.core.pagination import keyset_page
+from app.core.errors import ApiError, Conflict, Invalid, NotFound, UpstreamError
 from app.core.queue import enqueue
 from app.coupons import service as coupons
 from app.coupons.pricing import Line, allocate
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_ID = 2**63 - 1
 PAID_STATES = ("paid", "partially_refunded", "refunded")
+CLOSED_UNPAID = ("expired", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,23 @@ def order_lines(*, order_id: int) -> list[CheckoutOrderLine]:
     """The lines of an order, in the order they were placed."""
     return list(db.session.scalars(select(CheckoutOrderLine).where(CheckoutOrderLine.order_id == order_id)
                                    .order_by(CheckoutOrderLine.id)))
+
+
+def list_orders(*, user_id: int, status: str | None, cursor: str | None,
+                limit: int) -> tuple[list[tuple[CheckoutOrder, list[CheckoutOrderLine]]], str | None]:
+    """A buyer's orders with their lines, newest first (optionally of one status), a page at a time."""
+    stmt = select(CheckoutOrder).where(CheckoutOrder.user_id == user_id)
+    if status is not None:
+        stmt = stmt.where(CheckoutOrder.status == status)
+    orders, next_cursor = keyset_page(stmt, columns=[CheckoutOrder.created_at, CheckoutOrder.id], kinds=[datetime, int],
+                                      cursor=cursor, limit=limit, key_of=lambda o: (o.created_at, o.id),
+                                      session=db.session)
+    lines: dict[int, list[CheckoutOrderLine]] = {order.id: [] for order in orders}
+    if orders:
+        for line in db.session.scalars(select(CheckoutOrderLine).where(CheckoutOrderLine.order_id.in_(list(lines)))
+                                       .order_by(CheckoutOrderLine.id)):
+            lines[line.order_id].append(line)
+    return [(order, lines[order.id]) for order in orders], next_cursor
 
 
 def _priceable_lines(requested: list[dict]) -> tuple[list[Line], dict]:
@@ -158,18 +179,19 @@ def _apply_payment(*, order: CheckoutOrder, transaction_id: str, amount_fen: int
                        errors={"expected_fen": order.payable_fen, "paid_fen": amount_fen})
     at = now_utc()
     moved = db.session.execute(
-        update(CheckoutOrder).where(CheckoutOrder.id == order.id, CheckoutOrder.status.in_(("pending_payment", "expired")))
+        update(CheckoutOrder).where(CheckoutOrder.id == order.id,
+                                    CheckoutOrder.status.in_(("pending_payment", *CLOSED_UNPAID)))
         .values(status="paid", paid_at=at, updated_at=at, version=1).execution_options(synchronize_session=False)).rowcount
     if not moved:
         existing = db.session.scalar(select(CheckoutPayment).where(CheckoutPayment.order_id == order.id))
         if existing is not None and existing.transaction_id == transaction_id:
             return "duplicate"
         raise Conflict("This order was already paid by another transaction.", code="order_already_paid")
-    was_expired = order.status == "expired"
+    was_released = order.status in CLOSED_UNPAID
     db.session.add(CheckoutPayment(order_id=order.id, transaction_id=transaction_id, amount_fen=amount_fen,
                                    openid=openid, source=source, payload=payload, created_at=at))
     if order.coupon_id is not None:
-        taken = (coupons.reclaim_coupon(coupon_id=order.coupon_id, order_id=order.id) if was_expired
+        taken = (coupons.reclaim_coupon(coupon_id=order.coupon_id, order_id=order.id) if was_released
                  else coupons.consume_coupon(coupon_id=order.coupon_id, order_id=order.id))
         if not taken:
             # Money arrived for an order whose coupon was freed and spent elsewhere: keep the payment, flag it.
@@ -211,48 +233,66 @@ def expire_unpaid_orders(*, limit: int = 200) -> dict[str, int]:
                                                          CheckoutOrder.expires_at <= now_utc())
                              .order_by(CheckoutOrder.expires_at).limit(limit)).all()
     counts = {"expired": 0, "paid": 0, "skipped": 0}
-    pay = clients().pay
     for order in due:
-        try:
-            state = pay.order.query(out_trade_no=order.out_trade_no)
-        except WeChatPayException as exc:
-            state = {"trade_state": "NOTEXIST"} if exc.errcode == "ORDERNOTEXIST" else None
-        except Exception:
-            state = None
-        if state is None:
-            counts["skipped"] += 1
-            continue
-        if state.get("trade_state") in ("SUCCESS", "REFUND"):
-            try:
-                _apply_payment(order=order, transaction_id=str(state["transaction_id"]),
-                               amount_fen=int(state["total_fee"]), openid=str(state.get("openid", "")), source="query",
-                               payload=dict(state))
-                db.session.commit()
-                _queue_for_affiliate(order_id=order.id)
-                counts["paid"] += 1
-            except ApiError:
-                db.session.rollback()
-                counts["skipped"] += 1
-            continue
-        if state.get("trade_state") != "NOTEXIST":
-            try:
-                pay.order.close(order.out_trade_no)
-            except WeChatPayException as exc:
-                if exc.errcode != "ORDERCLOSED":
-                    counts["skipped"] += 1  # ORDERPAID: the notification is on its way
-                    continue
-            except Exception:
-                counts["skipped"] += 1
-                continue
-        at = now_utc()
-        moved = db.session.execute(
-            update(CheckoutOrder).where(CheckoutOrder.id == order.id, CheckoutOrder.status == "pending_payment")
-            .values(status="expired", updated_at=at).execution_options(synchronize_session=False)).rowcount
-        if moved and order.coupon_id is not None:
-            coupons.release_coupon(coupon_id=order.coupon_id, order_id=order.id)
-        db.session.commit()
-        counts["expired"] += moved
+        outcome = _close_unpaid(order, closed_as="expired")
+        if outcome in counts:
+            counts[outcome] += 1
     return counts
+
+
+def cancel_order(*, order_id: int, user_id: int) -> CheckoutOrder:
+    """The buyer cancels an unpaid order: WeChat's order is closed and the coupon freed at once (idempotent)."""
+    order = get_order(order_id=order_id, user_id=user_id)
+    if order.status == "pending_payment":
+        outcome = _close_unpaid(order, closed_as="cancelled")
+        if outcome == "skipped":
+            raise UpstreamError("WeChat Pay could not confirm the order is unpaid; try again shortly.",
+                                code="wechat_pay_unavailable")
+        db.session.refresh(order)
+    if order.status in PAID_STATES:
+        raise Conflict("The order is paid; ask for a refund instead.", code="order_already_paid",
+                       errors={"status": order.status})
+    return order
+
+
+def _close_unpaid(order: CheckoutOrder, *, closed_as: str) -> str:
+    """Close an unpaid order as `closed_as` after asking WeChat: the outcome, 'paid' or 'skipped' (commits)."""
+    pay = clients().pay
+    try:
+        state = pay.order.query(out_trade_no=order.out_trade_no)
+    except WeChatPayException as exc:
+        state = {"trade_state": "NOTEXIST"} if exc.errcode == "ORDERNOTEXIST" else None
+    except Exception:
+        state = None
+    if state is None:
+        return "skipped"
+    if state.get("trade_state") in ("SUCCESS", "REFUND"):
+        try:
+            _apply_payment(order=order, transaction_id=str(state["transaction_id"]),
+                           amount_fen=int(state["total_fee"]), openid=str(state.get("openid", "")), source="query",
+                           payload=dict(state))
+            db.session.commit()
+        except ApiError:
+            db.session.rollback()
+            return "skipped"
+        _queue_for_affiliate(order_id=order.id)
+        return "paid"
+    if state.get("trade_state") != "NOTEXIST":
+        try:
+            pay.order.close(order.out_trade_no)
+        except WeChatPayException as exc:
+            if exc.errcode != "ORDERCLOSED":
+                return "skipped"  # ORDERPAID: the notification is on its way
+        except Exception:
+            return "skipped"
+    at = now_utc()
+    moved = db.session.execute(
+        update(CheckoutOrder).where(CheckoutOrder.id == order.id, CheckoutOrder.status == "pending_payment")
+        .values(status=closed_as, updated_at=at).execution_options(synchronize_session=False)).rowcount
+    if moved and order.coupon_id is not None:
+        coupons.release_coupon(coupon_id=order.coupon_id, order_id=order.id)
+    db.session.commit()
+    return closed_as if moved else "unchanged"
 
 
 # -- refunds ----------------------------------------------------------------------------------------------
