@@ -219,3 +219,21 @@ def test_csv_statement_with_unknown_columns_is_refused_whole(tmp_path, frozen_cl
     frozen_clock(T0)
     report = importing.import_file(stream=io.StringIO("external_id,colour\nX,red\n"), source="u", fmt="csv")
     assert report.created == 0 and report.errors == [(1, "unknown columns: colour")]
+
+
+def test_a_newer_row_refunding_more_than_was_paid_is_reported_and_its_neighbours_kept(frozen_clock):
+    frozen_clock(T0)
+    product = make_product(price_fen=1000)
+
+    def row(external_id, version, status="paid", **line):
+        return json.dumps({"external_id": external_id, "status": status, "version": version, "event_at": T0.isoformat(),
+                           "lines": [{"line_id": "1", "product_id": product.id, "paid_fen": 1000, **line}]})
+
+    importing.import_file(stream=io.StringIO("\n".join([row("A", 1), row("B", 1)])), source="u")
+    # A's newer row says 3000 was paid and 2000 refunded: on record 1000 was paid, so the row is refused whole.
+    newer = "\n".join([row("A", 2, "refunded", paid_fen=3000, refunded_fen=2000), row("B", 2, "refunded", refunded_fen=400)])
+    report = importing.import_file(stream=io.StringIO(newer), source="u")
+    assert (report.applied, [(n, e["code"]) for n, e in report.errors]) == (1, [(1, "refund_exceeds_paid")])
+    a, b = (db.session.scalar(select(Order).where(Order.external_id == x)) for x in ("A", "B"))
+    assert (a.version, a.refunded_fen, b.version, b.refunded_fen) == (1, 0, 2, 400)
+    assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}

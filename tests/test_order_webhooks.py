@@ -242,3 +242,45 @@ def test_concurrent_duplicates_make_one_order(app, secret, frozen_clock):
         t.join()
     assert outcomes.count("created") == 1 and set(outcomes) == {"created", "duplicate"}, outcomes
     assert _count(Order) == 1 and _count(LedgerJournal) == 1
+
+
+def test_a_refund_above_what_was_paid_on_record_is_refused_and_a_full_one_refunds_the_record(client, secret, shared):
+    assert _deliver(client, secret, shared, event_id="p", version=1) == "created"
+
+    def send(event_id, version, status, line):
+        event = json.loads(_body(shared["product"], event_id=event_id, version=version, status=status,
+                                 tracking_code=shared["code"]))
+        event["order"]["lines"] = [line]
+        body = json.dumps(event).encode()
+        return client.post(URL, data=body, headers=sign_headers(secret, body))
+
+    # The order was paid 5000 on L1; an event claiming 9000 paid and 6000 refunded cannot refund more than 5000.
+    assert_error(send("r", 2, "refunded", {"line_id": "L1", "product_external_id": shared["product"].external_id,
+                                            "paid_fen": 9000, "refunded_fen": 6000}), 422, "refund_exceeds_paid")
+    order = db.session.scalar(select(Order))
+    assert (order.status, order.version, order.refunded_fen) == ("paid", 1, 0)
+    # A refund without amounts (or a cancellation) refunds what was paid on record, whatever the event says was paid.
+    response = send("c", 3, "cancelled", {"line_id": "L1", "product_external_id": shared["product"].external_id,
+                                          "paid_fen": 9000})
+    assert response.status_code == 200 and response.get_json()["outcome"] == "applied"
+    db.session.expire_all()
+    order = db.session.scalar(select(Order))
+    assert (order.status, order.version, order.refunded_fen) == ("cancelled", 3, 5000)
+    assert _pending(shared) == (0, 0, 0)
+    assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}
+
+
+def test_a_cancellation_refunds_every_line_on_record(client, secret, shared):
+    two = json.loads(_body(shared["product"], tracking_code=shared["code"]))
+    line = two["order"]["lines"][0]
+    two["order"]["lines"] = [line, {**line, "line_id": "L2", "paid_fen": 3000}]
+    body = json.dumps(two).encode()
+    assert client.post(URL, data=body, headers=sign_headers(secret, body)).get_json()["outcome"] == "created"
+    # The sender's cancellation lists one line only: the order is cancelled, so both lines are refunded.
+    cancel = json.loads(_body(shared["product"], event_id="c", version=2, status="cancelled", tracking_code=shared["code"]))
+    body = json.dumps(cancel).encode()
+    assert client.post(URL, data=body, headers=sign_headers(secret, body)).get_json()["outcome"] == "applied"
+    order = db.session.scalar(select(Order))
+    assert (order.status, order.paid_fen, order.refunded_fen) == ("cancelled", 8000, 8000)
+    assert _pending(shared) == (0, 0, 0)
+    assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}

@@ -45,9 +45,14 @@ class IngestResult:
     outcome: str  # "created", "applied" or "stale"
 
 
+def refunded_in_full(event: OrderEventIn) -> bool:
+    """A cancelled order, or a refunded one without amounts, is refunded in full."""
+    return event.status == "cancelled" or (event.status == "refunded" and all(l.refunded_fen is None for l in event.lines))
+
+
 def refunds_of(event: OrderEventIn) -> dict[str, int]:
-    """Cumulative refund per line key; a cancelled order, or a refunded one without amounts, is refunded in full."""
-    full = event.status == "cancelled" or (event.status == "refunded" and all(l.refunded_fen is None for l in event.lines))
+    """Cumulative refund per line key (what the event says was paid, when it is refunded in full)."""
+    full = refunded_in_full(event)
     return {l.line_id: l.paid_fen if full else (l.refunded_fen or 0) for l in event.lines}
 
 

@@ -17,7 +17,7 @@ from app.accounts import service as accounts
 from app.affiliate import service as affiliate
 from app.core.clock import now_utc
 from app.core.db import among, db
-from app.core.errors import ApiError, NotFound
+from app.core.errors import ApiError, Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.ledger import service as ledger
 from app.orders import creating, events as order_events, posting
@@ -35,7 +35,11 @@ def _insert_events(rows: list[dict]) -> None:
 
 
 def _apply(order_id: int, event: OrderEventIn) -> bool:
-    """Apply a newer event to an existing order; False when it is stale."""
+    """Apply a newer event to an existing order; False when it is stale.
+
+    Raises Invalid (422 `refund_exceeds_paid`) when the event refunds a line more than was paid on record;
+    the caller's rollback undoes the version already moved.
+    """
     moved = db.session.execute(
         update(Order).where(Order.id == order_id, Order.version < event.version)
         .values(version=event.version, status=event.status, event_at=event.event_at, updated_at=now_utc())
@@ -46,12 +50,20 @@ def _apply(order_id: int, event: OrderEventIn) -> bool:
     if completed is not None:
         db.session.execute(update(Order).where(Order.id == order_id, Order.completed_at.is_(None))
                            .values(completed_at=completed).execution_options(synchronize_session=False))
-    lines = db.session.execute(select(OrderLine.id, OrderLine.line_key, OrderLine.refunded_fen)
+    lines = db.session.execute(select(OrderLine.id, OrderLine.line_key, OrderLine.paid_fen, OrderLine.refunded_fen)
                                .where(OrderLine.order_id == order_id)).all()
-    wanted = order_events.refunds_of(event)
-    before = {line_id: refunded for line_id, _, refunded in lines}
+    if order_events.refunded_in_full(event):
+        # The whole order is refunded: every line on record, by what was paid on record (not what the event says).
+        wanted = {key: paid for _, key, paid, _ in lines}
+    else:
+        wanted = order_events.refunds_of(event)
+        over = sorted(key for _, key, paid, _ in lines if wanted.get(key, 0) > paid)
+        if over:
+            raise Invalid("A refund cannot exceed what was paid.", code="refund_exceeds_paid",
+                          errors={"line_id": over[0]})
+    before = {line_id: refunded for line_id, _, _, refunded in lines}
     # Refunds only grow: an event showing less refunded than already recorded changes nothing.
-    after = {line_id: max(refunded, wanted.get(key, 0)) for line_id, key, refunded in lines}
+    after = {line_id: max(refunded, wanted.get(key, 0)) for line_id, key, _, refunded in lines}
     grown = {line_id: amount for line_id, amount in after.items() if amount > before[line_id]}
     if grown:
         for line_id, amount in grown.items():
