@@ -284,3 +284,18 @@ def test_a_cancellation_refunds_every_line_on_record(client, secret, shared):
     assert (order.status, order.paid_fen, order.refunded_fen) == ("cancelled", 8000, 8000)
     assert _pending(shared) == (0, 0, 0)
     assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}
+
+
+def test_a_refund_reporting_an_earlier_completion_starts_the_holding_period(client, secret, shared, frozen_clock):
+    # The partial refund after completion arrives first and carries the completion; the completion event comes late.
+    event = json.loads(_body(shared["product"], event_id="r", version=3, status="refunded", refunded=1000,
+                             tracking_code=shared["code"]))
+    event["order"]["completed_at"] = (T0 + timedelta(days=1)).isoformat()
+    body = json.dumps(event).encode()
+    assert client.post(URL, data=body, headers=sign_headers(secret, body)).get_json()["outcome"] == "created"
+    assert _deliver(client, secret, shared, event_id="c", version=2, status="completed") == "stale"
+    assert db.session.scalar(select(Order.completed_at)) == T0 + timedelta(days=1)
+    frozen_clock(T0 + timedelta(days=8))
+    assert orders.settle_due() == 1
+    assert (ledger.balances(owner_id=shared["sharer"])["available"], _pending(shared)) == (200, (0, 0, 0))
+    assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}

@@ -57,7 +57,10 @@ def refunds_of(event: OrderEventIn) -> dict[str, int]:
 
 
 def completed_at(event: OrderEventIn) -> datetime | None:
-    return (event.completed_at or event.event_at) if event.status == "completed" else None
+    """When the order was completed: a completed event's time, or the completion a later refund still reports."""
+    if event.status == "completed":
+        return event.completed_at or event.event_at
+    return event.completed_at if event.status == "refunded" else None
 
 
 def catalog_source(order_source: str) -> str:
