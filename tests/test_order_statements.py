@@ -237,3 +237,34 @@ def test_a_newer_row_refunding_more_than_was_paid_is_reported_and_its_neighbours
     a, b = (db.session.scalar(select(Order).where(Order.external_id == x)) for x in ("A", "B"))
     assert (a.version, a.refunded_fen, b.version, b.refunded_fen) == (1, 0, 2, 400)
     assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}
+
+
+def test_an_orders_whole_history_in_one_statement_gives_what_its_webhooks_give(api, client, frozen_clock):
+    frozen_clock(T0 - timedelta(hours=1))
+    product = make_product(price_fen=1000)
+    sharer, _ = user_id(api, "sharer")
+    buyer, _ = user_id(api, "buyer")
+    _click(affiliate.create_share_link(sharer_id=sharer, product_id=product.id).code, buyer, T0 - timedelta(hours=1))
+    frozen_clock(T0 + timedelta(days=8))
+
+    def event(version, status, at, **line):
+        return {"external_id": "H1", "status": status, "version": version, "event_at": at.isoformat(), "buyer_id": buyer,
+                "lines": [{"line_id": "1", "product_id": product.id, "paid_fen": 1000, **line}]}
+
+    # Paid an hour after the click, completed a day later, partly refunded a week after that (the click long gone).
+    history = [event(1, "paid", T0), event(2, "completed", T0 + timedelta(days=1)),
+               event(3, "refunded", T0 + timedelta(days=8), refunded_fen=400)]
+    report = importing.import_file(stream=io.StringIO("\n".join(json.dumps(e) for e in reversed(history))), source="bulk")
+    assert (report.created, report.applied, report.stale, report.errors) == (1, 2, 0, [])
+    secret = webhooks.add_source(name="hook").secret
+    for n, order in enumerate(history):
+        body = json.dumps({"event_id": f"e{n}", "order": order}).encode()
+        assert client.post("/api/v1/webhooks/orders/hook", data=body, headers=sign_headers(secret, body)).status_code == 200
+    assert _outcome("bulk", "H1") == _outcome("hook", "H1")
+    bulk, hook = (db.session.scalar(select(Order).where(Order.source == s)) for s in ("bulk", "hook"))
+    assert (bulk.paid_at, bulk.completed_at) == (hook.paid_at, hook.completed_at) == (T0, T0 + timedelta(days=1))
+    assert {a["rule"] for a in affiliate.attributions_of_order(order_id=bulk.id)} == {"click"}
+    frozen_clock(T0 + timedelta(days=8))
+    assert orders.settle_due() == 2
+    assert ledger.balances(owner_id=sharer)["available"] == 2 * (50 - 20)
+    assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}

@@ -86,28 +86,33 @@ def _ingest(events: list[OrderEventIn], products: dict, set_based: bool) -> list
         ext_ids = [x for s, x in keys if s == source]
         known.update({(source, ext): (oid, version) for oid, ext, version in db.session.execute(
             select(Order.id, Order.external_id, Order.version).where(Order.source == source, among(Order.external_id, ext_ids)))})
-    newest: dict[tuple[str, str], OrderEventIn] = {}
-    for e in events:
+    # A batch is taken in version order, as if its events had arrived one by one in order: a new order is
+    # created from its oldest event (its payment time decides attribution) and the newer ones are applied to
+    # it, so a statement holding an order's whole history gives what that history's webhooks give.
+    in_order = sorted(range(len(events)), key=lambda i: events[i].version)
+    oldest: dict[tuple[str, str], OrderEventIn] = {}
+    for e in (events[i] for i in in_order):
         k = (e.source, e.external_id)
-        if k not in known and (k not in newest or e.version > newest[k].version):
-            newest[k] = e
-    openids = [e.buyer_openid for e in newest.values() if e.buyer_openid and e.buyer_id is None]
-    created = creating.create_orders(list(newest.values()), products, accounts.user_ids_by_openid(openids=openids),
-                                     set_based=set_based) if newest else {}
-    results, new_events, event_rows = [], [], []
-    for e in events:
+        if k not in known and k not in oldest:
+            oldest[k] = e
+    openids = [e.buyer_openid for e in oldest.values() if e.buyer_openid and e.buyer_id is None]
+    created = creating.create_orders(list(oldest.values()), products, accounts.user_ids_by_openid(openids=openids),
+                                     set_based=set_based) if oldest else {}
+    known.update({k: (order_id, oldest[k].version) for k, order_id in created.items()})
+    results: list[IngestResult | None] = [None] * len(events)
+    new_events, event_rows = [], []
+    for index in in_order:
+        e = events[index]
         k = (e.source, e.external_id)
-        if k in created:
-            order_id = created[k]
-            is_snapshot = newest[k] is e
-            results.append(IngestResult(order_id, "created" if is_snapshot else "stale"))
-            (new_events if set_based and is_snapshot else event_rows).append(creating.event_row(order_id, e, is_snapshot))
-            continue
         order_id, version = known[k]
+        if oldest.get(k) is e:
+            results[index] = IngestResult(order_id, "created")
+            (new_events if set_based else event_rows).append(creating.event_row(order_id, e, True))
+            continue
         applied = e.version > version and _apply(order_id, e)
         if applied:
             known[k] = (order_id, e.version)
-        results.append(IngestResult(order_id, "applied" if applied else "stale"))
+        results[index] = IngestResult(order_id, "applied" if applied else "stale")
         # The order's current version was recorded when it was created or applied: a replay of it adds nothing.
         if applied or e.version != version:
             event_rows.append(creating.event_row(order_id, e, applied))
@@ -175,7 +180,8 @@ def ingest_order(*, source: str, external_id: str, status: str, version: int, ev
     - lines: [{"line_id": str, "product_id": int (or "product_external_id": str), "quantity": int,
       "paid_fen": int, "refunded_fen": int (cumulative, optional)}] — the whole order every time.
     - buyer_id (our user id) or buyer_openid; tracking_code: the share code the order carried, if any.
-    - paid_at defaults to event_at; completed_at (for "completed") defaults to event_at.
+    - paid_at defaults to event_at; completed_at (for "completed") defaults to event_at, and a "refunded"
+      event may carry the completion that came before the refund (it starts the holding period).
     Returns IngestResult(order_id, outcome) with outcome "created", "applied" or "stale". Raises Invalid
     (422) for unknown products or buyers and for refunds above the paid amount, committing nothing.
     """
