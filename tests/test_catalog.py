@@ -232,6 +232,17 @@ def test_import_csv(app, tmp_path):
     assert product.images == ["https://a/1.jpg", "https://a/2.jpg"]
 
 
+def test_import_csv_reports_numbers_in_other_scripts_as_bad_rows(app, tmp_path):
+    feed = tmp_path / "feed.csv"
+    # "²" and "٣" are digits to str.isdigit() but not to int(): a bad row, not the end of the import.
+    feed.write_text("external_id,title,price_fen,commission_rate_bp\n"
+                    "d1,奶瓶,\u00b2,1200\nd2,奶嘴,2500,\u0663\nd3,围兜,--5,1200\nd4,湿巾,1000,800\n", encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["catalog", "import", str(feed)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "line 2:" in result.output and "line 3:" in result.output and "line 4:" in result.output
+    assert "created 1, updated 0, rejected 3" in result.output
+
+
 def test_unknown_ids_are_listed_under_their_field(app):
     import pytest
 

@@ -215,6 +215,18 @@ def test_csv_statement_groups_lines_and_reports_bad_rows_by_line(app, tmp_path, 
     assert "created 0, applied 0, stale 2, rejected 5" in again.output
 
 
+def test_csv_numbers_in_other_scripts_are_bad_rows(frozen_clock):
+    frozen_clock(T0)
+    product = make_product(price_fen=1000)
+    at = T0.isoformat()
+    rows = [f"N1,paid,1,{at},,,1,{product.id},,\u00b2,",  # line 2: "²" is a digit to str.isdigit(), not to int()
+            f"N2,paid,\u0663,{at},,,1,{product.id},,1000,",  # line 3: an Arabic-Indic three
+            f"N3,paid,1,{at},,,1,{product.id},,--5,",  # line 4
+            f"N4,paid,1,{at},,,1,{product.id},,1000,"]
+    report = importing.import_file(stream=io.StringIO(CSV_HEADER + "\n".join(rows) + "\n"), source="u", fmt="csv")
+    assert report.created == 1 and [n for n, _ in report.errors] == [2, 3, 4]
+
+
 def test_csv_statement_with_unknown_columns_is_refused_whole(tmp_path, frozen_clock):
     frozen_clock(T0)
     report = importing.import_file(stream=io.StringIO("external_id,colour\nX,red\n"), source="u", fmt="csv")

@@ -127,7 +127,8 @@ def test_completion_before_payment_then_a_partial_refund_then_the_late_payment(c
 
 
 @pytest.mark.parametrize("forgery", ["tampered", "wrong_secret", "old", "future", "missing_signature",
-                                     "missing_timestamp", "unknown_source", "garbage_signature"])
+                                     "missing_timestamp", "unknown_source", "garbage_signature",
+                                     "superscript_timestamp"])
 def test_forged_webhooks_are_refused(client, secret, frozen_clock, forgery):
     frozen_clock(T0)
     product = make_product()
@@ -155,6 +156,9 @@ def test_forged_webhooks_are_refused(client, secret, frozen_clock, forgery):
         url = "/api/v1/webhooks/orders/nobody"
     elif forgery == "garbage_signature":
         headers["X-Mmq-Signature"] = "zz" * 40
+    elif forgery == "superscript_timestamp":
+        headers["X-Mmq-Timestamp"] = "\u00b2"  # a digit to str.isdigit(), not to int()
+        expected = "timestamp_invalid"
     assert_error(client.post(url, data=body, headers=headers), 401, expected)
     assert _count(Order) == 0
 

@@ -8,6 +8,7 @@ reported by its line number; every other order is kept.
 """
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from queue import Full, Queue
 from threading import Event, Thread
@@ -26,6 +27,8 @@ ORDER_FIELDS = ("external_id", "status", "version", "event_at", "paid_at", "comp
                 "buyer_openid", "tracking_code")
 LINE_FIELDS = ("line_id", "product_id", "product_external_id", "quantity", "paid_fen", "refunded_fen")
 INT_FIELDS = {"version", "buyer_id", "product_id", "quantity", "paid_fen", "refunded_fen"}
+# ASCII digits only: str.isdigit() also passes "²", which int() refuses.
+INTEGER = re.compile(r"-?[0-9]+")
 
 
 @dataclass
@@ -186,7 +189,7 @@ def _csv_value(name: str, value: str):
     value = value.strip()
     if value == "":
         return None
-    if name in INT_FIELDS and value.lstrip("-").isdigit():
+    if name in INT_FIELDS and INTEGER.fullmatch(value):
         return int(value)
     return value
 

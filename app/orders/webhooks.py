@@ -44,7 +44,7 @@ def sign(*, secret: str, timestamp: str, body: bytes) -> str:
 def _verify(source: str, timestamp: str | None, signature: str | None, body: bytes) -> None:
     if not timestamp or not signature:
         raise _refused("Sign the request (X-Mmq-Timestamp and X-Mmq-Signature).", "signature_missing")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise _refused("The timestamp is not Unix seconds.", "timestamp_invalid")
     if abs(now_utc().timestamp() - int(timestamp)) > TOLERANCE_SECONDS:
         raise _refused("The timestamp is too far from now.", "timestamp_out_of_tolerance")
