@@ -227,6 +227,16 @@ def test_csv_numbers_in_other_scripts_are_bad_rows(frozen_clock):
     assert report.created == 1 and [n for n, _ in report.errors] == [2, 3, 4]
 
 
+def test_a_row_timed_beyond_any_real_order_is_a_bad_row(frozen_clock):
+    frozen_clock(T0)
+    product = make_product(price_fen=1000)
+    rows = [{"external_id": f"F{n}", "status": "paid", "version": 1, "event_at": at,
+             "lines": [{"line_id": "1", "product_id": product.id, "paid_fen": 1000}]}
+            for n, at in enumerate(("0001-01-01T00:00:00+00:00", T0.isoformat(), "9999-12-31T23:00:00-05:00"))]
+    report = importing.import_file(stream=io.StringIO("\n".join(json.dumps(r) for r in rows)), source="u")
+    assert report.created == 1 and [n for n, _ in report.errors] == [1, 3]
+
+
 def test_csv_statement_with_unknown_columns_is_refused_whole(tmp_path, frozen_clock):
     frozen_clock(T0)
     report = importing.import_file(stream=io.StringIO("external_id,colour\nX,red\n"), source="u", fmt="csv")

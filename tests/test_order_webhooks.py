@@ -186,6 +186,16 @@ def test_invalid_events_are_422_and_write_nothing(client, secret, frozen_clock):
     assert client.post(URL, data=good, headers=sign_headers(secret, good)).get_json()["outcome"] == "created"
 
 
+@pytest.mark.parametrize("far", ["0001-01-01T00:00:00+00:00", "9999-12-31T23:00:00-05:00"])
+def test_event_times_beyond_any_real_order_are_422(client, secret, frozen_clock, far):
+    frozen_clock(T0)
+    event = json.loads(_body(make_product()))
+    event["order"]["event_at"] = far  # a window stepped back from year 1, or year 9999 in UTC, overflows
+    body = json.dumps(event).encode()
+    assert_error(client.post(URL, data=body, headers=sign_headers(secret, body)), 422, "validation_error")
+    assert _count(Order) == 0
+
+
 def test_refund_can_never_exceed_paid_through_the_service(frozen_clock):
     from app.core.errors import Invalid
     from tests.affiliate_helpers import ingest

@@ -1,12 +1,16 @@
 from marshmallow import Schema, fields, validate
 
 from app.affiliate.models import RULE_KINDS
+from app.core.clock import EARLIEST, LATEST
 
 # PostgreSQL text cannot hold NUL characters; refuse them as a validation error, not a 500.
 NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed.")
 
 BP = validate.Range(min=0, max=10000)
 ID = validate.Range(min=1, max=2**53)
+
+# Beyond these, converting to UTC overflows (a 500); no real order, rule or withdrawal is timed there.
+MOMENT = validate.Range(min=EARLIEST, max=LATEST)
 
 
 class RuleCreateSchema(Schema):
@@ -18,8 +22,8 @@ class RuleCreateSchema(Schema):
     level2_bp = fields.Integer(required=True, strict=True, validate=BP)
     host_bp = fields.Integer(required=True, strict=True, validate=BP)
     content_bp = fields.Integer(required=True, strict=True, validate=BP)
-    starts_at = fields.AwareDateTime(load_default=None, allow_none=True)
-    ends_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    starts_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=MOMENT)
+    ends_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=MOMENT)
 
 
 class RuleSchema(RuleCreateSchema):
@@ -29,7 +33,7 @@ class RuleSchema(RuleCreateSchema):
 
 
 class RuleListArgsSchema(Schema):
-    at = fields.AwareDateTime(load_default=None, metadata={"description": "Only rules in force at this time."})
+    at = fields.AwareDateTime(load_default=None, validate=MOMENT, metadata={"description": "Only rules in force at this time."})
 
 
 class RuleListSchema(Schema):
@@ -37,7 +41,7 @@ class RuleListSchema(Schema):
 
 
 class RuleEndSchema(Schema):
-    ends_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    ends_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=MOMENT)
 
 
 class SettingsSchema(Schema):

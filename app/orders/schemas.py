@@ -1,5 +1,6 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.core.clock import EARLIEST, LATEST
 from app.ledger.schemas import JournalSchema
 from app.orders.models import ORDER_STATUSES
 
@@ -7,6 +8,9 @@ from app.orders.models import ORDER_STATUSES
 NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed.")
 
 FEN = validate.Range(min=0, max=10**11)
+
+# Beyond these, converting to UTC overflows (a 500); no real order, rule or withdrawal is timed there.
+MOMENT = validate.Range(min=EARLIEST, max=LATEST)
 
 
 class OrderLineInSchema(Schema):
@@ -30,9 +34,9 @@ class OrderInSchema(Schema):
     external_id = fields.String(required=True, validate=[validate.Length(min=1, max=128), NO_NUL])
     status = fields.String(required=True, validate=validate.OneOf(ORDER_STATUSES))
     version = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=2**62))
-    event_at = fields.AwareDateTime(required=True)
-    paid_at = fields.AwareDateTime(load_default=None, allow_none=True)
-    completed_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    event_at = fields.AwareDateTime(required=True, validate=MOMENT)
+    paid_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=MOMENT)
+    completed_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=MOMENT)
     buyer_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**53))
     buyer_openid = fields.String(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=64), NO_NUL])
     tracking_code = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9]{1,16}$"))
