@@ -237,6 +237,22 @@ def test_a_row_timed_beyond_any_real_order_is_a_bad_row(frozen_clock):
     assert report.created == 1 and [n for n, _ in report.errors] == [1, 3]
 
 
+def test_a_line_not_in_utf8_is_a_bad_row(app, tmp_path, frozen_clock):
+    frozen_clock(T0)
+    product = make_product(price_fen=1000)
+
+    def row(external_id: str) -> bytes:
+        return json.dumps({"external_id": external_id, "status": "paid", "version": 1, "event_at": T0.isoformat(),
+                           "lines": [{"line_id": "1", "product_id": product.id, "paid_fen": 1000}]},
+                          ensure_ascii=False).encode("utf-8")
+
+    statement = tmp_path / "statement.jsonl"
+    statement.write_bytes(b"\n".join([row("U1"), row("订单").decode().encode("gbk"), row("U3")]) + b"\n")
+    result = app.test_cli_runner().invoke(args=["orders", "import", str(statement), "--source", "u"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "line 2:" in result.output and "created 2, applied 0, stale 0, rejected 1" in result.output
+
+
 def test_csv_statement_with_unknown_columns_is_refused_whole(tmp_path, frozen_clock):
     frozen_clock(T0)
     report = importing.import_file(stream=io.StringIO("external_id,colour\nX,red\n"), source="u", fmt="csv")

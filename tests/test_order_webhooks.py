@@ -196,6 +196,13 @@ def test_event_times_beyond_any_real_order_are_422(client, secret, frozen_clock,
     assert _count(Order) == 0
 
 
+def test_text_no_store_can_hold_is_422(client, secret, frozen_clock):
+    frozen_clock(T0)
+    body = _body(make_product(), external_id="JD\ud800")  # a lone surrogate: no database encodes it
+    assert_error(client.post(URL, data=body, headers=sign_headers(secret, body)), 422, "validation_error")
+    assert _count(Order) == 0
+
+
 def test_refund_can_never_exceed_paid_through_the_service(frozen_clock):
     from app.core.errors import Invalid
     from tests.affiliate_helpers import ingest

@@ -29,7 +29,7 @@ def import_command(file: Path, source: str, fmt: str) -> None:
         fmt = "csv" if file.suffix.lower() == ".csv" else "jsonl"
     with file.open("rb") as handle:
         total = sum(1 for line in handle if line.strip()) - (1 if fmt == "csv" else 0)
-    with file.open(encoding="utf-8-sig", newline="" if fmt == "csv" else None) as stream, \
+    with file.open(encoding="utf-8-sig", errors="surrogateescape", newline="" if fmt == "csv" else None) as stream, \
             click.progressbar(length=max(total, 0), label="Importing", file=click.get_text_stream("stderr")) as bar:
         report = importing.import_file(stream=stream, source=source, fmt=fmt, on_row=lambda: bar.update(1))
     for number, problem in report.errors:
