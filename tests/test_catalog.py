@@ -158,6 +158,22 @@ def test_sorts_and_cursor_pagination(api, frozen_clock):
     assert_error(api.get("/api/v1/products", query_string={"sort": "random"}), 422, "validation_error")
 
 
+@pytest.mark.parametrize("sort, values", [
+    ("newest", ["2026-01-01T00:00:00", 1]),  # a naive time
+    ("newest", ["0001-01-01T00:00:00+01:00", 1]),  # before year 1 in UTC
+    ("price_asc", [2**70, 1]),  # past BIGINT
+    ("price_asc", [100, -2**70]),
+])
+def test_a_forged_cursor_is_422_not_500(api, sort, values):
+    import base64
+
+    make_product()
+    forged = base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+    for query in ({}, {"q": "商品"}):
+        assert_error(api.get("/api/v1/products", query_string={"sort": sort, "cursor": forged, **query}),
+                     422, "invalid_cursor")
+
+
 def test_detail_shows_logged_in_sharer_level1_earning(api):
     product = make_product(price_fen=9999, commission_rate_bp=1500)
     anonymous = api.get(f"/api/v1/products/{product.id}").get_json()
