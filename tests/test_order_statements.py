@@ -253,6 +253,19 @@ def test_a_line_not_in_utf8_is_a_bad_row(app, tmp_path, frozen_clock):
     assert "line 2:" in result.output and "created 2, applied 0, stale 0, rejected 1" in result.output
 
 
+@pytest.mark.parametrize("source, code", [("x" * 33, "source_name_invalid"), ("own", "source_reserved")])
+def test_a_statement_from_a_source_no_union_may_have_is_refused_whole(app, tmp_path, frozen_clock, source, code):
+    frozen_clock(T0)
+    product = make_product(price_fen=1000)
+    statement = tmp_path / "statement.jsonl"
+    statement.write_text(json.dumps({"external_id": "S1", "status": "paid", "version": 1, "event_at": T0.isoformat(),
+                                     "lines": [{"line_id": "1", "product_id": product.id, "paid_fen": 1000}]}) + "\n")
+    # Too long for the column (PostgreSQL refused the COPY mid-import); "own" is the checkout's.
+    result = app.test_cli_runner().invoke(args=["orders", "import", str(statement), "--source", source])
+    assert result.exit_code == 1 and code in result.output, (result.output, repr(result.exception))
+    assert _count(Order) == 0
+
+
 def test_csv_statement_with_unknown_columns_is_refused_whole(tmp_path, frozen_clock):
     frozen_clock(T0)
     report = importing.import_file(stream=io.StringIO("external_id,colour\nX,red\n"), source="u", fmt="csv")

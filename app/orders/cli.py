@@ -23,6 +23,7 @@ def add_source(name: str) -> None:
 @click.option("--source", required=True, help="The union or merchant the statement comes from.")
 @click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv"]), default="auto",
               help="File format; auto decides by the extension (.csv, else JSON lines).")
+@reports_api_errors
 def import_command(file: Path, source: str, fmt: str) -> None:
     """Ingest a statement FILE (JSON lines or CSV of orders); idempotent, bad lines listed with their numbers."""
     if fmt == "auto":

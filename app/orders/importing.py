@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator, TextIO
 from marshmallow import ValidationError
 
 from app.core.errors import ApiError
-from app.orders import service
+from app.orders import service, webhooks
 from app.orders.schemas import OrderInSchema
 from app.orders.webhooks import event_from
 
@@ -154,7 +154,11 @@ def _read_ahead(chunks: Iterator[_Chunk]) -> Iterator[_Chunk]:
 
 def import_rows(*, rows: Iterable[_Row], source: str, on_row: Callable[[], None] = lambda: None,
                 batch_size: int = BATCH_SIZE) -> ImportReport:
-    """Validate each order, ingest the good ones in batches, and report the bad ones by line number."""
+    """Validate each order, ingest the good ones in batches, and report the bad ones by line number.
+
+    Raises Invalid (422) for a source name no union or merchant may have, before reading anything.
+    """
+    webhooks.check_source_name(name=source)
     report = ImportReport()
     for chunk in _read_ahead(_chunks(rows, source, batch_size)):
         for _ in range(chunk.rows_read):
