@@ -264,11 +264,12 @@ def test_import_reports_text_no_store_can_hold_as_bad_rows(app, tmp_path):
     rows = [json.dumps({"external_id": "s1", "title": "\ud800", "price_fen": 1, "commission_rate_bp": 1}).encode(),
             '{"external_id": "s2", "title": "奶瓶'.encode("gbk") + b'", "price_fen": 1, "commission_rate_bp": 1}',
             json.dumps({"external_id": "s3", "title": "围兜", "price_fen": 1, "commission_rate_bp": 1}).encode()]
+    rows.append(b"[" * 100_000)  # nested past the JSON decoder's recursion limit
     feed.write_bytes(b"\n".join(rows) + b"\n")  # a lone surrogate (JSON's \ud800), then a line not in UTF-8
     result = app.test_cli_runner().invoke(args=["catalog", "import", str(feed)])
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "line 1:" in result.output and "line 2:" in result.output
-    assert "created 1, updated 0, rejected 2" in result.output
+    assert "line 1:" in result.output and "line 2:" in result.output and "line 4:" in result.output
+    assert "created 1, updated 0, rejected 3" in result.output
 
 
 def test_unknown_ids_are_listed_under_their_field(app):

@@ -237,7 +237,7 @@ def test_a_row_timed_beyond_any_real_order_is_a_bad_row(frozen_clock):
     assert report.created == 1 and [n for n, _ in report.errors] == [1, 3]
 
 
-def test_a_line_not_in_utf8_is_a_bad_row(app, tmp_path, frozen_clock):
+def test_a_line_not_in_utf8_or_nested_too_deep_is_a_bad_row(app, tmp_path, frozen_clock):
     frozen_clock(T0)
     product = make_product(price_fen=1000)
 
@@ -247,10 +247,12 @@ def test_a_line_not_in_utf8_is_a_bad_row(app, tmp_path, frozen_clock):
                           ensure_ascii=False).encode("utf-8")
 
     statement = tmp_path / "statement.jsonl"
-    statement.write_bytes(b"\n".join([row("U1"), row("订单").decode().encode("gbk"), row("U3")]) + b"\n")
+    # A line in GBK, then one nested past the JSON decoder's recursion limit.
+    statement.write_bytes(b"\n".join([row("U1"), row("订单").decode().encode("gbk"), row("U3"), b"[" * 100_000]) + b"\n")
     result = app.test_cli_runner().invoke(args=["orders", "import", str(statement), "--source", "u"])
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "line 2:" in result.output and "created 2, applied 0, stale 0, rejected 1" in result.output
+    assert "line 2:" in result.output and "line 4:" in result.output
+    assert "created 2, applied 0, stale 0, rejected 2" in result.output
 
 
 @pytest.mark.parametrize("source, code", [("x" * 33, "source_name_invalid"), ("own", "source_reserved")])

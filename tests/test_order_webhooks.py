@@ -181,6 +181,8 @@ def test_invalid_events_are_422_and_write_nothing(client, secret, frozen_clock):
     assert_error(client.post(URL, data=unknown, headers=sign_headers(secret, unknown)), 422, "unknown_products")
     garbage = b"{not json"
     assert_error(client.post(URL, data=garbage, headers=sign_headers(secret, garbage)), 400, "invalid_json")
+    deep = b"[" * 100_000  # past the JSON decoder's recursion limit
+    assert_error(client.post(URL, data=deep, headers=sign_headers(secret, deep)), 400, "invalid_json")
     assert _count(Order) == 0
     good = _body(product, event_id="u")  # the refused event id was not burnt
     assert client.post(URL, data=good, headers=sign_headers(secret, good)).get_json()["outcome"] == "created"

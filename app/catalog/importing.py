@@ -59,7 +59,7 @@ def read_rows(stream: io.TextIOBase, fmt: str) -> Iterator[tuple[int, object]]:
             continue
         try:
             yield number, json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # nested past the decoder's limit: a bad line too
             yield number, f"not valid JSON: {exc}"
 
 

@@ -184,7 +184,7 @@ def read_jsonl(stream: TextIO) -> Iterator[_Row]:
             continue
         try:
             yield _Row(number, json.loads(line))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # nested past the decoder's limit: a bad line too
             yield _Row(number, f"not valid JSON: {exc}")
 
 

@@ -76,7 +76,7 @@ def receive(*, source: str, timestamp: str | None, signature: str | None, body: 
     _verify(source, timestamp, signature, body)
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested past the decoder's limit
         raise ApiError("The body is not JSON.", status=400, code="invalid_json")
     try:
         data = WebhookInSchema().load(payload if isinstance(payload, dict) else {})
