@@ -3,8 +3,9 @@ from marshmallow import Schema, fields, validate
 from app.affiliate.models import RULE_KINDS
 from app.core.clock import EARLIEST, LATEST
 
-# PostgreSQL text cannot hold NUL characters; refuse them as a validation error, not a 500.
-NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed.")
+# PostgreSQL text cannot hold NUL characters, and no store can encode a lone surrogate (JSON's "\ud800");
+# refuse both as a validation error, not a 500.
+STORABLE = validate.Regexp(r"^[^\x00\ud800-\udfff]*$", error="NUL characters and lone surrogates are not allowed.")
 
 BP = validate.Range(min=0, max=10000)
 ID = validate.Range(min=1, max=2**53)
@@ -15,7 +16,7 @@ MOMENT = validate.Range(min=EARLIEST, max=LATEST)
 
 class RuleCreateSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(RULE_KINDS))
-    name = fields.String(load_default="", validate=[validate.Length(max=128), NO_NUL])
+    name = fields.String(load_default="", validate=[validate.Length(max=128), STORABLE])
     category_id = fields.Integer(load_default=None, allow_none=True, validate=ID)
     product_id = fields.Integer(load_default=None, allow_none=True, validate=ID)
     level1_bp = fields.Integer(required=True, strict=True, validate=BP)
