@@ -158,6 +158,22 @@ def test_sorts_and_cursor_pagination(api, frozen_clock):
     assert_error(api.get("/api/v1/products", query_string={"sort": "random"}), 422, "validation_error")
 
 
+@pytest.mark.parametrize("sort, values", [
+    ("newest", ["2026-01-01T00:00:00", 1]),  # a naive time
+    ("newest", ["0001-01-01T00:00:00+01:00", 1]),  # before year 1 in UTC
+    ("price_asc", [2**70, 1]),  # past BIGINT
+    ("price_asc", [100, -2**70]),
+])
+def test_a_forged_cursor_is_422_not_500(api, sort, values):
+    import base64
+
+    make_product()
+    forged = base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+    for query in ({}, {"q": "商品"}):
+        assert_error(api.get("/api/v1/products", query_string={"sort": sort, "cursor": forged, **query}),
+                     422, "invalid_cursor")
+
+
 def test_detail_shows_logged_in_sharer_level1_earning(api):
     product = make_product(price_fen=9999, commission_rate_bp=1500)
     anonymous = api.get(f"/api/v1/products/{product.id}").get_json()
@@ -230,6 +246,30 @@ def test_import_csv(app, tmp_path):
     assert "line 3:" in result.output and "created 1, updated 0, rejected 1" in result.output
     product = catalog.products_by_external_id(source="union", external_ids=["c1"])["c1"]
     assert product.images == ["https://a/1.jpg", "https://a/2.jpg"]
+
+
+def test_import_csv_reports_numbers_in_other_scripts_as_bad_rows(app, tmp_path):
+    feed = tmp_path / "feed.csv"
+    # "²" and "٣" are digits to str.isdigit() but not to int(): a bad row, not the end of the import.
+    feed.write_text("external_id,title,price_fen,commission_rate_bp\n"
+                    "d1,奶瓶,\u00b2,1200\nd2,奶嘴,2500,\u0663\nd3,围兜,--5,1200\nd4,湿巾,1000,800\n", encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["catalog", "import", str(feed)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "line 2:" in result.output and "line 3:" in result.output and "line 4:" in result.output
+    assert "created 1, updated 0, rejected 3" in result.output
+
+
+def test_import_reports_text_no_store_can_hold_as_bad_rows(app, tmp_path):
+    feed = tmp_path / "feed.jsonl"
+    rows = [json.dumps({"external_id": "s1", "title": "\ud800", "price_fen": 1, "commission_rate_bp": 1}).encode(),
+            '{"external_id": "s2", "title": "奶瓶'.encode("gbk") + b'", "price_fen": 1, "commission_rate_bp": 1}',
+            json.dumps({"external_id": "s3", "title": "围兜", "price_fen": 1, "commission_rate_bp": 1}).encode()]
+    rows.append(b"[" * 100_000)  # nested past the JSON decoder's recursion limit
+    feed.write_bytes(b"\n".join(rows) + b"\n")  # a lone surrogate (JSON's \ud800), then a line not in UTF-8
+    result = app.test_cli_runner().invoke(args=["catalog", "import", str(feed)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "line 1:" in result.output and "line 2:" in result.output and "line 4:" in result.output
+    assert "created 1, updated 0, rejected 3" in result.output
 
 
 def test_unknown_ids_are_listed_under_their_field(app):

@@ -74,6 +74,13 @@ def test_rule_validation(api):
                  "starts_at": "2026-01-02T00:00:00Z", "ends_at": "2026-01-01T00:00:00Z"}), 422, "rule_window_invalid")
     assert_error(api.as_user("mom").get("/api/v1/admin/commission-rules"), 403, "role_required")
     assert_error(operator.post("/api/v1/admin/commission-rules/99999/end", json={}), 404, "rule_not_found")
+    assert_error(operator.post("/api/v1/admin/commission-rules", json={**body, "kind": "campaign", "name": "\ud800"}),
+                 422, "validation_error")  # a lone surrogate no database encodes
+    # Times so far out that turning them into UTC overflows are refused, not a 500.
+    for far in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"):
+        assert_error(operator.post("/api/v1/admin/commission-rules", json={**body, "kind": "campaign", "starts_at": far}),
+                     422, "validation_error")
+        assert_error(operator.get("/api/v1/admin/commission-rules", query_string={"at": far}), 422, "validation_error")
 
 
 def test_level2_switch(api):

@@ -180,6 +180,9 @@ def test_operator_adjustments(api, setup):
                          headers={"Idempotency-Key": "adj-5"}).get_json()["code"] == "user_not_found"
     assert api.as_user("mom").post("/api/v1/admin/adjustments", json=body,
                                    headers={"Idempotency-Key": "adj-6"}).status_code == 403
+    # A lone surrogate (JSON's "\ud800") no database encodes: a validation error, not a 500.
+    assert operator.post("/api/v1/admin/adjustments", json=body | {"reason": "补发\ud800"},
+                         headers={"Idempotency-Key": "adj-7"}).get_json()["code"] == "validation_error"
     _clean()
 
 

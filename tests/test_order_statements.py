@@ -215,7 +215,109 @@ def test_csv_statement_groups_lines_and_reports_bad_rows_by_line(app, tmp_path, 
     assert "created 0, applied 0, stale 2, rejected 5" in again.output
 
 
+def test_csv_numbers_in_other_scripts_are_bad_rows(frozen_clock):
+    frozen_clock(T0)
+    product = make_product(price_fen=1000)
+    at = T0.isoformat()
+    rows = [f"N1,paid,1,{at},,,1,{product.id},,\u00b2,",  # line 2: "²" is a digit to str.isdigit(), not to int()
+            f"N2,paid,\u0663,{at},,,1,{product.id},,1000,",  # line 3: an Arabic-Indic three
+            f"N3,paid,1,{at},,,1,{product.id},,--5,",  # line 4
+            f"N4,paid,1,{at},,,1,{product.id},,1000,"]
+    report = importing.import_file(stream=io.StringIO(CSV_HEADER + "\n".join(rows) + "\n"), source="u", fmt="csv")
+    assert report.created == 1 and [n for n, _ in report.errors] == [2, 3, 4]
+
+
+def test_a_row_timed_beyond_any_real_order_is_a_bad_row(frozen_clock):
+    frozen_clock(T0)
+    product = make_product(price_fen=1000)
+    rows = [{"external_id": f"F{n}", "status": "paid", "version": 1, "event_at": at,
+             "lines": [{"line_id": "1", "product_id": product.id, "paid_fen": 1000}]}
+            for n, at in enumerate(("0001-01-01T00:00:00+00:00", T0.isoformat(), "9999-12-31T23:00:00-05:00"))]
+    report = importing.import_file(stream=io.StringIO("\n".join(json.dumps(r) for r in rows)), source="u")
+    assert report.created == 1 and [n for n, _ in report.errors] == [1, 3]
+
+
+def test_a_line_not_in_utf8_or_nested_too_deep_is_a_bad_row(app, tmp_path, frozen_clock):
+    frozen_clock(T0)
+    product = make_product(price_fen=1000)
+
+    def row(external_id: str) -> bytes:
+        return json.dumps({"external_id": external_id, "status": "paid", "version": 1, "event_at": T0.isoformat(),
+                           "lines": [{"line_id": "1", "product_id": product.id, "paid_fen": 1000}]},
+                          ensure_ascii=False).encode("utf-8")
+
+    statement = tmp_path / "statement.jsonl"
+    # A line in GBK, then one nested past the JSON decoder's recursion limit.
+    statement.write_bytes(b"\n".join([row("U1"), row("订单").decode().encode("gbk"), row("U3"), b"[" * 100_000]) + b"\n")
+    result = app.test_cli_runner().invoke(args=["orders", "import", str(statement), "--source", "u"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "line 2:" in result.output and "line 4:" in result.output
+    assert "created 2, applied 0, stale 0, rejected 2" in result.output
+
+
+@pytest.mark.parametrize("source, code", [("x" * 33, "source_name_invalid"), ("own", "source_reserved")])
+def test_a_statement_from_a_source_no_union_may_have_is_refused_whole(app, tmp_path, frozen_clock, source, code):
+    frozen_clock(T0)
+    product = make_product(price_fen=1000)
+    statement = tmp_path / "statement.jsonl"
+    statement.write_text(json.dumps({"external_id": "S1", "status": "paid", "version": 1, "event_at": T0.isoformat(),
+                                     "lines": [{"line_id": "1", "product_id": product.id, "paid_fen": 1000}]}) + "\n")
+    # Too long for the column (PostgreSQL refused the COPY mid-import); "own" is the checkout's.
+    result = app.test_cli_runner().invoke(args=["orders", "import", str(statement), "--source", source])
+    assert result.exit_code == 1 and code in result.output, (result.output, repr(result.exception))
+    assert _count(Order) == 0
+
+
 def test_csv_statement_with_unknown_columns_is_refused_whole(tmp_path, frozen_clock):
     frozen_clock(T0)
     report = importing.import_file(stream=io.StringIO("external_id,colour\nX,red\n"), source="u", fmt="csv")
     assert report.created == 0 and report.errors == [(1, "unknown columns: colour")]
+
+
+def test_a_newer_row_refunding_more_than_was_paid_is_reported_and_its_neighbours_kept(frozen_clock):
+    frozen_clock(T0)
+    product = make_product(price_fen=1000)
+
+    def row(external_id, version, status="paid", **line):
+        return json.dumps({"external_id": external_id, "status": status, "version": version, "event_at": T0.isoformat(),
+                           "lines": [{"line_id": "1", "product_id": product.id, "paid_fen": 1000, **line}]})
+
+    importing.import_file(stream=io.StringIO("\n".join([row("A", 1), row("B", 1)])), source="u")
+    # A's newer row says 3000 was paid and 2000 refunded: on record 1000 was paid, so the row is refused whole.
+    newer = "\n".join([row("A", 2, "refunded", paid_fen=3000, refunded_fen=2000), row("B", 2, "refunded", refunded_fen=400)])
+    report = importing.import_file(stream=io.StringIO(newer), source="u")
+    assert (report.applied, [(n, e["code"]) for n, e in report.errors]) == (1, [(1, "refund_exceeds_paid")])
+    a, b = (db.session.scalar(select(Order).where(Order.external_id == x)) for x in ("A", "B"))
+    assert (a.version, a.refunded_fen, b.version, b.refunded_fen) == (1, 0, 2, 400)
+    assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}
+
+
+def test_an_orders_whole_history_in_one_statement_gives_what_its_webhooks_give(api, client, frozen_clock):
+    frozen_clock(T0 - timedelta(hours=1))
+    product = make_product(price_fen=1000)
+    sharer, _ = user_id(api, "sharer")
+    buyer, _ = user_id(api, "buyer")
+    _click(affiliate.create_share_link(sharer_id=sharer, product_id=product.id).code, buyer, T0 - timedelta(hours=1))
+    frozen_clock(T0 + timedelta(days=8))
+
+    def event(version, status, at, **line):
+        return {"external_id": "H1", "status": status, "version": version, "event_at": at.isoformat(), "buyer_id": buyer,
+                "lines": [{"line_id": "1", "product_id": product.id, "paid_fen": 1000, **line}]}
+
+    # Paid an hour after the click, completed a day later, partly refunded a week after that (the click long gone).
+    history = [event(1, "paid", T0), event(2, "completed", T0 + timedelta(days=1)),
+               event(3, "refunded", T0 + timedelta(days=8), refunded_fen=400)]
+    report = importing.import_file(stream=io.StringIO("\n".join(json.dumps(e) for e in reversed(history))), source="bulk")
+    assert (report.created, report.applied, report.stale, report.errors) == (1, 2, 0, [])
+    secret = webhooks.add_source(name="hook").secret
+    for n, order in enumerate(history):
+        body = json.dumps({"event_id": f"e{n}", "order": order}).encode()
+        assert client.post("/api/v1/webhooks/orders/hook", data=body, headers=sign_headers(secret, body)).status_code == 200
+    assert _outcome("bulk", "H1") == _outcome("hook", "H1")
+    bulk, hook = (db.session.scalar(select(Order).where(Order.source == s)) for s in ("bulk", "hook"))
+    assert (bulk.paid_at, bulk.completed_at) == (hook.paid_at, hook.completed_at) == (T0, T0 + timedelta(days=1))
+    assert {a["rule"] for a in affiliate.attributions_of_order(order_id=bulk.id)} == {"click"}
+    frozen_clock(T0 + timedelta(days=8))
+    assert orders.settle_due() == 2
+    assert ledger.balances(owner_id=sharer)["available"] == 2 * (50 - 20)
+    assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}

@@ -127,7 +127,8 @@ def test_completion_before_payment_then_a_partial_refund_then_the_late_payment(c
 
 
 @pytest.mark.parametrize("forgery", ["tampered", "wrong_secret", "old", "future", "missing_signature",
-                                     "missing_timestamp", "unknown_source", "garbage_signature"])
+                                     "missing_timestamp", "unknown_source", "garbage_signature",
+                                     "superscript_timestamp"])
 def test_forged_webhooks_are_refused(client, secret, frozen_clock, forgery):
     frozen_clock(T0)
     product = make_product()
@@ -155,6 +156,9 @@ def test_forged_webhooks_are_refused(client, secret, frozen_clock, forgery):
         url = "/api/v1/webhooks/orders/nobody"
     elif forgery == "garbage_signature":
         headers["X-Mmq-Signature"] = "zz" * 40
+    elif forgery == "superscript_timestamp":
+        headers["X-Mmq-Timestamp"] = "\u00b2"  # a digit to str.isdigit(), not to int()
+        expected = "timestamp_invalid"
     assert_error(client.post(url, data=body, headers=headers), 401, expected)
     assert _count(Order) == 0
 
@@ -177,9 +181,28 @@ def test_invalid_events_are_422_and_write_nothing(client, secret, frozen_clock):
     assert_error(client.post(URL, data=unknown, headers=sign_headers(secret, unknown)), 422, "unknown_products")
     garbage = b"{not json"
     assert_error(client.post(URL, data=garbage, headers=sign_headers(secret, garbage)), 400, "invalid_json")
+    deep = b"[" * 100_000  # past the JSON decoder's recursion limit
+    assert_error(client.post(URL, data=deep, headers=sign_headers(secret, deep)), 400, "invalid_json")
     assert _count(Order) == 0
     good = _body(product, event_id="u")  # the refused event id was not burnt
     assert client.post(URL, data=good, headers=sign_headers(secret, good)).get_json()["outcome"] == "created"
+
+
+@pytest.mark.parametrize("far", ["0001-01-01T00:00:00+00:00", "9999-12-31T23:00:00-05:00"])
+def test_event_times_beyond_any_real_order_are_422(client, secret, frozen_clock, far):
+    frozen_clock(T0)
+    event = json.loads(_body(make_product()))
+    event["order"]["event_at"] = far  # a window stepped back from year 1, or year 9999 in UTC, overflows
+    body = json.dumps(event).encode()
+    assert_error(client.post(URL, data=body, headers=sign_headers(secret, body)), 422, "validation_error")
+    assert _count(Order) == 0
+
+
+def test_text_no_store_can_hold_is_422(client, secret, frozen_clock):
+    frozen_clock(T0)
+    body = _body(make_product(), external_id="JD\ud800")  # a lone surrogate: no database encodes it
+    assert_error(client.post(URL, data=body, headers=sign_headers(secret, body)), 422, "validation_error")
+    assert _count(Order) == 0
 
 
 def test_refund_can_never_exceed_paid_through_the_service(frozen_clock):
@@ -242,3 +265,60 @@ def test_concurrent_duplicates_make_one_order(app, secret, frozen_clock):
         t.join()
     assert outcomes.count("created") == 1 and set(outcomes) == {"created", "duplicate"}, outcomes
     assert _count(Order) == 1 and _count(LedgerJournal) == 1
+
+
+def test_a_refund_above_what_was_paid_on_record_is_refused_and_a_full_one_refunds_the_record(client, secret, shared):
+    assert _deliver(client, secret, shared, event_id="p", version=1) == "created"
+
+    def send(event_id, version, status, line):
+        event = json.loads(_body(shared["product"], event_id=event_id, version=version, status=status,
+                                 tracking_code=shared["code"]))
+        event["order"]["lines"] = [line]
+        body = json.dumps(event).encode()
+        return client.post(URL, data=body, headers=sign_headers(secret, body))
+
+    # The order was paid 5000 on L1; an event claiming 9000 paid and 6000 refunded cannot refund more than 5000.
+    assert_error(send("r", 2, "refunded", {"line_id": "L1", "product_external_id": shared["product"].external_id,
+                                            "paid_fen": 9000, "refunded_fen": 6000}), 422, "refund_exceeds_paid")
+    order = db.session.scalar(select(Order))
+    assert (order.status, order.version, order.refunded_fen) == ("paid", 1, 0)
+    # A refund without amounts (or a cancellation) refunds what was paid on record, whatever the event says was paid.
+    response = send("c", 3, "cancelled", {"line_id": "L1", "product_external_id": shared["product"].external_id,
+                                          "paid_fen": 9000})
+    assert response.status_code == 200 and response.get_json()["outcome"] == "applied"
+    db.session.expire_all()
+    order = db.session.scalar(select(Order))
+    assert (order.status, order.version, order.refunded_fen) == ("cancelled", 3, 5000)
+    assert _pending(shared) == (0, 0, 0)
+    assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}
+
+
+def test_a_cancellation_refunds_every_line_on_record(client, secret, shared):
+    two = json.loads(_body(shared["product"], tracking_code=shared["code"]))
+    line = two["order"]["lines"][0]
+    two["order"]["lines"] = [line, {**line, "line_id": "L2", "paid_fen": 3000}]
+    body = json.dumps(two).encode()
+    assert client.post(URL, data=body, headers=sign_headers(secret, body)).get_json()["outcome"] == "created"
+    # The sender's cancellation lists one line only: the order is cancelled, so both lines are refunded.
+    cancel = json.loads(_body(shared["product"], event_id="c", version=2, status="cancelled", tracking_code=shared["code"]))
+    body = json.dumps(cancel).encode()
+    assert client.post(URL, data=body, headers=sign_headers(secret, body)).get_json()["outcome"] == "applied"
+    order = db.session.scalar(select(Order))
+    assert (order.status, order.paid_fen, order.refunded_fen) == ("cancelled", 8000, 8000)
+    assert _pending(shared) == (0, 0, 0)
+    assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}
+
+
+def test_a_refund_reporting_an_earlier_completion_starts_the_holding_period(client, secret, shared, frozen_clock):
+    # The partial refund after completion arrives first and carries the completion; the completion event comes late.
+    event = json.loads(_body(shared["product"], event_id="r", version=3, status="refunded", refunded=1000,
+                             tracking_code=shared["code"]))
+    event["order"]["completed_at"] = (T0 + timedelta(days=1)).isoformat()
+    body = json.dumps(event).encode()
+    assert client.post(URL, data=body, headers=sign_headers(secret, body)).get_json()["outcome"] == "created"
+    assert _deliver(client, secret, shared, event_id="c", version=2, status="completed") == "stale"
+    assert db.session.scalar(select(Order.completed_at)) == T0 + timedelta(days=1)
+    frozen_clock(T0 + timedelta(days=8))
+    assert orders.settle_due() == 1
+    assert (ledger.balances(owner_id=shared["sharer"])["available"], _pending(shared)) == (200, (0, 0, 0))
+    assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}

@@ -56,6 +56,9 @@ def test_search_by_status_stuck_user_and_time_with_cursor(api, operator, frozen_
     assert search(user_id=mom.user["id"]) == [failed, paid]
     assert search(requested_from=(T0 + timedelta(minutes=30)).isoformat()) == [unknown]
     assert search(requested_until=(T0 + timedelta(minutes=30)).isoformat()) == [failed, paid]
+    for far in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"):  # overflow in UTC: refused, not a 500
+        assert_error(operator.get("/api/v1/admin/withdrawals", query_string={"requested_from": far}), 422,
+                     "validation_error")
     assert search(stuck="true") == []  # untouched for less than a minute: the job would not pick it up yet
     frozen_clock(T0 + timedelta(hours=1, minutes=2))
     assert search(stuck="true") == [unknown]

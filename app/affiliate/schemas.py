@@ -1,25 +1,30 @@
 from marshmallow import Schema, fields, validate
 
 from app.affiliate.models import RULE_KINDS
+from app.core.clock import EARLIEST, LATEST
 
-# PostgreSQL text cannot hold NUL characters; refuse them as a validation error, not a 500.
-NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed.")
+# PostgreSQL text cannot hold NUL characters, and no store can encode a lone surrogate (JSON's "\ud800");
+# refuse both as a validation error, not a 500.
+STORABLE = validate.Regexp(r"^[^\x00\ud800-\udfff]*$", error="NUL characters and lone surrogates are not allowed.")
 
 BP = validate.Range(min=0, max=10000)
 ID = validate.Range(min=1, max=2**53)
 
+# Beyond these, converting to UTC overflows (a 500); no real order, rule or withdrawal is timed there.
+MOMENT = validate.Range(min=EARLIEST, max=LATEST)
+
 
 class RuleCreateSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(RULE_KINDS))
-    name = fields.String(load_default="", validate=[validate.Length(max=128), NO_NUL])
+    name = fields.String(load_default="", validate=[validate.Length(max=128), STORABLE])
     category_id = fields.Integer(load_default=None, allow_none=True, validate=ID)
     product_id = fields.Integer(load_default=None, allow_none=True, validate=ID)
     level1_bp = fields.Integer(required=True, strict=True, validate=BP)
     level2_bp = fields.Integer(required=True, strict=True, validate=BP)
     host_bp = fields.Integer(required=True, strict=True, validate=BP)
     content_bp = fields.Integer(required=True, strict=True, validate=BP)
-    starts_at = fields.AwareDateTime(load_default=None, allow_none=True)
-    ends_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    starts_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=MOMENT)
+    ends_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=MOMENT)
 
 
 class RuleSchema(RuleCreateSchema):
@@ -29,7 +34,7 @@ class RuleSchema(RuleCreateSchema):
 
 
 class RuleListArgsSchema(Schema):
-    at = fields.AwareDateTime(load_default=None, metadata={"description": "Only rules in force at this time."})
+    at = fields.AwareDateTime(load_default=None, validate=MOMENT, metadata={"description": "Only rules in force at this time."})
 
 
 class RuleListSchema(Schema):
@@ -37,7 +42,7 @@ class RuleListSchema(Schema):
 
 
 class RuleEndSchema(Schema):
-    ends_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    ends_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=MOMENT)
 
 
 class SettingsSchema(Schema):

@@ -23,7 +23,7 @@ def import_command(file: Path, fmt: str, source: str) -> None:
     if fmt == "auto":
         fmt = "csv" if file.suffix.lower() == ".csv" else "jsonl"
     total = _count_rows(file) - (1 if fmt == "csv" else 0)
-    with file.open(encoding="utf-8-sig", newline="") as stream, \
+    with file.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as stream, \
             click.progressbar(length=max(total, 0), label="Importing", file=click.get_text_stream("stderr")) as bar:
         report = importing.import_feed(rows=importing.read_rows(stream, fmt), source=source,
                                        on_row=lambda: bar.update(1))

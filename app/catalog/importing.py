@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -16,6 +17,8 @@ from app.core.db import db
 
 BATCH_SIZE = 500
 INT_FIELDS = ("price_fen", "commission_rate_bp", "category_id")
+# ASCII digits only: str.isdigit() also passes "²", which int() refuses.
+INTEGER = re.compile(r"-?[0-9]+")
 BOOL_FIELDS = {"is_active", "is_breastmilk_substitute"}
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "y"}, {"0", "false", "no", "n", ""}
 
@@ -33,7 +36,7 @@ def _csv_value(name: str, value: str):
     if name in INT_FIELDS:
         if value == "":
             return None
-        return int(value) if value.lstrip("-").isdigit() else value
+        return int(value) if INTEGER.fullmatch(value) else value
     if name in BOOL_FIELDS:
         lowered = value.lower()
         return True if lowered in TRUE_WORDS else False if lowered in FALSE_WORDS else value
@@ -56,7 +59,7 @@ def read_rows(stream: io.TextIOBase, fmt: str) -> Iterator[tuple[int, object]]:
             continue
         try:
             yield number, json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # nested past the decoder's limit: a bad line too
             yield number, f"not valid JSON: {exc}"
 
 

@@ -3,8 +3,9 @@ from marshmallow import Schema, fields, validate, validates_schema, ValidationEr
 from app.catalog.models import PRODUCT_SOURCES
 from app.core.pagination import PageArgsSchema, PageSchema
 
-# PostgreSQL text cannot hold NUL characters; refuse them as a validation error, not a 500.
-NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed.")
+# PostgreSQL text cannot hold NUL characters, and no store can encode a lone surrogate (JSON's "\ud800", or
+# a byte not in UTF-8 read from a file as "surrogateescape"); refuse both as a validation error, not a 500.
+STORABLE = validate.Regexp(r"^[^\x00\ud800-\udfff]*$", error="NUL characters and text not in UTF-8 are not allowed.")
 
 SORTS = ("newest", "price_asc", "price_desc", "commission")
 URL = validate.Length(max=1024)
@@ -12,7 +13,7 @@ URL = validate.Length(max=1024)
 
 class CategorySchema(Schema):
     id = fields.Integer(dump_only=True)
-    name = fields.String(required=True, validate=[validate.Length(min=1, max=64), NO_NUL])
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=64), STORABLE])
     parent_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=2**53))
 
 
@@ -23,30 +24,30 @@ class CategoryListSchema(Schema):
 class ProductWriteSchema(Schema):
     """What an operator (or a feed row) sets on a product."""
 
-    title = fields.String(required=True, validate=[validate.Length(min=1, max=255), NO_NUL])
-    description = fields.String(load_default="", validate=[validate.Length(max=20000), NO_NUL])
-    images = fields.List(fields.String(validate=[validate.Length(min=1, max=1024), NO_NUL]), load_default=list,
+    title = fields.String(required=True, validate=[validate.Length(min=1, max=255), STORABLE])
+    description = fields.String(load_default="", validate=[validate.Length(max=20000), STORABLE])
+    images = fields.List(fields.String(validate=[validate.Length(min=1, max=1024), STORABLE]), load_default=list,
                          validate=validate.Length(max=20))
     price_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10**11))
     commission_rate_bp = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10000))
-    merchant = fields.String(load_default="", validate=[validate.Length(max=128), NO_NUL])
+    merchant = fields.String(load_default="", validate=[validate.Length(max=128), STORABLE])
     category_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=2**53))
-    link_url = fields.String(load_default=None, allow_none=True, validate=[URL, NO_NUL])
-    miniprogram_path = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=512), NO_NUL])
-    union_coupon_url = fields.String(load_default=None, allow_none=True, validate=[URL, NO_NUL])
+    link_url = fields.String(load_default=None, allow_none=True, validate=[URL, STORABLE])
+    miniprogram_path = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=512), STORABLE])
+    union_coupon_url = fields.String(load_default=None, allow_none=True, validate=[URL, STORABLE])
     is_breastmilk_substitute = fields.Boolean(load_default=False)
     is_active = fields.Boolean(load_default=True)
 
 
 class ProductCreateSchema(ProductWriteSchema):
     source = fields.String(load_default="own", validate=validate.OneOf(PRODUCT_SOURCES))
-    external_id = fields.String(required=True, validate=[validate.Length(min=1, max=128), NO_NUL])
+    external_id = fields.String(required=True, validate=[validate.Length(min=1, max=128), STORABLE])
 
 
 class ProductPatchSchema(ProductWriteSchema):
     """Loaded with partial=True: only the fields sent change."""
 
-    title = fields.String(validate=[validate.Length(min=1, max=255), NO_NUL])
+    title = fields.String(validate=[validate.Length(min=1, max=255), STORABLE])
     price_fen = fields.Integer(strict=True, validate=validate.Range(min=0, max=10**11))
     commission_rate_bp = fields.Integer(strict=True, validate=validate.Range(min=0, max=10000))
 
@@ -59,8 +60,8 @@ class ProductPatchSchema(ProductWriteSchema):
 class FeedRowSchema(ProductWriteSchema):
     """One row of a union feed file: the category is given by name."""
 
-    external_id = fields.String(required=True, validate=[validate.Length(min=1, max=128), NO_NUL])
-    category = fields.String(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=64), NO_NUL])
+    external_id = fields.String(required=True, validate=[validate.Length(min=1, max=128), STORABLE])
+    category = fields.String(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=64), STORABLE])
 
 
 class ProductSchema(Schema):
@@ -95,7 +96,7 @@ class ProductDetailSchema(ProductSchema):
 
 
 class ProductSearchArgsSchema(PageArgsSchema):
-    q = fields.String(load_default=None, validate=[validate.Length(min=1, max=64), NO_NUL])
+    q = fields.String(load_default=None, validate=[validate.Length(min=1, max=64), STORABLE])
     category_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**53))
     sort = fields.String(load_default="newest", validate=validate.OneOf(SORTS))
 

@@ -1,6 +1,11 @@
 """The one clock: every timestamp in the system comes from here, timezone-aware and in UTC."""
 from datetime import datetime, timezone
 
+# The instants accepted from outside (webhooks, statements, operator input): wide enough for any real event,
+# and far enough from datetime's limits that turning one into UTC or stepping a window back never overflows.
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+
 _frozen: datetime | None = None
 
 

@@ -1,7 +1,7 @@
 """Cursor (keyset) pagination: opaque cursors that stay stable while rows are added."""
 import base64
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from marshmallow import Schema, fields, validate
@@ -32,13 +32,17 @@ def decode_cursor(cursor: str, kinds: Sequence[type]) -> list[Any]:
         values = []
         for value, kind in zip(raw, kinds):
             if kind is datetime:
-                values.append(datetime.fromisoformat(value))
-            elif isinstance(value, kind) and not isinstance(value, bool):
+                # Only what encode_cursor writes: aware and in UTC (a naive or out-of-range time is a 500 when bound).
+                moment = datetime.fromisoformat(value)
+                if moment.tzinfo is None:
+                    raise ValueError
+                values.append(moment.astimezone(timezone.utc))
+            elif isinstance(value, kind) and not isinstance(value, bool) and (kind is not int or -2**63 <= value < 2**63):
                 values.append(value)
             else:
                 raise ValueError
         return values
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, OverflowError, UnicodeDecodeError):
         raise Invalid("The cursor is not one this API issued.", code="invalid_cursor", errors={"cursor": ["Invalid cursor."]})
 
 

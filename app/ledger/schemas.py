@@ -1,7 +1,8 @@
 from marshmallow import Schema, fields, validate
 
-# PostgreSQL text cannot hold NUL characters; refuse them as a validation error, not a 500.
-NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed.")
+# PostgreSQL text cannot hold NUL characters, and no store can encode a lone surrogate (JSON's "\ud800");
+# refuse both as a validation error, not a 500.
+STORABLE = validate.Regexp(r"^[^\x00\ud800-\udfff]*$", error="NUL characters and lone surrogates are not allowed.")
 
 
 class AdjustmentInSchema(Schema):
@@ -10,7 +11,7 @@ class AdjustmentInSchema(Schema):
                                 validate=[validate.Range(min=-10**9, max=10**9), validate.NoneOf([0])],
                                 metadata={"description": "Positive credits the user, negative debits (never below zero)."})
     account = fields.String(load_default="available", validate=validate.OneOf(["pending", "available"]))
-    reason = fields.String(required=True, validate=[validate.Length(min=1, max=500), NO_NUL])
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=500), STORABLE])
 
 
 class AdjustmentSchema(Schema):

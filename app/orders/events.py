@@ -45,14 +45,22 @@ class IngestResult:
     outcome: str  # "created", "applied" or "stale"
 
 
+def refunded_in_full(event: OrderEventIn) -> bool:
+    """A cancelled order, or a refunded one without amounts, is refunded in full."""
+    return event.status == "cancelled" or (event.status == "refunded" and all(l.refunded_fen is None for l in event.lines))
+
+
 def refunds_of(event: OrderEventIn) -> dict[str, int]:
-    """Cumulative refund per line key; a cancelled order, or a refunded one without amounts, is refunded in full."""
-    full = event.status == "cancelled" or (event.status == "refunded" and all(l.refunded_fen is None for l in event.lines))
+    """Cumulative refund per line key (what the event says was paid, when it is refunded in full)."""
+    full = refunded_in_full(event)
     return {l.line_id: l.paid_fen if full else (l.refunded_fen or 0) for l in event.lines}
 
 
 def completed_at(event: OrderEventIn) -> datetime | None:
-    return (event.completed_at or event.event_at) if event.status == "completed" else None
+    """When the order was completed: a completed event's time, or the completion a later refund still reports."""
+    if event.status == "completed":
+        return event.completed_at or event.event_at
+    return event.completed_at if event.status == "refunded" else None
 
 
 def catalog_source(order_source: str) -> str:

@@ -8,6 +8,7 @@ reported by its line number; every other order is kept.
 """
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from queue import Full, Queue
 from threading import Event, Thread
@@ -16,7 +17,7 @@ from typing import Callable, Iterable, Iterator, TextIO
 from marshmallow import ValidationError
 
 from app.core.errors import ApiError
-from app.orders import service
+from app.orders import service, webhooks
 from app.orders.schemas import OrderInSchema
 from app.orders.webhooks import event_from
 
@@ -26,6 +27,8 @@ ORDER_FIELDS = ("external_id", "status", "version", "event_at", "paid_at", "comp
                 "buyer_openid", "tracking_code")
 LINE_FIELDS = ("line_id", "product_id", "product_external_id", "quantity", "paid_fen", "refunded_fen")
 INT_FIELDS = {"version", "buyer_id", "product_id", "quantity", "paid_fen", "refunded_fen"}
+# ASCII digits only: str.isdigit() also passes "²", which int() refuses.
+INTEGER = re.compile(r"-?[0-9]+")
 
 
 @dataclass
@@ -151,7 +154,11 @@ def _read_ahead(chunks: Iterator[_Chunk]) -> Iterator[_Chunk]:
 
 def import_rows(*, rows: Iterable[_Row], source: str, on_row: Callable[[], None] = lambda: None,
                 batch_size: int = BATCH_SIZE) -> ImportReport:
-    """Validate each order, ingest the good ones in batches, and report the bad ones by line number."""
+    """Validate each order, ingest the good ones in batches, and report the bad ones by line number.
+
+    Raises Invalid (422) for a source name no union or merchant may have, before reading anything.
+    """
+    webhooks.check_source_name(name=source)
     report = ImportReport()
     for chunk in _read_ahead(_chunks(rows, source, batch_size)):
         for _ in range(chunk.rows_read):
@@ -177,7 +184,7 @@ def read_jsonl(stream: TextIO) -> Iterator[_Row]:
             continue
         try:
             yield _Row(number, json.loads(line))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # nested past the decoder's limit: a bad line too
             yield _Row(number, f"not valid JSON: {exc}")
 
 
@@ -186,7 +193,7 @@ def _csv_value(name: str, value: str):
     value = value.strip()
     if value == "":
         return None
-    if name in INT_FIELDS and value.lstrip("-").isdigit():
+    if name in INT_FIELDS and INTEGER.fullmatch(value):
         return int(value)
     return value
 

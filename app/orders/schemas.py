@@ -1,18 +1,23 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.core.clock import EARLIEST, LATEST
 from app.ledger.schemas import JournalSchema
 from app.orders.models import ORDER_STATUSES
 
-# PostgreSQL text cannot hold NUL characters; refuse them as a validation error, not a 500.
-NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed.")
+# PostgreSQL text cannot hold NUL characters, and no store can encode a lone surrogate (JSON's "\ud800", or
+# a byte not in UTF-8 read from a file as "surrogateescape"); refuse both as a validation error, not a 500.
+STORABLE = validate.Regexp(r"^[^\x00\ud800-\udfff]*$", error="NUL characters and text not in UTF-8 are not allowed.")
 
 FEN = validate.Range(min=0, max=10**11)
 
+# Beyond these, converting to UTC overflows (a 500); no real order, rule or withdrawal is timed there.
+MOMENT = validate.Range(min=EARLIEST, max=LATEST)
+
 
 class OrderLineInSchema(Schema):
-    line_id = fields.String(required=True, validate=[validate.Length(min=1, max=64), NO_NUL])
+    line_id = fields.String(required=True, validate=[validate.Length(min=1, max=64), STORABLE])
     product_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**53))
-    product_external_id = fields.String(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=128), NO_NUL])
+    product_external_id = fields.String(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=128), STORABLE])
     quantity = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10**6))
     paid_fen = fields.Integer(required=True, strict=True, validate=FEN)
     refunded_fen = fields.Integer(load_default=None, allow_none=True, strict=True, validate=FEN,
@@ -27,14 +32,14 @@ class OrderLineInSchema(Schema):
 
 
 class OrderInSchema(Schema):
-    external_id = fields.String(required=True, validate=[validate.Length(min=1, max=128), NO_NUL])
+    external_id = fields.String(required=True, validate=[validate.Length(min=1, max=128), STORABLE])
     status = fields.String(required=True, validate=validate.OneOf(ORDER_STATUSES))
     version = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=2**62))
-    event_at = fields.AwareDateTime(required=True)
-    paid_at = fields.AwareDateTime(load_default=None, allow_none=True)
-    completed_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    event_at = fields.AwareDateTime(required=True, validate=MOMENT)
+    paid_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=MOMENT)
+    completed_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=MOMENT)
     buyer_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**53))
-    buyer_openid = fields.String(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=64), NO_NUL])
+    buyer_openid = fields.String(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=64), STORABLE])
     tracking_code = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9]{1,16}$"))
     lines = fields.List(fields.Nested(OrderLineInSchema), required=True, validate=validate.Length(min=1, max=200))
 
@@ -46,7 +51,7 @@ class OrderInSchema(Schema):
 
 
 class WebhookInSchema(Schema):
-    event_id = fields.String(required=True, validate=[validate.Length(min=1, max=128), NO_NUL])
+    event_id = fields.String(required=True, validate=[validate.Length(min=1, max=128), STORABLE])
     order = fields.Nested(OrderInSchema, required=True)
 
 
@@ -56,8 +61,8 @@ class WebhookResultSchema(Schema):
 
 
 class OrderSearchArgsSchema(Schema):
-    source = fields.String(load_default=None, validate=[validate.Length(min=1, max=32), NO_NUL])
-    external_id = fields.String(load_default=None, validate=[validate.Length(min=1, max=128), NO_NUL])
+    source = fields.String(load_default=None, validate=[validate.Length(min=1, max=32), STORABLE])
+    external_id = fields.String(load_default=None, validate=[validate.Length(min=1, max=128), STORABLE])
     buyer_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**53))
     status = fields.String(load_default=None, validate=validate.OneOf(ORDER_STATUSES))
     cursor = fields.String(load_default=None)

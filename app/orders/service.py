@@ -17,7 +17,7 @@ from app.accounts import service as accounts
 from app.affiliate import service as affiliate
 from app.core.clock import now_utc
 from app.core.db import among, db
-from app.core.errors import ApiError, NotFound
+from app.core.errors import ApiError, Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.ledger import service as ledger
 from app.orders import creating, events as order_events, posting
@@ -35,7 +35,11 @@ def _insert_events(rows: list[dict]) -> None:
 
 
 def _apply(order_id: int, event: OrderEventIn) -> bool:
-    """Apply a newer event to an existing order; False when it is stale."""
+    """Apply a newer event to an existing order; False when it is stale.
+
+    Raises Invalid (422 `refund_exceeds_paid`) when the event refunds a line more than was paid on record;
+    the caller's rollback undoes the version already moved.
+    """
     moved = db.session.execute(
         update(Order).where(Order.id == order_id, Order.version < event.version)
         .values(version=event.version, status=event.status, event_at=event.event_at, updated_at=now_utc())
@@ -46,12 +50,20 @@ def _apply(order_id: int, event: OrderEventIn) -> bool:
     if completed is not None:
         db.session.execute(update(Order).where(Order.id == order_id, Order.completed_at.is_(None))
                            .values(completed_at=completed).execution_options(synchronize_session=False))
-    lines = db.session.execute(select(OrderLine.id, OrderLine.line_key, OrderLine.refunded_fen)
+    lines = db.session.execute(select(OrderLine.id, OrderLine.line_key, OrderLine.paid_fen, OrderLine.refunded_fen)
                                .where(OrderLine.order_id == order_id)).all()
-    wanted = order_events.refunds_of(event)
-    before = {line_id: refunded for line_id, _, refunded in lines}
+    if order_events.refunded_in_full(event):
+        # The whole order is refunded: every line on record, by what was paid on record (not what the event says).
+        wanted = {key: paid for _, key, paid, _ in lines}
+    else:
+        wanted = order_events.refunds_of(event)
+        over = sorted(key for _, key, paid, _ in lines if wanted.get(key, 0) > paid)
+        if over:
+            raise Invalid("A refund cannot exceed what was paid.", code="refund_exceeds_paid",
+                          errors={"line_id": over[0]})
+    before = {line_id: refunded for line_id, _, _, refunded in lines}
     # Refunds only grow: an event showing less refunded than already recorded changes nothing.
-    after = {line_id: max(refunded, wanted.get(key, 0)) for line_id, key, refunded in lines}
+    after = {line_id: max(refunded, wanted.get(key, 0)) for line_id, key, _, refunded in lines}
     grown = {line_id: amount for line_id, amount in after.items() if amount > before[line_id]}
     if grown:
         for line_id, amount in grown.items():
@@ -74,28 +86,33 @@ def _ingest(events: list[OrderEventIn], products: dict, set_based: bool) -> list
         ext_ids = [x for s, x in keys if s == source]
         known.update({(source, ext): (oid, version) for oid, ext, version in db.session.execute(
             select(Order.id, Order.external_id, Order.version).where(Order.source == source, among(Order.external_id, ext_ids)))})
-    newest: dict[tuple[str, str], OrderEventIn] = {}
-    for e in events:
+    # A batch is taken in version order, as if its events had arrived one by one in order: a new order is
+    # created from its oldest event (its payment time decides attribution) and the newer ones are applied to
+    # it, so a statement holding an order's whole history gives what that history's webhooks give.
+    in_order = sorted(range(len(events)), key=lambda i: events[i].version)
+    oldest: dict[tuple[str, str], OrderEventIn] = {}
+    for e in (events[i] for i in in_order):
         k = (e.source, e.external_id)
-        if k not in known and (k not in newest or e.version > newest[k].version):
-            newest[k] = e
-    openids = [e.buyer_openid for e in newest.values() if e.buyer_openid and e.buyer_id is None]
-    created = creating.create_orders(list(newest.values()), products, accounts.user_ids_by_openid(openids=openids),
-                                     set_based=set_based) if newest else {}
-    results, new_events, event_rows = [], [], []
-    for e in events:
+        if k not in known and k not in oldest:
+            oldest[k] = e
+    openids = [e.buyer_openid for e in oldest.values() if e.buyer_openid and e.buyer_id is None]
+    created = creating.create_orders(list(oldest.values()), products, accounts.user_ids_by_openid(openids=openids),
+                                     set_based=set_based) if oldest else {}
+    known.update({k: (order_id, oldest[k].version) for k, order_id in created.items()})
+    results: list[IngestResult | None] = [None] * len(events)
+    new_events, event_rows = [], []
+    for index in in_order:
+        e = events[index]
         k = (e.source, e.external_id)
-        if k in created:
-            order_id = created[k]
-            is_snapshot = newest[k] is e
-            results.append(IngestResult(order_id, "created" if is_snapshot else "stale"))
-            (new_events if set_based and is_snapshot else event_rows).append(creating.event_row(order_id, e, is_snapshot))
-            continue
         order_id, version = known[k]
+        if oldest.get(k) is e:
+            results[index] = IngestResult(order_id, "created")
+            (new_events if set_based else event_rows).append(creating.event_row(order_id, e, True))
+            continue
         applied = e.version > version and _apply(order_id, e)
         if applied:
             known[k] = (order_id, e.version)
-        results.append(IngestResult(order_id, "applied" if applied else "stale"))
+        results[index] = IngestResult(order_id, "applied" if applied else "stale")
         # The order's current version was recorded when it was created or applied: a replay of it adds nothing.
         if applied or e.version != version:
             event_rows.append(creating.event_row(order_id, e, applied))
@@ -163,7 +180,8 @@ def ingest_order(*, source: str, external_id: str, status: str, version: int, ev
     - lines: [{"line_id": str, "product_id": int (or "product_external_id": str), "quantity": int,
       "paid_fen": int, "refunded_fen": int (cumulative, optional)}] — the whole order every time.
     - buyer_id (our user id) or buyer_openid; tracking_code: the share code the order carried, if any.
-    - paid_at defaults to event_at; completed_at (for "completed") defaults to event_at.
+    - paid_at defaults to event_at; completed_at (for "completed") defaults to event_at, and a "refunded"
+      event may carry the completion that came before the refund (it starts the holding period).
     Returns IngestResult(order_id, outcome) with outcome "created", "applied" or "stale". Raises Invalid
     (422) for unknown products or buyers and for refunds above the paid amount, committing nothing.
     """

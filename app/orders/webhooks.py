@@ -25,7 +25,7 @@ from app.orders.schemas import WebhookInSchema
 TIMESTAMP_HEADER = "X-Mmq-Timestamp"
 SIGNATURE_HEADER = "X-Mmq-Signature"
 TOLERANCE_SECONDS = 300
-SOURCE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+SOURCE_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 class _Duplicate(Exception):
@@ -44,11 +44,11 @@ def sign(*, secret: str, timestamp: str, body: bytes) -> str:
 def _verify(source: str, timestamp: str | None, signature: str | None, body: bytes) -> None:
     if not timestamp or not signature:
         raise _refused("Sign the request (X-Mmq-Timestamp and X-Mmq-Signature).", "signature_missing")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise _refused("The timestamp is not Unix seconds.", "timestamp_invalid")
     if abs(now_utc().timestamp() - int(timestamp)) > TOLERANCE_SECONDS:
         raise _refused("The timestamp is too far from now.", "timestamp_out_of_tolerance")
-    known_shape = SOURCE_NAME.match(source) is not None
+    known_shape = SOURCE_NAME.fullmatch(source) is not None
     row = db.session.scalar(select(OrderWebhookSource).where(OrderWebhookSource.name == source,
                                                              OrderWebhookSource.is_active.is_(True))) if known_shape else None
     # An unknown source is checked against a throwaway secret, so it costs the same and reads the same.
@@ -76,7 +76,7 @@ def receive(*, source: str, timestamp: str | None, signature: str | None, body: 
     _verify(source, timestamp, signature, body)
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested past the decoder's limit
         raise ApiError("The body is not JSON.", status=400, code="invalid_json")
     try:
         data = WebhookInSchema().load(payload if isinstance(payload, dict) else {})
@@ -103,12 +103,18 @@ def event_from(*, source: str, order: dict, payload: dict) -> service.OrderEvent
         lines=[service.LineEvent(**line) for line in order["lines"]], payload=payload)
 
 
+def check_source_name(*, name: str) -> None:
+    """Refuse a name no union or merchant may report orders as: the checkout's "own", or not 1-32 letters, digits,
+    '-' or '_' (422 `source_reserved` / `source_name_invalid`)."""
+    if name == "own":
+        raise Invalid("Own orders come from the checkout, never from a webhook or a statement.", code="source_reserved")
+    if not SOURCE_NAME.fullmatch(name):
+        raise Invalid("A source name is 1-32 letters, digits, '-' or '_'.", code="source_name_invalid")
+
+
 def add_source(*, name: str, secret: str | None = None) -> OrderWebhookSource:
     """Register a union or merchant that may send order webhooks; returns it with its secret."""
-    if name == "own":
-        raise Invalid("Own orders come from the checkout, never from a webhook.", code="source_reserved")
-    if not SOURCE_NAME.match(name):
-        raise Invalid("A source name is 1-32 letters, digits, '-' or '_'.", code="source_name_invalid")
+    check_source_name(name=name)
     if db.session.scalar(select(OrderWebhookSource).where(OrderWebhookSource.name == name)) is not None:
         raise Conflict("This source exists.", code="source_exists")
     row = OrderWebhookSource(name=name, secret=secret or secrets.token_hex(32), is_active=True, created_at=now_utc())

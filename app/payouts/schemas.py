@@ -1,8 +1,12 @@
 from marshmallow import Schema, fields, validate
 
+from app.core.clock import EARLIEST, LATEST
 from app.core.pagination import PageSchema
 from app.ledger.schemas import JournalSchema
 from app.payouts.models import WITHDRAWAL_STATUSES
+
+# Beyond these, converting to UTC overflows (a 500); no real order, rule or withdrawal is timed there.
+MOMENT = validate.Range(min=EARLIEST, max=LATEST)
 
 
 class WithdrawalInSchema(Schema):
@@ -31,8 +35,8 @@ class WithdrawalSearchArgsSchema(Schema):
         "description": "Only in-flight (pending or unknown) withdrawals untouched for a minute: what the "
                        "payouts-resolve job picks up."})
     user_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**53))
-    requested_from = fields.AwareDateTime(load_default=None, metadata={"description": "Requested at or after."})
-    requested_until = fields.AwareDateTime(load_default=None, metadata={"description": "Requested before."})
+    requested_from = fields.AwareDateTime(load_default=None, validate=MOMENT, metadata={"description": "Requested at or after."})
+    requested_until = fields.AwareDateTime(load_default=None, validate=MOMENT, metadata={"description": "Requested before."})
     cursor = fields.String(load_default=None)
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
