@@ -46,6 +46,19 @@ def test_invalid_templates_are_refused(operator, overrides, field):
     assert field in body["errors"]
 
 
+@pytest.mark.parametrize("field, value", [("claim_starts_at", "0001-01-01T00:30:00+01:00"),
+                                          ("claim_ends_at", "9999-12-31T23:59:59-05:00"),
+                                          ("valid_until", "9999-12-31T20:00:00-08:00")])
+def test_instants_utc_cannot_hold_are_refused(operator, field, value):
+    # Valid ISO instants whose UTC is before year 1 or after year 9999: refused, not a 500 while storing.
+    body = template_body(validity_kind="window", valid_from=iso(now_utc()), valid_until=iso(now_utc() + timedelta(days=9)))
+    body[field] = value
+    assert field in assert_error(operator.post("/api/v1/coupon-templates", json=body), 422, "validation_error")["errors"]
+    draft = create_template(operator, activate=False)
+    response = operator.patch(f"/api/v1/coupon-templates/{draft['id']}", json={field: value})
+    assert field in assert_error(response, 422, "validation_error")["errors"]
+
+
 def test_claim_window_must_be_ordered(operator):
     now = now_utc()
     response = operator.post("/api/v1/coupon-templates", json=template_body(
