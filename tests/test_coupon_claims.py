@@ -121,8 +121,8 @@ def test_per_user_and_per_day_limits(api, operator, frozen_clock):
     ("America/New_York", [("2026-11-01T04:00:00+00:00", "20261101"), ("2026-11-02T04:30:00+00:00", "20261101"),
                           ("2026-11-02T05:00:00+00:00", "20261102"), ("2026-11-01T03:59:59+00:00", "20261031")]),
 ])
-def test_claim_day_follows_the_coupon_zone_across_midnights(app, zone, instants):
-    app.config["COUPON_DAY_TIMEZONE"] = zone
+def test_claim_day_follows_the_coupon_zone_across_midnights(app, monkeypatch, zone, instants):
+    monkeypatch.setitem(app.config, "COUPON_DAY_TIMEZONE", zone)
     for instant, expected in instants:
         day, compact = claims.claim_day(datetime.fromisoformat(instant))
         assert (compact, day.strftime("%Y%m%d")) == (expected, expected), instant
@@ -411,3 +411,24 @@ def test_pausing_a_template_without_a_gate_leaves_no_half_gate(app, api, operato
     assert gate.snapshot(template_id=template["id"]) is None
     operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "active"})
     assert claim(api.as_user("mom"), template["id"]).status_code == 201
+
+
+def test_a_rebuild_counts_a_grant_that_lands_while_it_reads(api, operator, monkeypatch):
+    template = create_template(operator, stock=5, per_user_limit=1)
+    mom = api.as_user("mom")
+    assert claim(mom, template["id"]).status_code == 201  # in flight
+    real = gate.rebuild
+
+    def landed_meanwhile(**kwargs):
+        # The rebuild has read the rows; a drain (scheduled, or a reader's) lands the grant before the gate is rewritten.
+        drain.drain()
+        return real(**kwargs)
+
+    monkeypatch.setattr(gate, "rebuild", landed_meanwhile)
+    assert claims.load_gate(template_id=template["id"])
+    monkeypatch.setattr(gate, "rebuild", real)
+    snapshot = gate.snapshot(template_id=template["id"])
+    assert (snapshot["remaining"], snapshot.get(f"u:{mom.user['id']}")) == (4, 1)
+    assert_error(claim(mom, template["id"]), 409, "coupon_limit_reached")
+    assert len(rows(template["id"])) == 1 and gate.refused() == []
+
