@@ -432,3 +432,21 @@ def test_a_rebuild_counts_a_grant_that_lands_while_it_reads(api, operator, monke
     assert_error(claim(mom, template["id"]), 409, "coupon_limit_reached")
     assert len(rows(template["id"])) == 1 and gate.refused() == []
 
+
+def test_a_rebuild_across_midnight_keeps_the_new_days_claims(api, operator, frozen_clock, monkeypatch):
+    # China's day turns at 16:00 UTC; the rebuild starts just before, a claim lands just after.
+    frozen_clock(datetime.fromisoformat("2026-11-22T15:59:59+00:00"))
+    template = create_template(operator, stock=10, per_user_limit=3, per_day_limit=1)
+    mom = api.as_user("mom")
+    real = gate.rebuild
+
+    def claimed_after_midnight(**kwargs):
+        frozen_clock(datetime.fromisoformat("2026-11-22T16:00:01+00:00"))
+        assert claim(mom, template["id"]).status_code == 201
+        return real(**kwargs)
+
+    monkeypatch.setattr(gate, "rebuild", claimed_after_midnight)
+    assert claims.load_gate(template_id=template["id"])
+    monkeypatch.setattr(gate, "rebuild", real)
+    assert_error(claim(mom, template["id"]), 409, "coupon_daily_limit_reached")
+    assert len(rows(template["id"])) == 1 and gate.refused() == []

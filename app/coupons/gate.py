@@ -105,15 +105,16 @@ if redis.call('set', KEYS[2], '1', 'NX', 'EX', 604800) then redis.call('rpush', 
 
 # Replace the gate with the database's counts plus the stream's entries for this template that the
 # database does not hold yet. KEYS: gate, stream. ARGV: template, remaining-from-db, state, starts-ms,
-# ends-ms, limit, day limit, today, token, n landed grants, landed grant ids..., then field/value pairs
-# (u:<user> and d:<today>:<user> counts from the database).
+# ends-ms, limit, day limit, token, n landed grants, landed grant ids..., then field/value pairs
+# (u:<user> and d:<today>:<user> counts from the database). An entry counts on its own day: one granted
+# after midnight while the rebuild read yesterday's rows still counts against its user's new day.
 _REBUILD = """
-local tid, remaining, today = ARGV[1], tonumber(ARGV[2]), ARGV[8]
-local n = tonumber(ARGV[10])
+local tid, remaining = ARGV[1], tonumber(ARGV[2])
+local n = tonumber(ARGV[9])
 local landed = {}
-for i = 11, 10 + n do landed[ARGV[i]] = true end
+for i = 10, 9 + n do landed[ARGV[i]] = true end
 local fields = {}
-for i = 11 + n, #ARGV, 2 do fields[ARGV[i]] = tonumber(ARGV[i + 1]) end
+for i = 10 + n, #ARGV, 2 do fields[ARGV[i]] = tonumber(ARGV[i + 1]) end
 local in_flight = 0
 for _, entry in ipairs(redis.call('xrange', KEYS[2], '-', '+')) do
   local f, e = entry[2], {}
@@ -122,8 +123,8 @@ for _, entry in ipairs(redis.call('xrange', KEYS[2], '-', '+')) do
     in_flight = in_flight + 1
     remaining = remaining - 1
     fields['u:' .. e.u] = (fields['u:' .. e.u] or 0) + 1
-    if e.day == today then
-      local d = 'd:' .. today .. ':' .. e.u
+    if e.day and e.day ~= '' then
+      local d = 'd:' .. e.day .. ':' .. e.u
       fields[d] = (fields[d] or 0) + 1
     end
   end
@@ -132,7 +133,7 @@ local over = 0
 if remaining < 0 then over, remaining = -remaining, 0 end
 redis.call('del', KEYS[1])
 redis.call('hset', KEYS[1], 'remaining', remaining, 'state', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
-           'limit', ARGV[6], 'day_limit', ARGV[7], 'v', ARGV[9])
+           'limit', ARGV[6], 'day_limit', ARGV[7], 'v', ARGV[8])
 local batch = {}
 for f, v in pairs(fields) do
   if v > 0 then
@@ -265,7 +266,7 @@ def rebuild(*, template_id: int, remaining: int, state: str, starts_ms: int, end
         fields += [f"d:{today}:{user_id}", count]
     result = _script("rebuild", _REBUILD)(
         keys=[_gate(template_id), STREAM],
-        args=[template_id, remaining, state, starts_ms, ends_ms, per_user_limit, per_day_limit, today, token,
+        args=[template_id, remaining, state, starts_ms, ends_ms, per_user_limit, per_day_limit, token,
               len(landed_grants), *landed_grants, *fields])
     return int(result[0]), int(result[1]), int(result[2])
 
