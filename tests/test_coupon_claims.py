@@ -450,3 +450,46 @@ def test_a_rebuild_across_midnight_keeps_the_new_days_claims(api, operator, froz
     monkeypatch.setattr(gate, "rebuild", real)
     assert_error(claim(mom, template["id"]), 409, "coupon_daily_limit_reached")
     assert len(rows(template["id"])) == 1 and gate.refused() == []
+
+
+@pytest.mark.parametrize("status, code", [("paused", "coupon_paused"), ("ended", "coupon_ended")])
+def test_a_pause_or_end_during_a_rebuild_is_not_undone_by_it(app, api, operator, monkeypatch, status, code):
+    template = create_template(operator, stock=5)
+    real = gate.rebuild
+
+    def changed_meanwhile(**kwargs):
+        # The rebuild (a reconcile) read the template live; the operator's change commits and closes the gate.
+        with app.app_context():
+            changed = operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": status})
+            assert changed.status_code == 200
+        return real(**kwargs)
+
+    monkeypatch.setattr(gate, "rebuild", changed_meanwhile)
+    assert claims.load_gate(template_id=template["id"])
+    monkeypatch.setattr(gate, "rebuild", real)
+    assert_error(claim(api.as_user("mom"), template["id"]), 409, code)
+    assert rows(template["id"]) == []
+
+
+def test_a_rebuild_while_a_drop_ends_cannot_reopen_it_past_the_budget_release(api, operator, monkeypatch):
+    host = api.as_user("host-a", roles=("host",))
+    budget = operator.post("/api/v1/coupon-budgets", json={"host_id": host.user["id"], "budget_fen": 5000}).get_json()
+    template = create_template(host, budget_id=budget["id"], stock=10)
+    mom = api.as_user("mom")
+    real = drain.drain
+    told = []
+
+    def rebuilt_meanwhile(**kwargs):
+        # Ending: the gate is closed and drained; a rebuild that read the template live writes it before the end commits.
+        landed = real(**kwargs)
+        assert claims.load_gate(template_id=template["id"])
+        told.append(claim(mom, template["id"]))
+        return landed
+
+    monkeypatch.setattr(drain, "drain", rebuilt_meanwhile)
+    ended = host.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "ended"})
+    monkeypatch.setattr(drain, "drain", real)
+    assert ended.status_code == 200 and ended.get_json()["budget_committed_fen"] == 0
+    assert_error(told[0], 409, "coupon_ended")
+    assert rows(template["id"]) == []
+    assert host.get("/api/v1/coupon-budgets").get_json()["items"][0]["committed_fen"] == 0

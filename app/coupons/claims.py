@@ -400,14 +400,20 @@ def _rebuild_held(template_id: int) -> tuple[int, int]:
         day_counts = dict(db.session.execute(select(UserCoupon.user_id, func.count()).where(
             UserCoupon.template_id == template_id, UserCoupon.claim_day == day).group_by(UserCoupon.user_id)).all())
     ends = template.claim_ends_at if template.valid_until is None else min(template.claim_ends_at, template.valid_until)
+    state = template.status if template.status in ("paused", "ended") else "active"
     remaining, in_flight, over = gate.rebuild(
-        template_id=template_id, remaining=template.stock - sum(user_counts.values()),
-        state=template.status if template.status in ("paused", "ended") else "active",
+        template_id=template_id, remaining=template.stock - sum(user_counts.values()), state=state,
         starts_ms=int(template.claim_starts_at.timestamp() * 1000), ends_ms=int(ends.timestamp() * 1000),
         per_user_limit=template.per_user_limit, per_day_limit=template.per_day_limit or 0, today=today,
         token=uuid.uuid4().hex, landed_grants=landed, user_counts=user_counts, day_counts=day_counts)
     if over:
         log.error("coupon template %s: %s grant(s) in flight beyond the stock", template_id, over)
+    # A pause or an end that committed since the read above closed (or dropped) the gate before this write.
+    status = db.session.scalar(select(CouponTemplate.status).where(CouponTemplate.id == template_id))
+    if status == "ended" and state != "ended":
+        gate.drop(template_id=template_id)
+    elif status == "paused" and state == "active":
+        gate.close(template_id=template_id, state="paused")
     return remaining, in_flight
 
 

@@ -131,8 +131,12 @@ for _, entry in ipairs(redis.call('xrange', KEYS[2], '-', '+')) do
 end
 local over = 0
 if remaining < 0 then over, remaining = -remaining, 0 end
+-- Ending closes the gate before its status commits; a rebuild that read the template live meanwhile must
+-- not open it again (grants after the end's drain would land past its budget release).
+local state = ARGV[3]
+if redis.call('hget', KEYS[1], 'state') == 'ended' then state = 'ended' end
 redis.call('del', KEYS[1])
-redis.call('hset', KEYS[1], 'remaining', remaining, 'state', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
+redis.call('hset', KEYS[1], 'remaining', remaining, 'state', state, 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
            'limit', ARGV[6], 'day_limit', ARGV[7], 'v', ARGV[8])
 local batch = {}
 for f, v in pairs(fields) do
