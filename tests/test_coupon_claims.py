@@ -493,3 +493,23 @@ def test_a_rebuild_while_a_drop_ends_cannot_reopen_it_past_the_budget_release(ap
     assert_error(told[0], 409, "coupon_ended")
     assert rows(template["id"]) == []
     assert host.get("/api/v1/coupon-budgets").get_json()["items"][0]["committed_fen"] == 0
+
+
+def test_an_end_that_loses_a_race_leaves_the_gate_following_the_database(app, api, operator, monkeypatch):
+    template = create_template(operator, stock=5)
+    path = f"/api/v1/coupon-templates/{template['id']}/status"
+    real = drain.drain
+
+    def paused_meanwhile(**kwargs):
+        # The end has closed the gate; another operator's pause commits before the end's status update.
+        monkeypatch.setattr(drain, "drain", real)
+        with app.app_context():
+            assert operator.post(path, json={"status": "paused"}).status_code == 200
+        return real(**kwargs)
+
+    monkeypatch.setattr(drain, "drain", paused_meanwhile)
+    assert_error(operator.post(path, json={"status": "ended"}), 409, "coupon_template_changed")
+    mom = api.as_user("mom")
+    assert_error(claim(mom, template["id"]), 409, "coupon_paused")
+    assert operator.post(path, json={"status": "active"}).status_code == 200
+    assert claim(mom, template["id"]).status_code == 201

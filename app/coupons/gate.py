@@ -27,6 +27,8 @@ REFUSED_STREAM = key("coupon-claims", "refused")
 ID_POOL = key("coupon-ids")
 GROUP = "drain"
 DURABILITY_RECHECK_SECONDS = 60
+# Longer than an end takes from closing the gate to its commit (a drain waited out, at most half a minute).
+ENDING_SECONDS = 120
 
 log = logging.getLogger(__name__)
 # Per process: where a Redis server was asked whether it is durable -> (when, answer).
@@ -104,10 +106,11 @@ if redis.call('set', KEYS[2], '1', 'NX', 'EX', 604800) then redis.call('rpush', 
 """
 
 # Replace the gate with the database's counts plus the stream's entries for this template that the
-# database does not hold yet. KEYS: gate, stream. ARGV: template, remaining-from-db, state, starts-ms,
-# ends-ms, limit, day limit, token, n landed grants, landed grant ids..., then field/value pairs
-# (u:<user> and d:<today>:<user> counts from the database). An entry counts on its own day: one granted
-# after midnight while the rebuild read yesterday's rows still counts against its user's new day.
+# database does not hold yet. KEYS: gate, stream, the template's ending mark. ARGV: template,
+# remaining-from-db, state, starts-ms, ends-ms, limit, day limit, token, n landed grants, landed grant
+# ids..., then field/value pairs (u:<user> and d:<today>:<user> counts from the database). An entry
+# counts on its own day: one granted after midnight while the rebuild read yesterday's rows still counts
+# against its user's new day.
 _REBUILD = """
 local tid, remaining = ARGV[1], tonumber(ARGV[2])
 local n = tonumber(ARGV[9])
@@ -131,10 +134,10 @@ for _, entry in ipairs(redis.call('xrange', KEYS[2], '-', '+')) do
 end
 local over = 0
 if remaining < 0 then over, remaining = -remaining, 0 end
--- Ending closes the gate before its status commits; a rebuild that read the template live meanwhile must
--- not open it again (grants after the end's drain would land past its budget release).
+-- While an end is under way (it closes the gate before its status commits), a rebuild that read the
+-- template live must not open it again: grants after the end's drain would land past its budget release.
 local state = ARGV[3]
-if redis.call('hget', KEYS[1], 'state') == 'ended' then state = 'ended' end
+if redis.call('exists', KEYS[3]) == 1 then state = 'ended' end
 redis.call('del', KEYS[1])
 redis.call('hset', KEYS[1], 'remaining', remaining, 'state', state, 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
            'limit', ARGV[6], 'day_limit', ARGV[7], 'v', ARGV[8])
@@ -175,15 +178,21 @@ end
 return settled
 """
 
-# Only an existing gate is touched: a hash holding nothing but 'state' would read as a broken gate.
+# Only an existing gate is touched: a hash holding nothing but 'state' would read as a broken gate. Ending
+# also marks the end as under way (KEYS[2]) for ARGV[2] seconds, whether or not a gate is loaded.
 _CLOSE = """
 if redis.call('exists', KEYS[1]) == 1 then redis.call('hset', KEYS[1], 'state', ARGV[1]) end
+if ARGV[1] == 'ended' then redis.call('set', KEYS[2], '1', 'EX', ARGV[2]) end
 return 0
 """
 
 
 def _gate(template_id: int) -> str:
     return key("coupon-gate", template_id)
+
+
+def _ending(template_id: int) -> str:
+    return key("coupon-gate-ending", template_id)
 
 
 def _record(user_id: int, key_digest: str) -> str:
@@ -269,15 +278,23 @@ def rebuild(*, template_id: int, remaining: int, state: str, starts_ms: int, end
     for user_id, count in day_counts.items():
         fields += [f"d:{today}:{user_id}", count]
     result = _script("rebuild", _REBUILD)(
-        keys=[_gate(template_id), STREAM],
+        keys=[_gate(template_id), STREAM, _ending(template_id)],
         args=[template_id, remaining, state, starts_ms, ends_ms, per_user_limit, per_day_limit, token,
               len(landed_grants), *landed_grants, *fields])
     return int(result[0]), int(result[1]), int(result[2])
 
 
 def close(*, template_id: int, state: str) -> None:
-    """Stop granting ('paused' or 'ended'); claims are refused with that state from now on."""
-    _script("close", _CLOSE)(keys=[_gate(template_id)], args=[state])
+    """Stop granting ('paused' or 'ended'); claims are refused with that state from now on.
+
+    'ended' also holds off rebuilds from opening the gate again until the end has committed (see `_REBUILD`).
+    """
+    _script("close", _CLOSE)(keys=[_gate(template_id), _ending(template_id)], args=[state, ENDING_SECONDS])
+
+
+def end_abandoned(*, template_id: int) -> None:
+    """An end that did not happen (its status update lost a race): rebuilds follow the database again."""
+    get_redis().delete(_ending(template_id))
 
 
 def snapshot(*, template_id: int) -> dict[str, int] | None:

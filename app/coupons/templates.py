@@ -279,6 +279,7 @@ def change_status(*, template_id: int, actor: Actor, status: str) -> CouponTempl
         if gated:
             from app.coupons.claims import load_gate
 
+            gate.end_abandoned(template_id=template.id)
             load_gate(template_id=template.id)
         raise Conflict("The template changed meanwhile; reload it.", code="coupon_template_changed")
     db.session.refresh(template)
