@@ -121,8 +121,8 @@ def test_per_user_and_per_day_limits(api, operator, frozen_clock):
     ("America/New_York", [("2026-11-01T04:00:00+00:00", "20261101"), ("2026-11-02T04:30:00+00:00", "20261101"),
                           ("2026-11-02T05:00:00+00:00", "20261102"), ("2026-11-01T03:59:59+00:00", "20261031")]),
 ])
-def test_claim_day_follows_the_coupon_zone_across_midnights(app, zone, instants):
-    app.config["COUPON_DAY_TIMEZONE"] = zone
+def test_claim_day_follows_the_coupon_zone_across_midnights(app, monkeypatch, zone, instants):
+    monkeypatch.setitem(app.config, "COUPON_DAY_TIMEZONE", zone)
     for instant, expected in instants:
         day, compact = claims.claim_day(datetime.fromisoformat(instant))
         assert (compact, day.strftime("%Y%m%d")) == (expected, expected), instant
@@ -424,3 +424,105 @@ def test_pausing_a_template_without_a_gate_leaves_no_half_gate(app, api, operato
     assert gate.snapshot(template_id=template["id"]) is None
     operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "active"})
     assert claim(api.as_user("mom"), template["id"]).status_code == 201
+
+
+def test_a_rebuild_counts_a_grant_that_lands_while_it_reads(api, operator, monkeypatch):
+    template = create_template(operator, stock=5, per_user_limit=1)
+    mom = api.as_user("mom")
+    assert claim(mom, template["id"]).status_code == 201  # in flight
+    real = gate.rebuild
+
+    def landed_meanwhile(**kwargs):
+        # The rebuild has read the rows; a drain (scheduled, or a reader's) lands the grant before the gate is rewritten.
+        drain.drain()
+        return real(**kwargs)
+
+    monkeypatch.setattr(gate, "rebuild", landed_meanwhile)
+    assert claims.load_gate(template_id=template["id"])
+    monkeypatch.setattr(gate, "rebuild", real)
+    snapshot = gate.snapshot(template_id=template["id"])
+    assert (snapshot["remaining"], snapshot.get(f"u:{mom.user['id']}")) == (4, 1)
+    assert_error(claim(mom, template["id"]), 409, "coupon_limit_reached")
+    assert len(rows(template["id"])) == 1 and gate.refused() == []
+
+
+def test_a_rebuild_across_midnight_keeps_the_new_days_claims(api, operator, frozen_clock, monkeypatch):
+    # China's day turns at 16:00 UTC; the rebuild starts just before, a claim lands just after.
+    frozen_clock(datetime.fromisoformat("2026-11-22T15:59:59+00:00"))
+    template = create_template(operator, stock=10, per_user_limit=3, per_day_limit=1)
+    mom = api.as_user("mom")
+    real = gate.rebuild
+
+    def claimed_after_midnight(**kwargs):
+        frozen_clock(datetime.fromisoformat("2026-11-22T16:00:01+00:00"))
+        assert claim(mom, template["id"]).status_code == 201
+        return real(**kwargs)
+
+    monkeypatch.setattr(gate, "rebuild", claimed_after_midnight)
+    assert claims.load_gate(template_id=template["id"])
+    monkeypatch.setattr(gate, "rebuild", real)
+    assert_error(claim(mom, template["id"]), 409, "coupon_daily_limit_reached")
+    assert len(rows(template["id"])) == 1 and gate.refused() == []
+
+
+@pytest.mark.parametrize("status, code", [("paused", "coupon_paused"), ("ended", "coupon_ended")])
+def test_a_pause_or_end_during_a_rebuild_is_not_undone_by_it(app, api, operator, monkeypatch, status, code):
+    template = create_template(operator, stock=5)
+    real = gate.rebuild
+
+    def changed_meanwhile(**kwargs):
+        # The rebuild (a reconcile) read the template live; the operator's change commits and closes the gate.
+        with app.app_context():
+            changed = operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": status})
+            assert changed.status_code == 200
+        return real(**kwargs)
+
+    monkeypatch.setattr(gate, "rebuild", changed_meanwhile)
+    assert claims.load_gate(template_id=template["id"])
+    monkeypatch.setattr(gate, "rebuild", real)
+    assert_error(claim(api.as_user("mom"), template["id"]), 409, code)
+    assert rows(template["id"]) == []
+
+
+def test_a_rebuild_while_a_drop_ends_cannot_reopen_it_past_the_budget_release(api, operator, monkeypatch):
+    host = api.as_user("host-a", roles=("host",))
+    budget = operator.post("/api/v1/coupon-budgets", json={"host_id": host.user["id"], "budget_fen": 5000}).get_json()
+    template = create_template(host, budget_id=budget["id"], stock=10)
+    mom = api.as_user("mom")
+    real = drain.drain
+    told = []
+
+    def rebuilt_meanwhile(**kwargs):
+        # Ending: the gate is closed and drained; a rebuild that read the template live writes it before the end commits.
+        landed = real(**kwargs)
+        assert claims.load_gate(template_id=template["id"])
+        told.append(claim(mom, template["id"]))
+        return landed
+
+    monkeypatch.setattr(drain, "drain", rebuilt_meanwhile)
+    ended = host.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "ended"})
+    monkeypatch.setattr(drain, "drain", real)
+    assert ended.status_code == 200 and ended.get_json()["budget_committed_fen"] == 0
+    assert_error(told[0], 409, "coupon_ended")
+    assert rows(template["id"]) == []
+    assert host.get("/api/v1/coupon-budgets").get_json()["items"][0]["committed_fen"] == 0
+
+
+def test_an_end_that_loses_a_race_leaves_the_gate_following_the_database(app, api, operator, monkeypatch):
+    template = create_template(operator, stock=5)
+    path = f"/api/v1/coupon-templates/{template['id']}/status"
+    real = drain.drain
+
+    def paused_meanwhile(**kwargs):
+        # The end has closed the gate; another operator's pause commits before the end's status update.
+        monkeypatch.setattr(drain, "drain", real)
+        with app.app_context():
+            assert operator.post(path, json={"status": "paused"}).status_code == 200
+        return real(**kwargs)
+
+    monkeypatch.setattr(drain, "drain", paused_meanwhile)
+    assert_error(operator.post(path, json={"status": "ended"}), 409, "coupon_template_changed")
+    mom = api.as_user("mom")
+    assert_error(claim(mom, template["id"]), 409, "coupon_paused")
+    assert operator.post(path, json={"status": "active"}).status_code == 200
+    assert claim(mom, template["id"]).status_code == 201

@@ -46,6 +46,19 @@ def test_invalid_templates_are_refused(operator, overrides, field):
     assert field in body["errors"]
 
 
+@pytest.mark.parametrize("field, value", [("claim_starts_at", "0001-01-01T00:30:00+01:00"),
+                                          ("claim_ends_at", "9999-12-31T23:59:59-05:00"),
+                                          ("valid_until", "9999-12-31T20:00:00-08:00")])
+def test_instants_utc_cannot_hold_are_refused(operator, field, value):
+    # Valid ISO instants whose UTC is before year 1 or after year 9999: refused, not a 500 while storing.
+    body = template_body(validity_kind="window", valid_from=iso(now_utc()), valid_until=iso(now_utc() + timedelta(days=9)))
+    body[field] = value
+    assert field in assert_error(operator.post("/api/v1/coupon-templates", json=body), 422, "validation_error")["errors"]
+    draft = create_template(operator, activate=False)
+    response = operator.patch(f"/api/v1/coupon-templates/{draft['id']}", json={field: value})
+    assert field in assert_error(response, 422, "validation_error")["errors"]
+
+
 def test_claim_window_must_be_ordered(operator):
     now = now_utc()
     response = operator.post("/api/v1/coupon-templates", json=template_body(
@@ -185,3 +198,47 @@ def test_templates_past_their_window_end_by_job(app, operator, frozen_clock):
     frozen_clock(now_utc() + timedelta(days=2))
     assert end_finished_templates() == 1
     assert operator.get(f"/api/v1/coupon-templates/{template['id']}").get_json()["status"] == "ended"
+
+
+def test_an_edit_racing_an_activation_leaves_the_live_template_alone(app, operator, monkeypatch):
+    from app.coupons import gate, templates
+
+    template = create_template(operator, activate=False, stock=10)
+    path = f"/api/v1/coupon-templates/{template['id']}"
+    validate = templates._validate
+
+    def activated_meanwhile(values, scope_ids):
+        # The PATCH has read the draft; another request (its own session) activates it before the PATCH writes.
+        validate(values, scope_ids)
+        monkeypatch.setattr(templates, "_validate", validate)
+        with app.app_context():
+            assert operator.post(f"{path}/status", json={"status": "active"}).status_code == 200
+
+    monkeypatch.setattr(templates, "_validate", activated_meanwhile)
+    assert_error(operator.patch(path, json={"stock": 20}), 409, "coupon_template_not_editable")
+    live = operator.get(path).get_json()
+    assert (live["status"], live["stock"]) == ("active", 10)
+    assert gate.snapshot(template_id=template["id"])["remaining"] == 10
+
+
+def test_racing_edits_keep_the_budget_equal_to_what_its_templates_commit(app, operator, host, monkeypatch):
+    from app.coupons import templates
+
+    budget = operator.post("/api/v1/coupon-budgets", json={"host_id": host.user["id"], "budget_fen": 10000}).get_json()
+    one = create_template(host, activate=False, budget_id=budget["id"], stock=10)
+    create_template(host, activate=False, budget_id=budget["id"], stock=10)
+    path = f"/api/v1/coupon-templates/{one['id']}"
+    validate = templates._validate
+
+    def edited_meanwhile(values, scope_ids):
+        # Both requests read 10 coupons committed (5,000 fen); the other one writes first.
+        validate(values, scope_ids)
+        monkeypatch.setattr(templates, "_validate", validate)
+        with app.app_context():
+            assert host.patch(path, json={"stock": 2}).status_code == 200
+
+    monkeypatch.setattr(templates, "_validate", edited_meanwhile)
+    assert_error(host.patch(path, json={"stock": 2}), 409, "coupon_template_changed")
+    listed = host.get("/api/v1/coupon-templates").get_json()["items"]
+    committed = host.get("/api/v1/coupon-budgets").get_json()["items"][0]["committed_fen"]
+    assert committed == sum(t["budget_committed_fen"] for t in listed) == 1000 + 5000

@@ -52,6 +52,8 @@ REFUSALS = {
 SEQ_RETRIES = 3
 GATE_RETRIES = 5
 LOAD_LOCK_SECONDS = 10
+# Well inside the load lock; a drain batch takes well under a second.
+LOAD_DRAIN_WAIT_SECONDS = 5
 RECONCILE_DRAIN_SECONDS = 30
 CACHE_LIMIT = 50_000
 
@@ -365,18 +367,26 @@ def load_gate(*, template_id: int, only_if_missing: bool = False) -> bool:
         if only_if_missing and gate.state(template_id=template_id) is not None:
             return True
         ids.top_up()
-        _rebuild(template_id)
-        return True
+        return _rebuild(template_id, wait_seconds=LOAD_DRAIN_WAIT_SECONDS) is not None
     finally:
         redis.delete(lock)
 
 
-def _rebuild(template_id: int) -> tuple[int, int]:
-    """Rewrite the gate from the rows plus the stream's entries not landed yet; returns (remaining, in flight)."""
+def _rebuild(template_id: int, *, wait_seconds: float) -> tuple[int, int] | None:
+    """Rewrite the gate from the rows plus the stream's entries not landed yet; returns (remaining, in flight).
+
+    None when a drain still runs after `wait_seconds`: no drain may land (and delete) an entry between
+    the rows' count and the stream's, or the entry would be in neither and the gate would grant it again.
+    """
+    with drain.held_off(wait_seconds=wait_seconds) as held:
+        return _rebuild_held(template_id) if held else None
+
+
+def _rebuild_held(template_id: int) -> tuple[int, int]:
     template = db.session.get(CouponTemplate, template_id, populate_existing=True)
     # Order matters: first which of the stream's entries the database holds, then the counts. An entry
-    # landing in between is counted twice (the gate refuses one claim too many until the next
-    # reconcile), never not at all (the gate would grant beyond the stock).
+    # the drain had landed but not yet deleted is counted twice (the gate refuses one claim too many
+    # until the next reconcile), never not at all (the gate would grant beyond the stock).
     in_stream = gate.in_flight(template_id=template_id)
     landed = []
     for start in range(0, len(in_stream), 500):
@@ -390,14 +400,20 @@ def _rebuild(template_id: int) -> tuple[int, int]:
         day_counts = dict(db.session.execute(select(UserCoupon.user_id, func.count()).where(
             UserCoupon.template_id == template_id, UserCoupon.claim_day == day).group_by(UserCoupon.user_id)).all())
     ends = template.claim_ends_at if template.valid_until is None else min(template.claim_ends_at, template.valid_until)
+    state = template.status if template.status in ("paused", "ended") else "active"
     remaining, in_flight, over = gate.rebuild(
-        template_id=template_id, remaining=template.stock - sum(user_counts.values()),
-        state=template.status if template.status in ("paused", "ended") else "active",
+        template_id=template_id, remaining=template.stock - sum(user_counts.values()), state=state,
         starts_ms=int(template.claim_starts_at.timestamp() * 1000), ends_ms=int(ends.timestamp() * 1000),
         per_user_limit=template.per_user_limit, per_day_limit=template.per_day_limit or 0, today=today,
         token=uuid.uuid4().hex, landed_grants=landed, user_counts=user_counts, day_counts=day_counts)
     if over:
         log.error("coupon template %s: %s grant(s) in flight beyond the stock", template_id, over)
+    # A pause or an end that committed since the read above closed (or dropped) the gate before this write.
+    status = db.session.scalar(select(CouponTemplate.status).where(CouponTemplate.id == template_id))
+    if status == "ended" and state != "ended":
+        gate.drop(template_id=template_id)
+    elif status == "paused" and state == "active":
+        gate.close(template_id=template_id, state="paused")
     return remaining, in_flight
 
 
@@ -435,7 +451,11 @@ def reconcile(*, template_id: int | None = None) -> list[ReconcileReport]:
             reports.append(ReconcileReport(tid, template.claimed, template.stock, None,
                                            len(gate.in_flight(template_id=tid)), refused, repaired))
             continue
-        remaining, in_flight = _rebuild(tid)
+        rebuilt = _rebuild(tid, wait_seconds=RECONCILE_DRAIN_SECONDS)
+        if rebuilt is None:
+            log.error("coupon template %s: a drain ran for %ss; its gate is rebuilt next time", tid,
+                      RECONCILE_DRAIN_SECONDS)
+        remaining, in_flight = rebuilt or (None, len(gate.in_flight(template_id=tid)))
         reports.append(ReconcileReport(tid, template.claimed, template.stock, remaining, in_flight, refused, repaired))
     return reports
 

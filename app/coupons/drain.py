@@ -18,6 +18,8 @@ import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
@@ -147,13 +149,40 @@ def _land(grants: list[Grant]) -> dict[str, str]:
     return refused
 
 
+def _lock(wait_seconds: float):
+    timeout = current_app.config.get("COUPON_DRAIN_LOCK_SECONDS", LOCK_SECONDS)
+    return get_redis().lock(key("coupon-drain"), timeout=timeout, blocking=wait_seconds > 0,
+                            blocking_timeout=wait_seconds or None)
+
+
+def _release(lock) -> None:
+    try:
+        lock.release()
+    except LockError:  # it expired under a stalled holder; another drain may have taken over meanwhile
+        log.warning("coupon drain lock expired before release")
+
+
+@contextmanager
+def held_off(*, wait_seconds: float) -> Iterator[bool]:
+    """Keep every drain out meanwhile (yields False when one still runs after `wait_seconds`).
+
+    A gate rebuild reads the rows, then the stream: an entry landed and deleted in between would be in neither.
+    """
+    lock = _lock(wait_seconds)
+    if not lock.acquire():
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        _release(lock)
+
+
 def drain(*, wait_seconds: float = 0) -> int:
     """Land granted claims from the stream; returns how many entries were settled (0 when another drainer runs)."""
     if not gate.stream_length():  # the common tick: nothing granted since the last drain
         return 0
-    timeout = current_app.config.get("COUPON_DRAIN_LOCK_SECONDS", LOCK_SECONDS)
-    lock = get_redis().lock(key("coupon-drain"), timeout=timeout, blocking=wait_seconds > 0,
-                            blocking_timeout=wait_seconds or None)
+    lock = _lock(wait_seconds)
     if not lock.acquire():
         return 0
     try:
@@ -166,10 +195,7 @@ def drain(*, wait_seconds: float = 0) -> int:
         ids.top_up()
         return settled
     finally:
-        try:
-            lock.release()
-        except LockError:  # it expired under a stalled drain; another drain may have taken over meanwhile
-            log.warning("coupon drain lock expired before release")
+        _release(lock)
 
 
 def ensure_landed(*, user_id: int, wait_seconds: float = 5) -> None:

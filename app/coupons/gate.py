@@ -27,6 +27,8 @@ REFUSED_STREAM = key("coupon-claims", "refused")
 ID_POOL = key("coupon-ids")
 GROUP = "drain"
 DURABILITY_RECHECK_SECONDS = 60
+# Longer than an end takes from closing the gate to its commit (a drain waited out, at most half a minute).
+ENDING_SECONDS = 120
 
 log = logging.getLogger(__name__)
 # Per process: where a Redis server was asked whether it is durable -> (when, answer).
@@ -104,16 +106,18 @@ if redis.call('set', KEYS[2], '1', 'NX', 'EX', 604800) then redis.call('rpush', 
 """
 
 # Replace the gate with the database's counts plus the stream's entries for this template that the
-# database does not hold yet. KEYS: gate, stream. ARGV: template, remaining-from-db, state, starts-ms,
-# ends-ms, limit, day limit, today, token, n landed grants, landed grant ids..., then field/value pairs
-# (u:<user> and d:<today>:<user> counts from the database).
+# database does not hold yet. KEYS: gate, stream, the template's ending mark. ARGV: template,
+# remaining-from-db, state, starts-ms, ends-ms, limit, day limit, token, n landed grants, landed grant
+# ids..., then field/value pairs (u:<user> and d:<today>:<user> counts from the database). An entry
+# counts on its own day: one granted after midnight while the rebuild read yesterday's rows still counts
+# against its user's new day.
 _REBUILD = """
-local tid, remaining, today = ARGV[1], tonumber(ARGV[2]), ARGV[8]
-local n = tonumber(ARGV[10])
+local tid, remaining = ARGV[1], tonumber(ARGV[2])
+local n = tonumber(ARGV[9])
 local landed = {}
-for i = 11, 10 + n do landed[ARGV[i]] = true end
+for i = 10, 9 + n do landed[ARGV[i]] = true end
 local fields = {}
-for i = 11 + n, #ARGV, 2 do fields[ARGV[i]] = tonumber(ARGV[i + 1]) end
+for i = 10 + n, #ARGV, 2 do fields[ARGV[i]] = tonumber(ARGV[i + 1]) end
 local in_flight = 0
 for _, entry in ipairs(redis.call('xrange', KEYS[2], '-', '+')) do
   local f, e = entry[2], {}
@@ -122,17 +126,21 @@ for _, entry in ipairs(redis.call('xrange', KEYS[2], '-', '+')) do
     in_flight = in_flight + 1
     remaining = remaining - 1
     fields['u:' .. e.u] = (fields['u:' .. e.u] or 0) + 1
-    if e.day == today then
-      local d = 'd:' .. today .. ':' .. e.u
+    if e.day and e.day ~= '' then
+      local d = 'd:' .. e.day .. ':' .. e.u
       fields[d] = (fields[d] or 0) + 1
     end
   end
 end
 local over = 0
 if remaining < 0 then over, remaining = -remaining, 0 end
+-- While an end is under way (it closes the gate before its status commits), a rebuild that read the
+-- template live must not open it again: grants after the end's drain would land past its budget release.
+local state = ARGV[3]
+if redis.call('exists', KEYS[3]) == 1 then state = 'ended' end
 redis.call('del', KEYS[1])
-redis.call('hset', KEYS[1], 'remaining', remaining, 'state', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
-           'limit', ARGV[6], 'day_limit', ARGV[7], 'v', ARGV[9])
+redis.call('hset', KEYS[1], 'remaining', remaining, 'state', state, 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
+           'limit', ARGV[6], 'day_limit', ARGV[7], 'v', ARGV[8])
 local batch = {}
 for f, v in pairs(fields) do
   if v > 0 then
@@ -170,15 +178,21 @@ end
 return settled
 """
 
-# Only an existing gate is touched: a hash holding nothing but 'state' would read as a broken gate.
+# Only an existing gate is touched: a hash holding nothing but 'state' would read as a broken gate. Ending
+# also marks the end as under way (KEYS[2]) for ARGV[2] seconds, whether or not a gate is loaded.
 _CLOSE = """
 if redis.call('exists', KEYS[1]) == 1 then redis.call('hset', KEYS[1], 'state', ARGV[1]) end
+if ARGV[1] == 'ended' then redis.call('set', KEYS[2], '1', 'EX', ARGV[2]) end
 return 0
 """
 
 
 def _gate(template_id: int) -> str:
     return key("coupon-gate", template_id)
+
+
+def _ending(template_id: int) -> str:
+    return key("coupon-gate-ending", template_id)
 
 
 def _record(user_id: int, key_digest: str) -> str:
@@ -264,15 +278,23 @@ def rebuild(*, template_id: int, remaining: int, state: str, starts_ms: int, end
     for user_id, count in day_counts.items():
         fields += [f"d:{today}:{user_id}", count]
     result = _script("rebuild", _REBUILD)(
-        keys=[_gate(template_id), STREAM],
-        args=[template_id, remaining, state, starts_ms, ends_ms, per_user_limit, per_day_limit, today, token,
+        keys=[_gate(template_id), STREAM, _ending(template_id)],
+        args=[template_id, remaining, state, starts_ms, ends_ms, per_user_limit, per_day_limit, token,
               len(landed_grants), *landed_grants, *fields])
     return int(result[0]), int(result[1]), int(result[2])
 
 
 def close(*, template_id: int, state: str) -> None:
-    """Stop granting ('paused' or 'ended'); claims are refused with that state from now on."""
-    _script("close", _CLOSE)(keys=[_gate(template_id)], args=[state])
+    """Stop granting ('paused' or 'ended'); claims are refused with that state from now on.
+
+    'ended' also holds off rebuilds from opening the gate again until the end has committed (see `_REBUILD`).
+    """
+    _script("close", _CLOSE)(keys=[_gate(template_id), _ending(template_id)], args=[state, ENDING_SECONDS])
+
+
+def end_abandoned(*, template_id: int) -> None:
+    """An end that did not happen (its status update lost a race): rebuilds follow the database again."""
+    get_redis().delete(_ending(template_id))
 
 
 def snapshot(*, template_id: int) -> dict[str, int] | None:

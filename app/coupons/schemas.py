@@ -1,6 +1,6 @@
 from datetime import timezone
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from app.core.pagination import PageArgsSchema, PageSchema
 from app.coupons.models import COUPON_STATUSES, TEMPLATE_STATUSES
@@ -23,8 +23,19 @@ def ident(strict: bool = True, **kwargs) -> fields.Integer:
     return fields.Integer(strict=strict, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
-def when(**kwargs) -> fields.AwareDateTime:
-    return fields.AwareDateTime(default_timezone=timezone.utc, **kwargs)
+class UtcDateTime(fields.AwareDateTime):
+    """An instant, loaded as UTC (naive means UTC); one whose UTC falls outside years 1–9999 is invalid."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        instant = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return instant.astimezone(timezone.utc)
+        except OverflowError as exc:
+            raise ValidationError("Not a representable instant in UTC.") from exc
+
+
+def when(**kwargs) -> UtcDateTime:
+    return UtcDateTime(default_timezone=timezone.utc, **kwargs)
 
 
 def id_list() -> fields.List:

@@ -227,12 +227,21 @@ def update_template(*, template_id: int, actor: Actor, changes: dict[str, Any],
     current_scopes = scope_lists(template)
     merged_scopes = current_scopes | (scope_ids or {})
     _validate(values, merged_scopes)
-    for name, value in values.items():
-        setattr(template, name, value)
-    template.updated_at = now_utc()
+    # Conditional on what was read: an activation committed since must not see its live rules change under
+    # its gate, and a concurrent edit must not move the budget by a delta computed from a stale commitment.
+    read_committed = template.budget_committed_fen
+    moved = db.session.execute(
+        update(CouponTemplate).where(CouponTemplate.id == template.id, CouponTemplate.status == "draft",
+                                     CouponTemplate.budget_committed_fen == read_committed)
+        .values(**values, updated_at=now_utc()).execution_options(synchronize_session=False)).rowcount
+    db.session.refresh(template)
+    if not moved:
+        if template.status != "draft":
+            raise Conflict("Only draft templates can be edited.", code="coupon_template_not_editable")
+        raise Conflict("The template changed meanwhile; reload it.", code="coupon_template_changed")
     if template.budget_id is not None:
         new_committed = template.stock * unit_liability_fen(template)
-        _commit_budget(template.budget_id, new_committed - template.budget_committed_fen)
+        _commit_budget(template.budget_id, new_committed - read_committed)
         template.budget_committed_fen = new_committed
     if merged_scopes != current_scopes:
         _write_scopes(template.id, merged_scopes)
@@ -270,6 +279,7 @@ def change_status(*, template_id: int, actor: Actor, status: str) -> CouponTempl
         if gated:
             from app.coupons.claims import load_gate
 
+            gate.end_abandoned(template_id=template.id)
             load_gate(template_id=template.id)
         raise Conflict("The template changed meanwhile; reload it.", code="coupon_template_changed")
     db.session.refresh(template)
