@@ -2,9 +2,10 @@
 
 In a flash drop thousands of taps a second reach this one route, and its work is one Redis script. Flask's
 machinery around that script (request context, routing, before-request hooks, argument parsing, response
-finalising) cost the web worker more CPU than the script's round trip: through the view a tap cost ~800 µs
+finalising) cost the web worker more CPU than the script's round trip: through the view a tap cost ~630 µs
 of web-worker CPU and the drop ran at ~0.47 of /healthz's rate; through the lane ~450 µs and 0.55–0.66
-(`./scripts/bench claim`, `COUPON_CLAIM_LANE` on and off). So the route has this fast path in front of it. It is the route's own path, not a second
+(`./scripts/bench claim` with `COUPON_CLAIM_LANE` on and off). So the route has this fast path in front.
+It is the route's own path, not a second
 route: it validates with the route's schema, authenticates with `accounts.authenticate`, claims with
 `claims.claim_through_gate`, answers with the view's `claimed_response` and the one error envelope.
 
