@@ -5,9 +5,9 @@ machinery around that script (request context, routing, before-request hooks, ar
 finalising) cost the web worker more CPU than the script's round trip: through the view a tap cost ~630 µs
 of web-worker CPU and the drop ran at ~0.47 of /healthz's rate; through the lane ~450 µs and 0.55–0.66
 (`./scripts/bench claim` with `COUPON_CLAIM_LANE` on and off). So the route has this fast path in front.
-It is the route's own path, not a second
-route: it validates with the route's schema, authenticates with `accounts.authenticate`, claims with
-`claims.claim_through_gate`, answers with the view's `claimed_response` and the one error envelope.
+It is the route's own path, not a second route: it validates with the route's schema, authenticates with
+`accounts.authenticate`, claims with `claims.claim_through_gate`, answers with the view's `claimed_response`
+and the one error envelope.
 
 Whatever it cannot settle by itself goes to the Flask view with the body untouched, which then answers
 exactly as it does without the lane: a request the route would refuse (no Idempotency-Key, no bearer token,
