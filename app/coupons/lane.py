@@ -49,8 +49,9 @@ class ClaimLane:
     def __call__(self, environ: dict, start_response):
         if environ["REQUEST_METHOD"] == "POST" and self.app.config["COUPON_CLAIM_LANE"]:
             matched = CLAIM_PATH.fullmatch(environ.get("PATH_INFO", ""))
-            if matched is not None and int(matched.group(1)) <= MAX_ID:
-                response = self._answer(environ, int(matched.group(1)))
+            template_id = int(matched.group(1)) if matched is not None else MAX_ID + 1
+            if template_id <= MAX_ID:
+                response = self._answer(environ, template_id)
                 if response is not None:
                     return response(environ, start_response)
         return self.wsgi_app(environ, start_response)
