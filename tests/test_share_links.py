@@ -1,11 +1,17 @@
+from datetime import datetime, timedelta, timezone
+
 from sqlalchemy import func, select
 
 from app.affiliate import clicks, service
-from app.affiliate.models import Click
+from app.affiliate.models import Click, ShareLink
 from app.core.db import db
 from app.core.redis import get_redis, key
+from app.delivery import engine
 from tests.affiliate_helpers import ingest, make_product
+from tests.content_helpers import KP, approve_all, join, make_course, publish
 from tests.helpers import assert_error
+
+T0 = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)  # 20:00 in Shanghai
 
 
 def _group(host) -> int:
@@ -14,22 +20,40 @@ def _group(host) -> int:
     return response.get_json()["id"]
 
 
+def _delivered(host, frozen_clock, group_id: int, kind: str = "text", content: dict | None = None) -> int:
+    """A post the host's bot has sent into the group (a sandbox group); returns its id."""
+    frozen_clock(T0)
+    response = host.post("/api/v1/posts", json={"kind": kind, "content": content or {"text": "今晚讲刷牙"},
+                                                "targets": {"group_ids": [group_id]},
+                                                "schedule": {"kind": "once", "at": "2026-11-22T20:05"}})
+    assert response.status_code == 201, response.get_json()
+    frozen_clock(T0 + timedelta(minutes=5))
+    engine.tick()
+    return response.get_json()["id"]
+
+
+def _link_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(ShareLink))
+
+
 def _click_count() -> int:
     return db.session.scalar(select(func.count()).select_from(Click))
 
 
-def test_share_link_has_code_path_card_and_code_image(api):
+def test_share_link_has_code_path_card_and_code_image(api, frozen_clock):
     product = make_product(title="儿童电动牙刷", price_fen=5900, link_url="https://union.example/item/1")
-    mom = api.as_user("mom")
-    gid = _group(api.as_user("host", roles=("host",)))
-    response = mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": gid, "post_id": 8})
+    mom, host = api.as_user("mom"), api.as_user("host", roles=("host",))
+    gid = _group(host)
+    join(mom, host, gid)
+    pid = _delivered(host, frozen_clock, gid)
+    response = mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": gid, "post_id": pid})
     assert response.status_code == 201
     body = response.get_json()
     assert len(body["code"]) == 8 and body["path"].endswith(f"?code={body['code']}&product_id={product.id}")
     assert body["card"] == {"title": "儿童电动牙刷", "image": product.images[0], "price_fen": 5900}
     assert body["code_image"].startswith("data:image/png;base64,")
-    assert body["url"] == f"/s/{body['code']}" and body["group_id"] == gid
-    again = mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": gid, "post_id": 8}).get_json()
+    assert body["url"] == f"/s/{body['code']}" and (body["group_id"], body["post_id"]) == (gid, pid)
+    again = mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": gid, "post_id": pid}).get_json()
     assert again["code"] == body["code"]
 
 
@@ -37,6 +61,7 @@ def test_share_link_for_a_group_pays_its_host(api):
     host = api.as_user("host", roles=("host",))
     gid = _group(host)
     mom, buyer = api.as_user("mom"), api.as_user("buyer")
+    join(mom, host, gid)
     product = make_product(price_fen=10000, commission_rate_bp=2000)
     code = mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": gid}).get_json()["code"]
     ingest(external_id="G1", product=product, buyer_id=buyer.user["id"], tracking_code=code)
@@ -44,6 +69,119 @@ def test_share_link_for_a_group_pays_its_host(api):
     assert mom.get("/api/v1/me/earnings").get_json()["balances"]["pending"] == 500
     assert_error(mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": 987654}), 404,
                  "group_not_found")
+
+
+def test_members_and_the_host_make_links_for_their_group(api):
+    host = api.as_user("host", roles=("host",))
+    gid = _group(host)
+    mom = api.as_user("mom")
+    join(mom, host, gid)
+    product = make_product()
+    for sharer in (mom, host):
+        response = sharer.post("/api/v1/share-links", json={"product_id": product.id, "group_id": gid})
+        assert response.status_code == 201, response.get_json()
+        link = db.session.scalar(select(ShareLink).where(ShareLink.code == response.get_json()["code"]))
+        assert (link.sharer_id, link.group_id, link.host_id) == (sharer.user["id"], gid, host.user["id"])
+    # A host is no member of another host's group.
+    other = _group(api.as_user("host2", roles=("host",)))
+    assert_error(host.post("/api/v1/share-links", json={"product_id": product.id, "group_id": other}), 403,
+                 "not_a_member")
+
+
+def test_a_link_for_a_group_is_refused_to_outsiders_and_leavers_and_nothing_is_written(api):
+    host = api.as_user("host", roles=("host",))
+    gid = _group(host)
+    outsider, leaver = api.as_user("outsider"), api.as_user("leaver")
+    join(leaver, host, gid)
+    assert leaver.post(f"/api/v1/groups/{gid}/leave").status_code == 204
+    product = make_product()
+    before = _link_count()
+    for mom in (outsider, leaver):
+        assert_error(mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": gid}), 403,
+                     "not_a_member")
+    assert_error(outsider.post("/api/v1/share-links", json={"product_id": product.id, "group_id": 987654}), 404,
+                 "group_not_found")
+    # Who earns the host and content shares is never the client's to say.
+    for field in ("host_id", "content_author_id", "sharer_id"):
+        assert_error(outsider.post("/api/v1/share-links", json={"product_id": product.id, field: host.user["id"]}),
+                     422, "validation_error")
+    assert _link_count() == before
+
+
+def test_a_post_must_be_one_the_group_got(api, frozen_clock):
+    host = api.as_user("host", roles=("host",))
+    here, there = _group(host), _group(host)
+    mom = api.as_user("mom")
+    join(mom, host, here)
+    join(mom, host, there)
+    pid = _delivered(host, frozen_clock, here)
+    product = make_product()
+    before = _link_count()
+    refusals = [({"group_id": there, "post_id": pid}, "post_not_in_group"),
+                ({"group_id": here, "post_id": pid + 1000}, "post_not_in_group"),
+                ({"post_id": pid}, "post_requires_group")]
+    for body, code in refusals:
+        assert_error(mom.post("/api/v1/share-links", json={"product_id": product.id, **body}), 422, code)
+    assert _link_count() == before
+    response = mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": here, "post_id": pid})
+    assert response.status_code == 201 and response.get_json()["post_id"] == pid
+
+
+def _content_id_of(code: str) -> int:
+    return db.session.scalar(select(ShareLink.content_id).where(ShareLink.code == code))
+
+
+def test_a_content_link_credits_the_contents_author_and_only_for_its_products(api):
+    author, mom = api.as_user("author"), api.as_user("mom")
+    product, unrelated = make_product(), make_product()
+    post = publish(author, product_ids=[product.id])
+    content_id = _content_id_of(post["products"][0]["share_code"])
+    before = _link_count()
+    assert_error(mom.post("/api/v1/share-links", json={"product_id": product.id, "content_id": content_id + 1000}),
+                 404, "content_not_found")
+    assert_error(mom.post("/api/v1/share-links", json={"product_id": unrelated.id, "content_id": content_id}),
+                 422, "product_not_in_content")
+    assert _link_count() == before
+    response = mom.post("/api/v1/share-links", json={"product_id": product.id, "content_id": content_id})
+    assert response.status_code == 201, response.get_json()
+    link = db.session.scalar(select(ShareLink).where(ShareLink.code == response.get_json()["code"]))
+    assert (link.sharer_id, link.content_id, link.content_author_id) == (mom.user["id"], content_id, author.user["id"])
+    # A post taken down earns its author nothing more.
+    operator = api.as_user("op", roles=("operator",))
+    assert operator.post(f"/api/v1/admin/member-posts/{post['id']}/moderate",
+                         json={"decision": "take_down", "reason": "广告"}).status_code == 200
+    assert_error(mom.post("/api/v1/share-links", json={"product_id": product.id, "content_id": content_id}),
+                 404, "content_not_found")
+
+
+def test_a_post_and_content_together_must_be_the_content_the_post_carried(api, frozen_clock):
+    host = api.as_user("host", roles=("host",))
+    partner, operator = api.as_user("partner", roles=("partner",)), api.as_user("op", roles=("operator",))
+    gid = _group(host)
+    mom = api.as_user("mom")
+    join(mom, host, gid)
+    toothbrush = make_product(title="儿童软毛牙刷")
+    course, lessons, _ = make_course(partner, points=1)
+    point = partner.post(f"/api/v1/partner/lessons/{lessons[0]['id']}/knowledge-points",
+                         json=KP | {"title": "选牙刷", "position": 2, "product_ids": [toothbrush.id]}).get_json()
+    approve_all(partner, operator, course["id"])
+    carried = _delivered(host, frozen_clock, gid, kind="knowledge_point", content={"knowledge_point_id": point["id"]})
+    plain = _delivered(host, frozen_clock, gid)
+    bots = db.session.scalar(select(ShareLink).where(ShareLink.post_id == carried, ShareLink.group_id == gid))
+    content_id = bots.content_id
+    member_post = publish(api.as_user("author"), product_ids=[toothbrush.id])
+    other_content = _content_id_of(member_post["products"][0]["share_code"])
+    before = _link_count()
+    for post_id, cid in ((plain, content_id), (carried, other_content)):
+        assert_error(mom.post("/api/v1/share-links", json={"product_id": toothbrush.id, "group_id": gid,
+                                                           "post_id": post_id, "content_id": cid}),
+                     422, "content_not_in_post")
+    assert _link_count() == before
+    response = mom.post("/api/v1/share-links", json={"product_id": toothbrush.id, "group_id": gid, "post_id": carried,
+                                                      "content_id": content_id})
+    assert response.status_code == 201, response.get_json()
+    link = db.session.scalar(select(ShareLink).where(ShareLink.code == response.get_json()["code"]))
+    assert (link.sharer_id, link.host_id, link.content_author_id) == (mom.user["id"], host.user["id"], partner.user["id"])
 
 
 def test_share_link_refusals(api):

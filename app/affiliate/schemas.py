@@ -51,9 +51,13 @@ class SettingsSchema(Schema):
 
 class ShareLinkCreateSchema(Schema):
     product_id = fields.Integer(required=True, strict=True, validate=ID)
-    group_id = fields.Integer(load_default=None, allow_none=True, validate=ID)
-    post_id = fields.Integer(load_default=None, allow_none=True, validate=ID)
-    content_id = fields.Integer(load_default=None, allow_none=True, validate=ID)
+    group_id = fields.Integer(load_default=None, allow_none=True, validate=ID, metadata={
+        "description": "A group you are a member (or the host) of; its host earns the host share. 403 `not_a_member` otherwise."})
+    post_id = fields.Integer(load_default=None, allow_none=True, validate=ID, metadata={
+        "description": "A post the group got (needs group_id). 422 `post_requires_group`, `post_not_in_group`."})
+    content_id = fields.Integer(load_default=None, allow_none=True, validate=ID, metadata={
+        "description": "Content recommending the product (with post_id: the content that post carried); its author "
+                       "earns the content share. 404 `content_not_found`, 422 `product_not_in_content`, `content_not_in_post`."})
 
 
 class ShareCardSchema(Schema):

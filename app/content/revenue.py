@@ -14,7 +14,7 @@ from app.affiliate import service as affiliate
 from app.content.models import ContentItem, DripSent, KnowledgePoint, MemberPost
 from app.core.clock import now_utc
 from app.core.db import db
-from app.core.errors import NotFound
+from app.core.errors import Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.groups import service as groups
 
@@ -56,6 +56,39 @@ def knowledge_point_link(*, point: dict, host_id: int, group_id: int, post_id: i
     return affiliate.create_share_link(sharer_id=host_id, product_id=point["product_id"], group_id=group_id,
                                        post_id=post_id, host_id=host_id, content_id=content_id,
                                        content_author_id=point["partner_id"])
+
+
+def _shareable_source(item: ContentItem | None) -> MemberPost | KnowledgePoint | None:
+    """The post or point behind a content item while members may share it: a visible post, an approved point."""
+    if item is None:
+        return None
+    if item.kind == "member_post":
+        post = db.session.get(MemberPost, item.ref_id)
+        return post if post is not None and post.status == "published" and not post.hidden else None
+    point = db.session.get(KnowledgePoint, item.ref_id)
+    return point if point is not None and point.status == "approved" else None
+
+
+def _carried(*, item: ContentItem, post_id: int, group_id: int | None) -> bool:
+    # Delivery posts carry content only as knowledge points, recorded per group as they go out (fixed or drip).
+    return item.kind == "knowledge_point" and db.session.scalar(select(DripSent.id).where(
+        DripSent.post_id == post_id, DripSent.group_id == group_id, DripSent.knowledge_point_id == item.ref_id)
+        .limit(1)) is not None
+
+
+def link_author(*, content_id: int, product_id: int, post_id: int | None, group_id: int | None) -> int:
+    """The author a member's own link for this content credits: content that recommends the product (and the post carried)."""
+    item = db.session.get(ContentItem, content_id)
+    source = _shareable_source(item)
+    if source is None:
+        raise NotFound("No such content.", code="content_not_found")
+    if product_id not in (source.product_ids or []):
+        raise Invalid("The content does not recommend this product.", code="product_not_in_content",
+                      errors={"product_id": ["Not a product of the content."]})
+    if post_id is not None and not _carried(item=item, post_id=post_id, group_id=group_id):
+        raise Invalid("The post did not carry this content into the group.", code="content_not_in_post",
+                      errors={"content_id": ["Not the content of the post."]})
+    return item.author_id
 
 
 def view_knowledge_point(*, knowledge_point_id: int) -> KnowledgePoint:

@@ -32,6 +32,12 @@ def knowledge_point_share_path(*, point: dict, host_id: int, group_id: int, post
     return revenue.knowledge_point_link(point=point, host_id=host_id, group_id=group_id, post_id=post_id).path
 
 
+def content_author_for_link(*, content_id: int, product_id: int, post_id: int | None = None,
+                            group_id: int | None = None) -> int:
+    """Who earns the content share on a member's link of `product_id` for this content (404, or 422 on a mismatch)."""
+    return revenue.link_author(content_id=content_id, product_id=product_id, post_id=post_id, group_id=group_id)
+
+
 def content_of(*, content_id: int) -> tuple[str, int] | None:
     """What a share link's content_id names: ("member_post" | "knowledge_point", its id), or None."""
     item = db.session.get(ContentItem, content_id)

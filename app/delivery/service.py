@@ -142,6 +142,12 @@ def post_group_ids(*, post_id: int) -> list[int]:
     return list(db.session.scalars(select(PostTarget.group_id).where(PostTarget.post_id == post_id).order_by(PostTarget.group_id)))
 
 
+def post_reached_group(*, post_id: int, group_id: int) -> bool:
+    """Whether a post went (or is going) into a group: a delivery of it there that is not a skip or a miss."""
+    return db.session.scalar(select(Delivery.id).where(Delivery.post_id == post_id, Delivery.group_id == group_id,
+                                                       Delivery.state.not_in(("skipped", "missed"))).limit(1)) is not None
+
+
 def list_posts(*, actor: Actor, status: str | None, cursor: str | None, limit: int) -> tuple[list[Post], str | None]:
     """Posts the actor wrote (operators: all), newest first."""
     stmt = select(Post)

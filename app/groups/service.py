@@ -468,9 +468,12 @@ def group_brief(*, group_id: int) -> ChatGroup:
     return group
 
 
-def group_host_id(*, group_id: int) -> int:
-    """The host of a group, who earns the host share on orders through links made for it (404 if no such group)."""
+def sharing_host_id(*, group_id: int, user_id: int) -> int:
+    """The host of a group the user belongs to (member or host), who earns the host share on her links for it."""
     host_id = db.session.scalar(select(ChatGroup.host_id).where(ChatGroup.id == group_id))
     if host_id is None:
         raise NotFound("No such group.", code="group_not_found")
+    # Anyone else could mint links paying this host (and counting as this group's) from outside it.
+    if user_id != host_id and _active_member(group_id, user_id) is None:
+        raise Forbidden("Only members of the group can share links for it.", code="not_a_member")
     return host_id
