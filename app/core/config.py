@@ -65,6 +65,10 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         "WECHAT_PAY_KEY_FILE": env.get("WECHAT_PAY_KEY_FILE") or None,
         "WECHAT_PAY_API_BASE": env.get("WECHAT_PAY_API_BASE") or default_base or "https://api.mch.weixin.qq.com/",
         "WECHAT_TIMEOUT_SECONDS": float(env.get("WECHAT_TIMEOUT_SECONDS", 5)),
+        # Where WeChat Pay reports finished refunds (default: this host's /api/v1/webhooks/wechatpay/refund).
+        "WECHAT_PAY_REFUND_NOTIFY_URL": env.get("WECHAT_PAY_REFUND_NOTIFY_URL") or None,
+        # The sandbox finishes a refund this long after it was asked (0: only when told to, as tests do).
+        "WECHAT_SANDBOX_REFUND_SECONDS": float(env.get("WECHAT_SANDBOX_REFUND_SECONDS", 10)),
         "MINIPROGRAM_HOME_PAGE": env.get("MINIPROGRAM_HOME_PAGE", "pages/index/index"),
         # Encrypts secrets at rest (group credentials); stable across processes, so never a random default.
         "DATA_ENCRYPTION_KEY": env.get("DATA_ENCRYPTION_KEY") or ("" if deployment == "production" else "dev-only-data-key"),
