@@ -82,6 +82,7 @@ def app(stores):
         "RQ_ASYNC": False,
         "LOGIN_RATE_LIMIT": "1000/minute",
         "SECRET_KEY": "test-secret",
+        "WECHAT_SANDBOX_REFUND_SECONDS": 0,
     })
     with application.app_context():
         from flask_migrate import upgrade

@@ -46,6 +46,29 @@ def pay(app, client, out_trade_no: str):
     return notify(client, xml), xml
 
 
+def finish_refund(client, out_refund_no: str, status: str = "SUCCESS"):
+    """WeChat finishes a refund and notifies us (the sandbox answers the notification it would send)."""
+    settled = client.post("/wechat-sandbox/sandbox/pay/refund/settle", json={"out_refund_no": out_refund_no,
+                                                                            "status": status})
+    assert settled.status_code == 200
+    assert settled.headers["X-Notify-Url"].endswith("/api/v1/webhooks/wechatpay/refund")
+    return client.post("/api/v1/webhooks/wechatpay/refund", data=settled.get_data(), content_type="text/xml")
+
+
+def refund(operator, order_id: int, key: str, **body):
+    return operator.post(f"/api/v1/admin/checkout-orders/{order_id}/refunds", json=body,
+                         headers={"Idempotency-Key": key})
+
+
+def refunded(operator, client, order_id: int, key: str, **body) -> dict:
+    """Ask for a refund and have WeChat finish it; the refund as the order's detail shows it then."""
+    asked = refund(operator, order_id, key, **body)
+    assert asked.status_code == 201, asked.get_json()
+    assert finish_refund(client, asked.get_json()["out_refund_no"]).status_code == 200
+    detail = operator.get(f"/api/v1/admin/checkout-orders/{order_id}").get_json()
+    return next(r for r in detail["refunds"] if r["id"] == asked.get_json()["id"])
+
+
 def coupon_status(coupon_id: int) -> str:
     db.session.expire_all()
     return db.session.get(UserCoupon, coupon_id).status
@@ -223,27 +246,39 @@ def test_refunds_partial_then_full_bring_the_coupon_back(app, api, operator, sho
     order = place(mom, [{"product_id": shop["toy"].id, "quantity": 1}, {"product_id": shop["book"].id, "quantity": 1}],
                   coupon_id=coupon["id"]).get_json()["order"]
     assert order["payable_fen"] == 10500
-    path = f"/api/v1/admin/checkout-orders/{order['id']}/refunds"
-    assert_error(operator.post(path, json={}, headers={"Idempotency-Key": "r0"}), 409, "order_not_refundable")
+    path = f"/api/v1/admin/checkout-orders/{order['id']}"
+    assert_error(refund(operator, order["id"], "r0"), 409, "order_not_refundable")
     pay(app, client, order["out_trade_no"])
-    assert_error(operator.post(path, json={"amount_fen": 10501}, headers={"Idempotency-Key": "r1"}), 422,
-                 "refund_amount_invalid")
-    partial = operator.post(path, json={"amount_fen": 3000, "reason": "少发一本"}, headers={"Idempotency-Key": "r2"})
+    assert_error(refund(operator, order["id"], "r1", amount_fen=10501), 422, "refund_amount_invalid")
+    partial = refund(operator, order["id"], "r2", amount_fen=3000, reason="少发一本")
     assert partial.status_code == 201, partial.get_json()
-    assert partial.get_json()["coupon_restored"] is False and partial.get_json()["wechat_refund_id"]
-    replay = operator.post(path, json={"amount_fen": 3000, "reason": "少发一本"}, headers={"Idempotency-Key": "r2"})
-    assert replay.get_json() == partial.get_json()
-    detail = operator.get(f"/api/v1/admin/checkout-orders/{order['id']}").get_json()
-    assert (detail["order"]["status"], detail["order"]["refunded_fen"], len(detail["refunds"])) == ("partially_refunded", 3000, 1)
+    asked = partial.get_json()
+    assert (asked["status"], asked["settled_at"], asked["coupon_restored"]) == ("processing", None, False)
+    assert asked["wechat_refund_id"]
+    assert refund(operator, order["id"], "r2", amount_fen=3000, reason="少发一本").get_json() == asked
+    detail = operator.get(path).get_json()
+    # WeChat accepted the refund but has not finished it: the amount is held, nothing is refunded yet.
+    assert (detail["order"]["status"], detail["order"]["refunded_fen"], detail["order"]["refunding_fen"]) == ("paid", 0, 3000)
+    assert sum(l["refunded_fen"] for l in detail["order"]["lines"]) == 0
+    assert finish_refund(client, asked["out_refund_no"]).status_code == 200
+    detail = operator.get(path).get_json()
+    assert (detail["order"]["status"], detail["order"]["refunded_fen"], detail["order"]["refunding_fen"]) == (
+        "partially_refunded", 3000, 0)
+    assert (detail["refunds"][0]["status"], detail["refunds"][0]["wechat_status"]) == ("succeeded", "SUCCESS")
+    assert detail["refunds"][0]["settled_at"]
     assert sum(l["refunded_fen"] for l in detail["order"]["lines"]) == 3000
     assert coupon_status(coupon["id"]) == "used"
-    rest = operator.post(path, json={}, headers={"Idempotency-Key": "r3"}).get_json()
-    assert (rest["amount_fen"], rest["coupon_restored"]) == (7500, True)
-    detail = operator.get(f"/api/v1/admin/checkout-orders/{order['id']}").get_json()
+    rest = refund(operator, order["id"], "r3").get_json()
+    assert (rest["amount_fen"], rest["coupon_restored"]) == (7500, False)
+    assert_error(refund(operator, order["id"], "r3b"), 409, "refund_in_progress")
+    assert coupon_status(coupon["id"]) == "used"
+    assert finish_refund(client, rest["out_refund_no"]).status_code == 200
+    detail = operator.get(path).get_json()
     assert (detail["order"]["status"], detail["order"]["refunded_fen"]) == ("refunded", 10500)
+    assert detail["refunds"][1]["coupon_restored"] is True
     assert all(l["refunded_fen"] == l["paid_fen"] for l in detail["order"]["lines"])
     assert coupon_status(coupon["id"]) == "available"
-    assert_error(operator.post(path, json={}, headers={"Idempotency-Key": "r4"}), 409, "order_not_refundable")
+    assert_error(refund(operator, order["id"], "r4"), 409, "order_not_refundable")
     assert db.session.scalar(select(func.count()).select_from(CheckoutRefund)) == 2
 
 
@@ -254,9 +289,7 @@ def test_a_full_refund_after_the_coupon_expired_does_not_bring_it_back(app, api,
     order = place(mom, [{"product_id": shop["toy"].id, "quantity": 1}], coupon_id=coupon["id"]).get_json()["order"]
     pay(app, client, order["out_trade_no"])
     frozen_clock(now_utc() + timedelta(days=2))
-    refund = operator.post(f"/api/v1/admin/checkout-orders/{order['id']}/refunds", json={},
-                           headers={"Idempotency-Key": "late"}).get_json()
-    assert refund["coupon_restored"] is False
+    assert refunded(operator, client, order["id"], "late")["coupon_restored"] is False
     assert coupon_status(coupon["id"]) == "used"
 
 
@@ -307,11 +340,12 @@ def test_paid_own_orders_enter_the_affiliate_pipeline(app, api, operator, client
     assert [a["rule"] for a in detail["attributions"]] == ["tracking_code"]
     pending = sharer.get("/api/v1/me/earnings").get_json()
     assert pending["balances"]["pending"] == 1000  # level-1: 5% of the 200 yuan paid
-    refund = operator.post(f"/api/v1/admin/checkout-orders/{order['id']}/refunds", json={"amount_fen": 5000},
-                           headers={"Idempotency-Key": "e2e-1"})
-    assert refund.status_code == 201
+    asked = refund(operator, order["id"], "e2e-1", amount_fen=5000)
+    assert asked.status_code == 201
+    assert sharer.get("/api/v1/me/earnings").get_json()["balances"]["pending"] == 1000  # not refunded yet
+    finish_refund(client, asked.get_json()["out_refund_no"])
     assert sharer.get("/api/v1/me/earnings").get_json()["balances"]["pending"] == 750
-    operator.post(f"/api/v1/admin/checkout-orders/{order['id']}/refunds", json={}, headers={"Idempotency-Key": "e2e-2"})
+    refunded(operator, client, order["id"], "e2e-2")
     assert sharer.get("/api/v1/me/earnings").get_json()["balances"]["pending"] == 0
     detail = operator.get(f"/api/v1/admin/orders/{found[0]['id']}").get_json()
     assert (detail["order"]["status"], detail["order"]["refunded_fen"]) == ("refunded", 20000)
@@ -322,7 +356,7 @@ def test_the_sweeper_resends_what_the_pipeline_missed(app, api, operator, client
     product = make_product(price_fen=10000)
     mom = api.as_user("mom")
     order = place(mom, [{"product_id": product.id, "quantity": 1}]).get_json()["order"]
-    monkeypatch.setattr(service, "_queue_for_affiliate", lambda order_id: None)  # the queue lost the job
+    monkeypatch.setattr(service, "queue_for_affiliate", lambda order_id: None)  # the queue lost the job
     pay(app, client, order["out_trade_no"])
     search = f"/api/v1/admin/orders?source=own&external_id={order['out_trade_no']}"
     assert operator.get(search).get_json()["items"] == []
@@ -360,9 +394,8 @@ def test_own_orders_complete_so_their_commission_settles(app, api, operator, cli
     returned = place(mom, [{"product_id": product.id, "quantity": 1}], share_code=code).get_json()["order"]
     pay(app, client, kept["out_trade_no"])
     pay(app, client, returned["out_trade_no"])
-    operator.post(f"/api/v1/admin/checkout-orders/{kept['id']}/refunds", json={"amount_fen": 5000},
-                  headers={"Idempotency-Key": "part"})
-    operator.post(f"/api/v1/admin/checkout-orders/{returned['id']}/refunds", json={}, headers={"Idempotency-Key": "all"})
+    refunded(operator, client, kept["id"], "part", amount_fen=5000)
+    refunded(operator, client, returned["id"], "all")
     paid_at = now_utc()
     frozen_clock(paid_at + timedelta(days=9))
     assert service.complete_paid_orders() == 0

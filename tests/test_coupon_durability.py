@@ -155,3 +155,17 @@ def test_production_verifies_durability_unless_told_otherwise():
     assert load_config({})["COUPON_GATE_DURABILITY"] == "off"
     with pytest.raises(RuntimeError, match="COUPON_GATE_DURABILITY"):
         check_production_safety(load_config({"COUPON_GATE_DURABILITY": "always"}))
+
+
+def test_per_day_limits_count_days_in_the_configured_zone(app, monkeypatch):
+    from datetime import datetime, timezone
+
+    from app.coupons.claims import claim_day
+
+    evening_utc = datetime(2026, 11, 23, 20, 0, tzinfo=timezone.utc)  # 04:00 the next day in Shanghai
+    with app.app_context():
+        assert claim_day(evening_utc)[1] == "20261124"
+        monkeypatch.setitem(app.config, "COUPON_DAY_TIMEZONE", "UTC")
+        assert claim_day(evening_utc)[1] == "20261123"
+    with pytest.raises(RuntimeError, match="COUPON_DAY_TIMEZONE"):
+        check_production_safety(load_config({"COUPON_DAY_TIMEZONE": "Mars/Olympus_Mons"}))

@@ -1,7 +1,7 @@
 from flask import Response, g, request
 from flask_smorest import Blueprint
 
-from app.checkout import service
+from app.checkout import refunds, service
 from app.checkout.schemas import (AdminOrderSchema, MyOrdersArgsSchema, OrderPageSchema, PlacedOrderSchema,
                                   PlaceOrderSchema, RefundInSchema, RefundSchema)
 from app.core import access
@@ -15,7 +15,7 @@ WECHAT_ACK = "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![
 
 def _order_out(order, lines=None) -> dict:
     out = {name: getattr(order, name) for name in ("id", "out_trade_no", "status", "subtotal_fen", "discount_fen",
-                                                   "payable_fen", "refunded_fen", "coupon_id", "share_code",
+                                                   "payable_fen", "refunded_fen", "refunding_fen", "coupon_id", "share_code",
                                                    "expires_at", "paid_at", "completed_at", "created_at")}
     out["lines"] = lines if lines is not None else service.order_lines(order_id=order.id)
     return out
@@ -83,7 +83,7 @@ def wechatpay_notification():
 def admin_order(order_id: int):
     """An own-checkout order with its refunds."""
     order = service.get_order(order_id=order_id)
-    return _placed(order) | {"refunds": service.list_refunds(order_id=order.id), "user_id": order.user_id}
+    return _placed(order) | {"refunds": refunds.list_refunds(order_id=order.id), "user_id": order.user_id}
 
 
 @blp.route("/admin/checkout-orders/<int:order_id>/refunds", methods=["POST"])
@@ -92,9 +92,33 @@ def admin_order(order_id: int):
 @blp.arguments(RefundInSchema)
 @blp.response(201, RefundSchema)
 def refund(args, order_id: int):
-    """Refund part or all of a paid order through WeChat Pay."""
-    return service.refund(order_id=order_id, amount_fen=args["amount_fen"], reason=args["reason"],
+    """Ask WeChat Pay to refund part or all of a paid order (default: all that is left).
+
+    The refund answers `processing`: the order's `refunding_fen` holds the amount until WeChat reports the
+    refund done (its notification, or a query every minute), which moves it to `refunded_fen`, brings the
+    coupon back on a whole refund while it is valid, and reverses commission; a refund WeChat closes frees
+    the amount again. 409 `refund_in_progress` when refunds under way already cover the whole order.
+    """
+    return refunds.refund(order_id=order_id, amount_fen=args["amount_fen"], reason=args["reason"],
                           requested_by_id=g.user.id)
 
 
 blueprints = [blp]
+
+
+@blp.route("/webhooks/wechatpay/refund", methods=["POST"])
+@access.public
+@raw_body
+def wechatpay_refund_notification():
+    """WeChat Pay's refund notification (XML, encrypted with the merchant key); the outcome is confirmed by a query."""
+    refunds.handle_refund_notification(xml=request.get_data())
+    return Response(WECHAT_ACK, mimetype="text/xml")
+
+
+@blp.route("/admin/checkout-refunds/<int:refund_id>/sync", methods=["POST"])
+@access.roles("operator")
+@blp.response(200, RefundSchema)
+def sync_refund(refund_id: int):
+    """Ask WeChat now how a processing refund stands, and apply it if WeChat has finished it."""
+    refunds.sync_refund(refund_id=refund_id)
+    return refunds.get_refund(refund_id=refund_id)

@@ -16,7 +16,8 @@ class CheckoutOrder(db.Model):
         Index("ix_checkout_orders_user_id_created_at", "user_id", "created_at"),
         CheckConstraint("discount_fen >= 0 AND payable_fen >= 1 AND subtotal_fen = discount_fen + payable_fen",
                         name="amounts_add_up"),
-        CheckConstraint("refunded_fen >= 0 AND refunded_fen <= payable_fen", name="refund_within_paid"),
+        CheckConstraint("refunded_fen >= 0 AND refunding_fen >= 0 AND refunded_fen + refunding_fen <= payable_fen",
+                        name="refund_within_paid"),
         Index("ix_checkout_orders_status_expires_at", "status", "expires_at"),
     )
 
@@ -28,7 +29,10 @@ class CheckoutOrder(db.Model):
     subtotal_fen: Mapped[int] = mapped_column(Fen)
     discount_fen: Mapped[int] = mapped_column(Fen, default=0)
     payable_fen: Mapped[int] = mapped_column(Fen)
+    # What WeChat confirmed refunded, and what refunds it has accepted but not yet settled hold back: the
+    # two together never pass what was paid, so concurrent refunds cannot over-refund.
     refunded_fen: Mapped[int] = mapped_column(Fen, default=0)
+    refunding_fen: Mapped[int] = mapped_column(Fen, default=0)
     coupon_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("user_coupons.id"), index=True)
     # The share-link code the buyer came through: the affiliate pipeline attributes the order by it.
     share_code: Mapped[str | None] = mapped_column(String(32))
@@ -84,11 +88,19 @@ class CheckoutPayment(db.Model):
     created_at: Mapped[datetime]
 
 
+REFUND_STATUSES = ("processing", "succeeded", "failed")
+
+
 class CheckoutRefund(db.Model):
+    """A refund WeChat accepted; it moves money and commission only once WeChat reports it succeeded."""
+
     __tablename__ = "checkout_refunds"
     __table_args__ = (
         UniqueConstraint("order_id", "seq"),
         CheckConstraint("amount_fen >= 1", name="amount_positive"),
+        CheckConstraint("status IN ('processing', 'succeeded', 'failed')", name="known_status"),
+        CheckConstraint("(status = 'processing') = (settled_at IS NULL)", name="settled_when_final"),
+        Index("ix_checkout_refunds_status_created_at", "status", "created_at"),
     )
 
     id: Mapped[IdPk]
@@ -101,4 +113,8 @@ class CheckoutRefund(db.Model):
     wechat_refund_id: Mapped[str] = mapped_column(String(64), default="")
     coupon_restored: Mapped[bool] = mapped_column(default=False)
     requested_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(12), default="processing")
+    # WeChat's own word for the outcome: SUCCESS, or REFUNDCLOSE / CHANGE (closed, or failed to reach the buyer).
+    wechat_status: Mapped[str] = mapped_column(String(16), default="")
     created_at: Mapped[datetime]
+    settled_at: Mapped[datetime | None]

@@ -1,9 +1,15 @@
-"""WeChat Pay v2 in the sandbox: unified order, query, close and refund, with WeChat's XML, signatures and codes.
+"""WeChat Pay v2 in the sandbox: unified order, query, close, refund and refund query, with WeChat's XML,
+signatures and codes.
 
 Orders live in Redis (shared by every process). `POST /sandbox/pay/simulate` plays the buyer: it marks an
 order paid and answers with the signed notification WeChat would POST to the order's notify_url, so dev
 and tests deliver it to `/api/v1/webhooks/wechatpay` themselves. `payment_notification` builds one too.
+
+A refund stays PROCESSING, as at WeChat, until `POST /sandbox/pay/refund/settle` plays WeChat finishing it
+(SUCCESS, REFUNDCLOSE or CHANGE) and answers the encrypted refund notification for its notify_url, or
+until WECHAT_SANDBOX_REFUND_SECONDS have passed (dev: refunds then succeed on their own; 0: never).
 """
+import hashlib
 import json
 import secrets
 from datetime import datetime, timezone
@@ -11,8 +17,11 @@ from zoneinfo import ZoneInfo
 
 import xmltodict
 from flask import Response, current_app, request
+from wechatpy.crypto import RefundCrypto
 from wechatpy.pay.utils import calculate_signature, dict_to_xml
+from wechatpy.utils import to_binary
 
+from app.core.clock import now_utc
 from app.core.redis import key
 from app.wechat.sandbox import sandbox_route
 
@@ -71,6 +80,32 @@ def _store(order: dict) -> None:
 
 def _time_end() -> str:
     return datetime.now(timezone.utc).astimezone(SHANGHAI).strftime("%Y%m%d%H%M%S")
+
+
+def _refund_index(out_refund_no: str) -> str:
+    return key("sandbox", "pay", "refund", out_refund_no)
+
+
+def _load_refund(out_refund_no: str) -> tuple[dict | None, dict | None]:
+    """The order holding a refund, and the refund (settled on its own once its time has come)."""
+    out_trade_no = _redis().get(_refund_index(out_refund_no))
+    order = _load(out_trade_no.decode() if isinstance(out_trade_no, bytes) else out_trade_no or "")
+    refund = order["refunds"].get(out_refund_no) if order else None
+    auto_seconds = current_app.config.get("WECHAT_SANDBOX_REFUND_SECONDS") or 0
+    if refund and refund["status"] == "PROCESSING" and auto_seconds > 0 and \
+            now_utc().timestamp() - refund["asked_at"] >= auto_seconds:
+        _finish_refund(order, out_refund_no, "SUCCESS")
+    return order, refund
+
+
+def _finish_refund(order: dict, out_refund_no: str, status: str) -> None:
+    refund = order["refunds"][out_refund_no]
+    refund["status"] = status
+    if status == "SUCCESS":
+        refund["success_time"] = now_utc().astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    else:
+        order["refunded"] -= refund["refund_fee"]  # the money stays with the merchant, refundable again
+    _store(order)
 
 
 @sandbox_route("/pay/unifiedorder", ["POST"])
@@ -152,17 +187,79 @@ def pay_refund():
     if known is None:
         if refund_fee < 1 or order["refunded"] + refund_fee > order["total_fee"]:
             return _refuse(params, "NOTENOUGH", "退款金额大于支付金额")
-        known = {"refund_id": "50" + secrets.token_hex(13), "refund_fee": refund_fee}
+        known = {"refund_id": "50" + secrets.token_hex(13), "refund_fee": refund_fee, "status": "PROCESSING",
+                 "asked_at": now_utc().timestamp(), "notify_url": params.get("notify_url") or order["notify_url"]}
         order["refunds"][out_refund_no] = known
         order["refunded"] += refund_fee
         order["state"] = "REFUND"
         _store(order)
+        _redis().set(_refund_index(out_refund_no), order["out_trade_no"], ex=ORDER_TTL_SECONDS)
     elif known["refund_fee"] != refund_fee:
         return _refuse(params, "PARAM_ERROR", "订单金额或退款金额与之前请求不一致")
     return _xml(_base(params) | {"result_code": "SUCCESS", "transaction_id": order["transaction_id"],
                                  "out_trade_no": order["out_trade_no"], "out_refund_no": out_refund_no,
                                  "refund_id": known["refund_id"], "refund_fee": known["refund_fee"],
                                  "total_fee": order["total_fee"], "cash_fee": order["total_fee"]})
+
+
+@sandbox_route("/pay/refundquery", ["POST"])
+def pay_refundquery():
+    params, failure = _signed_request()
+    if failure:
+        return failure
+    order, refund = _load_refund(params.get("out_refund_no") or "")
+    if refund is None:
+        return _refuse(params, "REFUNDNOTEXIST", "退款订单查询失败")
+    out_refund_no = params["out_refund_no"]
+    answer = _base(params) | {"result_code": "SUCCESS", "transaction_id": order["transaction_id"],
+                              "out_trade_no": order["out_trade_no"], "total_fee": order["total_fee"],
+                              "cash_fee": order["total_fee"], "refund_count": 1, "out_refund_no_0": out_refund_no,
+                              "refund_id_0": refund["refund_id"], "refund_fee_0": refund["refund_fee"],
+                              "refund_status_0": refund["status"], "refund_recv_accout_0": "支付用户的零钱",
+                              "refund_success_time_0": refund.get("success_time")}
+    return _xml(answer)
+
+
+def refund_notification(out_refund_no: str, *, api_key: str | None = None) -> str:
+    """The XML WeChat POSTs to a refund's notify_url once it finished: req_info encrypted with md5(api key)."""
+    config = current_app.config
+    order, refund = _load_refund(out_refund_no)
+    order, refund = order or {}, refund or {}
+    info = {"out_refund_no": out_refund_no, "out_trade_no": order.get("out_trade_no", ""),
+            "transaction_id": order.get("transaction_id", ""), "refund_id": refund.get("refund_id", ""),
+            "total_fee": order.get("total_fee", 0), "refund_fee": refund.get("refund_fee", 0),
+            "settlement_refund_fee": refund.get("refund_fee", 0), "refund_status": refund.get("status", ""),
+            "success_time": refund.get("success_time", ""), "refund_recv_accout": "支付用户的零钱",
+            "refund_account": "REFUND_SOURCE_RECHARGE_FUNDS", "refund_request_source": "API"}
+    plain = "<root>" + "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in info.items()) + "</root>"
+    cipher = RefundCrypto(to_binary(hashlib.md5(to_binary(api_key or config["WECHAT_PAY_API_KEY"])).hexdigest()))
+    data = {"return_code": "SUCCESS", "appid": config["WECHAT_APPID"], "mch_id": config["WECHAT_PAY_MCH_ID"],
+            "nonce_str": secrets.token_hex(16), "req_info": cipher.encrypt(plain).decode()}
+    return dict_to_xml(data)
+
+
+def settle_refund(out_refund_no: str, status: str = "SUCCESS") -> dict | None:
+    """WeChat finishes a processing refund with `status` (SUCCESS, REFUNDCLOSE or CHANGE); None if unknown."""
+    order, refund = _load_refund(out_refund_no)
+    if refund is not None and refund["status"] == "PROCESSING":
+        _finish_refund(order, out_refund_no, status)
+    return refund
+
+
+@sandbox_route("/sandbox/pay/refund/settle", ["POST"])
+def pay_refund_settle():
+    """Play WeChat finishing a refund; answers the refund notification XML to deliver to our webhook."""
+    payload = request.get_json(silent=True) or {}
+    out_refund_no = str(payload.get("out_refund_no") or "")
+    status = str(payload.get("status") or "SUCCESS")
+    if status not in ("SUCCESS", "REFUNDCLOSE", "CHANGE"):
+        return Response("<xml><error>status is SUCCESS, REFUNDCLOSE or CHANGE</error></xml>", status=400,
+                        mimetype="text/xml")
+    refund = settle_refund(out_refund_no, status)
+    if refund is None:
+        return Response("<xml><error>unknown out_refund_no</error></xml>", status=404, mimetype="text/xml")
+    return Response(refund_notification(out_refund_no), mimetype="text/xml",
+                    headers={"X-Notify-Url": refund["notify_url"]})
 
 
 def payment_notification(out_trade_no: str, *, total_fee: int | None = None, transaction_id: str | None = None,

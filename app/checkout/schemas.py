@@ -37,7 +37,8 @@ class OrderSchema(Schema):
     subtotal_fen = fields.Integer()
     discount_fen = fields.Integer()
     payable_fen = fields.Integer()
-    refunded_fen = fields.Integer()
+    refunded_fen = fields.Integer(metadata={"description": "Refunded, as WeChat reported it done."})
+    refunding_fen = fields.Integer(metadata={"description": "Refunds WeChat accepted but has not finished."})
     coupon_id = fields.Integer(allow_none=True)
     share_code = fields.String(allow_none=True)
     expires_at = fields.DateTime()
@@ -84,8 +85,11 @@ class RefundSchema(Schema):
     amount_fen = fields.Integer()
     reason = fields.String()
     wechat_refund_id = fields.String()
+    status = fields.String(metadata={"description": "processing until WeChat finishes it, then succeeded or failed."})
+    wechat_status = fields.String(metadata={"description": "WeChat's final state: SUCCESS, REFUNDCLOSE or CHANGE."})
     coupon_restored = fields.Boolean()
     created_at = fields.DateTime()
+    settled_at = fields.DateTime(allow_none=True)
 
 
 class AdminOrderSchema(PlacedOrderSchema):

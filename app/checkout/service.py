@@ -9,8 +9,7 @@
   WeChat is asked first (a payment may have happened), then the WeChat order is closed so it can no
   longer be paid, then the coupon is released. A payment that still arrives for such an order (a race
   WeChat should not allow) is kept, and the coupon taken back if it is still free.
-- Refunds go through WeChat's refund API with an out_refund_no derived from the order, so a retry never
-  refunds twice. The coupon comes back only when the whole order is refunded and it is still valid.
+- Refunds (`app.checkout.refunds`) go through WeChat's refund API and apply once WeChat reports them done.
 - A paid order completes CHECKOUT_COMPLETE_DAYS (10) after payment (a job), as a union order completes
   when its merchant reports receipt; a wholly refunded order never does. Completion starts the affiliate
   pipeline's holding period, after which the order's commission settles.
@@ -34,12 +33,12 @@ from app.accounts import service as accounts
 from app.catalog import service as catalog
 from app.checkout.models import CheckoutOrder, CheckoutOrderLine, CheckoutPayment, CheckoutRefund
 from app.core.clock import now_utc
-from app.core.db import after_commit, commit, db
+from app.core.db import commit, db
 from app.core.pagination import keyset_page
 from app.core.errors import ApiError, Conflict, Invalid, NotFound, UpstreamError
 from app.core.queue import enqueue
 from app.coupons import service as coupons
-from app.coupons.pricing import Line, allocate
+from app.coupons.pricing import Line
 from app.wechat.clients import clients
 from app.wechat.service import translated_errors
 
@@ -223,7 +222,7 @@ def handle_notification(*, xml: bytes) -> str:
                              payload={k: v for k, v in data.items() if k != "sign"})
     db.session.commit()
     if outcome == "applied":
-        _queue_for_affiliate(order_id=order.id)
+        queue_for_affiliate(order_id=order.id)
     return outcome
 
 
@@ -275,7 +274,7 @@ def _close_unpaid(order: CheckoutOrder, *, closed_as: str) -> str:
         except ApiError:
             db.session.rollback()
             return "skipped"
-        _queue_for_affiliate(order_id=order.id)
+        queue_for_affiliate(order_id=order.id)
         return "paid"
     if state.get("trade_state") != "NOTEXIST":
         try:
@@ -293,55 +292,6 @@ def _close_unpaid(order: CheckoutOrder, *, closed_as: str) -> str:
         coupons.release_coupon(coupon_id=order.coupon_id, order_id=order.id)
     db.session.commit()
     return closed_as if moved else "unchanged"
-
-
-# -- refunds ----------------------------------------------------------------------------------------------
-
-def refund(*, order_id: int, amount_fen: int | None, reason: str, requested_by_id: int | None) -> CheckoutRefund:
-    """Refund part or all of a paid order through WeChat; the coupon returns on a full refund while valid."""
-    order = get_order(order_id=order_id)
-    if order.status not in ("paid", "partially_refunded"):
-        raise Conflict("Only paid orders can be refunded.", code="order_not_refundable", errors={"status": order.status})
-    left = order.payable_fen - order.refunded_fen
-    amount = left if amount_fen is None else amount_fen
-    if not 1 <= amount <= left:
-        raise Invalid("The refund must be between 1 fen and what is left to refund.", code="refund_amount_invalid",
-                      errors={"amount_fen": [f"1..{left}"]})
-    at = now_utc()
-    full = order.refunded_fen + amount == order.payable_fen
-    moved = db.session.execute(
-        update(CheckoutOrder).where(CheckoutOrder.id == order.id, CheckoutOrder.refunded_fen == order.refunded_fen,
-                                    CheckoutOrder.status.in_(("paid", "partially_refunded")))
-        .values(refunded_fen=CheckoutOrder.refunded_fen + amount, updated_at=at, version=CheckoutOrder.version + 1,
-                status="refunded" if full else "partially_refunded")
-        .execution_options(synchronize_session=False)).rowcount
-    if not moved:
-        raise Conflict("The order changed meanwhile; try again.", code="order_changed")
-    lines = order_lines(order_id=order.id)
-    shares = allocate(amount, [l.paid_fen - l.refunded_fen for l in lines])
-    for line, share in zip(lines, shares):
-        line.refunded_fen += share
-    seq = db.session.scalar(select(func.count()).select_from(CheckoutRefund).where(CheckoutRefund.order_id == order.id)) + 1
-    record = CheckoutRefund(order_id=order.id, seq=seq, out_refund_no=f"{order.out_trade_no}R{seq}", amount_fen=amount,
-                            reason=reason, requested_by_id=requested_by_id, created_at=at)
-    db.session.add(record)
-    if full and order.coupon_id is not None:
-        record.coupon_restored = coupons.restore_coupon(coupon_id=order.coupon_id, order_id=order.id)
-    with translated_errors("the refund"):
-        answer = clients().pay.refund.apply(total_fee=order.payable_fen, refund_fee=amount,
-                                            out_refund_no=record.out_refund_no, out_trade_no=order.out_trade_no,
-                                            refund_desc=reason[:80] or None)
-    record.wechat_refund_id = str(answer.get("refund_id", ""))
-    commit()
-    after_commit(lambda: _queue_for_affiliate(order_id=order_id))
-    return record
-
-
-def list_refunds(*, order_id: int) -> list[CheckoutRefund]:
-    """Refunds of an order, oldest first."""
-    return list(db.session.scalars(select(CheckoutRefund).where(CheckoutRefund.order_id == order_id)
-                                   .order_by(CheckoutRefund.seq)))
-
 
 
 # -- completion -------------------------------------------------------------------------------------------
@@ -363,13 +313,14 @@ def complete_paid_orders(*, limit: int = 500) -> int:
             completed.append(order_id)
     db.session.commit()
     for order_id in completed:
-        _queue_for_affiliate(order_id=order_id)
+        queue_for_affiliate(order_id=order_id)
     return len(completed)
 
 
 # -- the affiliate pipeline -------------------------------------------------------------------------------
 
-def _queue_for_affiliate(*, order_id: int) -> None:
+def queue_for_affiliate(*, order_id: int) -> None:
+    """Send the order's state to the affiliate pipeline from a queued job (retried; a sweeper backs it up)."""
     enqueue("ingest", "app.checkout.tasks.push_order_to_affiliate", order_id,
             retry=Retry(max=5, interval=[10, 60, 300, 900, 3600]))
 
@@ -381,8 +332,9 @@ def push_to_affiliate(*, order_id: int) -> str:
     order = db.session.get(CheckoutOrder, order_id)
     if order is None or order.version == 0 or order.version <= order.affiliate_version:
         return "up_to_date"
-    refunds = list_refunds(order_id=order.id)
-    event_at = max(at for at in (order.paid_at, order.completed_at, refunds[-1].created_at if refunds else None) if at)
+    refunded_at = db.session.scalar(select(func.max(CheckoutRefund.settled_at))
+                                    .where(CheckoutRefund.order_id == order.id, CheckoutRefund.status == "succeeded"))
+    event_at = max(at for at in (order.paid_at, order.completed_at, refunded_at) if at)
     lines = [{"line_id": str(line.id), "product_id": line.product_id, "quantity": line.quantity,
               "paid_fen": line.paid_fen, "refunded_fen": line.refunded_fen} for line in order_lines(order_id=order.id)]
     version = order.version

@@ -3,6 +3,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SANDBOX_BASE_URL = "http://wechat.sandbox/"
@@ -65,6 +66,10 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         "WECHAT_PAY_KEY_FILE": env.get("WECHAT_PAY_KEY_FILE") or None,
         "WECHAT_PAY_API_BASE": env.get("WECHAT_PAY_API_BASE") or default_base or "https://api.mch.weixin.qq.com/",
         "WECHAT_TIMEOUT_SECONDS": float(env.get("WECHAT_TIMEOUT_SECONDS", 5)),
+        # Where WeChat Pay reports finished refunds (default: this host's /api/v1/webhooks/wechatpay/refund).
+        "WECHAT_PAY_REFUND_NOTIFY_URL": env.get("WECHAT_PAY_REFUND_NOTIFY_URL") or None,
+        # The sandbox finishes a refund this long after it was asked (0: only when told to, as tests do).
+        "WECHAT_SANDBOX_REFUND_SECONDS": float(env.get("WECHAT_SANDBOX_REFUND_SECONDS", 10)),
         "MINIPROGRAM_HOME_PAGE": env.get("MINIPROGRAM_HOME_PAGE", "pages/index/index"),
         # Encrypts secrets at rest (group credentials); stable across processes, so never a random default.
         "DATA_ENCRYPTION_KEY": env.get("DATA_ENCRYPTION_KEY") or ("" if deployment == "production" else "dev-only-data-key"),
@@ -92,6 +97,8 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         # A flash claim is answered from Redis and lands in the database a moment later: `verify` refuses
         # to answer one unless Redis fsyncs every write first (AOF with appendfsync always).
         "COUPON_GATE_DURABILITY": env.get("COUPON_GATE_DURABILITY") or ("verify" if deployment == "production" else "off"),
+        # Per-day claim limits count calendar days in this zone (IANA name).
+        "COUPON_DAY_TIMEZONE": env.get("COUPON_DAY_TIMEZONE", "Asia/Shanghai"),
         # Flash claims on gated templates are answered before Flask's request cycle (app/coupons/lane.py).
         "COUPON_CLAIM_LANE": _bool(env.get("COUPON_CLAIM_LANE"), True),
         "API_TITLE": "Mamaquan API",
@@ -111,6 +118,10 @@ def check_production_safety(config: Mapping[str, Any]) -> None:
     """Refuse to start a production app with development conveniences switched on."""
     if config["COUPON_GATE_DURABILITY"] not in ("verify", "off"):
         raise RuntimeError("COUPON_GATE_DURABILITY must be 'verify' or 'off'")
+    try:
+        ZoneInfo(config["COUPON_DAY_TIMEZONE"])
+    except (ValueError, ZoneInfoNotFoundError):
+        raise RuntimeError(f"COUPON_DAY_TIMEZONE {config['COUPON_DAY_TIMEZONE']!r} is not a known time zone")
     if config["ENV"] != "production":
         return
     if config["WECHAT_SANDBOX"]:

@@ -145,7 +145,7 @@ def refusal(reason: str, **details) -> Conflict:
 
 def claim_day(at: datetime) -> tuple[date, str]:
     """The calendar day (in the coupon zone, China by default) that per-day limits count in."""
-    zone = current_app.config.get("COUPON_DAY_TIMEZONE", "Asia/Shanghai")
+    zone = current_app.config["COUPON_DAY_TIMEZONE"]
     known = _claim_days.get(zone)
     if known is not None and known[0] <= at < known[1]:
         return known[2], known[3]
