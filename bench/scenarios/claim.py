@@ -16,9 +16,11 @@ Run twice in the same stack, against /healthz measured in the same run:
 
 Every attempt is a real request: bearer session, Idempotency-Key (one per attempt), JSON body. wrk
 issues exactly 5,000 claims: each thread sends its share, then /healthz (not counted as a claim) until
-every thread has its last claim answer. Each thread stamps the moment of its last claim answer; once
-every thread has, the bench ends wrk with SIGINT, which stops all its threads at the same instant. The
-drop's time is taken from wrk's start to the last stamp.
+every thread has its last claim answer. Each thread stamps the moment it sends its first claim and the
+moment of its last claim answer; once every thread has, the bench ends wrk with SIGINT, which stops all
+its threads at the same instant. The drop's time runs from the first thread's first claim to the last
+thread's last answer: starting the clock before spawning wrk also charged the drop with the CPU meter's
+start, wrk's start and its parsing of the 2,000-token script.
 
 No thread stops on its own: a stopped wrk thread leaves its connections open, gunicorn's sync worker
 lingers up to 2 s on each before closing it, and a thread still running waits behind those with its
@@ -47,6 +49,15 @@ local tokens = {%(tokens)s}
 local per_thread = %(per_thread)d
 local next_id = 0
 
+local function stamp(path)
+  local clock = io.popen("date +%%s.%%N")
+  local moment = clock:read("*l")
+  clock:close()
+  local out = io.open(path, "a")
+  out:write(moment .. "\\n")
+  out:close()
+end
+
 setup = function(thread)
   thread:set("tid", next_id)
   next_id = next_id + 1
@@ -66,6 +77,7 @@ request = function()
   if sent >= per_thread then
     return wrk.format("GET", "/healthz")
   end
+  if sent == 0 then stamp("%(starts)s") end
   local n = sent * %(threads)d + tid
   sent = sent + 1
   local headers = {["Content-Type"] = "application/json",
@@ -78,14 +90,7 @@ response = function(status, headers, body)
   -- Claims answer 201 or 4xx; /healthz (sent once this thread's claims are out) answers 200.
   if status ~= 200 then
     answered = answered + 1
-    if answered == per_thread then
-      local clock = io.popen("date +%%s.%%N")
-      local stamp = clock:read("*l")
-      clock:close()
-      local out = io.open("%(stamps)s", "a")
-      out:write(stamp .. "\\n")
-      out:close()
-    end
+    if answered == per_thread then stamp("%(stamps)s") end
   end
 end
 """
@@ -154,25 +159,28 @@ def _template(ctx, *, gate: str, stock: int, name: str) -> int:
         return template.id
 
 
-def _lua(tokens: list[str], template_id: int, prefix: str, attempts: int, stamps) -> str:
+def _lua(tokens: list[str], template_id: int, prefix: str, attempts: int, starts, stamps) -> str:
     return LUA % {"tokens": ",".join(f'"{t}"' for t in tokens), "per_thread": attempts // THREADS,
                   "threads": THREADS, "prefix": prefix, "path": f"/api/v1/coupons/{template_id}/claim",
-                  "stamps": stamps}
+                  "starts": starts, "stamps": stamps}
 
 
 def _burst(ctx, tokens: list[str], template_id: int, prefix: str, attempts: int, duration: int):
-    """Run one burst; returns the wrk result and the seconds from start to the last claim answer (None: unfinished)."""
-    stamps = ctx.tmp / f"{prefix}.stamps"
+    """Run one burst: the wrk result, the seconds from the first claim sent to the last claim answer (None:
+    unfinished), and the seconds from spawning wrk to its first claim (left out of the drop's time)."""
+    starts, stamps = ctx.tmp / f"{prefix}.starts", ctx.tmp / f"{prefix}.stamps"
 
-    def stamped() -> list[float]:
-        return [float(line) for line in stamps.read_text().split()] if stamps.exists() else []
+    def stamped(path) -> list[float]:
+        return [float(line) for line in path.read_text().split()] if path.exists() else []
 
-    started = time.time()
+    spawned = time.time()
     result = ctx.wrk(f"/api/v1/coupons/{template_id}/claim", duration=duration, connections=CONNECTIONS,
-                     threads=THREADS, lua=_lua(tokens, template_id, prefix, attempts, stamps), timeout_s=30,
-                     stop_when=lambda: len(stamped()) >= THREADS)
-    ends = stamped()
-    return result, (max(ends) - started if len(ends) == THREADS else None)
+                     threads=THREADS, lua=_lua(tokens, template_id, prefix, attempts, starts, stamps), timeout_s=30,
+                     stop_when=lambda: len(stamped(stamps)) >= THREADS)
+    begun, ends = stamped(starts), stamped(stamps)
+    if len(ends) < THREADS or not begun:
+        return result, None, None
+    return result, max(ends) - min(begun), min(begun) - spawned
 
 
 def _granted(ctx, template_id: int) -> dict:
@@ -199,7 +207,7 @@ def _granted(ctx, template_id: int) -> dict:
 
 def _drop(ctx, tokens: list[str], *, gate: str, name: str, target: float, healthz_64) -> tuple[dict, int]:
     template_id = _template(ctx, gate=gate, stock=STOCK, name=name)
-    result, seconds = _burst(ctx, tokens, template_id, f"{gate}-drop", ATTEMPTS, DROP_SECONDS)
+    result, seconds, wrk_start_s = _burst(ctx, tokens, template_id, f"{gate}-drop", ATTEMPTS, DROP_SECONDS)
     finished = seconds is not None
     seconds = seconds or float(DROP_SECONDS)
     counts = _granted(ctx, template_id)
@@ -213,10 +221,12 @@ def _drop(ctx, tokens: list[str], *, gate: str, name: str, target: float, health
     return template_id, ctx.line("claim" if gate == "redis" else "claim_sql", attempts_per_s, "attempts/s", ctx.healthz.rps, target,
                     ok=finished and exact and ratio_ok and (p99_ok or gate == "sql") and result.socket_errors == 0,
                     finished=finished,
-                    granted=counts["db_rows"], exactly_stock=exact, seconds=round(seconds, 2),
+                    granted=counts["db_rows"], exactly_stock=exact, seconds=round(seconds, 3),
+                    wrk_start_s=None if wrk_start_s is None else round(wrk_start_s, 3),
                     granted_per_s=round(counts["db_rows"] / seconds, 1), p50_ms=result.p50_ms,
                     p99_ms=result.p99_ms, healthz_p99_ms=ctx.healthz.p99_ms,
-                    healthz_p99_ms_at_64=healthz_64.p99_ms, p99_ok=p99_ok, counts=counts,
+                    healthz_p99_ms_at_64=healthz_64.p99_ms, healthz_rps_at_64=round(healthz_64.rps, 1),
+                    p99_ok=p99_ok, counts=counts,
                     socket_errors=result.socket_errors, wrk_requests=result.requests, wrk_non2xx=result.non2xx,
                     cpu_us_per_request=result.cpu_us)
 
@@ -227,7 +237,7 @@ def run(ctx) -> list[dict]:
     # Warm both paths (connection pools, script cache) on throwaway drops with the same shape.
     for gate, attempts in (("redis", USERS), ("sql", 500)):
         warm = _template(ctx, gate=gate, stock=100, name=f"warm-up {gate}")
-        result, seconds = _burst(ctx, tokens, warm, f"{gate}-warm", attempts, WARM_SECONDS)
+        result, seconds, _ = _burst(ctx, tokens, warm, f"{gate}-warm", attempts, WARM_SECONDS)
         print(f"bench: claim warm-up {gate}: {attempts} attempts in {seconds} s; {result.as_dict()}", file=sys.stderr)
     healthz_64 = ctx.wrk("/healthz", duration=10, connections=CONNECTIONS, threads=THREADS)
     gated, gated_line = _drop(ctx, tokens, gate="redis", name="20:00 闪购券", target=TARGET_RATIO,
