@@ -594,6 +594,19 @@ def test_delivery_state_machine_never_resends_what_may_have_arrived(host, frozen
     run()
 
 
+@pytest.mark.parametrize("schedule, field", [
+    ({"kind": "once", "at": "9999-12-31T23:59"}, "at"),  # in Los Angeles: its UTC is in year 10000
+    ({"kind": "once", "at": "2200-01-01T00:00"}, "at"),
+    ({"kind": "daily", "time": "08:00", "until": "9999-12-31T23:00"}, "until"),
+    ({"kind": "daily", "time": "08:00", "until": "1999-12-31T23:59"}, "until"),
+])
+def test_schedule_wall_times_are_bounded_like_every_instant(host, schedule, field):
+    gid = group(host, tz="America/Los_Angeles")
+    response = host.post("/api/v1/posts", json={"kind": "text", "content": {"text": "x"},
+                                                "targets": {"group_ids": [gid]}, "schedule": schedule})
+    assert list(assert_error(response, 422, "validation_error")["errors"]["schedule"]) == [field]
+
+
 @pytest.mark.parametrize("field", ["since", "until"])
 @pytest.mark.parametrize("value", [
     "0001-01-01T00:00:00Z", "9999-12-31T00:00:00Z",  # datetime's own limits: beyond any real event

@@ -11,7 +11,10 @@ from app.groups.models import AGE_BANDS, CHANNELS
 # Beyond these, converting to UTC overflows (a 500); no real window of figures reaches them.
 MOMENT = validate.Range(min=EARLIEST, max=LATEST)
 Id = lambda **kw: fields.Integer(validate=validate.Range(min=1, max=2**53), **kw)  # noqa: E731
-LOCAL_DATETIME = validate.Regexp(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$", error="Use YYYY-MM-DDTHH:MM (local time).")
+# Years 2000–2199, within the bounds of every instant taken from outside (app.core.clock), where no zone's
+# offset can carry a wall time past datetime's limits (a 500 while storing a post's first occurrence).
+LOCAL_DATETIME = validate.Regexp(r"^2[01]\d\d-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$",
+                                 error="Use YYYY-MM-DDTHH:MM (local time, years 2000–2199).")
 
 
 class TargetFilterSchema(Schema):
