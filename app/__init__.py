@@ -14,7 +14,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from app.core import access, redis as redis_store
 from app.core.config import check_production_safety, load_config
 from app.core.db import db
-from app.core.http import BoundedIntConverter, is_json_body
+from app.core.http import BoundedIntConverter, is_json_body, refuse_unreadable_json
 from app.core.errors import ApiError, register_error_handlers
 from app.core.extensions import Api, limiter, migrate
 
@@ -112,12 +112,20 @@ def _register_docs_assets(app: Flask) -> None:
 
 
 def _require_json_bodies(app: Flask) -> None:
-    """The API speaks JSON only: a body of another type is refused with 415."""
+    """The API speaks JSON only: a body of another type is refused with 415.
+
+    A JSON body is checked here once for what no schema field sees whole (nesting past any parser's
+    recursion limit, text no store can encode), so every route refuses it alike; views that read their
+    own raw bodies (signed webhooks) check what they parse themselves.
+    """
 
     @app.before_request
     def _json_only():
-        if request.method not in BODY_METHODS or not request.content_length or is_json_body(request.environ):
+        if request.method not in BODY_METHODS or not request.content_length:
             return
         view = app.view_functions.get(request.endpoint) if request.endpoint else None
-        if not getattr(view, "_raw_body", False):
+        if getattr(view, "_raw_body", False):
+            return
+        if not is_json_body(request.environ):
             raise ApiError("Send the body as application/json.", status=415, code="unsupported_media_type")
+        refuse_unreadable_json(request.get_data(cache=True))

@@ -80,6 +80,8 @@ REQUESTS = {
     "long share code": ({}, {"json": {"share_code": "x" * 17}}),
     "string group": ({}, {"json": {"group_id": "one"}}),
     "big body": ({}, {"json": {"share_code": "x" * 5000}}),
+    "nested deep": ({}, {"data": "[" * 2000 + "]" * 2000, "content_type": "application/json"}),  # fits the lane's 4 KiB
+    "lone surrogate": ({}, {"json": {"share_code": "\ud800"}}),
 }
 
 

@@ -59,6 +59,19 @@ def test_instants_utc_cannot_hold_are_refused(operator, field, value):
     assert field in assert_error(response, 422, "validation_error")["errors"]
 
 
+@pytest.mark.parametrize("field", ["claim_starts_at", "claim_ends_at", "valid_from", "valid_until"])
+def test_naive_instants_are_refused_as_everywhere_else(operator, field):
+    # Whose midnight a naive time means is a guess (UTC? Beijing?); every other domain refuses one, so coupons do too.
+    naive = (now_utc() + timedelta(days=2)).replace(tzinfo=None).isoformat()
+    body = template_body(validity_kind="window", valid_from=iso(now_utc()), valid_until=iso(now_utc() + timedelta(days=9)))
+    body[field] = naive
+    errors = assert_error(operator.post("/api/v1/coupon-templates", json=body), 422, "validation_error")["errors"]
+    assert errors == {field: ["Not a valid aware datetime."]}
+    draft = create_template(operator, activate=False)
+    response = operator.patch(f"/api/v1/coupon-templates/{draft['id']}", json={field: naive})
+    assert assert_error(response, 422, "validation_error")["errors"] == {field: ["Not a valid aware datetime."]}
+
+
 def test_claim_window_must_be_ordered(operator):
     now = now_utc()
     response = operator.post("/api/v1/coupon-templates", json=template_body(

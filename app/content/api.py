@@ -13,7 +13,7 @@ from app.content.schemas import (BulkJsonSchema, BulkReportSchema, CourseDetailS
 from app.core import access
 from app.core.pagination import PageArgsSchema
 from app.core.errors import ApiError, Invalid
-from app.core.http import raw_body
+from app.core.http import raw_body, refuse_unreadable_json
 
 blp = Blueprint("content", __name__, url_prefix="/api/v1", description="Partner courses, lessons and knowledge points.")
 KIND_PATHS = {"courses": "course", "lessons": "lesson", "knowledge-points": "knowledge_point"}
@@ -129,6 +129,7 @@ def bulk_upload(course_id: int):
     if request.mimetype == "text/csv":
         rows = pgc.read_csv(request.get_data())
     elif request.is_json:
+        refuse_unreadable_json(request.get_data(cache=True))  # a raw-body view: the app-wide check skips it
         payload = request.get_json(silent=True)
         if payload is None:
             raise ApiError("The body is not valid JSON.", status=400, code="malformed_json")

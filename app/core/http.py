@@ -1,7 +1,21 @@
 """Request-shape declarations for views."""
-from typing import Callable
+import json
+import re
+from typing import Any, Callable
 
 from werkzeug.routing import IntegerConverter
+
+from app.core.errors import ApiError, Invalid
+
+# Far more than any body the API takes, far less than the recursion limit that parsing, validating, hashing
+# (idempotency) and storing a body each run into (a RecursionError, i.e. a 500, at ~1000 levels).
+MAX_JSON_DEPTH = 64
+# PostgreSQL text cannot hold NUL, and no store can encode a lone surrogate (JSON's "\ud800"; a valid pair
+# decodes to one character, so any surrogate left in a decoded string is lone).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "NUL characters and lone surrogates are not allowed."
+# JSON can only spell those characters as escapes; a body without one (nearly every body) needs no decoding here.
+UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 # Ids are BIGINT; a larger number in a URL names nothing, so it must be a 404 rather than a database error.
 MAX_ID = 2**63 - 1
@@ -24,3 +38,51 @@ def is_json_body(environ: dict) -> bool:
     """`request.is_json` from the WSGI environ, without parsing the header's options (every body pays it)."""
     mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
     return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+
+
+def refuse_unreadable_json(body: bytes) -> None:
+    """Refuse a JSON body nested deeper than MAX_JSON_DEPTH (400) or holding text no store keeps (422)."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH and UNSTORABLE_ESCAPE.search(body) is None:
+        return
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except RecursionError:
+        raise _too_deep()
+    except ValueError:
+        return  # not JSON at all: the body's parser answers that (400 malformed_json)
+    errors = _unstorable_text(value)
+    if errors:
+        raise Invalid("The request is not valid; see errors for each field.", errors=errors)
+
+
+def _too_deep() -> ApiError:
+    return ApiError(f"The body nests deeper than {MAX_JSON_DEPTH} levels.", status=400, code="json_too_deep")
+
+
+def _unstorable_text(value: Any) -> dict:
+    """Errors by path (as marshmallow nests them) for each key or string holding NUL or a lone surrogate."""
+    errors: dict = {}
+    pending = [(value, (), 0)]
+    while pending:
+        item, path, depth = pending.pop()
+        if isinstance(item, str):
+            if UNSTORABLE.search(item):
+                _put(errors, path)
+        elif isinstance(item, (dict, list)):
+            if depth == MAX_JSON_DEPTH:
+                raise _too_deep()
+            for key, inner in item.items() if isinstance(item, dict) else enumerate(item):
+                if isinstance(key, str) and UNSTORABLE.search(key):
+                    _put(errors, path + (key,))
+                else:
+                    pending.append((inner, path + (key,), depth + 1))
+    return errors
+
+
+def _put(errors: dict, path: tuple) -> None:
+    if not path:
+        errors["_schema"] = [UNSTORABLE_MESSAGE]
+        return
+    for step in path[:-1]:
+        errors = errors.setdefault(step, {})
+    errors[path[-1]] = [UNSTORABLE_MESSAGE]

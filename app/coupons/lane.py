@@ -26,7 +26,7 @@ from marshmallow import ValidationError
 from app.accounts import service as accounts
 from app.core.access import SessionUnverified
 from app.core.errors import ApiError, envelope
-from app.core.http import MAX_ID, is_json_body
+from app.core.http import MAX_ID, is_json_body, refuse_unreadable_json
 from app.core.idempotency import MAX_KEY_LENGTH
 from app.coupons import claims
 from app.coupons.api import claimed_response
@@ -98,6 +98,7 @@ def _arguments(environ: dict) -> dict | None:
     if len(body) != length:
         return None
     try:
+        refuse_unreadable_json(body)  # as the view's before-request check would; also keeps json.loads off deep bodies
         return CLAIM_SCHEMA.load(json.loads(body))
-    except (ValueError, TypeError, ValidationError):
+    except (ApiError, ValueError, TypeError, ValidationError):
         return None

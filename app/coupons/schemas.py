@@ -24,7 +24,7 @@ def ident(strict: bool = True, **kwargs) -> fields.Integer:
 
 
 class UtcDateTime(fields.AwareDateTime):
-    """An instant, loaded as UTC (naive means UTC); one whose UTC falls outside years 1–9999 is invalid."""
+    """An instant with its offset, loaded as UTC (naive is refused); one whose UTC falls outside years 1–9999 is invalid."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         instant = super()._deserialize(value, attr, data, **kwargs)
@@ -32,10 +32,6 @@ class UtcDateTime(fields.AwareDateTime):
             return instant.astimezone(timezone.utc)
         except OverflowError as exc:
             raise ValidationError("Not a representable instant in UTC.") from exc
-
-
-def when(**kwargs) -> UtcDateTime:
-    return UtcDateTime(default_timezone=timezone.utc, **kwargs)
 
 
 def id_list() -> fields.List:
@@ -57,11 +53,11 @@ class TemplateFieldsSchema(Schema):
     excluded_category_ids = id_list()
     excluded_product_ids = id_list()
     validity_kind = fields.String(validate=validate.OneOf(("window", "days")))
-    valid_from = when(allow_none=True)
-    valid_until = when(allow_none=True)
+    valid_from = UtcDateTime(allow_none=True)
+    valid_until = UtcDateTime(allow_none=True)
     valid_days = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=3650))
-    claim_starts_at = when()
-    claim_ends_at = when()
+    claim_starts_at = UtcDateTime()
+    claim_ends_at = UtcDateTime()
     stock = fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000_000))
     per_user_limit = fields.Integer(strict=True, validate=validate.Range(min=1, max=100))
     per_day_limit = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=100))
@@ -80,11 +76,11 @@ class TemplateCreateSchema(TemplateFieldsSchema):
     cap_fen = fen(load_default=0)
     scope = fields.String(load_default="all", validate=validate.OneOf(SCOPES))
     validity_kind = fields.String(required=True, validate=validate.OneOf(("window", "days")))
-    valid_from = when(load_default=None, allow_none=True)
-    valid_until = when(load_default=None, allow_none=True)
+    valid_from = UtcDateTime(load_default=None, allow_none=True)
+    valid_until = UtcDateTime(load_default=None, allow_none=True)
     valid_days = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=3650))
-    claim_starts_at = when(required=True)
-    claim_ends_at = when(required=True)
+    claim_starts_at = UtcDateTime(required=True)
+    claim_ends_at = UtcDateTime(required=True)
     stock = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=10_000_000))
     per_user_limit = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=100))
     per_day_limit = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=100))

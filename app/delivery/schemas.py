@@ -2,13 +2,19 @@ from datetime import timezone
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from app.core.clock import EARLIEST, LATEST
 from app.core.pagination import PageArgsSchema, PageSchema
 from app.delivery.kinds import KINDS
 from app.delivery.models import DELIVERY_STATES, POST_STATUSES, SCHEDULE_KINDS
 from app.groups.models import AGE_BANDS, CHANNELS
 
+# Beyond these, converting to UTC overflows (a 500); no real window of figures reaches them.
+MOMENT = validate.Range(min=EARLIEST, max=LATEST)
 Id = lambda **kw: fields.Integer(validate=validate.Range(min=1, max=2**53), **kw)  # noqa: E731
-LOCAL_DATETIME = validate.Regexp(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$", error="Use YYYY-MM-DDTHH:MM (local time).")
+# Years 2000–2199, within the bounds of every instant taken from outside (app.core.clock), where no zone's
+# offset can carry a wall time past datetime's limits (a 500 while storing a post's first occurrence).
+LOCAL_DATETIME = validate.Regexp(r"^2[01]\d\d-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$",
+                                 error="Use YYYY-MM-DDTHH:MM (local time, years 2000–2199).")
 
 
 class TargetFilterSchema(Schema):
@@ -189,15 +195,12 @@ class RetryResultSchema(Schema):
 
 
 class FiguresWindowArgsSchema(Schema):
-    since = fields.AwareDateTime(load_default=None, metadata={"description": "Count from this moment (inclusive)."})
-    until = fields.AwareDateTime(load_default=None, metadata={"description": "Count up to this moment (exclusive)."})
+    since = fields.AwareDateTime(load_default=None, validate=MOMENT, metadata={"description": "Count from this moment (inclusive)."})
+    until = fields.AwareDateTime(load_default=None, validate=MOMENT, metadata={"description": "Count up to this moment (exclusive)."})
 
     @post_load
     def in_utc(self, data, **kwargs):
-        try:
-            data = {k: v.astimezone(timezone.utc) if v is not None else None for k, v in data.items()}
-        except OverflowError:
-            raise ValidationError("Out of range.", "since")
+        data = {k: v.astimezone(timezone.utc) if v is not None else None for k, v in data.items()}
         if data["since"] is not None and data["until"] is not None and data["until"] <= data["since"]:
             raise ValidationError("Must be after since.", "until")
         return data
