@@ -228,7 +228,7 @@ def _drop(ctx, tokens: list[str], *, gate: str, name: str, target: float, health
                     healthz_p99_ms_at_64=healthz_64.p99_ms, healthz_rps_at_64=round(healthz_64.rps, 1),
                     p99_ok=p99_ok, counts=counts,
                     socket_errors=result.socket_errors, wrk_requests=result.requests, wrk_non2xx=result.non2xx,
-                    cpu_us_per_request=result.cpu_us)
+                    cpu_us_per_request=result.cpu_us, healthz_cpu_us_per_request=ctx.healthz.cpu_us)
 
 
 def run(ctx) -> list[dict]:
