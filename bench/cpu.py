@@ -7,6 +7,8 @@ command line: the gunicorn web workers, Redis, PostgreSQL, the scheduler, RQ wor
 sessions the bench started, wrk processes it spawned, PostgreSQL's backends of its database and the
 server's own background processes. Redis is one shared server, counted whole. Processes are sampled every
 0.2 s, so one that starts and ends between two samples is missed (the stack's processes all live long).
+Beside the roles, the whole machine's time (/proc/stat) says what share of the cores stayed idle, went to
+interrupts (the loopback network's softirqs, charged to no process) or was stolen by the hypervisor.
 """
 import os
 import threading
@@ -33,6 +35,19 @@ def _ours(role: str, cmdline: str, fields: list[str], sessions: set[int], databa
     if role == "redis":
         return True
     return int(fields[3]) in sessions
+
+
+def _machine() -> list[int]:
+    """The machine's CPU ticks: user, nice, system, idle, iowait, irq, softirq, steal."""
+    with open("/proc/stat") as stat:
+        return [int(v) for v in stat.readline().split()[1:9]]
+
+
+def _shares(before: list[int], after: list[int]) -> dict[str, float]:
+    spent = [b - a for a, b in zip(before, after)]
+    total = sum(spent) or 1
+    return {"idle": round((spent[3] + spent[4]) / total, 3), "interrupts": round((spent[5] + spent[6]) / total, 3),
+            "steal": round(spent[7] / total, 3)}
 
 
 def _sample(sessions: set[int], database: str | None) -> dict[int, tuple[str, float]]:
@@ -63,6 +78,8 @@ class CpuMeter:
         self._before: dict[int, tuple[str, float]] = {}
         self._last: dict[int, tuple[str, float]] = {}
         self._stopping = threading.Event()
+        self._machine_before: list[int] = []
+        self.machine: dict[str, float] = {}
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
@@ -70,6 +87,7 @@ class CpuMeter:
             self._last.update(_sample(self._sessions, self._database))
 
     def start(self) -> "CpuMeter":
+        self._machine_before = _machine()
         self._before = _sample(self._sessions, self._database)
         self._last = dict(self._before)
         self._thread.start()
@@ -78,6 +96,7 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         self._stopping.set()
         self._thread.join()
+        self.machine = _shares(self._machine_before, _machine())
         self._last.update(_sample(self._sessions, self._database))
         spent: dict[str, float] = {}
         for pid, (role, seconds) in self._last.items():

@@ -43,6 +43,7 @@ class WrkResult:
     socket_errors: int
     non2xx: int
     cpu_us: dict = field(default_factory=dict)  # CPU µs per request, by role (bench/cpu.py)
+    machine: dict = field(default_factory=dict)  # shares of the cores idle, in interrupts, stolen (bench/cpu.py)
 
     def as_dict(self) -> dict:
         return {k: round(v, 2) if isinstance(v, float) else v for k, v in self.__dict__.items()}
@@ -114,7 +115,7 @@ class BenchContext:
                          p50_ms=data["p50_us"] / 1000, p90_ms=data["p90_us"] / 1000, p99_ms=data["p99_us"] / 1000,
                          socket_errors=data["socket_errors"], non2xx=data["non2xx"],
                          cpu_us={role: round(seconds / max(data["requests"], 1) * 1e6)
-                                 for role, seconds in sorted(spent.items())})
+                                 for role, seconds in sorted(spent.items())}, machine=meter.machine)
 
     def spawn(self, args: list[str], *, name: str, env: dict | None = None) -> subprocess.Popen:
         """Start a project process (flask command, gunicorn) with the bench stores."""

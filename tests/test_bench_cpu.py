@@ -18,6 +18,13 @@ def test_the_meter_counts_a_busy_process_under_its_role():
     ours.wait(30), theirs.wait(30)
     spent = meter.stop()
     assert 0.3 <= spent.get("scheduler", 0) <= 1.5 and "worker" not in spent, spent
+    assert set(meter.machine) == {"idle", "interrupts", "steal"} and all(0 <= v <= 1 for v in meter.machine.values())
+
+
+def test_machine_shares_split_the_ticks_between_two_readings():
+    # user, nice, system, idle, iowait, irq, softirq, steal
+    before, after = [100, 0, 50, 400, 10, 0, 5, 0], [160, 0, 60, 480, 30, 2, 13, 20]
+    assert cpu._shares(before, after) == {"idle": 0.5, "interrupts": 0.05, "steal": 0.1}
 
 
 def test_roles_come_from_the_command_line():

@@ -173,3 +173,34 @@ def test_an_unseen_session_claims_a_database_gated_coupon(api, operator):
     response = claim(mom, plain["id"])
     assert response.status_code == 201
     assert response.get_json()["id"] in {c["id"] for c in mom.get("/api/v1/me/coupons").get_json()["items"]}
+
+
+def test_a_session_fresh_from_login_is_checked_by_the_gate_itself(api, operator, redis_commands):
+    """Login caches the new session: a first tap on another web worker needs no query and no second call."""
+    mom = api.as_user("mom")
+    accounts._parsed_sessions.clear()  # another worker answered the login
+    drop = create_template(operator)
+    del redis_commands[:]
+    assert claim(mom, drop["id"]).status_code == 201
+    assert redis_commands == ["EVALSHA"]
+
+
+def test_login_caches_nothing_when_the_user_changed_meanwhile(api, operator, redis_commands, monkeypatch):
+    import redis
+
+    real_incr = redis.Redis.incr
+
+    def racing(self, name, amount=1):
+        if ":auth:generation:" in name:
+            real_incr(self, name)  # another change to the user, committed meanwhile, bumps it too
+        return real_incr(self, name, amount)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(redis.Redis, "incr", racing)
+        mom = api.as_user("mom")
+    assert get_redis().get(accounts._session_cache_key(accounts._token_hash(mom.token))) is None
+    accounts._parsed_sessions.clear()
+    drop = create_template(operator)
+    del redis_commands[:]
+    assert claim(mom, drop["id"]).status_code == 201
+    assert "MGET" in redis_commands  # checked in full once, as before login cached sessions

@@ -192,25 +192,37 @@ def _bind_referral(*, user: User, invite_code: str | None) -> str:
     return ReferralStatus.BOUND if bound else ReferralStatus.ALREADY_BOUND
 
 
-def _open_session(*, user: User) -> tuple[str, datetime]:
+def _open_session(*, user: User) -> tuple[str, AuthSession]:
     # The user id prefix lets authentication fetch the cached session and the user's generation at once.
     token = f"{user.id}.{secrets.token_urlsafe(32)}"
-    expires_at = now_utc() + timedelta(seconds=current_app.config["SESSION_TTL_SECONDS"])
-    db.session.add(AuthSession(user_id=user.id, token_hash=_token_hash(token), created_at=now_utc(),
-                               expires_at=expires_at))
-    return token, expires_at
+    session = AuthSession(user_id=user.id, token_hash=_token_hash(token), created_at=now_utc(),
+                          expires_at=now_utc() + timedelta(seconds=current_app.config["SESSION_TTL_SECONDS"]))
+    db.session.add(session)
+    return token, session
 
 
 def login(*, code: str, invite_code: str | None = None) -> LoginResult:
-    """Log in with a wx.login() code; the first valid invite code binds the user to the inviter for good."""
+    """Log in with a wx.login() code; the first valid invite code binds the user to the inviter for good.
+
+    The new session goes into the session cache at once, so the first request with it needs no query: in a
+    flash drop the moms who just opened the mini-program tap at once, and each first tap would otherwise
+    look its session up in the database at the drop's busiest moment.
+    """
     identity = wechat.code_to_session(code=code)
     user, created = _get_or_create_user(openid=identity.openid, unionid=identity.unionid)
     referral_status = _bind_referral(user=user, invite_code=invite_code)
     user.last_login_at = now_utc()
-    token, expires_at = _open_session(user=user)
+    token, session = _open_session(user=user)
+    redis = get_redis()
+    generation_before = int(redis.get(_generation_key(user.id)) or 0)
     db.session.commit()
-    _invalidate_auth_cache(user_id=user.id)
-    return LoginResult(user=user, token=token, expires_at=expires_at, created=created, referral_status=referral_status)
+    generation = redis.incr(_generation_key(user.id))  # every cached session of the user is re-read once
+    # Only when no other change to the user bumped the generation since it was read: then the user and
+    # roles read below (after the commit) are at least as new as that generation says.
+    if generation == generation_before + 1:
+        _cache_session(_token_hash(token), generation=generation, session=session, user=user)
+    return LoginResult(user=user, token=token, expires_at=session.expires_at, created=created,
+                       referral_status=referral_status)
 
 
 def _invalidate_auth_cache(*, user_id: int) -> None:
@@ -335,6 +347,11 @@ def authenticate(*, token: str, fenced: bool = False) -> Authenticated | UnseenS
     if row is None:
         return None
     session, user = row
+    return _cache_session(token_hash, generation=generation, session=session, user=user)
+
+
+def _cache_session(token_hash: str, *, generation: int, session: AuthSession, user: User) -> Authenticated:
+    """Put a live session in the Redis cache under `generation` (read before the user was) and in this process."""
     raw = _blob(generation=generation, session=session, user=user, roles=roles_of(user)).encode()
     get_redis().set(_session_cache_key(token_hash), raw, ex=AUTH_CACHE_SECONDS)
     generation, found = _parsed(raw)

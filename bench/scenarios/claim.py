@@ -126,7 +126,7 @@ def _sold_out(ctx, tokens: list[str], template_id: int) -> dict:
     return ctx.line("claim_sold_out", result.rps, "refusals/s", ctx.healthz.rps, TARGET_RATIO, ok=ok,
                     p50_ms=result.p50_ms, p99_ms=result.p99_ms, healthz_p99_ms=ctx.healthz.p99_ms,
                     granted_after=counts["db_rows"], wrk_requests=result.requests, wrk_non2xx=result.non2xx,
-                    cpu_us_per_request=result.cpu_us, per_web_core=result.per_web_core())
+                    cpu_us_per_request=result.cpu_us, per_web_core=result.per_web_core(), machine=result.machine)
 
 
 def _tokens(ctx) -> list[str]:
@@ -228,7 +228,8 @@ def _drop(ctx, tokens: list[str], *, gate: str, name: str, target: float, health
                     healthz_p99_ms_at_64=healthz_64.p99_ms, healthz_rps_at_64=round(healthz_64.rps, 1),
                     p99_ok=p99_ok, counts=counts,
                     socket_errors=result.socket_errors, wrk_requests=result.requests, wrk_non2xx=result.non2xx,
-                    cpu_us_per_request=result.cpu_us)
+                    cpu_us_per_request=result.cpu_us, healthz_cpu_us_per_request=ctx.healthz.cpu_us,
+                    machine=result.machine, healthz_machine=ctx.healthz.machine)
 
 
 def run(ctx) -> list[dict]:
