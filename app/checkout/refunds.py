@@ -18,12 +18,11 @@ import logging
 from datetime import timedelta
 from xml.parsers.expat import ExpatError
 
-from flask import current_app
 from sqlalchemy import case, func, select, update
 from wechatpy.exceptions import WeChatException
 
-from app.checkout.models import CheckoutOrder, CheckoutRefund
 from app.checkout import service
+from app.checkout.models import CheckoutOrder, CheckoutRefund
 from app.core.clock import now_utc
 from app.core.db import commit, db
 from app.core.errors import ApiError, Conflict, Invalid, NotFound
@@ -37,16 +36,6 @@ log = logging.getLogger(__name__)
 REFUNDABLE = ("paid", "partially_refunded")
 FAILED_WECHAT_STATES = ("REFUNDCLOSE", "CHANGE")
 SYNC_AFTER = timedelta(seconds=30)  # leave a fresh refund to its notification first
-
-
-def _refund_notify_url() -> str:
-    configured = current_app.config.get("WECHAT_PAY_REFUND_NOTIFY_URL")
-    if configured:
-        return configured
-    from flask import has_request_context, request
-
-    root = request.url_root if has_request_context() else "http://localhost:5000/"
-    return root.rstrip("/") + "/api/v1/webhooks/wechatpay/refund"
 
 
 def refund(*, order_id: int, amount_fen: int | None, reason: str, requested_by_id: int | None) -> CheckoutRefund:
@@ -75,10 +64,11 @@ def refund(*, order_id: int, amount_fen: int | None, reason: str, requested_by_i
     record = CheckoutRefund(order_id=order.id, seq=seq, out_refund_no=f"{order.out_trade_no}R{seq}", amount_fen=amount,
                             reason=reason, requested_by_id=requested_by_id, status="processing", created_at=at)
     db.session.add(record)
+    called_back = service.notify_url(setting="WECHAT_PAY_REFUND_NOTIFY_URL", path="/api/v1/webhooks/wechatpay/refund")
     with translated_errors("the refund"):
         answer = clients().pay.refund.apply(total_fee=order.payable_fen, refund_fee=amount,
                                             out_refund_no=record.out_refund_no, out_trade_no=order.out_trade_no,
-                                            refund_desc=reason[:80] or None, notify_url=_refund_notify_url())
+                                            refund_desc=reason[:80] or None, notify_url=called_back)
     record.wechat_refund_id = str(answer.get("refund_id", ""))
     commit()
     return record

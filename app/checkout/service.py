@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 from rq import Retry
 from sqlalchemy import func, select, update
 from wechatpy.exceptions import InvalidSignatureException, WeChatPayException
@@ -65,14 +65,13 @@ def _complete_days() -> int:
     return int(current_app.config.get("CHECKOUT_COMPLETE_DAYS", 10))
 
 
-def _notify_url() -> str:
-    configured = current_app.config.get("WECHAT_PAY_NOTIFY_URL")
+def notify_url(*, setting: str, path: str) -> str:
+    """Where WeChat Pay calls us back: the URL configured under `setting`, else `path` on the host asked."""
+    configured = current_app.config.get(setting)
     if configured:
         return configured
-    from flask import has_request_context, request
-
     root = request.url_root if has_request_context() else "http://localhost:5000/"
-    return root.rstrip("/") + "/api/v1/webhooks/wechatpay"
+    return root.rstrip("/") + path
 
 
 def _out_trade_no(at: datetime) -> str:
@@ -152,9 +151,10 @@ def place_order(*, user_id: int, lines: list[dict], coupon_id: int | None, share
         coupons.reserve_coupon(coupon_id=coupon_id, user_id=user_id, order_id=order.id)
     title = rows[0].title if len(rows) == 1 else f"{rows[0].title} 等{len(rows)}件"
     pay = clients().pay
+    called_back = notify_url(setting="WECHAT_PAY_NOTIFY_URL", path="/api/v1/webhooks/wechatpay")
     with translated_errors("the payment"):
         prepay = pay.order.create(trade_type="JSAPI", body=title[:120], total_fee=order.payable_fen,
-                                  notify_url=_notify_url(), client_ip=client_ip, user_id=user.openid,
+                                  notify_url=called_back, client_ip=client_ip, user_id=user.openid,
                                   out_trade_no=order.out_trade_no, time_start=at.astimezone(SHANGHAI),
                                   time_expire=order.expires_at.astimezone(SHANGHAI), attach=str(order.id))
     order.prepay_id = prepay["prepay_id"]
