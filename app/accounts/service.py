@@ -213,6 +213,9 @@ def login(*, code: str, invite_code: str | None = None) -> LoginResult:
     referral_status = _bind_referral(user=user, invite_code=invite_code)
     user.last_login_at = now_utc()
     token, session = _open_session(user=user)
+    db.session.flush()
+    # Its values as written: after the commit the row would be read back just to cache what we already know.
+    opened = SessionInfo(id=session.id, user_id=session.user_id, expires_at=session.expires_at)
     redis = get_redis()
     generation_before = int(redis.get(_generation_key(user.id)) or 0)
     db.session.commit()
@@ -220,8 +223,8 @@ def login(*, code: str, invite_code: str | None = None) -> LoginResult:
     # Only when no other change to the user bumped the generation since it was read: then the user and
     # roles read below (after the commit) are at least as new as that generation says.
     if generation == generation_before + 1:
-        _cache_session(_token_hash(token), generation=generation, session=session, user=user)
-    return LoginResult(user=user, token=token, expires_at=session.expires_at, created=created,
+        _cache_session(_token_hash(token), generation=generation, session=opened, user=user)
+    return LoginResult(user=user, token=token, expires_at=opened.expires_at, created=created,
                        referral_status=referral_status)
 
 
@@ -246,7 +249,7 @@ def _parse_moment(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _blob(*, generation: int, session: AuthSession, user: User, roles: frozenset[str]) -> str:
+def _blob(*, generation: int, session: AuthSession | SessionInfo, user: User, roles: frozenset[str]) -> str:
     """The cached form of a live session: plain values, so reading it back builds no ORM object."""
     return json.dumps({
         "generation": generation,
@@ -350,7 +353,7 @@ def authenticate(*, token: str, fenced: bool = False) -> Authenticated | UnseenS
     return _cache_session(token_hash, generation=generation, session=session, user=user)
 
 
-def _cache_session(token_hash: str, *, generation: int, session: AuthSession, user: User) -> Authenticated:
+def _cache_session(token_hash: str, *, generation: int, session: AuthSession | SessionInfo, user: User) -> Authenticated:
     """Put a live session in the Redis cache under `generation` (read before the user was) and in this process."""
     raw = _blob(generation=generation, session=session, user=user, roles=roles_of(user)).encode()
     get_redis().set(_session_cache_key(token_hash), raw, ex=AUTH_CACHE_SECONDS)
