@@ -6,6 +6,8 @@ Run twice in the same stack, against /healthz measured in the same run:
   during the drop, as in production, and its drain lands the grants in PostgreSQL every second; after
   the drop the rest is drained before counting. Target: attempts/s ÷ /healthz rps ≥ 0.6 and p99 ≤ 3 × the
   /healthz p99, with exactly 1,000 granted in PostgreSQL and in Redis (and nothing left in flight).
+  The drop runs three times, each on a fresh template against /healthz measured right before it; the line
+  is the median drop, with all three listed under `drops`, and every one must grant exactly the stock.
   The p99s are compared at the same concurrency: the drop runs 64 connections, so /healthz is measured
   again at 64 connections for its p99 (the harness's baseline runs 16, and a latency grows with the
   requests queued ahead of it: at 64 connections every request waits behind four times as many).
@@ -43,6 +45,10 @@ SQL_TARGET_RATIO = 0.2
 P99_FACTOR = 3
 DROP_SECONDS = 120  # wrk's duration: the drop must finish within it
 WARM_SECONDS = 20
+# A drop lasts about two seconds, short enough for a passing stall of the shared host to move its rate by a
+# tenth: the gated drop runs three times, each against /healthz measured right before it, and the line is the
+# median of the three (all three listed, each of which must grant exactly the stock).
+GATED_DROPS = 3
 
 LUA = """
 local tokens = {%(tokens)s}
@@ -205,9 +211,11 @@ def _granted(ctx, template_id: int) -> dict:
             "redis_granted": redis_granted, "redis_in_flight": in_flight, "redis_refused": refused}
 
 
-def _drop(ctx, tokens: list[str], *, gate: str, name: str, target: float, healthz_64) -> tuple[dict, int]:
+def _drop(ctx, tokens: list[str], *, gate: str, name: str, target: float, healthz_64, baseline,
+          prefix: str) -> tuple[int, dict]:
+    """One drop of STOCK to ATTEMPTS taps; its line judges it against `baseline` (a /healthz run)."""
     template_id = _template(ctx, gate=gate, stock=STOCK, name=name)
-    result, seconds, wrk_start_s = _burst(ctx, tokens, template_id, f"{gate}-drop", ATTEMPTS, DROP_SECONDS)
+    result, seconds, wrk_start_s = _burst(ctx, tokens, template_id, prefix, ATTEMPTS, DROP_SECONDS)
     finished = seconds is not None
     seconds = seconds or float(DROP_SECONDS)
     counts = _granted(ctx, template_id)
@@ -217,19 +225,19 @@ def _drop(ctx, tokens: list[str], *, gate: str, name: str, target: float, health
                  and counts["redis_in_flight"] == 0 and counts["redis_refused"] == 0)
     attempts_per_s = ATTEMPTS / seconds
     p99_ok = result.p99_ms <= P99_FACTOR * healthz_64.p99_ms
-    ratio_ok = attempts_per_s / ctx.healthz.rps >= target
-    return template_id, ctx.line("claim" if gate == "redis" else "claim_sql", attempts_per_s, "attempts/s", ctx.healthz.rps, target,
+    ratio_ok = attempts_per_s / baseline.rps >= target
+    return template_id, ctx.line("claim" if gate == "redis" else "claim_sql", attempts_per_s, "attempts/s", baseline.rps, target,
                     ok=finished and exact and ratio_ok and (p99_ok or gate == "sql") and result.socket_errors == 0,
                     finished=finished,
                     granted=counts["db_rows"], exactly_stock=exact, seconds=round(seconds, 3),
                     wrk_start_s=None if wrk_start_s is None else round(wrk_start_s, 3),
                     granted_per_s=round(counts["db_rows"] / seconds, 1), p50_ms=result.p50_ms,
-                    p99_ms=result.p99_ms, healthz_p99_ms=ctx.healthz.p99_ms,
+                    p99_ms=result.p99_ms, healthz_p99_ms=baseline.p99_ms,
                     healthz_p99_ms_at_64=healthz_64.p99_ms, healthz_rps_at_64=round(healthz_64.rps, 1),
                     p99_ok=p99_ok, counts=counts,
                     socket_errors=result.socket_errors, wrk_requests=result.requests, wrk_non2xx=result.non2xx,
-                    cpu_us_per_request=result.cpu_us, healthz_cpu_us_per_request=ctx.healthz.cpu_us,
-                    machine=result.machine, healthz_machine=ctx.healthz.machine)
+                    cpu_us_per_request=result.cpu_us, healthz_cpu_us_per_request=baseline.cpu_us,
+                    machine=result.machine, healthz_machine=baseline.machine)
 
 
 def run(ctx) -> list[dict]:
@@ -241,9 +249,16 @@ def run(ctx) -> list[dict]:
         result, seconds, _ = _burst(ctx, tokens, warm, f"{gate}-warm", attempts, WARM_SECONDS)
         print(f"bench: claim warm-up {gate}: {attempts} attempts in {seconds} s; {result.as_dict()}", file=sys.stderr)
     healthz_64 = ctx.wrk("/healthz", duration=10, connections=CONNECTIONS, threads=THREADS)
-    gated, gated_line = _drop(ctx, tokens, gate="redis", name="20:00 闪购券", target=TARGET_RATIO,
-                              healthz_64=healthz_64)
+    drops = []
+    for n in range(1, GATED_DROPS + 1):
+        baseline = ctx.wrk("/healthz", duration=10)  # as the harness's baseline, right before this drop
+        drops.append(_drop(ctx, tokens, gate="redis", name=f"20:00 闪购券 #{n}", target=TARGET_RATIO,
+                           healthz_64=healthz_64, baseline=baseline, prefix=f"redis-drop-{n}"))
+    gated, gated_line = sorted(drops, key=lambda drop: drop[1]["ratio"])[GATED_DROPS // 2]
+    gated_line["drops"] = [{k: line[k] for k in ("ratio", "value", "baseline", "seconds", "p99_ms", "exactly_stock")}
+                           for _, line in drops]
+    gated_line["ok"] = gated_line["ok"] and all(line["exactly_stock"] and line["finished"] for _, line in drops)
     sold_out_line = _sold_out(ctx, tokens, gated)
     _, sql_line = _drop(ctx, tokens, gate="sql", name="20:00 闪购券（纯SQL）", target=SQL_TARGET_RATIO,
-                        healthz_64=healthz_64)
+                        healthz_64=healthz_64, baseline=ctx.healthz, prefix="sql-drop")
     return [gated_line, sold_out_line, sql_line]
