@@ -7,7 +7,8 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # core the cores idled with it: `./scripts/bench claim` on 2 cores left 10-16% of the machine idle during a
 # flash drop with 2 workers, 3-10% with 3 and 1-3% with 4. Attempts/s (means of 4-8 runs): 2 workers 2,530,
 # 3 workers 2,660, 4 workers 2,830, while /healthz held ~4,500 rps with each; one run with 5 gave 2,470.
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * len(os.sched_getaffinity(0)))
+cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # Linux / elsewhere
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * cores)
 worker_class = "sync"
 timeout = 30
 graceful_timeout = 10
