@@ -2,10 +2,7 @@ from marshmallow import Schema, fields, validate
 
 from app.affiliate.models import RULE_KINDS
 from app.core.clock import EARLIEST, LATEST
-
-# PostgreSQL text cannot hold NUL characters, and no store can encode a lone surrogate (JSON's "\ud800");
-# refuse both as a validation error, not a 500.
-STORABLE = validate.Regexp(r"^[^\x00\ud800-\udfff]*$", error="NUL characters and lone surrogates are not allowed.")
+from app.core.http import STORABLE
 
 BP = validate.Range(min=0, max=10000)
 ID = validate.Range(min=1, max=2**53)

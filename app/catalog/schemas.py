@@ -1,11 +1,8 @@
 from marshmallow import Schema, fields, validate, validates_schema, ValidationError
 
 from app.catalog.models import PRODUCT_SOURCES
+from app.core.http import STORABLE
 from app.core.pagination import PageArgsSchema, PageSchema
-
-# PostgreSQL text cannot hold NUL characters, and no store can encode a lone surrogate (JSON's "\ud800", or
-# a byte not in UTF-8 read from a file as "surrogateescape"); refuse both as a validation error, not a 500.
-STORABLE = validate.Regexp(r"^[^\x00\ud800-\udfff]*$", error="NUL characters and text not in UTF-8 are not allowed.")
 
 SORTS = ("newest", "price_asc", "price_desc", "commission")
 URL = validate.Length(max=1024)

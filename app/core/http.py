@@ -3,6 +3,7 @@ import json
 import re
 from typing import Any, Callable
 
+from marshmallow import validate
 from werkzeug.routing import IntegerConverter
 
 from app.core.errors import ApiError, Invalid
@@ -10,10 +11,16 @@ from app.core.errors import ApiError, Invalid
 # Far more than any body the API takes, far less than the recursion limit that parsing, validating, hashing
 # (idempotency) and storing a body each run into (a RecursionError, i.e. a 500, at ~1000 levels).
 MAX_JSON_DEPTH = 64
-# PostgreSQL text cannot hold NUL, and no store can encode a lone surrogate (JSON's "\ud800"; a valid pair
-# decodes to one character, so any surrogate left in a decoded string is lone).
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# PostgreSQL text cannot hold NUL, and no store can encode a lone surrogate (JSON's "\ud800", or a byte not in
+# UTF-8 read from a file or a URL as "surrogateescape"; a valid pair decodes to one character, so any surrogate
+# left in a decoded string is lone).
+UNSTORABLE_CHARACTERS = "\x00\ud800-\udfff"
+UNSTORABLE = re.compile(f"[{UNSTORABLE_CHARACTERS}]")
 UNSTORABLE_MESSAGE = "NUL characters and lone surrogates are not allowed."
+# The same refusal as a schema field's validator, for text that reaches a schema without the JSON body check
+# (query strings, imported files): a 422, not a 500 at the database.
+STORABLE = validate.Regexp(f"^[^{UNSTORABLE_CHARACTERS}]*$",
+                           error="NUL characters and text not in UTF-8 are not allowed.")
 # JSON can only spell those characters as escapes; a body without one (nearly every body) needs no decoding here.
 UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 

@@ -1,8 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-# PostgreSQL text cannot hold NUL characters, and no store can encode a lone surrogate (JSON's "\ud800");
-# refuse both as a validation error, not a 500.
-STORABLE = validate.Regexp(r"^[^\x00\ud800-\udfff]*$", error="NUL characters and lone surrogates are not allowed.")
+from app.core.http import STORABLE
 
 
 class AdjustmentInSchema(Schema):

@@ -1,12 +1,9 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.core.clock import EARLIEST, LATEST
+from app.core.http import STORABLE
 from app.ledger.schemas import JournalSchema
 from app.orders.models import ORDER_STATUSES
-
-# PostgreSQL text cannot hold NUL characters, and no store can encode a lone surrogate (JSON's "\ud800", or
-# a byte not in UTF-8 read from a file as "surrogateescape"); refuse both as a validation error, not a 500.
-STORABLE = validate.Regexp(r"^[^\x00\ud800-\udfff]*$", error="NUL characters and text not in UTF-8 are not allowed.")
 
 FEN = validate.Range(min=0, max=10**11)
 
