@@ -14,7 +14,7 @@ MAX_JSON_DEPTH = 64
 # PostgreSQL text cannot hold NUL, and no store can encode a lone surrogate (JSON's "\ud800", or a byte not in
 # UTF-8 read from a file or a URL as "surrogateescape"; a valid pair decodes to one character, so any surrogate
 # left in a decoded string is lone).
-UNSTORABLE_CHARACTERS = "\x00\ud800-\udfff"
+UNSTORABLE_CHARACTERS = r"\x00\ud800-\udfff"  # escapes: the pattern goes into the OpenAPI spec (UTF-8)
 UNSTORABLE = re.compile(f"[{UNSTORABLE_CHARACTERS}]")
 UNSTORABLE_MESSAGE = "NUL characters and lone surrogates are not allowed."
 # The same refusal as a schema field's validator, for text that reaches a schema without the JSON body check
