@@ -1,4 +1,5 @@
 """gunicorn settings shared by ./scripts/run and the benchmarks (fixed, so runs compare)."""
+
 import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"

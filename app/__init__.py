@@ -1,9 +1,11 @@
 """Mamaquan: the backend of a mini-program for social commerce in moms' chat groups."""
+
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Flask, request
 from flask.sessions import SessionInterface
@@ -11,12 +13,13 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from app.core import access, redis as redis_store
+from app.core import access
+from app.core import redis as redis_store
 from app.core.config import check_production_safety, load_config
 from app.core.db import db
-from app.core.http import BoundedIntConverter, is_json_body, refuse_unreadable_json
 from app.core.errors import ApiError, register_error_handlers
 from app.core.extensions import Api, limiter, migrate
+from app.core.http import BoundedIntConverter, is_json_body, refuse_unreadable_json, views_as_use_cases
 
 CORE_PACKAGE = "core"
 LIBRARY_PUBLIC_ENDPOINTS = ["static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", "swagger_assets"]
@@ -78,6 +81,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     wechat_clients.init_app(app)
     _register_docs_assets(app)
     access.declare_public_endpoints(app, LIBRARY_PUBLIC_ENDPOINTS)
+    views_as_use_cases(app)
     _require_json_bodies(app)
     if app.config["WECHAT_SANDBOX"]:
         from app.wechat.sandbox import create_sandbox_app

@@ -1,4 +1,5 @@
 """./scripts/bench [scenario ...]: run scenarios; the last lines printed are one JSON line each."""
+
 import importlib
 import json
 import pkgutil

@@ -10,13 +10,20 @@ server's own background processes. Redis is one shared server, counted whole. Pr
 Beside the roles, the whole machine's time (/proc/stat) says what share of the cores stayed idle, went to
 interrupts (the loopback network's softirqs, charged to no process) or was stolen by the hypervisor.
 """
+
 import os
 import threading
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
-ROLES = (("gunicorn", "web"), ("redis-server", "redis"), ("postgres", "postgres"), (" scheduler ", "scheduler"),
-         (" worker ", "worker"), ("wrk", "wrk"))
+ROLES = (
+    ("gunicorn", "web"),
+    ("redis-server", "redis"),
+    ("postgres", "postgres"),
+    (" scheduler ", "scheduler"),
+    (" worker ", "worker"),
+    ("wrk", "wrk"),
+)
 
 
 def _role(cmdline: str) -> str | None:
@@ -46,8 +53,11 @@ def _machine() -> list[int]:
 def _shares(before: list[int], after: list[int]) -> dict[str, float]:
     spent = [b - a for a, b in zip(before, after)]
     total = sum(spent) or 1
-    return {"idle": round((spent[3] + spent[4]) / total, 3), "interrupts": round((spent[5] + spent[6]) / total, 3),
-            "steal": round(spent[7] / total, 3)}
+    return {
+        "idle": round((spent[3] + spent[4]) / total, 3),
+        "interrupts": round((spent[5] + spent[6]) / total, 3),
+        "steal": round(spent[7] / total, 3),
+    }
 
 
 def _sample(sessions: set[int], database: str | None) -> dict[int, tuple[str, float]]:
@@ -63,7 +73,7 @@ def _sample(sessions: set[int], database: str | None) -> dict[int, tuple[str, fl
         role = _role(" " + cmdline)
         if role is None:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
+        fields = stat[stat.rfind(")") + 2 :].split()
         if not _ours(role, cmdline, fields, sessions, database):
             continue
         found[int(entry.name)] = (role, (int(fields[11]) + int(fields[12])) / TICKS)

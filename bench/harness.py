@@ -1,4 +1,5 @@
 """The benchmark context: fresh stores, gunicorn on loopback, wrk, and the one-line JSON result."""
+
 import json
 import os
 import shutil
@@ -8,17 +9,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from sqlalchemy import create_engine, text
 
 from app.core.config import PROJECT_ROOT, database_uri
-from bench.cpu import CpuMeter
 from app.core.redis import claim_numbered_db, release_numbered_db
+from bench.cpu import CpuMeter
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -85,8 +86,17 @@ class BenchContext:
     healthz: WrkResult | None = None
     processes: list = field(default_factory=list)
 
-    def wrk(self, path: str, *, duration: int = 10, connections: int = 16, threads: int = 2,
-            lua: str = "", timeout_s: int = 10, stop_when: Callable[[], bool] | None = None) -> WrkResult:
+    def wrk(
+        self,
+        path: str,
+        *,
+        duration: int = 10,
+        connections: int = 16,
+        threads: int = 2,
+        lua: str = "",
+        timeout_s: int = 10,
+        stop_when: Callable[[], bool] | None = None,
+    ) -> WrkResult:
         """Load `path` with wrk; `lua` may define request()/response() (a done() is appended).
 
         `stop_when` (polled every 50 ms) ends the run before `duration` once it returns True: wrk stops all
@@ -94,10 +104,19 @@ class BenchContext:
         """
         script = self.tmp / f"wrk-{time.monotonic_ns()}.lua"
         script.write_text(lua + "\n" + WRK_DONE)
-        args = [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{duration}s", f"--timeout={timeout_s}s",
-                "-s", str(script), self.base_url + path]
-        meter = CpuMeter(sessions={p.pid for p in self.processes},
-                         database=urlsplit(self.database_uri).path.lstrip("/") or None).start()
+        args = [
+            ensure_wrk(),
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            f"--timeout={timeout_s}s",
+            "-s",
+            str(script),
+            self.base_url + path,
+        ]
+        meter = CpuMeter(
+            sessions={p.pid for p in self.processes}, database=urlsplit(self.database_uri).path.lstrip("/") or None
+        ).start()
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if stop_when is not None:
             while proc.poll() is None and not stop_when():
@@ -108,20 +127,33 @@ class BenchContext:
         spent = meter.stop()
         if proc.returncode:
             raise subprocess.CalledProcessError(proc.returncode, args, out, err)
-        line = next(l for l in out.splitlines() if l.startswith("WRKJSON "))
-        data = json.loads(line[len("WRKJSON "):])
+        line = next(line for line in out.splitlines() if line.startswith("WRKJSON "))
+        data = json.loads(line[len("WRKJSON ") :])
         seconds = data["duration_us"] / 1e6
-        return WrkResult(requests=data["requests"], seconds=seconds, rps=data["requests"] / seconds,
-                         p50_ms=data["p50_us"] / 1000, p90_ms=data["p90_us"] / 1000, p99_ms=data["p99_us"] / 1000,
-                         socket_errors=data["socket_errors"], non2xx=data["non2xx"],
-                         cpu_us={role: round(seconds / max(data["requests"], 1) * 1e6)
-                                 for role, seconds in sorted(spent.items())}, machine=meter.machine)
+        return WrkResult(
+            requests=data["requests"],
+            seconds=seconds,
+            rps=data["requests"] / seconds,
+            p50_ms=data["p50_us"] / 1000,
+            p90_ms=data["p90_us"] / 1000,
+            p99_ms=data["p99_us"] / 1000,
+            socket_errors=data["socket_errors"],
+            non2xx=data["non2xx"],
+            cpu_us={role: round(seconds / max(data["requests"], 1) * 1e6) for role, seconds in sorted(spent.items())},
+            machine=meter.machine,
+        )
 
     def spawn(self, args: list[str], *, name: str, env: dict | None = None) -> subprocess.Popen:
         """Start a project process (flask command, gunicorn) with the bench stores."""
-        log = open(self.tmp / f"{name}.log", "ab")
-        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env={**self.env, **(env or {})}, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - the child process writes it until it ends
+        proc = subprocess.Popen(
+            args,
+            cwd=PROJECT_ROOT,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.processes.append(proc)
         return proc
 
@@ -143,14 +175,31 @@ class BenchContext:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
 
-    def line(self, scenario: str, value: float, unit: str, baseline: float, target: float, ok: bool | None = None,
-             higher_is_better: bool = True, **extra) -> dict:
+    def line(
+        self,
+        scenario: str,
+        value: float,
+        unit: str,
+        baseline: float,
+        target: float,
+        ok: bool | None = None,
+        higher_is_better: bool = True,
+        **extra,
+    ) -> dict:
         """The result line: ratio = value / baseline, ok when the ratio meets the target."""
         ratio = value / baseline if baseline else 0.0
         if ok is None:
             ok = ratio >= target if higher_is_better else ratio <= target
-        return {"scenario": scenario, "value": round(value, 3), "unit": unit, "baseline": round(baseline, 3),
-                "ratio": round(ratio, 3), "target": target, "ok": bool(ok), **extra}
+        return {
+            "scenario": scenario,
+            "value": round(value, 3),
+            "unit": unit,
+            "baseline": round(baseline, 3),
+            "ratio": round(ratio, 3),
+            "target": target,
+            "ok": bool(ok),
+            **extra,
+        }
 
 
 def _stores() -> tuple[str, str, callable]:
@@ -192,10 +241,20 @@ def open_context() -> tuple[BenchContext, callable]:
     redis.Redis.from_url(redis_url).flushdb()
     tmp = Path(tempfile.mkdtemp(prefix="mmq-bench-"))
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": uri, "REDIS_URL": redis_url, "INSTANCE_PATH": str(tmp / "instance"),
-           "SECRET_KEY": "bench-secret", "LOGIN_RATE_LIMIT": "10000000/minute", "PORT": str(port),
-           "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "INSTANCE_PATH", "SECRET_KEY", "LOGIN_RATE_LIMIT")})
+    env = {
+        **os.environ,
+        "DATABASE_URL": uri,
+        "REDIS_URL": redis_url,
+        "INSTANCE_PATH": str(tmp / "instance"),
+        "SECRET_KEY": "bench-secret",
+        "LOGIN_RATE_LIMIT": "10000000/minute",
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    os.environ.update(
+        {k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "INSTANCE_PATH", "SECRET_KEY", "LOGIN_RATE_LIMIT")}
+    )
     from app import create_app
 
     app = create_app()
@@ -203,10 +262,12 @@ def open_context() -> tuple[BenchContext, callable]:
         from flask_migrate import upgrade
 
         upgrade()
-    ctx = BenchContext(base_url=f"http://127.0.0.1:{port}", database_uri=uri, redis_url=redis_url, env=env,
-                       tmp=tmp, app=app)
-    ctx.web = ctx.spawn([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-                        name="gunicorn")
+    ctx = BenchContext(
+        base_url=f"http://127.0.0.1:{port}", database_uri=uri, redis_url=redis_url, env=env, tmp=tmp, app=app
+    )
+    ctx.web = ctx.spawn(
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], name="gunicorn"
+    )
     wait_ready(ctx.base_url)
     ctx.wrk("/healthz", duration=3)  # warm-up
     ctx.healthz = ctx.wrk("/healthz", duration=10)

@@ -8,6 +8,7 @@ Isolation: on PostgreSQL each test runs inside a transaction that is rolled back
 savepoint releases). Tests marked `commits` need real commits (several connections or threads); they and
 every SQLite test get their tables emptied afterwards instead.
 """
+
 import os
 import secrets
 from pathlib import Path
@@ -20,8 +21,8 @@ from app import create_app
 from app.affiliate import clicks
 from app.core import clock
 from app.core.config import database_uri
-from app.core.redis import claim_numbered_db, release_numbered_db
 from app.core.db import db
+from app.core.redis import claim_numbered_db, release_numbered_db
 from tests.helpers import ApiClient
 
 HERE = Path(__file__).resolve().parent
@@ -74,16 +75,18 @@ def stores(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def app(stores):
-    application = create_app({
-        "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": stores["database_uri"],
-        "REDIS_URL": stores["redis_url"],
-        "INSTANCE_PATH": stores["instance_path"],
-        "RQ_ASYNC": False,
-        "LOGIN_RATE_LIMIT": "1000/minute",
-        "SECRET_KEY": "test-secret",
-        "WECHAT_SANDBOX_REFUND_SECONDS": 0,
-    })
+    application = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": stores["database_uri"],
+            "REDIS_URL": stores["redis_url"],
+            "INSTANCE_PATH": stores["instance_path"],
+            "RQ_ASYNC": False,
+            "LOGIN_RATE_LIMIT": "1000/minute",
+            "SECRET_KEY": "test-secret",
+            "WECHAT_SANDBOX_REFUND_SECONDS": 0,
+        }
+    )
     with application.app_context():
         from flask_migrate import upgrade
 

@@ -1,7 +1,12 @@
 """Builders for the content tests: partner courses through the API, approved in one go."""
 
-KP = {"title": "宝宝不爱刷牙怎么办", "body": "<p>先让宝宝<strong>自己玩</strong>牙刷。</p>", "min_age_months": 12,
-      "max_age_months": 36, "tags": ["刷牙"]}
+KP = {
+    "title": "宝宝不爱刷牙怎么办",
+    "body": "<p>先让宝宝<strong>自己玩</strong>牙刷。</p>",
+    "min_age_months": 12,
+    "max_age_months": 36,
+    "tags": ["刷牙"],
+}
 
 
 def make_course(partner, *, title="口腔护理", topic="刷牙", lessons=1, points=2, ages=None):
@@ -9,13 +14,18 @@ def make_course(partner, *, title="口腔护理", topic="刷牙", lessons=1, poi
     course = partner.post("/api/v1/partner/courses", json={"title": title, "topic": topic}).get_json()
     made_lessons, made_points = [], []
     for li in range(lessons):
-        lesson = partner.post(f"/api/v1/partner/courses/{course['id']}/lessons",
-                              json={"title": f"第{li + 1}课", "position": li + 1}).get_json()
+        lesson = partner.post(
+            f"/api/v1/partner/courses/{course['id']}/lessons", json={"title": f"第{li + 1}课", "position": li + 1}
+        ).get_json()
         made_lessons.append(lesson)
         for pi in range(points):
             low, high = (ages or {}).get((li, pi), (12, 36))
-            body = KP | {"title": f"{title} {li + 1}-{pi + 1}", "position": pi + 1, "min_age_months": low,
-                         "max_age_months": high}
+            body = KP | {
+                "title": f"{title} {li + 1}-{pi + 1}",
+                "position": pi + 1,
+                "min_age_months": low,
+                "max_age_months": high,
+            }
             response = partner.post(f"/api/v1/partner/lessons/{lesson['id']}/knowledge-points", json=body)
             assert response.status_code == 201, response.get_json()
             made_points.append(response.get_json())

@@ -7,6 +7,7 @@ stream in small batches; from its second batch on it stops mid-batch (BURST_PAUS
 inserted, not committed; after_commit: committed, not acked), touches BURST_MARKER and waits there to
 be killed.
 """
+
 import os
 import sys
 import threading
@@ -29,8 +30,9 @@ def _claims(app, template_id: int, users: list[int]) -> None:
     def _work(mine: list[int]) -> None:
         for user_id in mine:
             try:
-                coupon_id = claims.claim_through_gate(template_id=template_id, user_id=user_id,
-                                                      request_key=f"burst-{user_id}").coupon.id
+                coupon_id = claims.claim_through_gate(
+                    template_id=template_id, user_id=user_id, request_key=f"burst-{user_id}"
+                ).coupon.id
             except ApiError:
                 continue
             finally:
@@ -81,9 +83,15 @@ def _drain(pause: str, marker: Path) -> None:
 
 
 def main() -> None:
-    app = create_app({"SQLALCHEMY_DATABASE_URI": os.environ["BURST_DATABASE_URI"], "REDIS_URL": os.environ["BURST_REDIS_URL"],
-                      "INSTANCE_PATH": os.environ["BURST_INSTANCE_PATH"], "SECRET_KEY": "burst",
-                      "COUPON_DRAIN_LOCK_SECONDS": 2})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": os.environ["BURST_DATABASE_URI"],
+            "REDIS_URL": os.environ["BURST_REDIS_URL"],
+            "INSTANCE_PATH": os.environ["BURST_INSTANCE_PATH"],
+            "SECRET_KEY": "burst",
+            "COUPON_DRAIN_LOCK_SECONDS": 2,
+        }
+    )
     with app.app_context():
         if os.environ["BURST_ROLE"] == "claims":
             ready = Path(os.environ["BURST_MARKER"] + ".ready")

@@ -1,4 +1,5 @@
 """A thin client that talks to the API as the mini-program does."""
+
 from typing import Any
 
 from flask.testing import FlaskClient

@@ -1,4 +1,5 @@
 """Tests that start real server processes: a free loopback port, and waiting for a process to serve."""
+
 import socket
 import subprocess
 import time

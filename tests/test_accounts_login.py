@@ -41,7 +41,9 @@ def test_an_unknown_code_is_401_carrying_wechats_error(client):
 
 
 def test_wechat_rate_limiting_is_429_not_500(client):
-    body = assert_error(client.post("/api/v1/auth/login", json={"code": "sandbox:!throttled"}), 429, "wechat_rate_limited")
+    body = assert_error(
+        client.post("/api/v1/auth/login", json={"code": "sandbox:!throttled"}), 429, "wechat_rate_limited"
+    )
     assert body["errors"]["errcode"] == 45011
 
 
@@ -83,7 +85,7 @@ def test_invite_card_carries_the_code_as_scene_with_a_real_png(api):
     assert body["invite_code"] == alice.user["invite_code"] == body["scene"]
     prefix = "data:image/png;base64,"
     assert body["image"].startswith(prefix)
-    png = base64.b64decode(body["image"][len(prefix):])
+    png = base64.b64decode(body["image"][len(prefix) :])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
     width, height = struct.unpack(">II", png[16:24])
     assert width == height and width > 100

@@ -19,19 +19,32 @@ def test_400_404_405_413_415_422_in_the_envelope(client, app):
     assert "GET" in response.headers["Allow"]
     big = json.dumps({"code": "x" * (app.config["MAX_CONTENT_LENGTH"] + 10)})
     assert_error(client.post("/api/v1/auth/login", data=big, content_type="application/json"), 413, "payload_too_large")
-    assert_error(client.post("/api/v1/auth/login", data="code=1", content_type="application/x-www-form-urlencoded"),
-                 415, "unsupported_media_type")
+    assert_error(
+        client.post("/api/v1/auth/login", data="code=1", content_type="application/x-www-form-urlencoded"),
+        415,
+        "unsupported_media_type",
+    )
     body = assert_error(client.post("/api/v1/auth/login", json={"code": ""}), 422, "validation_error")
     assert "code" in body["errors"]
-    assert_error(client.post("/api/v1/auth/login", data="{not json", content_type="application/json"), 400,
-                 "malformed_json")
+    assert_error(
+        client.post("/api/v1/auth/login", data="{not json", content_type="application/json"), 400, "malformed_json"
+    )
 
 
-@pytest.mark.parametrize("content_type, accepted", [
-    ("application/json", True), ("application/json; charset=utf-8", True), ("Application/JSON", True),
-    ("application/merge-patch+json", True), (" application/json ;charset=utf-8", True),
-    ("text/plain", False), ("application/jsonp", False), ("text/json", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "content_type, accepted",
+    [
+        ("application/json", True),
+        ("application/json; charset=utf-8", True),
+        ("Application/JSON", True),
+        ("application/merge-patch+json", True),
+        (" application/json ;charset=utf-8", True),
+        ("text/plain", False),
+        ("application/jsonp", False),
+        ("text/json", False),
+        ("", False),
+    ],
+)
 def test_only_json_bodies_are_read(client, content_type, accepted):
     response = client.post("/api/v1/auth/login", data=json.dumps({"code": ""}), content_type=content_type or None)
     if accepted:
@@ -58,7 +71,9 @@ def test_login_is_rate_limited_per_ip_with_429_in_the_envelope(client, app, monk
     response = client.post("/api/v1/auth/login", json={"code": "sandbox:alice"})
     assert_error(response, 429, "rate_limited")
     assert int(response.headers["Retry-After"]) > 0
-    other_ip = client.post("/api/v1/auth/login", json={"code": "sandbox:alice"}, environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    other_ip = client.post(
+        "/api/v1/auth/login", json={"code": "sandbox:alice"}, environ_base={"REMOTE_ADDR": "10.9.8.7"}
+    )
     assert other_ip.status_code == 200
 
 
@@ -160,7 +175,10 @@ def test_a_configured_default_limit_still_applies_to_every_route(client, monkeyp
     from app.core.extensions import limiter
 
     assert not limiter._request_wide_limits()  # as configured: no request pays the limiter's pass
-    monkeypatch.setattr(limiter.limit_manager, "_default_limits",
-                        [Limit(limit_provider="2/minute", key_function=get_remote_address).bind(limiter)])
+    monkeypatch.setattr(
+        limiter.limit_manager,
+        "_default_limits",
+        [Limit(limit_provider="2/minute", key_function=get_remote_address).bind(limiter)],
+    )
     assert [client.get("/healthz").status_code for _ in range(2)] == [200, 200]
     assert_error(client.get("/healthz"), 429, "rate_limited")

@@ -1,4 +1,5 @@
 """Every JSON-body operation in the OpenAPI spec, sent bodies no client should send: a clear 4xx, never a 500."""
+
 import json
 import uuid
 
@@ -28,7 +29,9 @@ def _json_operations(client) -> list[tuple[str, str, dict]]:
                 path = template
                 for parameter in parameters:
                     if parameter["in"] == "path":
-                        path = path.replace("{" + parameter["name"] + "}", str(_example(spec, parameter["schema"], "x")))
+                        path = path.replace(
+                            "{" + parameter["name"] + "}", str(_example(spec, parameter["schema"], "x"))
+                        )
                 schema = operation["requestBody"]["content"]["application/json"]["schema"]
                 found.append((method, path, _example(spec, schema, "text")))
     assert len(found) > 30, "the spec walk found too few operations"
@@ -44,8 +47,11 @@ def _example(spec: dict, schema: dict, text: str):
     kind = schema.get("type")
     kind = next((k for k in kind if k != "null"), None) if isinstance(kind, list) else kind
     if kind == "object" or "properties" in schema:
-        return {name: _example(spec, sub, text) for name, sub in schema.get("properties", {}).items()
-                if not sub.get("readOnly")}
+        return {
+            name: _example(spec, sub, text)
+            for name, sub in schema.get("properties", {}).items()
+            if not sub.get("readOnly")
+        }
     if kind == "array":
         return [_example(spec, schema.get("items", {}), text)]
     if kind == "integer":
@@ -63,8 +69,9 @@ def _example(spec: dict, schema: dict, text: str):
 
 def _send(operator, method: str, path: str, data: bytes):
     headers = {"Authorization": f"Bearer {operator.token}", "Idempotency-Key": uuid.uuid4().hex}
-    return operator.client.open(path, method=method.upper(), data=data, content_type="application/json",
-                                headers=headers)
+    return operator.client.open(
+        path, method=method.upper(), data=data, content_type="application/json", headers=headers
+    )
 
 
 def _sweep(operator, body_of) -> list[str]:
@@ -121,9 +128,13 @@ def _nested(levels: int) -> str:
 
 def test_nesting_is_bounded_at_64_levels(client):
     inside = f'{{"code": "sandbox:x", "extra": {_nested(63)}}}'  # the body's object is the 64th level
-    assert_error(client.post("/api/v1/auth/login", data=inside, content_type="application/json"), 422, "validation_error")
+    assert_error(
+        client.post("/api/v1/auth/login", data=inside, content_type="application/json"), 422, "validation_error"
+    )
     past = f'{{"code": "sandbox:x", "extra": {_nested(64)}}}'
-    body = assert_error(client.post("/api/v1/auth/login", data=past, content_type="application/json"), 400, "json_too_deep")
+    body = assert_error(
+        client.post("/api/v1/auth/login", data=past, content_type="application/json"), 400, "json_too_deep"
+    )
     assert "64" in body["message"]
     many = "[" + ",".join(["[]"] * 500) + "]"  # many brackets, little depth
     assert_error(client.post("/api/v1/auth/login", data=many, content_type="application/json"), 422, "validation_error")
@@ -134,8 +145,10 @@ def test_unstorable_text_is_refused_by_field_and_pairs_or_escaped_backslashes_ar
     body = assert_error(mom.patch("/api/v1/me", json={"nickname": "妈妈\ud800"}), 422, "validation_error")
     assert body["errors"] == {"nickname": ["NUL characters and lone surrogates are not allowed."]}
     nested = assert_error(mom.patch("/api/v1/me", json={"a": [{"b": "\udc00"}], "c\x00": 1}), 422, "validation_error")
-    assert nested["errors"] == {"a": {"0": {"b": ["NUL characters and lone surrogates are not allowed."]}},
-                                "c\x00": ["NUL characters and lone surrogates are not allowed."]}
+    assert nested["errors"] == {
+        "a": {"0": {"b": ["NUL characters and lone surrogates are not allowed."]}},
+        "c\x00": ["NUL characters and lone surrogates are not allowed."],
+    }
     for fine in ("妈妈\U0001f600", "\\ud800 \\u0000"):  # a surrogate pair; escapes spelled out as text
         response = mom.patch("/api/v1/me", json={"nickname": fine})
         assert response.status_code == 200 and response.get_json()["nickname"] == fine, response.get_json()

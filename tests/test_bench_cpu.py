@@ -1,4 +1,5 @@
 """The benchmarks' CPU meter: a busy process of the bench's counts under its role, another tenant's does not."""
+
 import subprocess
 import sys
 

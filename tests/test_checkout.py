@@ -1,4 +1,5 @@
 """Own checkout through the API: pricing with coupons, WeChat Pay prepay, notifications, expiry, refunds."""
+
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from itertools import count
@@ -6,7 +7,8 @@ from itertools import count
 import pytest
 from sqlalchemy import func, select
 
-from app.checkout import sandbox as pay_sandbox, service
+from app.checkout import sandbox as pay_sandbox
+from app.checkout import service
 from app.checkout.models import CheckoutOrder, CheckoutPayment, CheckoutRefund
 from app.core.clock import now_utc
 from app.core.db import db
@@ -25,14 +27,17 @@ def operator(api):
 @pytest.fixture
 def shop():
     toys = make_category("玩具")
-    return {"toy": make_product(price_fen=8000, category=toys, title="积木"),
-            "book": make_product(price_fen=3000, title="绘本"),
-            "union": make_product(price_fen=5000, source="union")}
+    return {
+        "toy": make_product(price_fen=8000, category=toys, title="积木"),
+        "book": make_product(price_fen=3000, title="绘本"),
+        "union": make_product(price_fen=5000, source="union"),
+    }
 
 
 def place(user, lines, key=None, **body):
-    return user.post("/api/v1/orders", json={"lines": lines, **body},
-                     headers={"Idempotency-Key": key or f"order-{next(_keys)}"})
+    return user.post(
+        "/api/v1/orders", json={"lines": lines, **body}, headers={"Idempotency-Key": key or f"order-{next(_keys)}"}
+    )
 
 
 def notify(client, xml: str):
@@ -48,16 +53,18 @@ def pay(app, client, out_trade_no: str):
 
 def finish_refund(client, out_refund_no: str, status: str = "SUCCESS"):
     """WeChat finishes a refund and notifies us (the sandbox answers the notification it would send)."""
-    settled = client.post("/wechat-sandbox/sandbox/pay/refund/settle", json={"out_refund_no": out_refund_no,
-                                                                            "status": status})
+    settled = client.post(
+        "/wechat-sandbox/sandbox/pay/refund/settle", json={"out_refund_no": out_refund_no, "status": status}
+    )
     assert settled.status_code == 200
     assert settled.headers["X-Notify-Url"].endswith("/api/v1/webhooks/wechatpay/refund")
     return client.post("/api/v1/webhooks/wechatpay/refund", data=settled.get_data(), content_type="text/xml")
 
 
 def refund(operator, order_id: int, key: str, **body):
-    return operator.post(f"/api/v1/admin/checkout-orders/{order_id}/refunds", json=body,
-                         headers={"Idempotency-Key": key})
+    return operator.post(
+        f"/api/v1/admin/checkout-orders/{order_id}/refunds", json=body, headers={"Idempotency-Key": key}
+    )
 
 
 def refunded(operator, client, order_id: int, key: str, **body) -> dict:
@@ -76,18 +83,30 @@ def coupon_status(coupon_id: int) -> str:
 
 def test_place_order_returns_pay_parameters(api, shop):
     mom = api.as_user("mom")
-    response = place(mom, [{"product_id": shop["toy"].id, "quantity": 2}, {"product_id": shop["book"].id, "quantity": 1}])
+    response = place(
+        mom, [{"product_id": shop["toy"].id, "quantity": 2}, {"product_id": shop["book"].id, "quantity": 1}]
+    )
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
     order = body["order"]
-    assert (order["status"], order["subtotal_fen"], order["discount_fen"], order["payable_fen"]) == ("pending_payment", 19000, 0, 19000)
-    assert [(l["title"], l["quantity"], l["paid_fen"]) for l in order["lines"]] == [("积木", 2, 16000), ("绘本", 1, 3000)]
+    assert (order["status"], order["subtotal_fen"], order["discount_fen"], order["payable_fen"]) == (
+        "pending_payment",
+        19000,
+        0,
+        19000,
+    )
+    assert [(line["title"], line["quantity"], line["paid_fen"]) for line in order["lines"]] == [
+        ("积木", 2, 16000),
+        ("绘本", 1, 3000),
+    ]
     params = body["pay_params"]
     assert set(params) == {"appId", "timeStamp", "nonceStr", "package", "signType", "paySign"}
     assert params["package"].startswith("prepay_id=wx")
     from datetime import datetime
 
-    assert datetime.fromisoformat(order["expires_at"]) - datetime.fromisoformat(order["created_at"]) == timedelta(minutes=15)
+    assert datetime.fromisoformat(order["expires_at"]) - datetime.fromisoformat(order["created_at"]) == timedelta(
+        minutes=15
+    )
     again = mom.get(f"/api/v1/orders/{order['id']}").get_json()
     assert again["pay_params"]["package"] == params["package"]
     assert_error(api.as_user("other").get(f"/api/v1/orders/{order['id']}"), 404, "order_not_found")
@@ -110,29 +129,39 @@ def test_coupon_prices_the_order_and_is_held(api, operator, shop):
     too_small = place(mom, [{"product_id": shop["toy"].id, "quantity": 1}], coupon_id=coupon["id"])
     assert_error(too_small, 409, "coupon_not_applicable")
     assert coupon_status(coupon["id"]) == "available"
-    response = place(mom, [{"product_id": shop["toy"].id, "quantity": 1}, {"product_id": shop["book"].id, "quantity": 1}],
-                     coupon_id=coupon["id"])
+    response = place(
+        mom,
+        [{"product_id": shop["toy"].id, "quantity": 1}, {"product_id": shop["book"].id, "quantity": 1}],
+        coupon_id=coupon["id"],
+    )
     order = response.get_json()["order"]
     assert (order["subtotal_fen"], order["discount_fen"], order["payable_fen"]) == (11000, 2000, 9000)
-    assert [l["discount_fen"] for l in order["lines"]] == [1455, 545]
+    assert [line["discount_fen"] for line in order["lines"]] == [1455, 545]
     assert coupon_status(coupon["id"]) == "reserved"
     listed = mom.get("/api/v1/me/coupons").get_json()["items"]
     assert [(c["status"], c["reserved_order_id"]) for c in listed] == [("reserved", order["id"])]
     second = place(mom, [{"product_id": shop["toy"].id, "quantity": 2}], coupon_id=coupon["id"])
     assert_error(second, 409, "coupon_unavailable")
-    assert_error(place(api.as_user("thief"), [{"product_id": shop["toy"].id, "quantity": 2}], coupon_id=coupon["id"]),
-                 404, "coupon_not_found")
+    assert_error(
+        place(api.as_user("thief"), [{"product_id": shop["toy"].id, "quantity": 2}], coupon_id=coupon["id"]),
+        404,
+        "coupon_not_found",
+    )
 
 
 def test_scoped_coupon_discounts_only_its_lines(api, operator, shop):
-    template = create_template(operator, kind="percent", percent_off_bp=5000, cap_fen=100000, scope="products",
-                               product_ids=[shop["book"].id])
+    template = create_template(
+        operator, kind="percent", percent_off_bp=5000, cap_fen=100000, scope="products", product_ids=[shop["book"].id]
+    )
     mom = api.as_user("mom")
     coupon = claim(mom, template["id"]).get_json()
-    order = place(mom, [{"product_id": shop["toy"].id, "quantity": 1}, {"product_id": shop["book"].id, "quantity": 2}],
-                  coupon_id=coupon["id"]).get_json()["order"]
+    order = place(
+        mom,
+        [{"product_id": shop["toy"].id, "quantity": 1}, {"product_id": shop["book"].id, "quantity": 2}],
+        coupon_id=coupon["id"],
+    ).get_json()["order"]
     assert (order["discount_fen"], order["payable_fen"]) == (3000, 11000)
-    assert [l["discount_fen"] for l in order["lines"]] == [0, 3000]
+    assert [line["discount_fen"] for line in order["lines"]] == [0, 3000]
 
 
 def test_a_coupon_bigger_than_the_order_leaves_one_fen(api, operator):
@@ -243,8 +272,11 @@ def test_refunds_partial_then_full_bring_the_coupon_back(app, api, operator, sho
     template = create_template(operator, valid_days=30)
     mom = api.as_user("mom")
     coupon = claim(mom, template["id"]).get_json()
-    order = place(mom, [{"product_id": shop["toy"].id, "quantity": 1}, {"product_id": shop["book"].id, "quantity": 1}],
-                  coupon_id=coupon["id"]).get_json()["order"]
+    order = place(
+        mom,
+        [{"product_id": shop["toy"].id, "quantity": 1}, {"product_id": shop["book"].id, "quantity": 1}],
+        coupon_id=coupon["id"],
+    ).get_json()["order"]
     assert order["payable_fen"] == 10500
     path = f"/api/v1/admin/checkout-orders/{order['id']}"
     assert_error(refund(operator, order["id"], "r0"), 409, "order_not_refundable")
@@ -258,15 +290,22 @@ def test_refunds_partial_then_full_bring_the_coupon_back(app, api, operator, sho
     assert refund(operator, order["id"], "r2", amount_fen=3000, reason="少发一本").get_json() == asked
     detail = operator.get(path).get_json()
     # WeChat accepted the refund but has not finished it: the amount is held, nothing is refunded yet.
-    assert (detail["order"]["status"], detail["order"]["refunded_fen"], detail["order"]["refunding_fen"]) == ("paid", 0, 3000)
-    assert sum(l["refunded_fen"] for l in detail["order"]["lines"]) == 0
+    assert (detail["order"]["status"], detail["order"]["refunded_fen"], detail["order"]["refunding_fen"]) == (
+        "paid",
+        0,
+        3000,
+    )
+    assert sum(line["refunded_fen"] for line in detail["order"]["lines"]) == 0
     assert finish_refund(client, asked["out_refund_no"]).status_code == 200
     detail = operator.get(path).get_json()
     assert (detail["order"]["status"], detail["order"]["refunded_fen"], detail["order"]["refunding_fen"]) == (
-        "partially_refunded", 3000, 0)
+        "partially_refunded",
+        3000,
+        0,
+    )
     assert (detail["refunds"][0]["status"], detail["refunds"][0]["wechat_status"]) == ("succeeded", "SUCCESS")
     assert detail["refunds"][0]["settled_at"]
-    assert sum(l["refunded_fen"] for l in detail["order"]["lines"]) == 3000
+    assert sum(line["refunded_fen"] for line in detail["order"]["lines"]) == 3000
     assert coupon_status(coupon["id"]) == "used"
     rest = refund(operator, order["id"], "r3").get_json()
     assert (rest["amount_fen"], rest["coupon_restored"]) == (7500, False)
@@ -276,7 +315,7 @@ def test_refunds_partial_then_full_bring_the_coupon_back(app, api, operator, sho
     detail = operator.get(path).get_json()
     assert (detail["order"]["status"], detail["order"]["refunded_fen"]) == ("refunded", 10500)
     assert detail["refunds"][1]["coupon_restored"] is True
-    assert all(l["refunded_fen"] == l["paid_fen"] for l in detail["order"]["lines"])
+    assert all(line["refunded_fen"] == line["paid_fen"] for line in detail["order"]["lines"])
     assert coupon_status(coupon["id"]) == "available"
     assert_error(refund(operator, order["id"], "r4"), 409, "order_not_refundable")
     assert db.session.scalar(select(func.count()).select_from(CheckoutRefund)) == 2
@@ -296,8 +335,11 @@ def test_a_full_refund_after_the_coupon_expired_does_not_bring_it_back(app, api,
 def test_moms_cannot_refund(api, shop):
     mom = api.as_user("mom")
     order = place(mom, [{"product_id": shop["toy"].id, "quantity": 1}]).get_json()["order"]
-    assert_error(mom.post(f"/api/v1/admin/checkout-orders/{order['id']}/refunds", json={},
-                          headers={"Idempotency-Key": "x"}), 403, "role_required")
+    assert_error(
+        mom.post(f"/api/v1/admin/checkout-orders/{order['id']}/refunds", json={}, headers={"Idempotency-Key": "x"}),
+        403,
+        "role_required",
+    )
 
 
 @pytest.mark.commits
@@ -308,8 +350,12 @@ def test_one_coupon_cannot_be_redeemed_twice_at_once(app, api, operator, shop):
     toy_id = shop["toy"].id
 
     def attempt(i: int):
-        return place(ApiClient(app.test_client(), mom.token), [{"product_id": toy_id, "quantity": 1}],
-                     key=f"race-{i}", coupon_id=coupon["id"])
+        return place(
+            ApiClient(app.test_client(), mom.token),
+            [{"product_id": toy_id, "quantity": 1}],
+            key=f"race-{i}",
+            coupon_id=coupon["id"],
+        )
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         responses = list(pool.map(attempt, range(6)))
@@ -317,7 +363,12 @@ def test_one_coupon_cannot_be_redeemed_twice_at_once(app, api, operator, shop):
     assert statuses == [201] + [409] * 5, [r.get_json() for r in responses]
     assert {r.get_json()["code"] for r in responses if r.status_code == 409} == {"coupon_unavailable"}
     db.session.expire_all()
-    assert db.session.scalar(select(func.count()).select_from(CheckoutOrder).where(CheckoutOrder.coupon_id == coupon["id"])) == 1
+    assert (
+        db.session.scalar(
+            select(func.count()).select_from(CheckoutOrder).where(CheckoutOrder.coupon_id == coupon["id"])
+        )
+        == 1
+    )
 
 
 def test_paid_own_orders_enter_the_affiliate_pipeline(app, api, operator, client):
@@ -329,14 +380,20 @@ def test_paid_own_orders_enter_the_affiliate_pipeline(app, api, operator, client
     code = link.get_json()["code"]
     mom = api.as_user("mom")
     order = place(mom, [{"product_id": product.id, "quantity": 2}], share_code=code).get_json()["order"]
-    assert operator.get(f"/api/v1/admin/orders?source=own&external_id={order['out_trade_no']}").get_json()["items"] == []
+    assert (
+        operator.get(f"/api/v1/admin/orders?source=own&external_id={order['out_trade_no']}").get_json()["items"] == []
+    )
     response, xml = pay(app, client, order["out_trade_no"])
     assert response.status_code == 200
     notify(client, xml)  # a retried notice changes nothing downstream either
     found = operator.get(f"/api/v1/admin/orders?source=own&external_id={order['out_trade_no']}").get_json()["items"]
     assert len(found) == 1
     detail = operator.get(f"/api/v1/admin/orders/{found[0]['id']}").get_json()
-    assert (detail["order"]["paid_fen"], detail["order"]["buyer_id"], detail["order"]["tracking_code"]) == (20000, mom.user["id"], code)
+    assert (detail["order"]["paid_fen"], detail["order"]["buyer_id"], detail["order"]["tracking_code"]) == (
+        20000,
+        mom.user["id"],
+        code,
+    )
     assert [a["rule"] for a in detail["attributions"]] == ["tracking_code"]
     pending = sharer.get("/api/v1/me/earnings").get_json()
     assert pending["balances"]["pending"] == 1000  # level-1: 5% of the 200 yuan paid
@@ -407,7 +464,11 @@ def test_own_orders_complete_so_their_commission_settles(app, api, operator, cli
     frozen_clock(paid_at + timedelta(days=17, minutes=2))
     settlement.settle()
     assert sharer.get("/api/v1/me/earnings").get_json()["balances"] == {
-        "pending": 0, "available": 750, "withdrawing": 0, "withdrawn": 0}  # 5% of the 150 yuan kept
+        "pending": 0,
+        "available": 750,
+        "withdrawing": 0,
+        "withdrawn": 0,
+    }  # 5% of the 150 yuan kept
 
 
 def test_buyers_cancel_unpaid_orders_and_get_their_coupon_back(app, api, operator, shop, client):
@@ -469,8 +530,12 @@ def test_cancel_waits_for_wechat_when_it_cannot_answer(app, api, shop, monkeypat
 
 def test_my_orders_newest_first_by_status_a_page_at_a_time(app, api, shop, client):
     mom, dad = api.as_user("mom"), api.as_user("dad")
-    placed = [place(mom, [{"product_id": shop["toy"].id, "quantity": n}, {"product_id": shop["book"].id, "quantity": 1}])
-              .get_json()["order"] for n in (1, 2, 3)]
+    placed = [
+        place(
+            mom, [{"product_id": shop["toy"].id, "quantity": n}, {"product_id": shop["book"].id, "quantity": 1}]
+        ).get_json()["order"]
+        for n in (1, 2, 3)
+    ]
     place(dad, [{"product_id": shop["toy"].id, "quantity": 1}])
     assert pay(app, client, placed[0]["out_trade_no"])[0].status_code == 200
     first = mom.get("/api/v1/me/orders", query_string={"limit": 2}).get_json()

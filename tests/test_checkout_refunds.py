@@ -1,11 +1,13 @@
 """Refunds of own orders: held while WeChat processes them, applied once WeChat reports them done."""
+
 from datetime import timedelta
 
 import pytest
 import requests
 from sqlalchemy import func, select
 
-from app.checkout import refunds, sandbox as pay_sandbox
+from app.checkout import refunds
+from app.checkout import sandbox as pay_sandbox
 from app.checkout.models import CheckoutOrder, CheckoutRefund
 from app.core.clock import now_utc
 from app.core.db import db
@@ -62,7 +64,11 @@ def test_a_refund_that_cannot_reach_the_buyer_fails(operator, paid, client):
     asked = refund(operator, order["id"], "change").get_json()
     finish_refund(client, asked["out_refund_no"], "CHANGE")
     shown = detail(operator, order["id"])
-    assert (shown["order"]["status"], shown["order"]["refunding_fen"], shown["refunds"][0]["status"]) == ("paid", 0, "failed")
+    assert (shown["order"]["status"], shown["order"]["refunding_fen"], shown["refunds"][0]["status"]) == (
+        "paid",
+        0,
+        "failed",
+    )
 
 
 def test_refunds_under_way_never_add_up_past_what_was_paid(operator, paid, client):
@@ -129,8 +135,9 @@ def test_a_lost_notification_is_made_up_by_the_query_job(app, operator, paid, fr
     assert pending(paid["sharer"]) == 750
 
 
-def test_the_query_job_leaves_processing_refunds_and_survives_wechat_outages(app, operator, paid, frozen_clock,
-                                                                              monkeypatch):
+def test_the_query_job_leaves_processing_refunds_and_survives_wechat_outages(
+    app, operator, paid, frozen_clock, monkeypatch
+):
     order = paid["order"]
     refund(operator, order["id"], "slow", amount_fen=5000)
     frozen_clock(now_utc() + timedelta(minutes=1))

@@ -3,14 +3,15 @@
 Every answer must be the one the Flask view gives: the same statuses, codes, headers and bodies, with the
 lane on or off. `request_started` fires only when Flask dispatches a request, which tells who answered.
 """
+
 import logging
 
 import pytest
 from flask import request_started
 
+from app.core.db import db
 from app.coupons import lane
 from app.coupons.models import UserCoupon
-from app.core.db import db
 from tests.coupon_factories import claim, create_template
 
 CLAIM = "/api/v1/coupons/{}/claim"
@@ -61,7 +62,10 @@ def test_grants_refusals_and_replays_never_enter_flask(api, operator, flask_disp
     assert (claim(mom, template["id"], key="mom-2").get_json()["code"]) == "coupon_limit_reached"
     refused = claim(dad, template["id"], key="dad-1")
     assert (refused.status_code, refused.get_json()["code"], refused.get_json()["status"]) == (
-        409, "coupon_out_of_stock", 409)
+        409,
+        "coupon_out_of_stock",
+        409,
+    )
     assert flask_dispatches == []
 
 
@@ -101,18 +105,26 @@ def test_requests_the_route_refuses_are_the_views_to_answer(app, api, operator, 
     assert answers[0] == answers[1] and 400 <= answers[0][0] < 500, answers
 
 
-@pytest.mark.parametrize("case", ["sql template", "unknown template", "huge id", "leading zero", "logged out",
-                                  "draft template", "no body"])
+@pytest.mark.parametrize(
+    "case", ["sql template", "unknown template", "huge id", "leading zero", "logged out", "draft template", "no body"]
+)
 def test_what_the_lane_cannot_settle_gets_the_views_answer(app, api, operator, flask_dispatches, case):
     """What the lane cannot settle reaches the view; an unknown or draft template it refuses itself, alike."""
     answers = []
     for lane_on in (True, False):
         app.config["COUPON_CLAIM_LANE"] = lane_on
         mom = api.as_user(f"mom-{lane_on}")
-        template = create_template(operator, stock=5, claim_gate="sql" if case == "sql template" else "redis",
-                                   activate=case != "draft template")
-        path = {"unknown template": CLAIM.format(template["id"] + 1000), "huge id": CLAIM.format(2**63),
-                "leading zero": f"/api/v1/coupons/0{template['id']}/claim"}.get(case, CLAIM.format(template["id"]))
+        template = create_template(
+            operator,
+            stock=5,
+            claim_gate="sql" if case == "sql template" else "redis",
+            activate=case != "draft template",
+        )
+        path = {
+            "unknown template": CLAIM.format(template["id"] + 1000),
+            "huge id": CLAIM.format(2**63),
+            "leading zero": f"/api/v1/coupons/0{template['id']}/claim",
+        }.get(case, CLAIM.format(template["id"]))
         if case == "logged out":
             assert mom.post("/api/v1/auth/logout").status_code == 204
         body = {"data": "", "content_type": "application/json"} if case == "no body" else {"json": {}}
@@ -129,20 +141,32 @@ def test_the_same_drop_reads_the_same_with_the_lane_or_without(app, api, operato
         app.config["COUPON_CLAIM_LANE"] = lane_on
         template = create_template(operator, stock=2, per_user_limit=1, claim_gate="redis")
         moms = [api.as_user(f"drop-{lane_on}-{i}") for i in range(3)]
-        taps = [(moms[0], "a", {}), (moms[0], "a", {}), (moms[1], "b", {"group_id": 7, "post_id": 8}),
-                (moms[1], "c", {}), (moms[2], "d", {}), (moms[0], "b2", {"group_id": 7})]
+        taps = [
+            (moms[0], "a", {}),
+            (moms[0], "a", {}),
+            (moms[1], "b", {"group_id": 7, "post_id": 8}),
+            (moms[1], "c", {}),
+            (moms[2], "d", {}),
+            (moms[0], "b2", {"group_id": 7}),
+        ]
         return [_answer(claim(mom, template["id"], key=f"{lane_on}-{key}", **body)) for mom, key, body in taps]
 
     with_lane = drop(True)
     assert drop(False) == with_lane
     app.config["COUPON_CLAIM_LANE"] = True
-    assert [a[:3] for a in with_lane] == [(201, None, None), (201, None, "true"), (201, None, None),
-                                          (409, "coupon_limit_reached", None), (409, "coupon_out_of_stock", None),
-                                          (409, "coupon_limit_reached", None)]
+    assert [a[:3] for a in with_lane] == [
+        (201, None, None),
+        (201, None, "true"),
+        (201, None, None),
+        (409, "coupon_limit_reached", None),
+        (409, "coupon_out_of_stock", None),
+        (409, "coupon_limit_reached", None),
+    ]
 
 
-def test_an_error_after_the_script_hands_the_claim_to_the_view_which_replays_it(app, api, operator, monkeypatch,
-                                                                                 flask_dispatches, caplog):
+def test_an_error_after_the_script_hands_the_claim_to_the_view_which_replays_it(
+    app, api, operator, monkeypatch, flask_dispatches, caplog
+):
     template = create_template(operator, stock=5, claim_gate="redis")
     mom = api.as_user("mom")
     assert mom.get("/api/v1/me").status_code == 200

@@ -5,6 +5,7 @@ verified it) from its cache entry itself.
 It must refuse exactly what a full check refuses: logged-out, expired and forgotten sessions; and it
 must take role or profile changes and a lost cache entry in its stride by checking in full once.
 """
+
 from datetime import timedelta
 
 import pytest

@@ -1,4 +1,5 @@
 """Redirect clicks through the process's write-behind buffer: counted once a minute, batched, kept through a restart."""
+
 import os
 import signal
 import subprocess
@@ -86,8 +87,14 @@ def _buffer(**options) -> clickbuffer.ClickBuffer:
 
 
 def _pending(n: int, who: str = "v") -> clickbuffer.PendingClick:
-    return clickbuffer.PendingClick(dedupe_key=key("click-seen", "c", f"{who}{n}"), link_id=1, at_ms=1000 + n,
-                                    buyer="", visitor=f"{who}{n}", via="redirect")
+    return clickbuffer.PendingClick(
+        dedupe_key=key("click-seen", "c", f"{who}{n}"),
+        link_id=1,
+        at_ms=1000 + n,
+        buyer="",
+        visitor=f"{who}{n}",
+        via="redirect",
+    )
 
 
 def test_a_failed_send_keeps_the_clicks_in_order_for_the_retry(app, monkeypatch):
@@ -154,12 +161,25 @@ def test_the_thread_sends_on_its_own_and_close_sends_the_rest(app):
 def test_clicks_queued_in_a_web_worker_survive_its_graceful_restart(api, app, stores, tmp_path):
     code = _code(api, link_url="https://union.example/item/3")
     port = free_port()
-    env = dict(os.environ, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
-               INSTANCE_PATH=stores["instance_path"], SECRET_KEY="test-secret", PORT=str(port), WEB_CONCURRENCY="1",
-               CLICK_WRITE_BEHIND_LINGER_SECONDS="600")  # the worker would hold its clicks for ten minutes
-    log = open(tmp_path / "gunicorn.log", "wb")
-    web = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-                           cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env = dict(
+        os.environ,
+        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        REDIS_URL=app.config["REDIS_URL"],
+        INSTANCE_PATH=stores["instance_path"],
+        SECRET_KEY="test-secret",
+        PORT=str(port),
+        WEB_CONCURRENCY="1",
+        CLICK_WRITE_BEHIND_LINGER_SECONDS="600",
+    )  # the worker would hold its clicks for ten minutes
+    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - the child process writes it until it ends
+    web = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, web, tmp_path / "gunicorn.log", 60)

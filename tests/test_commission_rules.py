@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from app.affiliate import rules
 from app.affiliate.commission import reversed_share, split
@@ -6,7 +6,7 @@ from app.catalog import service as catalog
 from tests.affiliate_helpers import make_product
 from tests.helpers import assert_error
 
-T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def test_split_floors_each_share_and_platform_keeps_remainder():
@@ -44,8 +44,13 @@ def test_rule_precedence_and_windows(api, frozen_clock):
 
     category_rule = post(kind="category", category_id=category.id, level1_bp=600)
     product_rule = post(kind="product", product_id=product.id, level1_bp=700)
-    campaign = post(kind="campaign", name="双11", level1_bp=900, starts_at=(T0 + timedelta(days=1)).isoformat(),
-                    ends_at=(T0 + timedelta(days=2)).isoformat())
+    campaign = post(
+        kind="campaign",
+        name="双11",
+        level1_bp=900,
+        starts_at=(T0 + timedelta(days=1)).isoformat(),
+        ends_at=(T0 + timedelta(days=2)).isoformat(),
+    )
     assert rules.rates_for(product_id=product.id, category_id=category.id).rule_id == product_rule
     assert rules.rates_for(product_id=other.id, category_id=category.id).rule_id == category_rule
     assert rules.rates_for(product_id=other.id, category_id=None).rule_id is None
@@ -66,29 +71,47 @@ def test_rule_validation(api):
     operator = api.as_user("op", roles=("operator",))
     body = {"kind": "product", "level1_bp": 1, "level2_bp": 1, "host_bp": 1, "content_bp": 1}
     assert_error(operator.post("/api/v1/admin/commission-rules", json=body), 422, "rule_target_invalid")
-    assert_error(operator.post("/api/v1/admin/commission-rules", json=body | {"product_id": 123456}),
-                 422, "unknown_products")
-    assert_error(operator.post("/api/v1/admin/commission-rules", json=body | {"level1_bp": 10001}),
-                 422, "validation_error")
-    assert_error(operator.post("/api/v1/admin/commission-rules", json={**body, "kind": "campaign",
-                 "starts_at": "2026-01-02T00:00:00Z", "ends_at": "2026-01-01T00:00:00Z"}), 422, "rule_window_invalid")
+    assert_error(
+        operator.post("/api/v1/admin/commission-rules", json=body | {"product_id": 123456}), 422, "unknown_products"
+    )
+    assert_error(
+        operator.post("/api/v1/admin/commission-rules", json=body | {"level1_bp": 10001}), 422, "validation_error"
+    )
+    assert_error(
+        operator.post(
+            "/api/v1/admin/commission-rules",
+            json={**body, "kind": "campaign", "starts_at": "2026-01-02T00:00:00Z", "ends_at": "2026-01-01T00:00:00Z"},
+        ),
+        422,
+        "rule_window_invalid",
+    )
     assert_error(api.as_user("mom").get("/api/v1/admin/commission-rules"), 403, "role_required")
     assert_error(operator.post("/api/v1/admin/commission-rules/99999/end", json={}), 404, "rule_not_found")
-    assert_error(operator.post("/api/v1/admin/commission-rules", json={**body, "kind": "campaign", "name": "\ud800"}),
-                 422, "validation_error")  # a lone surrogate no database encodes
+    assert_error(
+        operator.post("/api/v1/admin/commission-rules", json={**body, "kind": "campaign", "name": "\ud800"}),
+        422,
+        "validation_error",
+    )  # a lone surrogate no database encodes
     # Times so far out that turning them into UTC overflows are refused, not a 500.
     for far in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"):
-        assert_error(operator.post("/api/v1/admin/commission-rules", json={**body, "kind": "campaign", "starts_at": far}),
-                     422, "validation_error")
+        assert_error(
+            operator.post("/api/v1/admin/commission-rules", json={**body, "kind": "campaign", "starts_at": far}),
+            422,
+            "validation_error",
+        )
         assert_error(operator.get("/api/v1/admin/commission-rules", query_string={"at": far}), 422, "validation_error")
 
 
 def test_level2_switch(api):
     operator = api.as_user("op", roles=("operator",))
     assert operator.get("/api/v1/admin/settings").get_json() == {"level2_enabled": True}
-    assert operator.patch("/api/v1/admin/settings", json={"level2_enabled": False}).get_json() == {"level2_enabled": False}
+    assert operator.patch("/api/v1/admin/settings", json={"level2_enabled": False}).get_json() == {
+        "level2_enabled": False
+    }
     assert rules.level2_enabled() is False
-    assert_error(api.as_user("mom").patch("/api/v1/admin/settings", json={"level2_enabled": True}), 403, "role_required")
+    assert_error(
+        api.as_user("mom").patch("/api/v1/admin/settings", json={"level2_enabled": True}), 403, "role_required"
+    )
 
 
 def test_category_rules_reach_sub_categories_and_the_nearest_wins(api, frozen_clock):

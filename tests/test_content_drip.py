@@ -1,5 +1,7 @@
 """Drips through the delivery engine: course order, no repeats, age fit, skips, what comes next, retries."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -11,7 +13,6 @@ from app.delivery.models import Delivery
 from tests.content_helpers import KP, approve_all, make_group
 from tests.helpers import assert_error
 
-UTC = timezone.utc
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # a Sunday; 08:00 in Shanghai is 00:00 UTC
 MON, WED, FRI, NEXT_MON = (datetime(2026, 11, d, 0, 5, tzinfo=UTC) for d in (23, 25, 27, 30))
 WEEKLY = {"kind": "weekly", "time": "08:00", "weekdays": [1, 3, 5]}
@@ -20,8 +21,11 @@ WEEKLY = {"kind": "weekly", "time": "08:00", "weekdays": [1, 3, 5]}
 @pytest.fixture
 def people(api, frozen_clock):
     frozen_clock(T0)
-    return (api.as_user("partner1", roles=("partner",)), api.as_user("op", roles=("operator",)),
-            api.as_user("host1", roles=("host",)))
+    return (
+        api.as_user("partner1", roles=("partner",)),
+        api.as_user("op", roles=("operator",)),
+        api.as_user("host1", roles=("host",)),
+    )
 
 
 def _point(partner, lesson_id, title, position, low, high):
@@ -34,8 +38,12 @@ def _point(partner, lesson_id, title, position, low, high):
 def build_course(partner, operator, *, topic="刷牙", title="口腔"):
     """Two lessons given out of order; returns the course id and point ids by name."""
     course = partner.post("/api/v1/partner/courses", json={"title": title, "topic": topic}).get_json()
-    second = partner.post(f"/api/v1/partner/courses/{course['id']}/lessons", json={"title": "二", "position": 2}).get_json()
-    first = partner.post(f"/api/v1/partner/courses/{course['id']}/lessons", json={"title": "一", "position": 1}).get_json()
+    second = partner.post(
+        f"/api/v1/partner/courses/{course['id']}/lessons", json={"title": "二", "position": 2}
+    ).get_json()
+    first = partner.post(
+        f"/api/v1/partner/courses/{course['id']}/lessons", json={"title": "一", "position": 1}
+    ).get_json()
     points = {
         "late": _point(partner, second["id"], f"{title}-late", 1, 12, 36),
         "b": _point(partner, first["id"], f"{title}-b", 2, 12, 36),
@@ -47,8 +55,10 @@ def build_course(partner, operator, *, topic="刷牙", title="口腔"):
 
 
 def drip_post(host, content, group_ids, schedule=WEEKLY):
-    response = host.post("/api/v1/posts", json={"kind": "knowledge_point", "content": content,
-                                                "targets": {"group_ids": group_ids}, "schedule": schedule})
+    response = host.post(
+        "/api/v1/posts",
+        json={"kind": "knowledge_point", "content": content, "targets": {"group_ids": group_ids}, "schedule": schedule},
+    )
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
@@ -84,8 +94,12 @@ def test_drip_follows_course_order_fits_ages_never_repeats_and_skips(people, fro
     assert received_points(host, toddlers) == [p["a"]]
     assert received_points(host, infants) == [p["infant"]]
     operator.post(f"/api/v1/admin/content/knowledge-points/{p['b']}/review", json={"decision": "approve"})
-    assert [i["id"] for i in host.get(f"/api/v1/drips/{post['id']}/upcoming",
-                                      query_string={"group_id": toddlers}).get_json()["items"]] == [p["b"], p["late"]]
+    assert [
+        i["id"]
+        for i in host.get(f"/api/v1/drips/{post['id']}/upcoming", query_string={"group_id": toddlers}).get_json()[
+            "items"
+        ]
+    ] == [p["b"], p["late"]]
     newborn = host.get(f"/api/v1/drips/{post['id']}/upcoming", query_string={"group_id": infants}).get_json()
     assert newborn["items"] == [] and newborn["next_outcome"] == "skip"
     assert upcoming["next_outcome"] == "send"
@@ -110,10 +124,14 @@ def test_drip_follows_course_order_fits_ages_never_repeats_and_skips(people, fro
     assert retried.get_json() == {"retried": 0}
 
     # A second drip on the topic reaches the same group: what it already got is not sent again.
-    other_course, q = build_course(partner, operator, title="护齿")
+    _other_course, q = build_course(partner, operator, title="护齿")
     topic = drip_post(host, {"topic": "刷牙"}, [toddlers], schedule={"kind": "daily", "time": "09:00"})
-    assert [i["id"] for i in host.get(f"/api/v1/drips/{topic['id']}/upcoming",
-                                      query_string={"group_id": toddlers}).get_json()["items"]] == [q["a"], q["b"], q["late"]]
+    assert [
+        i["id"]
+        for i in host.get(f"/api/v1/drips/{topic['id']}/upcoming", query_string={"group_id": toddlers}).get_json()[
+            "items"
+        ]
+    ] == [q["a"], q["b"], q["late"]]
     at(frozen_clock, datetime(2026, 12, 1, 1, 5, tzinfo=UTC))
     assert received_points(host, toddlers)[-1] == q["a"]
     sent = db.session.scalars(select(DripSent.knowledge_point_id).where(DripSent.group_id == toddlers)).all()
@@ -125,28 +143,58 @@ def test_drip_validation_access_and_preview(people, api):
     course_id, p = build_course(partner, operator)
     group_id = make_group(host)["id"]
     draft = partner.post("/api/v1/partner/courses", json={"title": "未审", "topic": "辅食"}).get_json()
-    for content, code in (({"course_id": draft["id"]}, "drip_source_not_approved"),
-                          ({"topic": "没有"}, "drip_source_not_approved"),
-                          ({"course_id": course_id, "topic": "刷牙"}, "invalid_content"),
-                          ):
-        assert_error(host.post("/api/v1/posts", json={"kind": "knowledge_point", "content": content,
-                                                      "targets": {"group_ids": [group_id]}, "schedule": WEEKLY}), 422, code)
-    assert_error(host.post("/api/v1/posts", json={"kind": "knowledge_point", "content": {"knowledge_point_id": 999999},
-                                                  "targets": {"group_ids": [group_id]}, "schedule": WEEKLY}), 404,
-                 "knowledge_point_not_found")
+    for content, code in (
+        ({"course_id": draft["id"]}, "drip_source_not_approved"),
+        ({"topic": "没有"}, "drip_source_not_approved"),
+        ({"course_id": course_id, "topic": "刷牙"}, "invalid_content"),
+    ):
+        assert_error(
+            host.post(
+                "/api/v1/posts",
+                json={
+                    "kind": "knowledge_point",
+                    "content": content,
+                    "targets": {"group_ids": [group_id]},
+                    "schedule": WEEKLY,
+                },
+            ),
+            422,
+            code,
+        )
+    assert_error(
+        host.post(
+            "/api/v1/posts",
+            json={
+                "kind": "knowledge_point",
+                "content": {"knowledge_point_id": 999999},
+                "targets": {"group_ids": [group_id]},
+                "schedule": WEEKLY,
+            },
+        ),
+        404,
+        "knowledge_point_not_found",
+    )
     post = drip_post(host, {"course_id": course_id}, [group_id])
     preview = host.get(f"/api/v1/posts/{post['id']}/preview?group_id={group_id}").get_json()["payload"]
     assert preview["markdown"]["content"].startswith("**口腔-a**\n")
     assert db.session.scalar(select(DripSent.id)) is None  # a preview records nothing
     other_host = api.as_user("host2", roles=("host",))
     other_group = make_group(other_host)["id"]
-    assert_error(other_host.get(f"/api/v1/drips/{post['id']}/upcoming", query_string={"group_id": other_group}), 403,
-                 "post_not_yours")
+    assert_error(
+        other_host.get(f"/api/v1/drips/{post['id']}/upcoming", query_string={"group_id": other_group}),
+        403,
+        "post_not_yours",
+    )
     second_group = make_group(host, name="另一个群")["id"]
-    assert_error(host.get(f"/api/v1/drips/{post['id']}/upcoming", query_string={"group_id": second_group}), 422,
-                 "group_not_targeted")
+    assert_error(
+        host.get(f"/api/v1/drips/{post['id']}/upcoming", query_string={"group_id": second_group}),
+        422,
+        "group_not_targeted",
+    )
     fixed = drip_post(host, {"knowledge_point_id": p["a"]}, [group_id])
-    assert_error(host.get(f"/api/v1/drips/{fixed['id']}/upcoming", query_string={"group_id": group_id}), 422, "not_a_drip")
+    assert_error(
+        host.get(f"/api/v1/drips/{fixed['id']}/upcoming", query_string={"group_id": group_id}), 422, "not_a_drip"
+    )
 
 
 def test_a_fixed_point_is_refused_once_it_goes_back_to_review(people, frozen_clock):

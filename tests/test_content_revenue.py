@@ -1,5 +1,6 @@
 """Content revenue share end to end: a post's card → click → order → content share in the ledger, with the why."""
-from datetime import datetime, timezone
+
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 from app.affiliate import service as affiliate
@@ -9,7 +10,6 @@ from tests.affiliate_helpers import ingest, make_product
 from tests.content_helpers import approve_all, join, make_group, publish
 from tests.helpers import assert_error
 
-UTC = timezone.utc
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
@@ -21,7 +21,10 @@ def test_member_post_click_order_credits_author_content_share(api, frozen_clock)
     product = make_product(title="儿童牙刷", price_fen=9999, commission_rate_bp=2000)
     post = publish(author, text="我家宝宝很喜欢", product_ids=[product.id])
     authors_code = post["products"][0]["share_code"]
-    assert authors_code and api.get("/api/v1/member-posts").get_json()["items"][0]["products"][0]["share_code"] == authors_code
+    assert (
+        authors_code
+        and api.get("/api/v1/member-posts").get_json()["items"][0]["products"][0]["share_code"] == authors_code
+    )
 
     own_code = buyer.post(f"/api/v1/member-posts/{post['id']}/share").get_json()["items"][0]["share_code"]
     assert buyer.post("/api/v1/clicks", json={"code": own_code}).get_json()["counted"] is True
@@ -40,8 +43,19 @@ def test_member_post_click_order_credits_author_content_share(api, frozen_clock)
     assert why["attribution"]["share_fen"] == content_fen and why["attribution"]["base_fen"] == 9999
 
     dashboard = author.get("/api/v1/me/content/dashboard").get_json()["items"]
-    assert dashboard == [{"id": post["id"], "title": "我家宝宝很喜欢", "status": "published", "reach": 0, "views": 0,
-                          "clicks": 1, "orders": 1, "gmv_fen": 9999, "earnings_fen": content_fen}]
+    assert dashboard == [
+        {
+            "id": post["id"],
+            "title": "我家宝宝很喜欢",
+            "status": "published",
+            "reach": 0,
+            "views": 0,
+            "clicks": 1,
+            "orders": 1,
+            "gmv_fen": 9999,
+            "earnings_fen": content_fen,
+        }
+    ]
 
     # Through the author's own card she is the sharer: level-1 is hers and nobody is paid twice on a line.
     other = api.as_user("other")
@@ -49,7 +63,12 @@ def test_member_post_click_order_credits_author_content_share(api, frozen_clock)
     affiliate.persist_clicks()
     ingest(external_id="UGC-2", product=product, buyer_id=other.user["id"])
     assert author.get("/api/v1/me/earnings").get_json()["by_share"] == {
-        "level1": share_of(9999, 500), "level2": 0, "host": 0, "content": content_fen, "adjustment": 0}
+        "level1": share_of(9999, 500),
+        "level2": 0,
+        "host": 0,
+        "content": content_fen,
+        "adjustment": 0,
+    }
 
 
 def test_a_member_resharing_earns_commission_and_the_author_keeps_content_share(api, frozen_clock):
@@ -63,7 +82,12 @@ def test_a_member_resharing_earns_commission_and_the_author_keeps_content_share(
     affiliate.persist_clicks()
     ingest(external_id="UGC-2", product=product, buyer_id=buyer.user["id"])
     assert sharer.get("/api/v1/me/earnings").get_json()["by_share"] == {
-        "level1": 1000, "level2": 0, "host": 0, "content": 0, "adjustment": 0}
+        "level1": 1000,
+        "level2": 0,
+        "host": 0,
+        "content": 0,
+        "adjustment": 0,
+    }
     assert author.get("/api/v1/me/earnings").get_json()["by_share"]["content"] == 200
     assert_error(sharer.post("/api/v1/member-posts/999999/share"), 404, "post_not_found")
     draft = author.post("/api/v1/member-posts", json={"text": "草稿", "product_ids": [product.id]}).get_json()
@@ -80,16 +104,29 @@ def test_knowledge_point_card_credits_the_partner_and_fills_the_dashboard(api, f
     product = make_product(price_fen=10000, commission_rate_bp=1500)
     course = partner.post("/api/v1/partner/courses", json={"title": "刷牙课", "topic": "刷牙"}).get_json()
     lesson = partner.post(f"/api/v1/partner/courses/{course['id']}/lessons", json={"title": "一"}).get_json()
-    point = partner.post(f"/api/v1/partner/lessons/{lesson['id']}/knowledge-points", json={
-        "title": "选牙刷", "body": "<p>软毛</p>", "min_age_months": 12, "max_age_months": 36,
-        "product_ids": [product.id]}).get_json()
+    point = partner.post(
+        f"/api/v1/partner/lessons/{lesson['id']}/knowledge-points",
+        json={
+            "title": "选牙刷",
+            "body": "<p>软毛</p>",
+            "min_age_months": 12,
+            "max_age_months": 36,
+            "product_ids": [product.id],
+        },
+    ).get_json()
     approve_all(partner, operator, course["id"])
     group = make_group(host)
     for name in ("m1", "m2", "m3"):
         join(api.as_user(name), host, group["id"])
-    host.post("/api/v1/posts", json={"kind": "knowledge_point", "content": {"course_id": course["id"]},
-                                            "targets": {"group_ids": [group["id"]]},
-                                            "schedule": {"kind": "daily", "time": "08:00"}}).get_json()
+    host.post(
+        "/api/v1/posts",
+        json={
+            "kind": "knowledge_point",
+            "content": {"course_id": course["id"]},
+            "targets": {"group_ids": [group["id"]]},
+            "schedule": {"kind": "daily", "time": "08:00"},
+        },
+    ).get_json()
     frozen_clock(datetime(2026, 11, 23, 0, 5, tzinfo=UTC))
     engine.tick()
     message = host.get(f"/api/v1/groups/{group['id']}/sandbox-messages").get_json()["items"][0]["payload"]
@@ -102,8 +139,20 @@ def test_knowledge_point_card_credits_the_partner_and_fills_the_dashboard(api, f
     assert partner.get("/api/v1/me/earnings").get_json()["by_share"]["content"] == 100
     assert host.get("/api/v1/me/earnings").get_json()["by_share"]["level1"] == 500  # the host shares the card
     rows = partner.get("/api/v1/partner/dashboard").get_json()["items"]
-    assert rows == [{"id": point["id"], "title": "选牙刷", "status": "approved", "deliveries": 1, "reach": 3,
-                     "views": 1, "clicks": 1, "orders": 1, "gmv_fen": 10000, "earnings_fen": 100}]
+    assert rows == [
+        {
+            "id": point["id"],
+            "title": "选牙刷",
+            "status": "approved",
+            "deliveries": 1,
+            "reach": 3,
+            "views": 1,
+            "clicks": 1,
+            "orders": 1,
+            "gmv_fen": 10000,
+            "earnings_fen": 100,
+        }
+    ]
     assert_error(api.as_user("mom").get("/api/v1/partner/dashboard"), 403, "role_required")
     partner.patch(f"/api/v1/partner/knowledge-points/{point['id']}", json={"title": "新版"})
     assert_error(api.get(f"/api/v1/knowledge-points/{point['id']}"), 409, "content_not_approved")

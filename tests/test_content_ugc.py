@@ -1,8 +1,10 @@
 """Member posts through the API: sanitising, WeChat content safety, licence, reports and auto-hide, feeds."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.content.models import AGE_BAND_MONTHS, MemberPost
 from app.core.db import db
@@ -38,8 +40,27 @@ XSS_VECTORS = [
     "<marquee onstart=alert(1)>",
     "<!--<img src=--><img src=x onerror=alert(1)//>",
 ]
-DANGEROUS = ("<script", "onerror", "onload", "javascript:", "<iframe", "<svg", "<style", "<object", "<embed",
-             "<form", "ontoggle", "onmouseover", "<meta", "<base", "onstart", "<img", "style=", "<math", "<a ")
+DANGEROUS = (
+    "<script",
+    "onerror",
+    "onload",
+    "javascript:",
+    "<iframe",
+    "<svg",
+    "<style",
+    "<object",
+    "<embed",
+    "<form",
+    "ontoggle",
+    "onmouseover",
+    "<meta",
+    "<base",
+    "onstart",
+    "<img",
+    "style=",
+    "<math",
+    "<a ",
+)
 
 
 @pytest.fixture
@@ -66,9 +87,17 @@ def test_safety_check_flags_risky_words_with_87014(mom, app):
     body = assert_error(refused, 422, "content_risky")
     assert body["errors"]["text"]
     assert mom.get(f"/api/v1/member-posts/{draft['id']}").get_json()["status"] == "draft"
-    assert_error(mom.post("/api/v1/member-posts", json={"text": f"<b>{risky}</b>", "publish": True,
-                                                 "accept_license_version": "2026-01"}), 422, "content_risky")
-    assert mom.get("/api/v1/me/member-posts").get_json()["items"] == [mom.get(f"/api/v1/member-posts/{draft['id']}").get_json()]
+    assert_error(
+        mom.post(
+            "/api/v1/member-posts",
+            json={"text": f"<b>{risky}</b>", "publish": True, "accept_license_version": "2026-01"},
+        ),
+        422,
+        "content_risky",
+    )
+    assert mom.get("/api/v1/me/member-posts").get_json()["items"] == [
+        mom.get(f"/api/v1/member-posts/{draft['id']}").get_json()
+    ]
     fixed = mom.patch(f"/api/v1/member-posts/{draft['id']}", json={"text": "这里可以放心用"}).get_json()
     assert_error(mom.post(f"/api/v1/member-posts/{fixed['id']}/publish", json={}), 422, "license_required")  # not kept
     published = mom.post(f"/api/v1/member-posts/{fixed['id']}/publish", json={"accept_license_version": "2026-01"})
@@ -92,35 +121,59 @@ def test_sandbox_answers_wechat_shapes(app):
 
 
 def test_publishing_records_license_acceptance(mom, frozen_clock):
-    at = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
     frozen_clock(at)
     assert mom.get("/api/v1/me/content-license").get_json() == {"version": "2026-01", "accepted_at": None}
     assert_error(mom.post("/api/v1/member-posts", json={"text": "好物", "publish": True}), 422, "license_required")
-    assert_error(mom.post("/api/v1/member-posts", json={"text": "好物", "publish": True, "accept_license_version": "2020-01"}),
-                 422, "license_version_outdated")
-    post = mom.post("/api/v1/member-posts", json={"text": "好物", "publish": True, "accept_license_version": "2026-01"}).get_json()
+    assert_error(
+        mom.post("/api/v1/member-posts", json={"text": "好物", "publish": True, "accept_license_version": "2020-01"}),
+        422,
+        "license_version_outdated",
+    )
+    post = mom.post(
+        "/api/v1/member-posts", json={"text": "好物", "publish": True, "accept_license_version": "2026-01"}
+    ).get_json()
     assert post["status"] == "published" and post["license_version"] == "2026-01"
     assert mom.get("/api/v1/me/content-license").get_json()["accepted_at"] == at.isoformat()
     second = mom.post("/api/v1/member-posts", json={"text": "再来一个", "publish": True}).get_json()
     assert second["status"] == "published"
-    assert mom.post("/api/v1/me/content-license", json={"version": "2026-01"}).get_json()["accepted_at"] == at.isoformat()
+    assert (
+        mom.post("/api/v1/me/content-license", json={"version": "2026-01"}).get_json()["accepted_at"] == at.isoformat()
+    )
 
 
 def test_post_validation(mom, app, api):
     product = make_product()
     assert_error(mom.post("/api/v1/member-posts", json={"text": "x", "product_ids": [999999]}), 422, "unknown_products")
     banned = make_product(is_breastmilk_substitute=True)
-    assert_error(mom.post("/api/v1/member-posts", json={"text": "x", "product_ids": [banned.id]}), 422, "product_not_shareable")
-    assert_error(mom.post("/api/v1/member-posts", json={"text": "x", "image_urls": [f"https://img.example/{i}.jpg" for i in range(10)]}),
-                 422, "validation_error")
-    assert_error(mom.post("/api/v1/member-posts", json={"text": "x", "image_urls": ["javascript:alert(1)"]}), 422, "validation_error")
-    assert_error(mom.post("/api/v1/member-posts", json={"text": "长" * (app.config["CONTENT_POST_MAX_CHARS"] + 1)}), 413,
-                 "body_too_large")
+    assert_error(
+        mom.post("/api/v1/member-posts", json={"text": "x", "product_ids": [banned.id]}), 422, "product_not_shareable"
+    )
+    assert_error(
+        mom.post(
+            "/api/v1/member-posts",
+            json={"text": "x", "image_urls": [f"https://img.example/{i}.jpg" for i in range(10)]},
+        ),
+        422,
+        "validation_error",
+    )
+    assert_error(
+        mom.post("/api/v1/member-posts", json={"text": "x", "image_urls": ["javascript:alert(1)"]}),
+        422,
+        "validation_error",
+    )
+    assert_error(
+        mom.post("/api/v1/member-posts", json={"text": "长" * (app.config["CONTENT_POST_MAX_CHARS"] + 1)}),
+        413,
+        "body_too_large",
+    )
     assert_error(mom.post("/api/v1/member-posts", json={"text": "<script>only()</script>"}), 422, "text_blank")
     assert_error(mom.post("/api/v1/member-posts", json={"text": "x", "min_age_months": 5}), 422, "validation_error")
     host = api.as_user("host1", roles=("host",))
     group = make_group(host)
-    assert_error(mom.post("/api/v1/member-posts", json={"text": "x", "group_id": group["id"]}), 403, "not_a_group_member")
+    assert_error(
+        mom.post("/api/v1/member-posts", json={"text": "x", "group_id": group["id"]}), 403, "not_a_group_member"
+    )
     made = mom.post("/api/v1/member-posts", json={"text": "好", "product_ids": [product.id, product.id]}).get_json()
     assert [c["product_id"] for c in made["products"]] == [product.id]
     other = api.as_user("mom2")
@@ -147,26 +200,40 @@ def test_reports_hide_a_post_until_an_operator_reviews(api, mom, app):
     assert mom.get(f"/api/v1/member-posts/{post['id']}").get_json()["hidden"] is True  # the author still sees it
     queue = operator.get("/api/v1/admin/member-posts/reported").get_json()["items"]
     assert [p["id"] for p in queue] == [post["id"]]
-    restored = operator.post(f"/api/v1/admin/member-posts/{post['id']}/moderate", json={"decision": "restore"}).get_json()
+    restored = operator.post(
+        f"/api/v1/admin/member-posts/{post['id']}/moderate", json={"decision": "restore"}
+    ).get_json()
     assert restored["hidden"] is False and restored["status"] == "published"
     assert operator.get("/api/v1/admin/member-posts/reported").get_json()["items"] == []
     assert [p["id"] for p in api.get("/api/v1/member-posts").get_json()["items"]] == [post["id"]]
     reporters[-1].post(f"/api/v1/member-posts/{post['id']}/reports", json={})  # one new report does not hide it again
     assert api.get(f"/api/v1/member-posts/{post['id']}").status_code == 200
-    assert_error(operator.post(f"/api/v1/admin/member-posts/{post['id']}/moderate", json={"decision": "reject"}), 422,
-                 "validation_error")
-    rejected = operator.post(f"/api/v1/admin/member-posts/{post['id']}/moderate",
-                             json={"decision": "reject", "reason": "含广告"}).get_json()
+    assert_error(
+        operator.post(f"/api/v1/admin/member-posts/{post['id']}/moderate", json={"decision": "reject"}),
+        422,
+        "validation_error",
+    )
+    rejected = operator.post(
+        f"/api/v1/admin/member-posts/{post['id']}/moderate", json={"decision": "reject", "reason": "含广告"}
+    ).get_json()
     assert rejected["status"] == "rejected" and rejected["reject_reason"] == "含广告"
     fixed = mom.patch(f"/api/v1/member-posts/{post['id']}", json={"text": "纯分享"}).get_json()
     assert mom.post(f"/api/v1/member-posts/{fixed['id']}/publish", json={}).get_json()["status"] == "published"
-    down = operator.post(f"/api/v1/admin/member-posts/{post['id']}/moderate", json={"decision": "take_down", "reason": "违规"})
+    down = operator.post(
+        f"/api/v1/admin/member-posts/{post['id']}/moderate", json={"decision": "take_down", "reason": "违规"}
+    )
     assert down.get_json()["status"] == "taken_down"
     assert_error(mom.post(f"/api/v1/member-posts/{post['id']}/publish", json={}), 409, "post_not_publishable")
-    assert_error(operator.post(f"/api/v1/admin/member-posts/{post['id']}/moderate", json={"decision": "restore"}), 409,
-                 "post_taken_down")
-    assert_error(mom.post(f"/api/v1/admin/member-posts/{post['id']}/moderate", json={"decision": "restore"}), 403,
-                 "role_required")
+    assert_error(
+        operator.post(f"/api/v1/admin/member-posts/{post['id']}/moderate", json={"decision": "restore"}),
+        409,
+        "post_taken_down",
+    )
+    assert_error(
+        mom.post(f"/api/v1/admin/member-posts/{post['id']}/moderate", json={"decision": "restore"}),
+        403,
+        "role_required",
+    )
 
 
 def test_feeds_by_group_product_age_band_newest_and_popular(api, frozen_clock):
@@ -177,7 +244,7 @@ def test_feeds_by_group_product_age_band_newest_and_popular(api, frozen_clock):
         join(mom, host, toddlers["id"])
     join(moms[0], host, babies["id"])
     toothbrush, wipes = make_product(title="牙刷"), make_product(title="湿巾")
-    start = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
     frozen_clock(start)
     a = publish(moms[0], text="a", group_id=toddlers["id"], product_ids=[toothbrush.id])
     frozen_clock(start + timedelta(minutes=1))
@@ -191,7 +258,9 @@ def test_feeds_by_group_product_age_band_newest_and_popular(api, frozen_clock):
     def ids(**query):
         seen, cursor = [], None
         while True:
-            body = api.get("/api/v1/member-posts", query_string=query | {"limit": 2} | ({"cursor": cursor} if cursor else {})).get_json()
+            body = api.get(
+                "/api/v1/member-posts", query_string=query | {"limit": 2} | ({"cursor": cursor} if cursor else {})
+            ).get_json()
             seen += [p["id"] for p in body["items"]]
             cursor = body["next_cursor"]
             if not cursor:
@@ -219,7 +288,9 @@ def test_feed_pages_are_cached_briefly_and_refreshed_by_changes(api, app):
     first = publish(mom, text="第一条", product_ids=[make_product().id])
     assert [p["id"] for p in api.get("/api/v1/member-posts").get_json()["items"]] == [first["id"]]
     api.as_user("viewer").get(f"/api/v1/member-posts/{first['id']}")
-    assert api.get("/api/v1/member-posts").get_json()["items"][0]["view_count"] == 0  # a view does not refresh the cache
+    assert (
+        api.get("/api/v1/member-posts").get_json()["items"][0]["view_count"] == 0
+    )  # a view does not refresh the cache
     second = publish(mom, text="第二条", product_ids=[make_product().id], image_urls=["https://img.example/x.jpg"])
     page = api.get("/api/v1/member-posts").get_json()["items"]
     assert [p["id"] for p in page] == [second["id"], first["id"]] and page[1]["view_count"] == 1
@@ -228,7 +299,10 @@ def test_feed_pages_are_cached_briefly_and_refreshed_by_changes(api, app):
         api.as_user("viewer").get(f"/api/v1/member-posts/{second['id']}")
         assert api.get("/api/v1/member-posts").get_json()["items"][0]["view_count"] == 1
         # The hand-rendered feed rows are exactly what the schema renders for one post.
-        assert api.get("/api/v1/member-posts").get_json()["items"][0] == mom.get(f"/api/v1/member-posts/{second['id']}").get_json()
+        assert (
+            api.get("/api/v1/member-posts").get_json()["items"][0]
+            == mom.get(f"/api/v1/member-posts/{second['id']}").get_json()
+        )
     finally:
         app.config["CONTENT_FEED_CACHE_SECONDS"] = ttl
 
@@ -270,7 +344,9 @@ def test_feed_cache_refreshes_exactly_the_feeds_a_change_touches(api, app):
     baby_feeds = [{"group_id": babies["id"]}, {"product_id": toothbrush.id}, {"age_band": "0-6m"}]
 
     def views(query):
-        return {p["id"]: p["view_count"] for p in api.get("/api/v1/member-posts", query_string=query).get_json()["items"]}
+        return {
+            p["id"]: p["view_count"] for p in api.get("/api/v1/member-posts", query_string=query).get_json()["items"]
+        }
 
     for query in toddler_feeds + baby_feeds:
         views(query)
@@ -283,7 +359,9 @@ def test_feed_cache_refreshes_exactly_the_feeds_a_change_touches(api, app):
         assert views(query) == {baby["id"]: 0}, query  # untouched: still the cached page
 
     operator = api.as_user("op", roles=("operator",))
-    taken = operator.post(f"/api/v1/admin/member-posts/{baby['id']}/moderate", json={"decision": "take_down", "reason": "广告"})
+    taken = operator.post(
+        f"/api/v1/admin/member-posts/{baby['id']}/moderate", json={"decision": "take_down", "reason": "广告"}
+    )
     assert taken.status_code == 200
     for query in [{}] + baby_feeds:
         assert baby["id"] not in views(query), query
@@ -317,8 +395,9 @@ def test_post_moderation_state_machine(app, steps):
     run = next(_runs)
     author = accounts.ensure_user(openid=f"sm-author-{run}", nickname="a")
     reporters = [accounts.ensure_user(openid=f"sm-reporter-{run}-{i}", nickname="r").id for i in range(5)]
-    post = ugc.create_post(author_id=author.id, values={"text": "分享"}, publish=True,
-                           accept_license_version=ugc.current_license())
+    post = ugc.create_post(
+        author_id=author.id, values={"text": "分享"}, publish=True, accept_license_version=ugc.current_license()
+    )
     threshold = app.config["CONTENT_REPORTS_TO_HIDE"]
     reported, cleared, status = set(), 0, "published"
     for action, who in steps:
@@ -331,7 +410,10 @@ def test_post_moderation_state_machine(app, steps):
                 ugc.moderate(post_id=post.id, decision=action, reason=None if action == "restore" else "原因")
         except ApiError:
             current = db.session.get(MemberPost, post.id)
-            assert (current.status, current.hidden) == (status, status == "published" and len(reported) - cleared >= threshold)
+            assert (current.status, current.hidden) == (
+                status,
+                status == "published" and len(reported) - cleared >= threshold,
+            )
             continue
         if action == "report":
             assert status == "published" and reporters[who] not in reported
@@ -347,6 +429,10 @@ def test_post_moderation_state_machine(app, steps):
         current = db.session.get(MemberPost, post.id)
         hidden = status == "published" and len(reported) - cleared >= threshold
         assert (current.status, current.hidden, current.report_count) == (status, hidden, len(reported))
-        shown = [p.id for p in feeds.feed(group_id=None, product_id=None, age_band=None, sort="newest", cursor=None,
-                                          limit=100).items]
+        shown = [
+            p.id
+            for p in feeds.feed(
+                group_id=None, product_id=None, age_band=None, sort="newest", cursor=None, limit=100
+            ).items
+        ]
         assert (post.id in shown) == (status == "published" and not hidden)

@@ -1,4 +1,5 @@
 """Claiming coupons: the 409s, limits, idempotency, origins, the Redis gate and its reconciliation."""
+
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -55,8 +56,11 @@ def test_a_claimed_coupon_is_listed_and_usable_at_once(api, operator):
     second = create_template(operator)
     fresh = claim(mom, second["id"]).get_json()
     product = make_product(price_fen=3000)
-    order = mom.post("/api/v1/orders", json={"lines": [{"product_id": product.id, "quantity": 1}],
-                                             "coupon_id": fresh["id"]}, headers={"Idempotency-Key": "pay-now"})
+    order = mom.post(
+        "/api/v1/orders",
+        json={"lines": [{"product_id": product.id, "quantity": 1}], "coupon_id": fresh["id"]},
+        headers={"Idempotency-Key": "pay-now"},
+    )
     assert order.status_code == 201, order.get_json()
     assert order.get_json()["order"]["discount_fen"] == 500
     db.session.expire_all()
@@ -79,8 +83,9 @@ def test_same_key_replays_and_a_second_claim_hits_the_limit(api, operator, claim
     assert claim(mom, template["id"], key="tap-1").get_json() == first.get_json()
 
 
-@pytest.mark.parametrize("first_gate, second_gate", [("redis", "redis"), ("redis", "sql"), ("sql", "redis"),
-                                                     ("sql", "sql")])
+@pytest.mark.parametrize(
+    "first_gate, second_gate", [("redis", "redis"), ("redis", "sql"), ("sql", "redis"), ("sql", "sql")]
+)
 def test_a_key_used_for_one_coupon_is_refused_for_another(api, operator, first_gate, second_gate):
     one, other = create_template(operator, claim_gate=first_gate), create_template(operator, claim_gate=second_gate)
     mom = api.as_user("mom")
@@ -112,15 +117,32 @@ def test_per_user_and_per_day_limits(api, operator, frozen_clock):
     assert_error(claim(mom, template["id"]), 409, "coupon_ended")
 
 
-@pytest.mark.parametrize("zone, instants", [
-    # China: the day turns at 16:00 UTC.
-    ("Asia/Shanghai", [("2026-11-22T15:59:59.999999+00:00", "20261122"), ("2026-11-22T16:00:00+00:00", "20261123"),
-                       ("2026-11-23T15:59:59+00:00", "20261123"), ("2026-11-23T16:00:00+00:00", "20261124"),
-                       ("2026-11-22T16:00:00+00:00", "20261123")]),
-    # New York's 2026-11-01 is 25 hours long (DST ends): its day must not end at 04:00 UTC on the 2nd.
-    ("America/New_York", [("2026-11-01T04:00:00+00:00", "20261101"), ("2026-11-02T04:30:00+00:00", "20261101"),
-                          ("2026-11-02T05:00:00+00:00", "20261102"), ("2026-11-01T03:59:59+00:00", "20261031")]),
-])
+@pytest.mark.parametrize(
+    "zone, instants",
+    [
+        # China: the day turns at 16:00 UTC.
+        (
+            "Asia/Shanghai",
+            [
+                ("2026-11-22T15:59:59.999999+00:00", "20261122"),
+                ("2026-11-22T16:00:00+00:00", "20261123"),
+                ("2026-11-23T15:59:59+00:00", "20261123"),
+                ("2026-11-23T16:00:00+00:00", "20261124"),
+                ("2026-11-22T16:00:00+00:00", "20261123"),
+            ],
+        ),
+        # New York's 2026-11-01 is 25 hours long (DST ends): its day must not end at 04:00 UTC on the 2nd.
+        (
+            "America/New_York",
+            [
+                ("2026-11-01T04:00:00+00:00", "20261101"),
+                ("2026-11-02T04:30:00+00:00", "20261101"),
+                ("2026-11-02T05:00:00+00:00", "20261102"),
+                ("2026-11-01T03:59:59+00:00", "20261031"),
+            ],
+        ),
+    ],
+)
 def test_claim_day_follows_the_coupon_zone_across_midnights(app, monkeypatch, zone, instants):
     monkeypatch.setitem(app.config, "COUPON_DAY_TIMEZONE", zone)
     for instant, expected in instants:
@@ -146,7 +168,9 @@ def test_window_and_status_refusals(api, operator, frozen_clock):
     draft = create_template(operator, activate=False)
     assert_error(claim(mom, draft["id"]), 404, "coupon_not_found")
     assert_error(claim(mom, 987654321), 404, "coupon_not_found")
-    window = create_template(operator, validity_kind="window", valid_from=iso(now), valid_until=iso(now + timedelta(hours=5)))
+    window = create_template(
+        operator, validity_kind="window", valid_from=iso(now), valid_until=iso(now + timedelta(hours=5))
+    )
     frozen_clock(now + timedelta(hours=6))
     assert_error(claim(mom, window["id"]), 409, "coupon_ended")
     frozen_clock(now + timedelta(days=2))
@@ -160,8 +184,11 @@ def test_claim_needs_an_idempotency_key_and_a_login(api, operator):
     template = create_template(operator)
     mom = api.as_user("mom")
     assert_error(mom.post(f"/api/v1/coupons/{template['id']}/claim", json={}), 428, "idempotency_key_required")
-    assert_error(api.post(f"/api/v1/coupons/{template['id']}/claim", json={}, headers={"Idempotency-Key": "x"}),
-                 401, "unauthenticated")
+    assert_error(
+        api.post(f"/api/v1/coupons/{template['id']}/claim", json={}, headers={"Idempotency-Key": "x"}),
+        401,
+        "unauthenticated",
+    )
 
 
 def test_claim_records_its_origin(api, operator):
@@ -177,7 +204,11 @@ def test_claim_records_its_origin(api, operator):
     mom = api.as_user("mom")
     assert_error(claim(mom, other["id"], share_code=card["share_code"]), 404, "share_code_not_found")
     coupon = claim(mom, template["id"], share_code=card["share_code"].lower()).get_json()
-    assert (coupon["origin_share_code"], coupon["origin_group_id"], coupon["origin_post_id"]) == (card["share_code"], 5, 9)
+    assert (coupon["origin_share_code"], coupon["origin_group_id"], coupon["origin_post_id"]) == (
+        card["share_code"],
+        5,
+        9,
+    )
     assert rows(template["id"])[0].origin_sharer_id == sharer.user["id"]
     # The gate's answer (rendered by hand) reads exactly as the landed row through UserCouponSchema.
     assert mom.get("/api/v1/me/coupons").get_json()["items"] == [coupon]
@@ -200,7 +231,9 @@ def test_no_card_advertises_a_breastmilk_substitute(api, operator):
     toy = make_product(price_fen=5000)
     for_formula = create_template(operator, scope="products", product_ids=[toy.id, formula.id])
     sharer = api.as_user("sharer")
-    assert_error(sharer.post(f"/api/v1/coupons/{for_formula['id']}/cards", json={}), 422, "breastmilk_substitute_refused")
+    assert_error(
+        sharer.post(f"/api/v1/coupons/{for_formula['id']}/cards", json={}), 422, "breastmilk_substitute_refused"
+    )
     excluding = create_template(operator, excluded_product_ids=[formula.id])
     assert sharer.post(f"/api/v1/coupons/{excluding['id']}/cards", json={}).status_code == 200
 
@@ -229,12 +262,12 @@ def test_a_grant_the_database_refuses_is_kept_and_reported(app, api, operator, c
     drain.drain()
     # The database refuses it (the user already holds seq 1); the grant is not dropped silently.
     assert len(rows(template["id"])) == 1
-    refused, = gate.refused(template_id=template["id"])
+    (refused,) = gate.refused(template_id=template["id"])
     assert (refused["c"], refused["u"]) == (str(told.get_json()["id"]), str(mom.user["id"]))
     assert refused["reason"].startswith("conflict")
     assert "refused by the database" in caplog.text
     assert gate.in_flight(template_id=template["id"]) == [] and gate.not_landed(user_id=mom.user["id"]) == 0
-    report, = claims.reconcile(template_id=template["id"])
+    (report,) = claims.reconcile(template_id=template["id"])
     assert (report.claimed, report.gate_remaining, report.refused) == (1, 4, 1)
     assert gate.snapshot(template_id=template["id"])[f"u:{mom.user['id']}"] == 1
 
@@ -242,7 +275,7 @@ def test_a_grant_the_database_refuses_is_kept_and_reported(app, api, operator, c
 def test_rebuilding_counts_grants_still_in_the_stream(api, operator):
     template = create_template(operator, stock=5)
     assert claim(api.as_user("a"), template["id"]).status_code == 201
-    report, = claims.reconcile(template_id=template["id"])
+    (report,) = claims.reconcile(template_id=template["id"])
     assert (report.claimed, report.gate_remaining, report.in_flight) == (1, 4, 0)
     b = api.as_user("b")
     assert claim(b, template["id"]).status_code == 201
@@ -280,7 +313,7 @@ def test_reconcile_repairs_a_counter_that_disagrees_with_its_rows(api, operator)
     drain.drain()
     db.session.execute(CouponTemplate.__table__.update().where(CouponTemplate.id == template["id"]).values(claimed=3))
     db.session.commit()
-    report, = claims.reconcile(template_id=template["id"])
+    (report,) = claims.reconcile(template_id=template["id"])
     assert report.db_repaired and report.claimed == 1 and report.gate_remaining == 4
 
 
@@ -350,8 +383,9 @@ def test_flash_drop_never_oversells(app, api, operator, claim_gate, attempts, us
     drain.drain()
     db.session.expire_all()
     assert db.session.get(CouponTemplate, template["id"]).claimed == stock
-    held = db.session.execute(select(UserCoupon.id, UserCoupon.user_id).where(
-        UserCoupon.template_id == template["id"])).all()
+    held = db.session.execute(
+        select(UserCoupon.id, UserCoupon.user_id).where(UserCoupon.template_id == template["id"])
+    ).all()
     # Every told-claimed coupon is in the database under the id its user was told, and nobody holds two.
     assert sorted(coupon for _, coupon in granted) == sorted(coupon for coupon, _ in held)
     assert len({user for _, user in held}) == stock

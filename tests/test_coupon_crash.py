@@ -1,4 +1,5 @@
 """kill -9 during a claim burst and of the drain mid-batch, then reconcile: counts match, no told-claimed coupon is lost."""
+
 import os
 import signal
 import subprocess
@@ -20,8 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _child(env: dict, role: str, **extra) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.coupon_burst_child"], cwd=ROOT,
-                            env=dict(env, BURST_ROLE=role, **extra), stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.coupon_burst_child"],
+        cwd=ROOT,
+        env=dict(env, BURST_ROLE=role, **extra),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(path: Path, seconds: float = 30) -> None:
@@ -43,9 +49,14 @@ def test_kill_9_mid_burst_and_mid_drain_then_reconcile(app, api, stores, tmp_pat
     operator = api.as_user("op", roles=("operator",))
     template = create_template(operator, stock=60)
     users = [accounts.ensure_user(openid=f"burst-{i}", nickname="b").id for i in range(200)]
-    env = dict(os.environ, BURST_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
-               BURST_REDIS_URL=app.config["REDIS_URL"], BURST_INSTANCE_PATH=stores["instance_path"],
-               BURST_TEMPLATE_ID=str(template["id"]), BURST_USERS=",".join(map(str, users)))
+    env = dict(
+        os.environ,
+        BURST_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+        BURST_REDIS_URL=app.config["REDIS_URL"],
+        BURST_INSTANCE_PATH=stores["instance_path"],
+        BURST_TEMPLATE_ID=str(template["id"]),
+        BURST_USERS=",".join(map(str, users)),
+    )
     marker = tmp_path / "drain-paused"
     drainer = _child(env, "drain", BURST_PAUSE=pause, BURST_MARKER=str(marker))
     burst = _child(env, "claims", BURST_MARKER=str(marker))
@@ -69,8 +80,11 @@ def test_kill_9_mid_burst_and_mid_drain_then_reconcile(app, api, stores, tmp_pat
 
     reports = claims.reconcile(template_id=template["id"])
     db.session.expire_all()
-    held = dict(db.session.execute(select(UserCoupon.user_id, UserCoupon.id).where(
-        UserCoupon.template_id == template["id"])).all())
+    held = dict(
+        db.session.execute(
+            select(UserCoupon.user_id, UserCoupon.id).where(UserCoupon.template_id == template["id"])
+        ).all()
+    )
     claimed = db.session.get(CouponTemplate, template["id"]).claimed
     # Everyone told "claimed" has their coupon, under the id they were told; counter, rows and gate agree.
     assert all(held.get(user) == coupon for user, coupon in told.items())
@@ -91,4 +105,7 @@ def test_kill_9_mid_burst_and_mid_drain_then_reconcile(app, api, stores, tmp_pat
             assert exc.code == "coupon_out_of_stock"
     assert granted == 60 - claimed
     drain.drain()
-    assert db.session.scalar(select(func.count()).select_from(UserCoupon).where(UserCoupon.template_id == template["id"])) == 60
+    assert (
+        db.session.scalar(select(func.count()).select_from(UserCoupon).where(UserCoupon.template_id == template["id"]))
+        == 60
+    )

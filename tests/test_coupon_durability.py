@@ -1,8 +1,10 @@
 """A flash claim's answer outlives a crash of Redis itself, and the gate refuses to answer from a Redis that
 would not keep it (COUPON_GATE_DURABILITY=verify, the production default)."""
+
 import shutil
 import subprocess
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -10,10 +12,10 @@ import redis
 from sqlalchemy import select
 
 from app.core.config import check_production_safety, load_config
-from app.coupons import claims, gate
-from app.coupons.models import CouponTemplate, UserCoupon
 from app.core.db import db
 from app.core.redis import connect
+from app.coupons import claims, gate
+from app.coupons.models import CouponTemplate, UserCoupon
 from tests.coupon_factories import claim, create_template
 from tests.helpers import assert_error
 from tests.processes import free_port
@@ -41,8 +43,21 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [_redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--save", "", *self.settings], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                _redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                *self.settings,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 20
         while True:
@@ -102,7 +117,9 @@ def test_told_claimed_coupons_survive_a_crash_of_redis_itself(app, api, private_
     server.kill_9()
     server.start()
 
-    assert [(r.claimed, r.gate_remaining, r.in_flight) for r in claims.reconcile(template_id=template["id"])] == [(4, 1, 0)]
+    assert [(r.claimed, r.gate_remaining, r.in_flight) for r in claims.reconcile(template_id=template["id"])] == [
+        (4, 1, 0)
+    ]
     assert _coupon_ids(template["id"]) == told
     assert db.session.get(CouponTemplate, template["id"], populate_existing=True).claimed == 4
     # The app's connections died with the old server: the next claim reconnects instead of failing.
@@ -158,11 +175,11 @@ def test_production_verifies_durability_unless_told_otherwise():
 
 
 def test_per_day_limits_count_days_in_the_configured_zone(app, monkeypatch):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from app.coupons.claims import claim_day
 
-    evening_utc = datetime(2026, 11, 23, 20, 0, tzinfo=timezone.utc)  # 04:00 the next day in Shanghai
+    evening_utc = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)  # 04:00 the next day in Shanghai
     with app.app_context():
         assert claim_day(evening_utc)[1] == "20261124"
         monkeypatch.setitem(app.config, "COUPON_DAY_TIMEZONE", "UTC")

@@ -1,4 +1,5 @@
 """Coupon templates and host budgets through the operator and host API."""
+
 from datetime import timedelta
 
 import pytest
@@ -23,37 +24,50 @@ def test_operator_issues_each_kind(operator):
     assert fixed["status"] == "draft" and fixed["amount_off_fen"] == 500 and fixed["claimed"] == 0
     threshold = create_template(operator, activate=False, kind="threshold", threshold_fen=10000, amount_off_fen=2000)
     assert (threshold["threshold_fen"], threshold["amount_off_fen"]) == (10000, 2000)
-    percent = create_template(operator, activate=False, kind="percent", percent_off_bp=2000, cap_fen=3000,
-                              amount_off_fen=999)
+    percent = create_template(
+        operator, activate=False, kind="percent", percent_off_bp=2000, cap_fen=3000, amount_off_fen=999
+    )
     assert (percent["percent_off_bp"], percent["cap_fen"], percent["amount_off_fen"]) == (2000, 3000, 0)
 
 
-@pytest.mark.parametrize("overrides, field", [
-    ({"kind": "threshold", "threshold_fen": 100, "amount_off_fen": 500}, "threshold_fen"),
-    ({"kind": "threshold", "threshold_fen": 0, "amount_off_fen": 500}, "threshold_fen"),
-    ({"kind": "percent", "percent_off_bp": 2000, "cap_fen": 0}, "cap_fen"),
-    ({"kind": "percent", "percent_off_bp": 0, "cap_fen": 100}, "percent_off_bp"),
-    ({"kind": "fixed", "amount_off_fen": 0}, "amount_off_fen"),
-    ({"validity_kind": "window", "valid_days": None}, "valid_until"),
-    ({"validity_kind": "days", "valid_days": None}, "valid_days"),
-    ({"scope": "categories"}, "category_ids"),
-    ({"scope": "products"}, "product_ids"),
-    ({"per_user_limit": 1, "per_day_limit": 2}, "per_day_limit"),
-])
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"kind": "threshold", "threshold_fen": 100, "amount_off_fen": 500}, "threshold_fen"),
+        ({"kind": "threshold", "threshold_fen": 0, "amount_off_fen": 500}, "threshold_fen"),
+        ({"kind": "percent", "percent_off_bp": 2000, "cap_fen": 0}, "cap_fen"),
+        ({"kind": "percent", "percent_off_bp": 0, "cap_fen": 100}, "percent_off_bp"),
+        ({"kind": "fixed", "amount_off_fen": 0}, "amount_off_fen"),
+        ({"validity_kind": "window", "valid_days": None}, "valid_until"),
+        ({"validity_kind": "days", "valid_days": None}, "valid_days"),
+        ({"scope": "categories"}, "category_ids"),
+        ({"scope": "products"}, "product_ids"),
+        ({"per_user_limit": 1, "per_day_limit": 2}, "per_day_limit"),
+    ],
+)
 def test_invalid_templates_are_refused(operator, overrides, field):
     response = operator.post("/api/v1/coupon-templates", json=template_body(**overrides))
     body = assert_error(response, 422, "invalid_coupon_template")
     assert field in body["errors"]
 
 
-@pytest.mark.parametrize("field, value", [("claim_starts_at", "0001-01-01T00:30:00+01:00"),
-                                          ("claim_ends_at", "9999-12-31T23:59:59-05:00"),
-                                          ("valid_until", "9999-12-31T20:00:00-08:00")])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("claim_starts_at", "0001-01-01T00:30:00+01:00"),
+        ("claim_ends_at", "9999-12-31T23:59:59-05:00"),
+        ("valid_until", "9999-12-31T20:00:00-08:00"),
+    ],
+)
 def test_instants_utc_cannot_hold_are_refused(operator, field, value):
     # Valid ISO instants whose UTC is before year 1 or after year 9999: refused, not a 500 while storing.
-    body = template_body(validity_kind="window", valid_from=iso(now_utc()), valid_until=iso(now_utc() + timedelta(days=9)))
+    body = template_body(
+        validity_kind="window", valid_from=iso(now_utc()), valid_until=iso(now_utc() + timedelta(days=9))
+    )
     body[field] = value
-    assert field in assert_error(operator.post("/api/v1/coupon-templates", json=body), 422, "validation_error")["errors"]
+    assert (
+        field in assert_error(operator.post("/api/v1/coupon-templates", json=body), 422, "validation_error")["errors"]
+    )
     draft = create_template(operator, activate=False)
     response = operator.patch(f"/api/v1/coupon-templates/{draft['id']}", json={field: value})
     assert field in assert_error(response, 422, "validation_error")["errors"]
@@ -63,7 +77,9 @@ def test_instants_utc_cannot_hold_are_refused(operator, field, value):
 def test_naive_instants_are_refused_as_everywhere_else(operator, field):
     # Whose midnight a naive time means is a guess (UTC? Beijing?); every other domain refuses one, so coupons do too.
     naive = (now_utc() + timedelta(days=2)).replace(tzinfo=None).isoformat()
-    body = template_body(validity_kind="window", valid_from=iso(now_utc()), valid_until=iso(now_utc() + timedelta(days=9)))
+    body = template_body(
+        validity_kind="window", valid_from=iso(now_utc()), valid_until=iso(now_utc() + timedelta(days=9))
+    )
     body[field] = naive
     errors = assert_error(operator.post("/api/v1/coupon-templates", json=body), 422, "validation_error")["errors"]
     assert errors == {field: ["Not a valid aware datetime."]}
@@ -74,8 +90,10 @@ def test_naive_instants_are_refused_as_everywhere_else(operator, field):
 
 def test_claim_window_must_be_ordered(operator):
     now = now_utc()
-    response = operator.post("/api/v1/coupon-templates", json=template_body(
-        claim_starts_at=iso(now + timedelta(hours=2)), claim_ends_at=iso(now + timedelta(hours=1))))
+    response = operator.post(
+        "/api/v1/coupon-templates",
+        json=template_body(claim_starts_at=iso(now + timedelta(hours=2)), claim_ends_at=iso(now + timedelta(hours=1))),
+    )
     assert_error(response, 422, "invalid_coupon_template")
 
 
@@ -84,12 +102,14 @@ def test_scope_targets_must_exist_and_round_trip(operator):
     product = make_product(price_fen=1000, category=category)
     response = operator.post("/api/v1/coupon-templates", json=template_body(scope="categories", category_ids=[999999]))
     assert_error(response, 422, "unknown_categories")
-    template = create_template(operator, activate=False, scope="categories", category_ids=[category.id],
-                               excluded_product_ids=[product.id])
+    template = create_template(
+        operator, activate=False, scope="categories", category_ids=[category.id], excluded_product_ids=[product.id]
+    )
     assert template["category_ids"] == [category.id] and template["excluded_product_ids"] == [product.id]
-    changed = operator.patch(f"/api/v1/coupon-templates/{template['id']}",
-                             json={"scope": "products", "category_ids": [], "excluded_product_ids": [],
-                                   "product_ids": [product.id]})
+    changed = operator.patch(
+        f"/api/v1/coupon-templates/{template['id']}",
+        json={"scope": "products", "category_ids": [], "excluded_product_ids": [], "product_ids": [product.id]},
+    )
     assert changed.status_code == 200, changed.get_json()
     assert changed.get_json()["product_ids"] == [product.id] and changed.get_json()["category_ids"] == []
 
@@ -99,8 +119,11 @@ def test_status_life_cycle(operator):
     path = f"/api/v1/coupon-templates/{template['id']}/status"
     assert_error(operator.post(path, json={"status": "paused"}), 409, "invalid_status_transition")
     assert operator.post(path, json={"status": "active"}).get_json()["status"] == "active"
-    assert_error(operator.patch(f"/api/v1/coupon-templates/{template['id']}", json={"stock": 5}), 409,
-                 "coupon_template_not_editable")
+    assert_error(
+        operator.patch(f"/api/v1/coupon-templates/{template['id']}", json={"stock": 5}),
+        409,
+        "coupon_template_not_editable",
+    )
     assert operator.post(path, json={"status": "paused"}).get_json()["status"] == "paused"
     assert operator.post(path, json={"status": "active"}).get_json()["status"] == "active"
     assert operator.post(path, json={"status": "ended"}).get_json()["status"] == "ended"
@@ -122,13 +145,18 @@ def test_host_needs_an_assigned_budget(api, operator, host):
     response = host.post("/api/v1/coupon-templates", json=template_body(budget_id=budget.get_json()["id"]))
     assert_error(response, 403, "coupon_budget_not_yours")
     mom = api.as_user("mom")
-    assert_error(operator.post("/api/v1/coupon-budgets", json={"host_id": mom.user["id"], "budget_fen": 1}), 422,
-                 "budget_needs_host")
+    assert_error(
+        operator.post("/api/v1/coupon-budgets", json={"host_id": mom.user["id"], "budget_fen": 1}),
+        422,
+        "budget_needs_host",
+    )
 
 
 def make_group(host) -> int:
-    response = host.post("/api/v1/groups", json={"name": "阳光幼儿园大一班", "channel": "sandbox", "credentials": {},
-                                                 "age_band": "3-6y", "tags": []})
+    response = host.post(
+        "/api/v1/groups",
+        json={"name": "阳光幼儿园大一班", "channel": "sandbox", "credentials": {}, "age_band": "3-6y", "tags": []},
+    )
     assert response.status_code == 201, response.get_json()
     return response.get_json()["id"]
 
@@ -136,13 +164,26 @@ def make_group(host) -> int:
 def test_budget_groups_must_be_the_hosts_own(api, operator, host):
     other = api.as_user("host-b", roles=("host",))
     theirs = make_group(other)
-    assert_error(operator.post("/api/v1/coupon-budgets", json={"host_id": host.user["id"], "group_id": theirs,
-                                                               "budget_fen": 100}), 403, "group_not_yours")
-    assert_error(operator.post("/api/v1/coupon-budgets", json={"host_id": host.user["id"], "group_id": 999999,
-                                                               "budget_fen": 100}), 404, "group_not_found")
+    assert_error(
+        operator.post(
+            "/api/v1/coupon-budgets", json={"host_id": host.user["id"], "group_id": theirs, "budget_fen": 100}
+        ),
+        403,
+        "group_not_yours",
+    )
+    assert_error(
+        operator.post(
+            "/api/v1/coupon-budgets", json={"host_id": host.user["id"], "group_id": 999999, "budget_fen": 100}
+        ),
+        404,
+        "group_not_found",
+    )
     budget = operator.post("/api/v1/coupon-budgets", json={"host_id": host.user["id"], "budget_fen": 5000}).get_json()
-    assert_error(host.post("/api/v1/coupon-templates", json=template_body(budget_id=budget["id"], group_id=theirs)),
-                 403, "group_not_yours")
+    assert_error(
+        host.post("/api/v1/coupon-templates", json=template_body(budget_id=budget["id"], group_id=theirs)),
+        403,
+        "group_not_yours",
+    )
     mine = make_group(host)
     assert create_template(host, activate=False, budget_id=budget["id"], group_id=mine)["group_id"] == mine
     assert create_template(operator, activate=False, group_id=theirs)["group_id"] == theirs
@@ -151,23 +192,31 @@ def test_budget_groups_must_be_the_hosts_own(api, operator, host):
 def test_host_issues_within_budget_for_the_budget_group(operator, host):
     group_id = make_group(host)
     other_group = make_group(host)
-    budget = operator.post("/api/v1/coupon-budgets", json={"host_id": host.user["id"], "group_id": group_id,
-                                                           "budget_fen": 5000}).get_json()
+    budget = operator.post(
+        "/api/v1/coupon-budgets", json={"host_id": host.user["id"], "group_id": group_id, "budget_fen": 5000}
+    ).get_json()
     # 10 coupons × 5 yuan = 50 yuan: exactly the budget. The budget's group wins over the one asked for.
     template = create_template(host, activate=False, budget_id=budget["id"], group_id=other_group)
     assert template["group_id"] == group_id and template["budget_committed_fen"] == 5000
-    assert_error(host.post("/api/v1/coupon-templates", json=template_body(budget_id=budget["id"], stock=1)), 409,
-                 "coupon_budget_exceeded")
+    assert_error(
+        host.post("/api/v1/coupon-templates", json=template_body(budget_id=budget["id"], stock=1)),
+        409,
+        "coupon_budget_exceeded",
+    )
     listed = host.get("/api/v1/coupon-budgets").get_json()["items"]
     assert [(b["id"], b["committed_fen"], b["left_fen"]) for b in listed] == [(budget["id"], 5000, 0)]
     # Lowering the stock of the draft gives budget back; the budget cannot drop below what is committed.
     smaller = host.patch(f"/api/v1/coupon-templates/{template['id']}", json={"stock": 4})
     assert smaller.get_json()["budget_committed_fen"] == 2000
-    assert_error(operator.patch(f"/api/v1/coupon-budgets/{budget['id']}", json={"budget_fen": 1999}), 409,
-                 "coupon_budget_below_committed")
+    assert_error(
+        operator.patch(f"/api/v1/coupon-budgets/{budget['id']}", json={"budget_fen": 1999}),
+        409,
+        "coupon_budget_below_committed",
+    )
     # A percent template commits stock × cap.
-    percent = create_template(host, activate=False, budget_id=budget["id"], kind="percent", percent_off_bp=1000,
-                              cap_fen=300, stock=10)
+    percent = create_template(
+        host, activate=False, budget_id=budget["id"], kind="percent", percent_off_bp=1000, cap_fen=300, stock=10
+    )
     assert percent["budget_committed_fen"] == 3000
     assert host.get("/api/v1/coupon-budgets").get_json()["items"][0]["left_fen"] == 0
 
@@ -189,8 +238,9 @@ def test_hosts_only_see_their_own_templates(api, operator, host):
     theirs = create_template(operator, activate=False)
     other = api.as_user("host-b", roles=("host",))
     assert_error(other.get(f"/api/v1/coupon-templates/{mine['id']}"), 404, "coupon_not_found")
-    assert_error(other.post(f"/api/v1/coupon-templates/{mine['id']}/status", json={"status": "active"}), 404,
-                 "coupon_not_found")
+    assert_error(
+        other.post(f"/api/v1/coupon-templates/{mine['id']}/status", json={"status": "active"}), 404, "coupon_not_found"
+    )
     assert [t["id"] for t in host.get("/api/v1/coupon-templates").get_json()["items"]] == [mine["id"]]
     assert {t["id"] for t in operator.get("/api/v1/coupon-templates").get_json()["items"]} == {mine["id"], theirs["id"]}
     drafts = operator.get("/api/v1/coupon-templates?status=draft&limit=1").get_json()
@@ -200,8 +250,11 @@ def test_hosts_only_see_their_own_templates(api, operator, host):
 def test_activation_after_the_window_is_refused(operator, frozen_clock):
     template = create_template(operator, activate=False)
     frozen_clock(now_utc() + timedelta(days=2))
-    assert_error(operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "active"}), 409,
-                 "coupon_claim_window_passed")
+    assert_error(
+        operator.post(f"/api/v1/coupon-templates/{template['id']}/status", json={"status": "active"}),
+        409,
+        "coupon_claim_window_passed",
+    )
 
 
 def test_templates_past_their_window_end_by_job(app, operator, frozen_clock):
@@ -213,6 +266,7 @@ def test_templates_past_their_window_end_by_job(app, operator, frozen_clock):
     assert operator.get(f"/api/v1/coupon-templates/{template['id']}").get_json()["status"] == "ended"
 
 
+@pytest.mark.commits  # the racing activation commits in its own session while the edit is refused
 def test_an_edit_racing_an_activation_leaves_the_live_template_alone(app, operator, monkeypatch):
     from app.coupons import gate, templates
 
@@ -234,6 +288,7 @@ def test_an_edit_racing_an_activation_leaves_the_live_template_alone(app, operat
     assert gate.snapshot(template_id=template["id"])["remaining"] == 10
 
 
+@pytest.mark.commits  # the racing edit commits in its own session while this one is refused
 def test_racing_edits_keep_the_budget_equal_to_what_its_templates_commit(app, operator, host, monkeypatch):
     from app.coupons import templates
 

@@ -1,4 +1,5 @@
 """My coupons, the best coupon for a product, the expiry job and the coupon centre."""
+
 from datetime import timedelta
 
 import pytest
@@ -50,19 +51,28 @@ def test_best_coupon_for_a_product(api, operator):
     toy = make_product(price_fen=20000, category=toys)
     book = make_product(price_fen=3000, category=books)
     mom = api.as_user("mom")
-    fixed = create_template(operator, amount_off_fen=1000)                                     # 10 off anything
+    fixed = create_template(operator, amount_off_fen=1000)  # 10 off anything
     threshold = create_template(operator, kind="threshold", threshold_fen=15000, amount_off_fen=3000)
-    percent = create_template(operator, kind="percent", percent_off_bp=2000, cap_fen=2500,
-                              scope="categories", category_ids=[books.id])                     # 20% off books, cap 25
+    percent = create_template(
+        operator, kind="percent", percent_off_bp=2000, cap_fen=2500, scope="categories", category_ids=[books.id]
+    )  # 20% off books, cap 25
     for template in (fixed, threshold, percent):
         assert claim(mom, template["id"]).status_code == 201
     best_toy = mom.get(f"/api/v1/me/coupons/best?product_id={toy.id}").get_json()
-    assert (best_toy["coupon"]["template_id"], best_toy["discount_fen"], best_toy["payable_fen"]) == (threshold["id"], 3000, 17000)
+    assert (best_toy["coupon"]["template_id"], best_toy["discount_fen"], best_toy["payable_fen"]) == (
+        threshold["id"],
+        3000,
+        17000,
+    )
     best_book = mom.get(f"/api/v1/me/coupons/best?product_id={book.id}").get_json()
     assert (best_book["coupon"]["template_id"], best_book["discount_fen"]) == (fixed["id"], 1000)
     # Four books: 120 yuan misses the 150 threshold; 20% is 24, beating the 10 off.
     best_books = mom.get(f"/api/v1/me/coupons/best?product_id={book.id}&quantity=4").get_json()
-    assert (best_books["coupon"]["template_id"], best_books["discount_fen"], best_books["subtotal_fen"]) == (percent["id"], 2400, 12000)
+    assert (best_books["coupon"]["template_id"], best_books["discount_fen"], best_books["subtotal_fen"]) == (
+        percent["id"],
+        2400,
+        12000,
+    )
     # Five books reach the threshold: 30 off beats 20% capped at 25.
     best_five = mom.get(f"/api/v1/me/coupons/best?product_id={book.id}&quantity=5").get_json()
     assert (best_five["coupon"]["template_id"], best_five["discount_fen"]) == (threshold["id"], 3000)
@@ -84,8 +94,12 @@ def test_coupon_centre_and_detail(api, operator):
 
 def test_window_validity_coupons_start_and_stop_with_the_window(api, operator, frozen_clock):
     now = now_utc()
-    template = create_template(operator, validity_kind="window", valid_from=iso(now + timedelta(days=1)),
-                               valid_until=iso(now + timedelta(days=3)))
+    template = create_template(
+        operator,
+        validity_kind="window",
+        valid_from=iso(now + timedelta(days=1)),
+        valid_until=iso(now + timedelta(days=3)),
+    )
     mom = api.as_user("mom")
     coupon = claim(mom, template["id"]).get_json()
     assert coupon["valid_from"].startswith(iso(now + timedelta(days=1))[:16])

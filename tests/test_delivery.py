@@ -1,13 +1,12 @@
 """Scheduled posts and the fan-out engine, through the API and the engine's jobs (RQ runs inline)."""
-from datetime import datetime, timedelta, timezone
 
 import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from sqlalchemy import select, update
-
-from urllib.parse import parse_qs, urlsplit
 
 from app.affiliate.models import ShareLink
 from app.catalog.models import Product
@@ -18,7 +17,6 @@ from app.delivery.models import Delivery
 from app.delivery.sandbox import robot_messages
 from tests.helpers import assert_error
 
-UTC = timezone.utc
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # 20:00 in Shanghai, 12:00 in London
 
 
@@ -34,16 +32,21 @@ def robot_group(host, webhook_key, **extra):
 
 
 def post(host, group_ids=None, schedule=None, kind="text", content=None, **extra):
-    body = {"kind": kind, "content": content or {"text": "宝宝不爱刷牙怎么办？"},
-            "targets": {"group_ids": group_ids} if group_ids is not None else extra.pop("targets"),
-            "schedule": schedule or {"kind": "once", "at": "2026-11-22T20:05"}}
+    body = {
+        "kind": kind,
+        "content": content or {"text": "宝宝不爱刷牙怎么办？"},
+        "targets": {"group_ids": group_ids} if group_ids is not None else extra.pop("targets"),
+        "schedule": schedule or {"kind": "once", "at": "2026-11-22T20:05"},
+    }
     response = host.post("/api/v1/posts", json=body)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
 
 def seen(host, group_id):
-    return [m["payload"] for m in host.get(f"/api/v1/groups/{group_id}/sandbox-messages?limit=100").get_json()["items"]][::-1]
+    return [
+        m["payload"] for m in host.get(f"/api/v1/groups/{group_id}/sandbox-messages?limit=100").get_json()["items"]
+    ][::-1]
 
 
 def deliveries(post_id=None):
@@ -72,7 +75,8 @@ def test_one_off_in_shanghai_and_another_zone(host, frozen_clock):
     occurrences = host.get(f"/api/v1/posts/{created['id']}/occurrences").get_json()["items"]
     assert sorted((o["timezone"], o["slot"], o["due_at"]) for o in occurrences) == [
         ("Asia/Shanghai", "2026-11-22T20:05", "2026-11-22T12:05:00+00:00"),
-        ("Europe/London", "2026-11-22T20:05", "2026-11-22T20:05:00+00:00")]
+        ("Europe/London", "2026-11-22T20:05", "2026-11-22T20:05:00+00:00"),
+    ]
     at(frozen_clock, T0 + timedelta(minutes=4))
     assert seen(host, shanghai) == [] and deliveries() == []
     at(frozen_clock, T0 + timedelta(minutes=5))
@@ -82,15 +86,30 @@ def test_one_off_in_shanghai_and_another_zone(host, frozen_clock):
     assert len(seen(host, london)) == 1 and len(seen(host, shanghai)) == 1
     assert [d.state for d in deliveries()] == ["sent", "sent"]
     assert host.get(f"/api/v1/posts/{created['id']}").get_json()["status"] == "finished"
-    assert_error(host.post("/api/v1/posts", json={"kind": "text", "content": {"text": "x"}, "targets": {"group_ids": [shanghai]},
-                                                   "schedule": {"kind": "once", "at": "2026-11-22T19:00"}}), 422, "schedule_in_past")
+    assert_error(
+        host.post(
+            "/api/v1/posts",
+            json={
+                "kind": "text",
+                "content": {"text": "x"},
+                "targets": {"group_ids": [shanghai]},
+                "schedule": {"kind": "once", "at": "2026-11-22T19:00"},
+            },
+        ),
+        422,
+        "schedule_in_past",
+    )
 
 
 def test_daily_weekly_and_cron_in_two_zones(host, frozen_clock):
     shanghai = group(host, "上海群")
     new_york = group(host, "NY group", tz="America/New_York")
-    daily = post(host, [shanghai, new_york], {"kind": "daily", "time": "08:00", "until": "2026-11-24T23:00"},
-                 content={"text": "daily"})
+    daily = post(
+        host,
+        [shanghai, new_york],
+        {"kind": "daily", "time": "08:00", "until": "2026-11-24T23:00"},
+        content={"text": "daily"},
+    )
     weekly = post(host, [shanghai], {"kind": "weekly", "time": "21:00", "weekdays": [1, 3]}, content={"text": "weekly"})
     cron = post(host, [new_york], {"kind": "cron", "cron": "30 7 * * 1-5"}, content={"text": "cron"})
     moment = T0
@@ -103,9 +122,15 @@ def test_daily_weekly_and_cron_in_two_zones(host, frozen_clock):
     # New York (UTC-5, 07:00 at the start): daily 08:00 on the 22nd, 23rd and 24th; cron 07:30 on weekdays 23-25
     # (the run stops at 07:00 New York time on the 26th).
     assert texts(new_york) == ["daily", "cron", "daily", "cron", "daily", "cron"]
-    slots = {(o["timezone"], o["slot"]) for o in host.get(f"/api/v1/posts/{daily['id']}/occurrences").get_json()["items"]}
+    slots = {
+        (o["timezone"], o["slot"]) for o in host.get(f"/api/v1/posts/{daily['id']}/occurrences").get_json()["items"]
+    }
     assert ("America/New_York", "2026-11-22T08:00") in slots and ("Asia/Shanghai", "2026-11-22T08:00") not in slots
-    ny_due = [o["due_at"] for o in host.get(f"/api/v1/posts/{cron['id']}/occurrences").get_json()["items"] if o["state"] == "dispatched"]
+    ny_due = [
+        o["due_at"]
+        for o in host.get(f"/api/v1/posts/{cron['id']}/occurrences").get_json()["items"]
+        if o["state"] == "dispatched"
+    ]
     assert sorted(ny_due)[0] == "2026-11-23T12:30:00+00:00"
     assert host.get(f"/api/v1/posts/{daily['id']}").get_json()["status"] == "finished"
     assert host.get(f"/api/v1/posts/{weekly['id']}").get_json()["status"] == "active"
@@ -142,8 +167,19 @@ def test_host_refused_on_another_hosts_group_and_post(host, api, frozen_clock):
     other = api.as_user("host2", roles=("host",))
     mine = group(host)
     theirs = group(other, "theirs")
-    assert_error(host.post("/api/v1/posts", json={"kind": "text", "content": {"text": "x"}, "targets": {"group_ids": [mine, theirs]},
-                                                   "schedule": {"kind": "once", "at": "2026-11-22T20:05"}}), 403, "group_not_yours")
+    assert_error(
+        host.post(
+            "/api/v1/posts",
+            json={
+                "kind": "text",
+                "content": {"text": "x"},
+                "targets": {"group_ids": [mine, theirs]},
+                "schedule": {"kind": "once", "at": "2026-11-22T20:05"},
+            },
+        ),
+        403,
+        "group_not_yours",
+    )
     created = post(other, [theirs])
     assert_error(host.get(f"/api/v1/posts/{created['id']}"), 403, "post_not_yours")
     assert_error(host.post(f"/api/v1/posts/{created['id']}/cancel"), 403, "post_not_yours")
@@ -163,8 +199,9 @@ def test_host_refused_on_another_hosts_group_and_post(host, api, frozen_clock):
 def test_filter_targets_resolve_at_send_time(host, frozen_clock):
     first = group(host, "a", tags=["kindergarten", "sunshine"])
     group(host, "b", tags=["other"])
-    created = post(host, targets={"filter": {"tags": ["kindergarten"]}},
-                   schedule={"kind": "once", "at": "2026-11-22T20:05"})
+    created = post(
+        host, targets={"filter": {"tags": ["kindergarten"]}}, schedule={"kind": "once", "at": "2026-11-22T20:05"}
+    )
     late = group(host, "c", tags=["kindergarten"])
     at(frozen_clock, T0 + timedelta(minutes=5))
     assert sorted(d.group_id for d in deliveries(created["id"])) == sorted([first, late])
@@ -231,7 +268,9 @@ def test_robot_rate_limit_held(host, frozen_clock, app):
         redis.delete(k)
     at(frozen_clock, T0 + timedelta(minutes=7))
     assert len(robot_messages(redis, "robot-key-0001")) == 25
-    assert sorted(m["text"]["content"] for m in robot_messages(redis, "robot-key-0001")) == sorted(f"m{i}" for i in range(25))
+    assert sorted(m["text"]["content"] for m in robot_messages(redis, "robot-key-0001")) == sorted(
+        f"m{i}" for i in range(25)
+    )
 
 
 def test_45009_cools_down_then_retries(host, frozen_clock):
@@ -248,7 +287,9 @@ def test_45009_cools_down_then_retries(host, frozen_clock):
     assert redis.pttl(key("robot", channels.robot_id("robot-key-busy"), "cooldown")) > 0
     at(frozen_clock, T0 + timedelta(minutes=5, seconds=20))
     assert deliveries(created["id"])[0].state == "pending" and robot_messages(redis, "robot-key-busy") == []
-    for k in list(redis.scan_iter(key("sandbox", "robot", "robot-key-busy", "minute", "*"))) + list(redis.scan_iter(key("robot", "*"))):
+    for k in list(redis.scan_iter(key("sandbox", "robot", "robot-key-busy", "minute", "*"))) + list(
+        redis.scan_iter(key("robot", "*"))
+    ):
         redis.delete(k)
     at(frozen_clock, T0 + timedelta(minutes=6, seconds=1))
     assert deliveries(created["id"])[0].state == "sent" and len(robot_messages(redis, "robot-key-busy")) == 1
@@ -274,8 +315,9 @@ def test_unknown_outcome_is_never_resent(host, frozen_clock, monkeypatch, api):
     assert log[0]["state"] == "unknown" and "may have been sent" in log[0]["error_message"]
     operator = api.as_user("op", roles=("operator",))
     assert operator.post("/api/v1/admin/deliveries/retry", json={"post_id": created["id"]}).get_json() == {"retried": 0}
-    assert operator.post("/api/v1/admin/deliveries/retry",
-                         json={"post_id": created["id"], "states": ["unknown"]}).get_json() == {"retried": 1}
+    assert operator.post(
+        "/api/v1/admin/deliveries/retry", json={"post_id": created["id"], "states": ["unknown"]}
+    ).get_json() == {"retried": 1}
     engine.tick()
     assert deliveries(created["id"])[0].state == "sent" and len(robot_messages(get_redis(), "robot-key-slow")) == 1
 
@@ -287,7 +329,9 @@ def test_worker_lost_mid_send_becomes_unknown(host, frozen_clock, monkeypatch):
     at(frozen_clock, T0 + timedelta(minutes=5))
     (row,) = deliveries(created["id"])
     # The worker claimed it and died before recording the outcome.
-    db.session.execute(update(Delivery).where(Delivery.id == row.id).values(state="sending", sending_at=T0 + timedelta(minutes=5)))
+    db.session.execute(
+        update(Delivery).where(Delivery.id == row.id).values(state="sending", sending_at=T0 + timedelta(minutes=5))
+    )
     db.session.commit()
     frozen_clock(T0 + timedelta(minutes=10))
     assert engine.reconcile()["unknown"] == 1
@@ -327,7 +371,9 @@ def test_failures_back_off_then_die_and_operator_retries(host, frozen_clock, app
     assert by_group[gid].state == "dead" and by_group[gid].attempts == engine.MAX_ATTEMPTS
     monkeypatch.undo()
     operator = api.as_user("op", roles=("operator",))
-    assert operator.post("/api/v1/admin/deliveries/retry", json={"delivery_ids": [by_group[gid].id, by_group[revoked].id]}).get_json() == {"retried": 2}
+    assert operator.post(
+        "/api/v1/admin/deliveries/retry", json={"delivery_ids": [by_group[gid].id, by_group[revoked].id]}
+    ).get_json() == {"retried": 2}
     engine.tick()
     by_group = {d.group_id: d for d in deliveries(created["id"])}
     assert by_group[gid].state == "sent"
@@ -364,29 +410,73 @@ def test_product_cards_preview_is_what_is_sent(host, frozen_clock):
     gid = group(host)
     robot = robot_group(host, "robot-key-cards")
     now = T0
-    milk = Product(source="own", external_id="m1", title="婴儿配方奶粉 1段", price_fen=29900, commission_rate_bp=1000,
-                   is_breastmilk_substitute=True, created_at=now, updated_at=now)
-    toothbrush = Product(source="own", external_id="t1", title="儿童软毛牙刷", price_fen=1990, commission_rate_bp=1500,
-                         images=["https://img/t1.png"], created_at=now, updated_at=now)
+    milk = Product(
+        source="own",
+        external_id="m1",
+        title="婴儿配方奶粉 1段",
+        price_fen=29900,
+        commission_rate_bp=1000,
+        is_breastmilk_substitute=True,
+        created_at=now,
+        updated_at=now,
+    )
+    toothbrush = Product(
+        source="own",
+        external_id="t1",
+        title="儿童软毛牙刷",
+        price_fen=1990,
+        commission_rate_bp=1500,
+        images=["https://img/t1.png"],
+        created_at=now,
+        updated_at=now,
+    )
     db.session.add_all([milk, toothbrush])
     db.session.commit()
-    assert_error(host.post("/api/v1/posts", json={"kind": "product_card", "content": {"product_id": milk.id},
-                                                   "targets": {"group_ids": [gid]}, "schedule": {"kind": "once", "at": "2026-11-22T20:05"}}),
-                 422, "breastmilk_substitute_refused")
+    assert_error(
+        host.post(
+            "/api/v1/posts",
+            json={
+                "kind": "product_card",
+                "content": {"product_id": milk.id},
+                "targets": {"group_ids": [gid]},
+                "schedule": {"kind": "once", "at": "2026-11-22T20:05"},
+            },
+        ),
+        422,
+        "breastmilk_substitute_refused",
+    )
     created = post(host, [gid, robot], kind="product_card", content={"product_id": toothbrush.id, "text": "刷牙不哭"})
     preview = host.get(f"/api/v1/posts/{created['id']}/preview?group_id={gid}").get_json()
     card = preview["payload"]["template_card"]
-    assert preview["channel"] == "sandbox" and card["card_action"]["type"] == 2 and "19.90" in card["main_title"]["desc"]
+    assert (
+        preview["channel"] == "sandbox" and card["card_action"]["type"] == 2 and "19.90" in card["main_title"]["desc"]
+    )
     code = parse_qs(urlsplit(card["card_action"]["pagepath"]).query)["code"][0]
     link = db.session.scalar(select(ShareLink).where(ShareLink.code == code))
     assert (link.group_id, link.post_id, link.host_id, link.sharer_id, link.product_id) == (
-        gid, created["id"], host.user["id"], host.user["id"], toothbrush.id)
+        gid,
+        created["id"],
+        host.user["id"],
+        host.user["id"],
+        toothbrush.id,
+    )
     robot_preview = host.get(f"/api/v1/posts/{created['id']}/preview?group_id={robot}").get_json()["payload"]
     at(frozen_clock, T0 + timedelta(minutes=5))
     assert seen(host, gid) == [preview["payload"]]
     assert robot_messages(get_redis(), "robot-key-cards") == [robot_preview]
-    assert_error(host.post("/api/v1/posts", json={"kind": "poll", "content": {}, "targets": {"group_ids": [gid]},
-                                                   "schedule": {"kind": "once", "at": "2026-11-22T20:05"}}), 422, "validation_error")
+    assert_error(
+        host.post(
+            "/api/v1/posts",
+            json={
+                "kind": "poll",
+                "content": {},
+                "targets": {"group_ids": [gid]},
+                "schedule": {"kind": "once", "at": "2026-11-22T20:05"},
+            },
+        ),
+        422,
+        "validation_error",
+    )
 
 
 def test_coupon_drop_carries_the_hosts_share_code(host, frozen_clock, api):
@@ -395,14 +485,33 @@ def test_coupon_drop_carries_the_hosts_share_code(host, frozen_clock, api):
     gid = group(host)
     operator = api.as_user("op", roles=("operator",))
     platform_coupon = create_template(operator)
-    assert_error(host.post("/api/v1/posts", json={"kind": "coupon_drop", "content": {"template_id": platform_coupon["id"]},
-                                                   "targets": {"group_ids": [gid]}, "schedule": {"kind": "once", "at": "2026-11-22T20:05"}}),
-                 404, "coupon_not_found")
+    assert_error(
+        host.post(
+            "/api/v1/posts",
+            json={
+                "kind": "coupon_drop",
+                "content": {"template_id": platform_coupon["id"]},
+                "targets": {"group_ids": [gid]},
+                "schedule": {"kind": "once", "at": "2026-11-22T20:05"},
+            },
+        ),
+        404,
+        "coupon_not_found",
+    )
     draft = create_template(operator, activate=False)
-    drop = operator.post("/api/v1/posts", json={"kind": "coupon_drop", "content": {"template_id": draft["id"]},
-                                                "targets": {"group_ids": [gid]}, "schedule": {"kind": "once", "at": "2026-11-22T20:05"}})
+    drop = operator.post(
+        "/api/v1/posts",
+        json={
+            "kind": "coupon_drop",
+            "content": {"template_id": draft["id"]},
+            "targets": {"group_ids": [gid]},
+            "schedule": {"kind": "once", "at": "2026-11-22T20:05"},
+        },
+    )
     assert_error(drop, 409, "coupon_not_shareable")
-    created = post(operator, [gid], kind="coupon_drop", content={"template_id": platform_coupon["id"], "text": "今晚8点"})
+    created = post(
+        operator, [gid], kind="coupon_drop", content={"template_id": platform_coupon["id"], "text": "今晚8点"}
+    )
     at(frozen_clock, T0 + timedelta(minutes=5))
     (message,) = seen(host, gid)
     card = message["template_card"]
@@ -426,28 +535,79 @@ def test_a_coupon_drop_for_a_breastmilk_substitute_is_refused_when_scheduled(hos
     formula.is_breastmilk_substitute = True
     db.session.commit()
     coupon = create_template(operator, scope="products", product_ids=[formula.id])
-    drop = operator.post("/api/v1/posts", json={"kind": "coupon_drop", "content": {"template_id": coupon["id"]},
-                                                "targets": {"group_ids": [gid]}, "schedule": {"kind": "once", "at": "2026-11-22T20:05"}})
+    drop = operator.post(
+        "/api/v1/posts",
+        json={
+            "kind": "coupon_drop",
+            "content": {"template_id": coupon["id"]},
+            "targets": {"group_ids": [gid]},
+            "schedule": {"kind": "once", "at": "2026-11-22T20:05"},
+        },
+    )
     assert_error(drop, 422, "breastmilk_substitute_refused")
 
 
 def test_customer_group_mass_message_confirmed_by_host(host, frozen_clock, app, client):
     creds = {"corp_id": app.config["WECOM_CORP_ID"], "sender": "zhangsan", "chat_id": "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"}
     gid = group(host, "客户群", channel="wecom_customer_group", credentials=creds)
-    created = post(host, [gid], {"kind": "daily", "time": "20:05"}, kind="miniprogram_card",
-                   content={"title": "今日育儿知识", "page": "pages/lesson/index?id=7", "pic_media_id": "MEDIA_ID"})
-    assert_error(host.post("/api/v1/posts", json={"kind": "text", "content": {"text": "again"}, "targets": {"group_ids": [gid]},
-                                                   "schedule": {"kind": "once", "at": "2026-11-23T09:00"}}), 409, "daily_mass_message_cap")
-    assert_error(host.post("/api/v1/posts", json={"kind": "miniprogram_card", "content": {"title": "t", "page": "p"},
-                                                   "targets": {"group_ids": [gid]}, "schedule": {"kind": "once", "at": "2026-11-23T09:00"}}),
-                 422, "pic_media_id_required")
+    created = post(
+        host,
+        [gid],
+        {"kind": "daily", "time": "20:05"},
+        kind="miniprogram_card",
+        content={"title": "今日育儿知识", "page": "pages/lesson/index?id=7", "pic_media_id": "MEDIA_ID"},
+    )
+    assert_error(
+        host.post(
+            "/api/v1/posts",
+            json={
+                "kind": "text",
+                "content": {"text": "again"},
+                "targets": {"group_ids": [gid]},
+                "schedule": {"kind": "once", "at": "2026-11-23T09:00"},
+            },
+        ),
+        409,
+        "daily_mass_message_cap",
+    )
+    assert_error(
+        host.post(
+            "/api/v1/posts",
+            json={
+                "kind": "miniprogram_card",
+                "content": {"title": "t", "page": "p"},
+                "targets": {"group_ids": [gid]},
+                "schedule": {"kind": "once", "at": "2026-11-23T09:00"},
+            },
+        ),
+        422,
+        "pic_media_id_required",
+    )
     host.post(f"/api/v1/posts/{created['id']}/cancel")
-    assert_error(host.post("/api/v1/posts", json={"kind": "text", "content": {"text": "x"}, "targets": {"group_ids": [gid]},
-                                                   "schedule": {"kind": "cron", "cron": "0 8,20 * * *"}}), 409, "daily_mass_message_cap")
-    daily = post(host, [gid], {"kind": "daily", "time": "20:05"}, kind="miniprogram_card",
-                 content={"title": "今日育儿知识", "page": "pages/lesson/index?id=7", "pic_media_id": "MEDIA_ID"})
+    assert_error(
+        host.post(
+            "/api/v1/posts",
+            json={
+                "kind": "text",
+                "content": {"text": "x"},
+                "targets": {"group_ids": [gid]},
+                "schedule": {"kind": "cron", "cron": "0 8,20 * * *"},
+            },
+        ),
+        409,
+        "daily_mass_message_cap",
+    )
+    daily = post(
+        host,
+        [gid],
+        {"kind": "daily", "time": "20:05"},
+        kind="miniprogram_card",
+        content={"title": "今日育儿知识", "page": "pages/lesson/index?id=7", "pic_media_id": "MEDIA_ID"},
+    )
     preview = host.get(f"/api/v1/posts/{daily['id']}/preview?group_id={gid}").get_json()["payload"]
-    assert preview["chat_type"] == "group" and preview["sender"] == "<sender>" and preview["chat_id_list"] == ["<chat_id>"]
+    assert (
+        preview["chat_type"] == "group" and preview["sender"] == "<sender>" and preview["chat_id_list"] == ["<chat_id>"]
+    )
     assert preview["attachments"][0]["miniprogram"]["pic_media_id"] == "MEDIA_ID"
     at(frozen_clock, T0 + timedelta(minutes=5))
     (row,) = deliveries(daily["id"])
@@ -464,12 +624,21 @@ def test_secrets_never_in_responses(host, frozen_clock, app, api):
     robot = robot_group(host, key_value)
     customer = group(host, "cg", channel="wecom_customer_group", credentials=creds)
     created = post(host, [robot, customer])
-    bodies = [host.get(f"/api/v1/groups/{robot}"), host.get(f"/api/v1/groups/{customer}"), host.get("/api/v1/groups"),
-              host.get(f"/api/v1/posts/{created['id']}"), host.get(f"/api/v1/posts/{created['id']}/preview?group_id={robot}"),
-              host.get(f"/api/v1/posts/{created['id']}/preview?group_id={customer}")]
+    bodies = [
+        host.get(f"/api/v1/groups/{robot}"),
+        host.get(f"/api/v1/groups/{customer}"),
+        host.get("/api/v1/groups"),
+        host.get(f"/api/v1/posts/{created['id']}"),
+        host.get(f"/api/v1/posts/{created['id']}/preview?group_id={robot}"),
+        host.get(f"/api/v1/posts/{created['id']}/preview?group_id={customer}"),
+    ]
     at(frozen_clock, T0 + timedelta(minutes=5))
-    bodies += [host.get(f"/api/v1/posts/{created['id']}/deliveries"), host.get(f"/api/v1/groups/{robot}/deliveries"),
-               host.get(f"/api/v1/groups/{customer}/figures"), api.as_user("op", roles=("operator",)).get("/api/v1/groups")]
+    bodies += [
+        host.get(f"/api/v1/posts/{created['id']}/deliveries"),
+        host.get(f"/api/v1/groups/{robot}/deliveries"),
+        host.get(f"/api/v1/groups/{customer}/figures"),
+        api.as_user("op", roles=("operator",)).get("/api/v1/groups"),
+    ]
     for response in bodies:
         text = response.get_data(as_text=True)
         assert response.status_code == 200, text
@@ -502,11 +671,17 @@ def test_knowledge_points_go_out_with_the_partners_share(host, frozen_clock, api
     gid = group(host)
     course, lessons, points = make_course(partner, points=1)
     toothbrush = make_product(title="儿童软毛牙刷")
-    with_product = partner.post(f"/api/v1/partner/lessons/{lessons[0]['id']}/knowledge-points",
-                                json=KP | {"title": "选牙刷", "position": 2, "product_ids": [toothbrush.id]})
+    with_product = partner.post(
+        f"/api/v1/partner/lessons/{lessons[0]['id']}/knowledge-points",
+        json=KP | {"title": "选牙刷", "position": 2, "product_ids": [toothbrush.id]},
+    )
     assert with_product.status_code == 201, with_product.get_json()
-    body = {"kind": "knowledge_point", "content": {"knowledge_point_id": points[0]["id"]}, "targets": {"group_ids": [gid]},
-            "schedule": {"kind": "once", "at": "2026-11-22T20:05"}}
+    body = {
+        "kind": "knowledge_point",
+        "content": {"knowledge_point_id": points[0]["id"]},
+        "targets": {"group_ids": [gid]},
+        "schedule": {"kind": "once", "at": "2026-11-22T20:05"},
+    }
     assert_error(host.post("/api/v1/posts", json=body), 409, "content_not_approved")
     approve_all(partner, operator, course["id"])
     plain = post(host, [gid], kind="knowledge_point", content={"knowledge_point_id": points[0]["id"]})
@@ -514,7 +689,10 @@ def test_knowledge_points_go_out_with_the_partners_share(host, frozen_clock, api
     at(frozen_clock, T0 + timedelta(minutes=5))
     first, second = seen(host, gid)
     assert first["msgtype"] == "markdown"
-    assert first["markdown"]["content"].startswith(f"**{points[0]['title']}**\n") and "<" not in first["markdown"]["content"]
+    assert (
+        first["markdown"]["content"].startswith(f"**{points[0]['title']}**\n")
+        and "<" not in first["markdown"]["content"]
+    )
     assert "先让宝宝自己玩牙刷。" in first["markdown"]["content"]
     code = parse_qs(urlsplit(second["template_card"]["card_action"]["pagepath"]).query)["code"][0]
     link = db.session.scalar(select(ShareLink).where(ShareLink.code == code))
@@ -522,7 +700,11 @@ def test_knowledge_points_go_out_with_the_partners_share(host, frozen_clock, api
 
     assert content_service.content_of(content_id=link.content_id) == ("knowledge_point", with_product.get_json()["id"])
     assert (link.content_author_id, link.post_id, link.group_id, link.host_id) == (
-        partner.user["id"], carded["id"], gid, host.user["id"])
+        partner.user["id"],
+        carded["id"],
+        gid,
+        host.user["id"],
+    )
     assert {d.state for d in deliveries(plain["id"]) + deliveries(carded["id"])} == {"sent"}
 
 
@@ -538,13 +720,16 @@ OUTCOMES = {
 def test_delivery_state_machine_never_resends_what_may_have_arrived(host, frozen_clock, monkeypatch):
     """Whatever WeCom answers, in any order, with any clock jumps and reconciler runs: a delivery whose send may
     have arrived (sent or unknown) is never sent again by the engine, and failures end in dead."""
-    from hypothesis import HealthCheck, given, settings, strategies as st
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
 
     gid = robot_group(host, "robot-key-machine")
     redis = get_redis()
-    step = st.one_of(st.tuples(st.just("answer"), st.sampled_from(sorted(OUTCOMES))),
-                     st.tuples(st.just("wait"), st.integers(min_value=0, max_value=40)),
-                     st.tuples(st.just("reconcile"), st.none()))
+    step = st.one_of(
+        st.tuples(st.just("answer"), st.sampled_from(sorted(OUTCOMES))),
+        st.tuples(st.just("wait"), st.integers(min_value=0, max_value=40)),
+        st.tuples(st.just("reconcile"), st.none()),
+    )
 
     @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(st.lists(step, min_size=1, max_size=12))
@@ -582,8 +767,13 @@ def test_delivery_state_machine_never_resends_what_may_have_arrived(host, frozen
             if calls:
                 last = calls[-1]
                 # A cooled-down delivery has not been tried yet: after a long wait it is missed, not sent late.
-                expected = {"sent": {"sent"}, "unknown": {"unknown"}, "dead": {"dead"}, "deferred": {"pending", "missed"},
-                            "failed": {"failed", "pending", "dead"}}[last]
+                expected = {
+                    "sent": {"sent"},
+                    "unknown": {"unknown"},
+                    "dead": {"dead"},
+                    "deferred": {"pending", "missed"},
+                    "failed": {"failed", "pending", "dead"},
+                }[last]
                 assert row.state in expected, (calls, row.state)
                 if last == "failed" and row.state == "dead":
                     assert failures == engine.MAX_ATTEMPTS
@@ -594,25 +784,36 @@ def test_delivery_state_machine_never_resends_what_may_have_arrived(host, frozen
     run()
 
 
-@pytest.mark.parametrize("schedule, field", [
-    ({"kind": "once", "at": "9999-12-31T23:59"}, "at"),  # in Los Angeles: its UTC is in year 10000
-    ({"kind": "once", "at": "2200-01-01T00:00"}, "at"),
-    ({"kind": "daily", "time": "08:00", "until": "9999-12-31T23:00"}, "until"),
-    ({"kind": "daily", "time": "08:00", "until": "1999-12-31T23:59"}, "until"),
-])
+@pytest.mark.parametrize(
+    "schedule, field",
+    [
+        ({"kind": "once", "at": "9999-12-31T23:59"}, "at"),  # in Los Angeles: its UTC is in year 10000
+        ({"kind": "once", "at": "2200-01-01T00:00"}, "at"),
+        ({"kind": "daily", "time": "08:00", "until": "9999-12-31T23:00"}, "until"),
+        ({"kind": "daily", "time": "08:00", "until": "1999-12-31T23:59"}, "until"),
+    ],
+)
 def test_schedule_wall_times_are_bounded_like_every_instant(host, schedule, field):
     gid = group(host, tz="America/Los_Angeles")
-    response = host.post("/api/v1/posts", json={"kind": "text", "content": {"text": "x"},
-                                                "targets": {"group_ids": [gid]}, "schedule": schedule})
+    response = host.post(
+        "/api/v1/posts",
+        json={"kind": "text", "content": {"text": "x"}, "targets": {"group_ids": [gid]}, "schedule": schedule},
+    )
     assert list(assert_error(response, 422, "validation_error")["errors"]["schedule"]) == [field]
 
 
 @pytest.mark.parametrize("field", ["since", "until"])
-@pytest.mark.parametrize("value", [
-    "0001-01-01T00:00:00Z", "9999-12-31T00:00:00Z",  # datetime's own limits: beyond any real event
-    "0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-05:00",  # whose UTC no datetime holds
-    "1999-12-31T23:59:59Z", "2200-01-01T00:00:01Z",  # just past the bounds every domain's instants share
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T00:00:00Z",  # datetime's own limits: beyond any real event
+        "0001-01-01T00:30:00+01:00",
+        "9999-12-31T23:59:59-05:00",  # whose UTC no datetime holds
+        "1999-12-31T23:59:59Z",
+        "2200-01-01T00:00:01Z",  # just past the bounds every domain's instants share
+    ],
+)
 def test_group_figures_window_is_bounded_like_every_instant(host, field, value):
     gid = group(host)
     body = assert_error(host.get(f"/api/v1/groups/{gid}/figures", query_string={field: value}), 422, "validation_error")
@@ -642,42 +843,85 @@ def test_group_figures_count_clicks_claims_orders_and_gmv(host, frozen_clock, ap
     assert claim(mom, template["id"], group_id=gid).status_code == 201
     coupon_drain.drain()  # a flash claim lands through the claim stream
     secret = webhooks.add_source(name="jd-union").secret
-    body = json.dumps({"event_id": "e1", "order": {
-        "external_id": "JD1", "status": "paid", "version": 1, "event_at": (T0 + timedelta(minutes=10)).isoformat(),
-        "buyer_id": mom.user["id"], "tracking_code": code,
-        "lines": [{"line_id": "L1", "product_id": product.id, "quantity": 2, "paid_fen": 3980}]}}).encode()
+    body = json.dumps(
+        {
+            "event_id": "e1",
+            "order": {
+                "external_id": "JD1",
+                "status": "paid",
+                "version": 1,
+                "event_at": (T0 + timedelta(minutes=10)).isoformat(),
+                "buyer_id": mom.user["id"],
+                "tracking_code": code,
+                "lines": [{"line_id": "L1", "product_id": product.id, "quantity": 2, "paid_fen": 3980}],
+            },
+        }
+    ).encode()
     frozen_clock(T0 + timedelta(minutes=10))
-    assert client.post("/api/v1/webhooks/orders/jd-union", data=body,
-                       headers=sign_headers(secret, body)).get_json()["outcome"] == "created"
+    assert (
+        client.post("/api/v1/webhooks/orders/jd-union", data=body, headers=sign_headers(secret, body)).get_json()[
+            "outcome"
+        ]
+        == "created"
+    )
 
     figures = host.get(f"/api/v1/groups/{gid}/figures").get_json()
     assert (figures["clicks"], figures["claims"], figures["orders"], figures["gmv_fen"], figures["net_gmv_fen"]) == (
-        1, 1, 1, 3980, 3980)
+        1,
+        1,
+        1,
+        3980,
+        3980,
+    )
     assert figures["deliveries"]["sent"] == 1 and figures["since"] is None
     quiet = host.get(f"/api/v1/groups/{other}/figures").get_json()
     assert (quiet["clicks"], quiet["claims"], quiet["orders"], quiet["gmv_fen"]) == (0, 0, 0, 0)
 
-    refunded = json.dumps({"event_id": "e2", "order": {
-        "external_id": "JD1", "status": "refunded", "version": 2, "event_at": (T0 + timedelta(minutes=20)).isoformat(),
-        "buyer_id": mom.user["id"], "tracking_code": code,
-        "lines": [{"line_id": "L1", "product_id": product.id, "quantity": 2, "paid_fen": 3980, "refunded_fen": 1990}]}}).encode()
-    assert client.post("/api/v1/webhooks/orders/jd-union", data=refunded,
-                       headers=sign_headers(secret, refunded)).get_json()["outcome"] == "applied"
+    refunded = json.dumps(
+        {
+            "event_id": "e2",
+            "order": {
+                "external_id": "JD1",
+                "status": "refunded",
+                "version": 2,
+                "event_at": (T0 + timedelta(minutes=20)).isoformat(),
+                "buyer_id": mom.user["id"],
+                "tracking_code": code,
+                "lines": [
+                    {"line_id": "L1", "product_id": product.id, "quantity": 2, "paid_fen": 3980, "refunded_fen": 1990}
+                ],
+            },
+        }
+    ).encode()
+    assert (
+        client.post(
+            "/api/v1/webhooks/orders/jd-union", data=refunded, headers=sign_headers(secret, refunded)
+        ).get_json()["outcome"]
+        == "applied"
+    )
     figures = host.get(f"/api/v1/groups/{gid}/figures").get_json()
     assert (figures["gmv_fen"], figures["refunded_fen"], figures["net_gmv_fen"]) == (3980, 1990, 1990)
 
-    before = host.get(f"/api/v1/groups/{gid}/figures",
-                      query_string={"until": (T0 + timedelta(minutes=5)).isoformat()}).get_json()
+    before = host.get(
+        f"/api/v1/groups/{gid}/figures", query_string={"until": (T0 + timedelta(minutes=5)).isoformat()}
+    ).get_json()
     assert (before["clicks"], before["claims"], before["orders"], before["gmv_fen"]) == (0, 0, 0, 0)
     window = {"since": "2026-11-22T20:05:00+08:00", "until": "2026-11-22T20:15:00+08:00"}
     inside = host.get(f"/api/v1/groups/{gid}/figures", query_string=window).get_json()
     assert (inside["clicks"], inside["claims"], inside["orders"], inside["gmv_fen"]) == (1, 1, 1, 3980)
     assert inside["since"].startswith("2026-11-22T12:05:00")
-    assert_error(host.get(f"/api/v1/groups/{gid}/figures", query_string={"since": "2026-11-22T20:05:00"}),
-                 422, "validation_error")
-    assert_error(host.get(f"/api/v1/groups/{gid}/figures", query_string={"since": window["until"], "until": window["since"]}),
-                 422, "validation_error")
-    widest = host.get(f"/api/v1/groups/{gid}/figures",
-                      query_string={"since": "2000-01-01T00:00:00Z", "until": "2200-01-01T00:00:00Z"}).get_json()
+    assert_error(
+        host.get(f"/api/v1/groups/{gid}/figures", query_string={"since": "2026-11-22T20:05:00"}),
+        422,
+        "validation_error",
+    )
+    assert_error(
+        host.get(f"/api/v1/groups/{gid}/figures", query_string={"since": window["until"], "until": window["since"]}),
+        422,
+        "validation_error",
+    )
+    widest = host.get(
+        f"/api/v1/groups/{gid}/figures", query_string={"since": "2000-01-01T00:00:00Z", "until": "2200-01-01T00:00:00Z"}
+    ).get_json()
     assert (widest["clicks"], widest["orders"]) == (1, 1)
     assert_error(api.as_user("host2", roles=("host",)).get(f"/api/v1/groups/{gid}/figures"), 403, "group_not_yours")

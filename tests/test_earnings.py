@@ -1,21 +1,22 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from app.affiliate import service as affiliate
 from app.ledger import settlement
 from tests.affiliate_helpers import ingest, make_product, user_id
 from tests.helpers import assert_error
 
-T0 = datetime(2026, 9, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 9, 1, tzinfo=UTC)
 
 
 def test_earnings_totals_and_entries_with_why_trace(api, frozen_clock):
     frozen_clock(T0)
-    grandma_id, code = user_id(api, "grandma")
+    _grandma_id, code = user_id(api, "grandma")
     sharer = api.as_user("sharer", invite_code=code)
     buyer_id, _ = user_id(api, "buyer")
     product = make_product(title="儿童电动牙刷", price_fen=10000, commission_rate_bp=2000)
-    link = affiliate.create_share_link(sharer_id=sharer.user["id"], product_id=product.id, group_id=11, post_id=12,
-                                       content_id=13)
+    link = affiliate.create_share_link(
+        sharer_id=sharer.user["id"], product_id=product.id, group_id=11, post_id=12, content_id=13
+    )
     affiliate.record_click(code=link.code, buyer_id=buyer_id, visitor=None, via="app")
     affiliate.persist_clicks()
     order = ingest(external_id="E1", product=product, buyer_id=buyer_id, status="completed")
@@ -37,10 +38,20 @@ def test_earnings_totals_and_entries_with_why_trace(api, frozen_clock):
     assert why["order"]["external_id"] == "E1" and why["order"]["id"] == order.order_id
     assert why["line"]["product_title"] == "儿童电动牙刷" and why["line"]["refunded_fen"] == 2000
     assert why["attribution"]["rule"] == "click" and why["attribution"]["click_id"] is not None
-    assert (why["attribution"]["group_id"], why["attribution"]["post_id"], why["attribution"]["content_id"]) == (11, 12, 13)
-    assert (why["attribution"]["rate_bp"], why["attribution"]["share_fen"], why["attribution"]["base_fen"]) == (500, 500, 10000)
+    assert (why["attribution"]["group_id"], why["attribution"]["post_id"], why["attribution"]["content_id"]) == (
+        11,
+        12,
+        13,
+    )
+    assert (why["attribution"]["rate_bp"], why["attribution"]["share_fen"], why["attribution"]["base_fen"]) == (
+        500,
+        500,
+        10000,
+    )
     rest = sharer.get("/api/v1/me/earnings/entries", query_string={"cursor": page["next_cursor"]}).get_json()
-    assert [e["why"]["journal_kind"] for e in rest["items"]] == ["settlement", "order_paid"] and rest["next_cursor"] is None
+    assert [e["why"]["journal_kind"] for e in rest["items"]] == ["settlement", "order_paid"] and rest[
+        "next_cursor"
+    ] is None
     assert_error(api.get("/api/v1/me/earnings"), 401, "unauthenticated")
 
 

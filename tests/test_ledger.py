@@ -1,16 +1,17 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
 
 from app.affiliate import service as affiliate
 from app.core.db import db
-from app.ledger import service as ledger, settlement
+from app.ledger import service as ledger
+from app.ledger import settlement
 from app.ledger.models import LedgerJournal, LedgerLine
 from app.orders import service as orders
 from tests.affiliate_helpers import ingest, make_product, user_id
 
-T0 = datetime(2026, 7, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 7, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -26,8 +27,15 @@ def setup(api, frozen_clock):
 
 
 def _order(s, *, status="paid", version=1, refunded=None, external_id="O1"):
-    return ingest(external_id=external_id, product=s["product"], buyer_id=s["buyer"], tracking_code=s["code"],
-                  status=status, version=version, refunded_fen=refunded)
+    return ingest(
+        external_id=external_id,
+        product=s["product"],
+        buyer_id=s["buyer"],
+        tracking_code=s["code"],
+        status=status,
+        version=version,
+        refunded_fen=refunded,
+    )
 
 
 def _bal(user):
@@ -100,9 +108,16 @@ def test_negative_available_nets_against_later_earnings(setup, frozen_clock, api
     frozen_clock(T0 + timedelta(days=8))
     settlement.settle()
     # the sharer withdrew everything meanwhile (simulated by posting the withdrawal journal)
-    ledger.post_journals([JournalDraft(key="w", kind="withdrawal", lines=[
-        LineDraft(s["sharer"], "available", -500), LineDraft(s["sharer"], "withdrawing", 500)])],
-        guard=frozenset({(s["sharer"], "available")}))
+    ledger.post_journals(
+        [
+            JournalDraft(
+                key="w",
+                kind="withdrawal",
+                lines=[LineDraft(s["sharer"], "available", -500), LineDraft(s["sharer"], "withdrawing", 500)],
+            )
+        ],
+        guard=frozenset({(s["sharer"], "available")}),
+    )
     db.session.commit()
     _order(s, status="refunded", version=2, refunded=10000)
     assert _bal(s["sharer"])["available"] == -500
@@ -118,9 +133,16 @@ def test_guard_refuses_overdraft(setup):
 
     s = setup
     with pytest.raises(InsufficientBalance):
-        ledger.post_journals([JournalDraft(key="w", kind="withdrawal", lines=[
-            LineDraft(s["sharer"], "available", -1), LineDraft(s["sharer"], "withdrawing", 1)])],
-            guard=frozenset({(s["sharer"], "available")}))
+        ledger.post_journals(
+            [
+                JournalDraft(
+                    key="w",
+                    kind="withdrawal",
+                    lines=[LineDraft(s["sharer"], "available", -1), LineDraft(s["sharer"], "withdrawing", 1)],
+                )
+            ],
+            guard=frozenset({(s["sharer"], "available")}),
+        )
     db.session.rollback()
 
 
@@ -131,9 +153,16 @@ def test_unbalanced_journal_is_refused():
         ledger.post_journals([JournalDraft(key="bad", kind="adjustment", lines=[LineDraft(None, "adjustments", 5)])])
 
 
-REFUSED = ["UPDATE ledger_lines SET amount_fen = amount_fen + 1", "DELETE FROM ledger_lines", "TRUNCATE ledger_lines",
-           "UPDATE ledger_journals SET reason = 'x'", "DELETE FROM ledger_journals", "TRUNCATE ledger_journals CASCADE",
-           "TRUNCATE ledger_accounts CASCADE", "TRUNCATE orders CASCADE"]
+REFUSED = [
+    "UPDATE ledger_lines SET amount_fen = amount_fen + 1",
+    "DELETE FROM ledger_lines",
+    "TRUNCATE ledger_lines",
+    "UPDATE ledger_journals SET reason = 'x'",
+    "DELETE FROM ledger_journals",
+    "TRUNCATE ledger_journals CASCADE",
+    "TRUNCATE ledger_accounts CASCADE",
+    "TRUNCATE orders CASCADE",
+]
 
 
 # Committing: the suite's cleanup between committing tests switches the triggers off and must leave them on.
@@ -148,12 +177,17 @@ def test_database_refuses_to_change_ledger_lines(setup, isolation_mode):
     # The setting the first trigger honoured lets nothing through any more.
     db.session.execute(text("SET LOCAL mmq.ledger_purge = 'on'"))
     for statement in REFUSED:
-        with pytest.raises(DBAPIError, match="append-only"):
-            with db.session.begin_nested():
-                db.session.execute(text(statement))
-    assert db.session.scalars(text(
-        "SELECT tgenabled FROM pg_trigger WHERE NOT tgisinternal "
-        "AND tgrelid IN ('ledger_lines'::regclass, 'ledger_journals'::regclass)")).all() == ["O"] * 4
+        with pytest.raises(DBAPIError, match="append-only"), db.session.begin_nested():
+            db.session.execute(text(statement))
+    assert (
+        db.session.scalars(
+            text(
+                "SELECT tgenabled FROM pg_trigger WHERE NOT tgisinternal "
+                "AND tgrelid IN ('ledger_lines'::regclass, 'ledger_journals'::regclass)"
+            )
+        ).all()
+        == ["O"] * 4
+    )
     assert db.session.scalar(select(func.count()).select_from(LedgerLine)) == 5
     _clean()
 
@@ -169,20 +203,42 @@ def test_operator_adjustments(api, setup):
     assert _bal(s["sharer"])["available"] == 300
     journal = db.session.get(LedgerJournal, first.get_json()["journal_id"])
     assert (journal.kind, journal.reason, journal.created_by_id) == ("adjustment", "补发活动奖励", operator.user["id"])
-    debit = operator.post("/api/v1/admin/adjustments", json=body | {"amount_fen": -301}, headers={"Idempotency-Key": "adj-2"})
+    debit = operator.post(
+        "/api/v1/admin/adjustments", json=body | {"amount_fen": -301}, headers={"Idempotency-Key": "adj-2"}
+    )
     assert debit.status_code == 409 and debit.get_json()["code"] == "insufficient_balance"
-    assert operator.post("/api/v1/admin/adjustments", json=body | {"amount_fen": -300},
-                         headers={"Idempotency-Key": "adj-3"}).status_code == 201
+    assert (
+        operator.post(
+            "/api/v1/admin/adjustments", json=body | {"amount_fen": -300}, headers={"Idempotency-Key": "adj-3"}
+        ).status_code
+        == 201
+    )
     assert _bal(s["sharer"])["available"] == 0
-    assert operator.post("/api/v1/admin/adjustments", json=body | {"amount_fen": 0},
-                         headers={"Idempotency-Key": "adj-4"}).status_code == 422
-    assert operator.post("/api/v1/admin/adjustments", json=body | {"user_id": 99999},
-                         headers={"Idempotency-Key": "adj-5"}).get_json()["code"] == "user_not_found"
-    assert api.as_user("mom").post("/api/v1/admin/adjustments", json=body,
-                                   headers={"Idempotency-Key": "adj-6"}).status_code == 403
+    assert (
+        operator.post(
+            "/api/v1/admin/adjustments", json=body | {"amount_fen": 0}, headers={"Idempotency-Key": "adj-4"}
+        ).status_code
+        == 422
+    )
+    assert (
+        operator.post(
+            "/api/v1/admin/adjustments", json=body | {"user_id": 99999}, headers={"Idempotency-Key": "adj-5"}
+        ).get_json()["code"]
+        == "user_not_found"
+    )
+    assert (
+        api.as_user("mom")
+        .post("/api/v1/admin/adjustments", json=body, headers={"Idempotency-Key": "adj-6"})
+        .status_code
+        == 403
+    )
     # A lone surrogate (JSON's "\ud800") no database encodes: a validation error, not a 500.
-    assert operator.post("/api/v1/admin/adjustments", json=body | {"reason": "补发\ud800"},
-                         headers={"Idempotency-Key": "adj-7"}).get_json()["code"] == "validation_error"
+    assert (
+        operator.post(
+            "/api/v1/admin/adjustments", json=body | {"reason": "补发\ud800"}, headers={"Idempotency-Key": "adj-7"}
+        ).get_json()["code"]
+        == "validation_error"
+    )
     _clean()
 
 
@@ -193,7 +249,12 @@ def test_scheduled_verification_reports_a_drifted_cached_balance(app, api, setup
     s = setup
     operator = api.as_user("op", roles=("operator",))
     assert operator.get("/api/v1/admin/ledger/verification").get_json() == {
-        "checked_at": None, "unbalanced_journals": 0, "drifted_accounts": 0, "runs": 0, "runs_with_problems": 0}
+        "checked_at": None,
+        "unbalanced_journals": 0,
+        "drifted_accounts": 0,
+        "runs": 0,
+        "runs_with_problems": 0,
+    }
     _order(s)
     job = next(job for job in app.extensions["scheduled_jobs"] if job.id == "ledger-verify")
     assert job.trigger_args == {"minutes": 10}
@@ -201,15 +262,22 @@ def test_scheduled_verification_reports_a_drifted_cached_balance(app, api, setup
         job.func()  # the queue runs inline in tests
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     # the cache moves without its lines, as a buggy write would
-    db.session.execute(text("UPDATE ledger_accounts SET balance_fen = balance_fen + 7 WHERE code = :code"),
-                       {"code": f"user:{s['sharer']}:pending"})
+    db.session.execute(
+        text("UPDATE ledger_accounts SET balance_fen = balance_fen + 7 WHERE code = :code"),
+        {"code": f"user:{s['sharer']}:pending"},
+    )
     db.session.commit()
     with caplog.at_level("ERROR"):
         job.func()
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert errors == [f"ledger: 1 cached balance(s) differ from their lines: user:{s['sharer']}:pending cached 507 fen, "
-                      "lines 500 fen"]
+    assert errors == [
+        f"ledger: 1 cached balance(s) differ from their lines: user:{s['sharer']}:pending cached 507 fen, lines 500 fen"
+    ]
     assert operator.get("/api/v1/admin/ledger/verification").get_json() == {
-        "checked_at": T0.isoformat(), "unbalanced_journals": 0, "drifted_accounts": 1, "runs": 2,
-        "runs_with_problems": 1}
+        "checked_at": T0.isoformat(),
+        "unbalanced_journals": 0,
+        "drifted_accounts": 1,
+        "runs": 2,
+        "runs_with_problems": 1,
+    }
     assert api.as_user("mom").get("/api/v1/admin/ledger/verification").status_code == 403

@@ -1,4 +1,5 @@
 """Migrations build an empty database on both dialects, and `flask db check` finds nothing to add."""
+
 import os
 import secrets
 from pathlib import Path
@@ -13,8 +14,14 @@ from app.core.db import db
 
 
 def _upgrade_and_compare(uri: str, stores) -> list:
-    fresh = create_app({"SQLALCHEMY_DATABASE_URI": uri, "REDIS_URL": stores["redis_url"],
-                        "INSTANCE_PATH": stores["instance_path"], "SECRET_KEY": "t"})
+    fresh = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": uri,
+            "REDIS_URL": stores["redis_url"],
+            "INSTANCE_PATH": stores["instance_path"],
+            "SECRET_KEY": "t",
+        }
+    )
     with fresh.app_context():
         from flask_migrate import upgrade
 

@@ -1,7 +1,8 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.core.clock import now_utc
 from app.core.db import UTCDateTime
@@ -15,8 +16,10 @@ def test_a_share_is_the_floor_and_never_exceeds_the_base(base, rate):
     assert 0 <= share <= base
 
 
-@given(base=st.integers(min_value=0, max_value=10**9),
-       rates=st.lists(st.integers(min_value=0, max_value=2_500), min_size=1, max_size=4))
+@given(
+    base=st.integers(min_value=0, max_value=10**9),
+    rates=st.lists(st.integers(min_value=0, max_value=2_500), min_size=1, max_size=4),
+)
 def test_floored_shares_leave_a_non_negative_remainder(base, rates):
     assert sum(share_of(base, r) for r in rates) <= share_of(base, sum(rates)) <= base
 
@@ -43,4 +46,4 @@ def test_naive_datetimes_are_refused_and_zones_normalised():
         column.process_bind_param(datetime(2026, 1, 1), Dialect())
     shanghai = timezone(timedelta(hours=8))
     stored = column.process_bind_param(datetime(2026, 1, 1, 8, tzinfo=shanghai), Dialect())
-    assert stored == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert stored == datetime(2026, 1, 1, tzinfo=UTC)

@@ -6,12 +6,14 @@ each Idempotency-Key had one effect; and every journal that leaves an available 
 while below zero, is a clawback. The end of the test verifies the whole ledger (`ledger.verify()`).
 The size is the settings profile "money-state-machine" (200 examples × 50 steps).
 """
+
 import itertools
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import func, or_, select
 
@@ -26,8 +28,13 @@ from app.payouts import service as payouts
 from app.payouts.models import Withdrawal
 from tests.affiliate_helpers import make_product
 
-settings.register_profile("money-state-machine", max_examples=200, stateful_step_count=50, deadline=None,
-                          suppress_health_check=list(HealthCheck))
+settings.register_profile(
+    "money-state-machine",
+    max_examples=200,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 CLEAN = {"unbalanced_journals": [], "balance_drift": []}
 _runs = itertools.count()
@@ -42,7 +49,7 @@ def machine_for(app, client):
         def __init__(self):
             super().__init__()
             run = next(_runs)
-            self.now = datetime(2027, 1, 1, tzinfo=timezone.utc) + timedelta(days=400 * run)
+            self.now = datetime(2027, 1, 1, tzinfo=UTC) + timedelta(days=400 * run)
             clock.freeze(self.now)
             grandma = accounts.ensure_user(openid=f"g{run}", nickname="g")
             # Plain ids, not ORM objects: an object expires at every commit and reloads at its next use.
@@ -52,8 +59,9 @@ def machine_for(app, client):
             self.openid = f"s{run}"
             self._login()
             self.product_id = make_product(price_fen=10_000, commission_rate_bp=2000, external_id=f"sm{run}").id
-            self.code = affiliate.create_share_link(sharer_id=self.sharer_id, product_id=self.product_id,
-                                                    host_id=host_id).code
+            self.code = affiliate.create_share_link(
+                sharer_id=self.sharer_id, product_id=self.product_id, host_id=host_id
+            ).code
             self.first_journal = (db.session.scalar(select(func.max(LedgerJournal.id))) or 0) + 1
             # Each step checks cached == cached at the start + the run's lines: it reads only the run's lines and
             # judges the run alone (a failed run cannot fail the runs hypothesis shrinks it with). Run by run, from
@@ -75,15 +83,33 @@ def machine_for(app, client):
 
         def _ingest(self, order: dict, *, version: int | None = None):
             return orders.ingest_order(
-                source="union", external_id=order["external_id"], status=order["status"],
-                version=order["version"] if version is None else version, event_at=self.now, buyer_id=self.buyer_id,
-                tracking_code=self.code, lines=[{"line_id": "1", "product_id": self.product_id, "quantity": 1,
-                                                 "paid_fen": order["paid"], "refunded_fen": order["refunded"]}])
+                source="union",
+                external_id=order["external_id"],
+                status=order["status"],
+                version=order["version"] if version is None else version,
+                event_at=self.now,
+                buyer_id=self.buyer_id,
+                tracking_code=self.code,
+                lines=[
+                    {
+                        "line_id": "1",
+                        "product_id": self.product_id,
+                        "quantity": 1,
+                        "paid_fen": order["paid"],
+                        "refunded_fen": order["refunded"],
+                    }
+                ],
+            )
 
         @rule(paid=st.integers(min_value=1, max_value=50_000))
         def pay(self, paid):
-            order = {"external_id": f"o{next(ORDER_NUMBERS)}", "status": "paid", "version": 1, "paid": paid,
-                     "refunded": 0}
+            order = {
+                "external_id": f"o{next(ORDER_NUMBERS)}",
+                "status": "paid",
+                "version": 1,
+                "paid": paid,
+                "refunded": 0,
+            }
             self.orders.append(order)
             assert self._ingest(order).outcome == "created"
 
@@ -137,9 +163,13 @@ def machine_for(app, client):
                 self.keys_amount[key] = body["amount_fen"]
             else:
                 assert key not in self.keys
-                assert response.get_json()["code"] in {"validation_error", "amount_below_minimum",
-                                                       "insufficient_balance", "withdrawal_in_flight",
-                                                       "daily_cap_exceeded"}, response.get_json()
+                assert response.get_json()["code"] in {
+                    "validation_error",
+                    "amount_below_minimum",
+                    "insufficient_balance",
+                    "withdrawal_in_flight",
+                    "daily_cap_exceeded",
+                }, response.get_json()
 
         @rule()
         def resolve_payouts(self):
@@ -149,39 +179,61 @@ def machine_for(app, client):
 
         @invariant()
         def ledger_holds(self):
-            unbalanced = db.session.scalar(select(func.count()).select_from(
-                select(LedgerLine.journal_id).where(LedgerLine.journal_id >= self.first_journal)
-                .group_by(LedgerLine.journal_id).having(func.sum(LedgerLine.amount_fen) != 0).subquery()))
+            unbalanced = db.session.scalar(
+                select(func.count()).select_from(
+                    select(LedgerLine.journal_id)
+                    .where(LedgerLine.journal_id >= self.first_journal)
+                    .group_by(LedgerLine.journal_id)
+                    .having(func.sum(LedgerLine.amount_fen) != 0)
+                    .subquery()
+                )
+            )
             assert unbalanced == 0, "a journal does not sum to zero"
-            moved = dict(db.session.execute(
-                select(LedgerLine.account_id, func.sum(LedgerLine.amount_fen)).where(LedgerLine.id > self.last_line)
-                .group_by(LedgerLine.account_id)).all())
+            moved = dict(
+                db.session.execute(
+                    select(LedgerLine.account_id, func.sum(LedgerLine.amount_fen))
+                    .where(LedgerLine.id > self.last_line)
+                    .group_by(LedgerLine.account_id)
+                ).all()
+            )
             accounts_now = db.session.execute(
-                select(LedgerAccount.id, LedgerAccount.code, LedgerAccount.kind, LedgerAccount.balance_fen)
-                .where(or_(LedgerAccount.id >= self.first_account, LedgerAccount.owner_id.is_(None),
-                           LedgerAccount.id.in_(list(moved))))).all()
+                select(LedgerAccount.id, LedgerAccount.code, LedgerAccount.kind, LedgerAccount.balance_fen).where(
+                    or_(
+                        LedgerAccount.id >= self.first_account,
+                        LedgerAccount.owner_id.is_(None),
+                        LedgerAccount.id.in_(list(moved)),
+                    )
+                )
+            ).all()
             for account_id, code, kind, cached in accounts_now:
                 derived = self.started.get(account_id, 0) + moved.get(account_id, 0)
                 assert cached == derived, f"{code}: cached {cached}, lines {derived}"
                 if kind in ("pending", "withdrawing", "withdrawn"):
                     assert cached >= 0, code
             self._walk_available()
-            withdrawals = db.session.scalar(select(func.count()).select_from(Withdrawal)
-                                            .where(Withdrawal.user_id == self.sharer_id))
+            withdrawals = db.session.scalar(
+                select(func.count()).select_from(Withdrawal).where(Withdrawal.user_id == self.sharer_id)
+            )
             assert withdrawals == len(set(self.keys.values())) == len(self.keys), "one effect per idempotency key"
 
         def _walk_available(self):
             """Replay the run's new journals on available balances: only a clawback may leave one below zero."""
             steps = db.session.execute(
-                select(LedgerLine.journal_id, LedgerJournal.kind, LedgerLine.account_id, func.sum(LedgerLine.amount_fen))
+                select(
+                    LedgerLine.journal_id, LedgerJournal.kind, LedgerLine.account_id, func.sum(LedgerLine.amount_fen)
+                )
                 .join(LedgerJournal, LedgerJournal.id == LedgerLine.journal_id)
                 .join(LedgerAccount, LedgerAccount.id == LedgerLine.account_id)
                 # Both sides bounded: the tables grow from empty within the run, so PostgreSQL's statistics
                 # trail them and a join bounded on one side only was planned as a scan of every journal.
-                .where(LedgerLine.journal_id > self.walked_journal, LedgerJournal.id > self.walked_journal,
-                       LedgerAccount.kind == "available")
+                .where(
+                    LedgerLine.journal_id > self.walked_journal,
+                    LedgerJournal.id > self.walked_journal,
+                    LedgerAccount.kind == "available",
+                )
                 .group_by(LedgerLine.journal_id, LedgerJournal.kind, LedgerLine.account_id)
-                .order_by(LedgerLine.journal_id, LedgerLine.account_id)).all()
+                .order_by(LedgerLine.journal_id, LedgerLine.account_id)
+            ).all()
             for journal_id, journal_kind, account_id, delta in steps:
                 before = self.available.get(account_id, self.started.get(account_id, 0))
                 after = self.available[account_id] = before + delta
@@ -211,7 +263,7 @@ def fast_commits():
     postgres = db.engine.dialect.name == "postgresql"
     if postgres:
         with db.engine.connect() as conn:
-            conn.exec_driver_sql("ALTER DATABASE \"%s\" SET synchronous_commit = off" % db.engine.url.database)
+            conn.exec_driver_sql(f'ALTER DATABASE "{db.engine.url.database}" SET synchronous_commit = off')
             conn.commit()
         db.engine.dispose()
     try:
@@ -220,6 +272,6 @@ def fast_commits():
         if postgres:
             db.session.remove()
             with db.engine.connect() as conn:
-                conn.exec_driver_sql("ALTER DATABASE \"%s\" RESET synchronous_commit" % db.engine.url.database)
+                conn.exec_driver_sql(f'ALTER DATABASE "{db.engine.url.database}" RESET synchronous_commit')
                 conn.commit()
             db.engine.dispose()

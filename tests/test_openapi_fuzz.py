@@ -1,4 +1,5 @@
 """schemathesis over the whole OpenAPI spec: whatever the schema allows must never produce a 5xx."""
+
 import os
 
 import pytest
@@ -29,8 +30,7 @@ def operator_token(client):
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_no_server_errors_anywhere(case, operator_token):
     """As an operator (every role check passes), so the fuzzing reaches past authentication."""
     response = case.call(headers={"Authorization": f"Bearer {operator_token}"})

@@ -1,5 +1,5 @@
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -8,12 +8,13 @@ from app.affiliate import service as affiliate
 from app.core.db import db
 from app.ledger import service as ledger
 from app.ledger.models import LedgerJournal
-from app.orders import service as orders, webhooks
+from app.orders import service as orders
+from app.orders import webhooks
 from app.orders.models import Order, OrderEvent
 from tests.affiliate_helpers import make_product, sign_headers, user_id
 from tests.helpers import assert_error
 
-T0 = datetime(2026, 6, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 6, 1, tzinfo=UTC)
 URL = "/api/v1/webhooks/orders/jd-union"
 
 
@@ -22,14 +23,26 @@ def secret():
     return webhooks.add_source(name="jd-union").secret
 
 
-def _body(product, *, event_id="e1", version=1, status="paid", refunded=None, external_id="JD1",
-          tracking_code=None) -> bytes:
+def _body(
+    product, *, event_id="e1", version=1, status="paid", refunded=None, external_id="JD1", tracking_code=None
+) -> bytes:
     line = {"line_id": "L1", "product_external_id": product.external_id, "quantity": 2, "paid_fen": 5000}
     if refunded is not None:
         line["refunded_fen"] = refunded
-    return json.dumps({"event_id": event_id, "order": {
-        "external_id": external_id, "status": status, "version": version, "event_at": T0.isoformat(),
-        "buyer_openid": "buyer-openid", "tracking_code": tracking_code, "lines": [line]}}).encode()
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "order": {
+                "external_id": external_id,
+                "status": status,
+                "version": version,
+                "event_at": T0.isoformat(),
+                "buyer_openid": "buyer-openid",
+                "tracking_code": tracking_code,
+                "lines": [line],
+            },
+        }
+    ).encode()
 
 
 def _count(model) -> int:
@@ -40,7 +53,9 @@ def test_same_webhook_100_times_makes_one_order(client, secret, frozen_clock):
     frozen_clock(T0)
     product = make_product()
     body = _body(product)
-    outcomes = [client.post(URL, data=body, headers=sign_headers(secret, body)).get_json()["outcome"] for _ in range(100)]
+    outcomes = [
+        client.post(URL, data=body, headers=sign_headers(secret, body)).get_json()["outcome"] for _ in range(100)
+    ]
     assert outcomes[0] == "created" and set(outcomes[1:]) == {"duplicate"}
     assert _count(Order) == 1 and _count(LedgerJournal) == 1
     again = _body(product, event_id="e2")  # same order, same version, new event id: stale
@@ -71,7 +86,9 @@ def _journals(shared) -> list[tuple]:
     names = {shared["sharer"]: "sharer", shared["grandma"]: "grandma", shared["host"]: "host", None: "platform"}
     journals = []
     for j in ledger.journals_of_order(order_id=order_id):
-        lines = {(f"{names[line['owner_id']]}:{line['kind']}", line["share"]): line["amount_fen"] for line in j["lines"]}
+        lines = {
+            (f"{names[line['owner_id']]}:{line['kind']}", line["share"]): line["amount_fen"] for line in j["lines"]
+        }
         assert len(lines) == len(j["lines"])  # no two lines hide behind one key
         journals.append((j["kind"], j["key"].removeprefix(f"order:{order_id}:"), lines))
     return journals
@@ -82,17 +99,33 @@ def _pending(shared) -> tuple[int, int, int]:
 
 
 # What 5000 fen paid posts: the seller's 750 (15%) split 250 / 50 / 50 to level-1, level-2 and host, 400 to the platform.
-PAID = ("order_paid", "paid", {("platform:commission_receivable", "seller"): -750, ("sharer:pending", "level1"): 250,
-                               ("grandma:pending", "level2"): 50, ("host:pending", "host"): 50,
-                               ("platform:platform_revenue", "platform"): 400})
+PAID = (
+    "order_paid",
+    "paid",
+    {
+        ("platform:commission_receivable", "seller"): -750,
+        ("sharer:pending", "level1"): 250,
+        ("grandma:pending", "level2"): 50,
+        ("host:pending", "host"): 50,
+        ("platform:platform_revenue", "platform"): 400,
+    },
+)
 
 
 def test_out_of_order_events(client, secret, shared):
     assert _deliver(client, secret, shared, event_id="r", version=3, status="refunded", refunded=1000) == "created"
     # The order is born refunded: its paid journal and, at once, the reversal of 1000/5000 of every share.
-    refund = ("refund", "refund:3", {("sharer:pending", "level1"): -50, ("grandma:pending", "level2"): -10,
-                                     ("host:pending", "host"): -10, ("platform:platform_revenue", "platform"): -80,
-                                     ("platform:commission_receivable", "seller"): 150})
+    refund = (
+        "refund",
+        "refund:3",
+        {
+            ("sharer:pending", "level1"): -50,
+            ("grandma:pending", "level2"): -10,
+            ("host:pending", "host"): -10,
+            ("platform:platform_revenue", "platform"): -80,
+            ("platform:commission_receivable", "seller"): 150,
+        },
+    )
     assert _journals(shared) == [PAID, refund]
     assert _pending(shared) == (200, 40, 40)
     assert _deliver(client, secret, shared, event_id="p", version=1) == "stale"
@@ -111,24 +144,52 @@ def test_completion_before_payment_then_a_partial_refund_then_the_late_payment(c
     assert _journals(shared) == [PAID] and _pending(shared) == (250, 50, 50)
     assert _deliver(client, secret, shared, event_id="r", version=3, status="refunded", refunded=2500) == "applied"
     assert _deliver(client, secret, shared, event_id="p", version=1) == "stale"
-    refund = ("refund", "refund:3", {("sharer:pending", "level1"): -125, ("grandma:pending", "level2"): -25,
-                                     ("host:pending", "host"): -25, ("platform:platform_revenue", "platform"): -200,
-                                     ("platform:commission_receivable", "seller"): 375})
+    refund = (
+        "refund",
+        "refund:3",
+        {
+            ("sharer:pending", "level1"): -125,
+            ("grandma:pending", "level2"): -25,
+            ("host:pending", "host"): -25,
+            ("platform:platform_revenue", "platform"): -200,
+            ("platform:commission_receivable", "seller"): 375,
+        },
+    )
     assert _journals(shared) == [PAID, refund] and _pending(shared) == (125, 25, 25)
     # The completion that came first started the holding period: seven days on, what is left settles.
     frozen_clock(T0 + timedelta(days=7))
     assert orders.settle_due() == 1
-    settle = ("settlement", "settle", {("sharer:pending", "level1"): -125, ("sharer:available", "level1"): 125,
-                                       ("grandma:pending", "level2"): -25, ("grandma:available", "level2"): 25,
-                                       ("host:pending", "host"): -25, ("host:available", "host"): 25})
+    settle = (
+        "settlement",
+        "settle",
+        {
+            ("sharer:pending", "level1"): -125,
+            ("sharer:available", "level1"): 125,
+            ("grandma:pending", "level2"): -25,
+            ("grandma:available", "level2"): 25,
+            ("host:pending", "host"): -25,
+            ("host:available", "host"): 25,
+        },
+    )
     assert _journals(shared) == [PAID, refund, settle] and _pending(shared) == (0, 0, 0)
     assert ledger.balances(owner_id=shared["sharer"])["available"] == 125
     assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}
 
 
-@pytest.mark.parametrize("forgery", ["tampered", "wrong_secret", "old", "future", "missing_signature",
-                                     "missing_timestamp", "unknown_source", "garbage_signature",
-                                     "superscript_timestamp"])
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        "tampered",
+        "wrong_secret",
+        "old",
+        "future",
+        "missing_signature",
+        "missing_timestamp",
+        "unknown_source",
+        "garbage_signature",
+        "superscript_timestamp",
+    ],
+)
 def test_forged_webhooks_are_refused(client, secret, frozen_clock, forgery):
     frozen_clock(T0)
     product = make_product()
@@ -175,9 +236,18 @@ def test_invalid_events_are_422_and_write_nothing(client, secret, frozen_clock):
     product = make_product()
     too_much = _body(product, refunded=5001)
     assert_error(client.post(URL, data=too_much, headers=sign_headers(secret, too_much)), 422, "validation_error")
-    unknown = json.dumps({"event_id": "u", "order": {"external_id": "X", "status": "paid", "version": 1,
-                          "event_at": T0.isoformat(), "lines": [{"line_id": "1", "product_external_id": "nope",
-                                                                 "paid_fen": 1}]}}).encode()
+    unknown = json.dumps(
+        {
+            "event_id": "u",
+            "order": {
+                "external_id": "X",
+                "status": "paid",
+                "version": 1,
+                "event_at": T0.isoformat(),
+                "lines": [{"line_id": "1", "product_external_id": "nope", "paid_fen": 1}],
+            },
+        }
+    ).encode()
     assert_error(client.post(URL, data=unknown, headers=sign_headers(secret, unknown)), 422, "unknown_products")
     garbage = b"{not json"
     assert_error(client.post(URL, data=garbage, headers=sign_headers(secret, garbage)), 400, "invalid_json")
@@ -218,11 +288,26 @@ def test_refund_can_never_exceed_paid_through_the_service(frozen_clock):
 def test_statement_import_is_idempotent(app, tmp_path, frozen_clock):
     frozen_clock(T0)
     product = make_product()
-    rows = [{"external_id": f"S{i}", "status": "paid", "version": 1, "event_at": T0.isoformat(),
-             "lines": [{"line_id": "1", "product_external_id": product.external_id, "paid_fen": 1000}]} for i in range(5)]
-    text = "\n".join(json.dumps(r) for r in rows[:2]) + "\n{bad\n" + json.dumps({"external_id": "S9"}) + "\n" + \
-        json.dumps({**rows[2], "lines": [{"line_id": "1", "product_external_id": "missing", "paid_fen": 1}]}) + "\n" + \
-        "\n".join(json.dumps(r) for r in rows[3:]) + "\n"
+    rows = [
+        {
+            "external_id": f"S{i}",
+            "status": "paid",
+            "version": 1,
+            "event_at": T0.isoformat(),
+            "lines": [{"line_id": "1", "product_external_id": product.external_id, "paid_fen": 1000}],
+        }
+        for i in range(5)
+    ]
+    text = (
+        "\n".join(json.dumps(r) for r in rows[:2])
+        + "\n{bad\n"
+        + json.dumps({"external_id": "S9"})
+        + "\n"
+        + json.dumps({**rows[2], "lines": [{"line_id": "1", "product_external_id": "missing", "paid_fen": 1}]})
+        + "\n"
+        + "\n".join(json.dumps(r) for r in rows[3:])
+        + "\n"
+    )
     statement = tmp_path / "statement.jsonl"
     statement.write_text(text)
     runner = app.test_cli_runner()
@@ -238,8 +323,11 @@ def test_statement_import_is_idempotent(app, tmp_path, frozen_clock):
 def test_hostile_source_name_is_refused_like_an_unknown_one(client, secret, frozen_clock):
     frozen_clock(T0)
     body = _body(make_product())
-    assert_error(client.post("/api/v1/webhooks/orders/jd%00union", data=body, headers=sign_headers(secret, body)),
-                 401, "signature_invalid")
+    assert_error(
+        client.post("/api/v1/webhooks/orders/jd%00union", data=body, headers=sign_headers(secret, body)),
+        401,
+        "signature_invalid",
+    )
 
 
 @pytest.mark.commits
@@ -271,20 +359,35 @@ def test_a_refund_above_what_was_paid_on_record_is_refused_and_a_full_one_refund
     assert _deliver(client, secret, shared, event_id="p", version=1) == "created"
 
     def send(event_id, version, status, line):
-        event = json.loads(_body(shared["product"], event_id=event_id, version=version, status=status,
-                                 tracking_code=shared["code"]))
+        event = json.loads(
+            _body(shared["product"], event_id=event_id, version=version, status=status, tracking_code=shared["code"])
+        )
         event["order"]["lines"] = [line]
         body = json.dumps(event).encode()
         return client.post(URL, data=body, headers=sign_headers(secret, body))
 
     # The order was paid 5000 on L1; an event claiming 9000 paid and 6000 refunded cannot refund more than 5000.
-    assert_error(send("r", 2, "refunded", {"line_id": "L1", "product_external_id": shared["product"].external_id,
-                                            "paid_fen": 9000, "refunded_fen": 6000}), 422, "refund_exceeds_paid")
+    assert_error(
+        send(
+            "r",
+            2,
+            "refunded",
+            {
+                "line_id": "L1",
+                "product_external_id": shared["product"].external_id,
+                "paid_fen": 9000,
+                "refunded_fen": 6000,
+            },
+        ),
+        422,
+        "refund_exceeds_paid",
+    )
     order = db.session.scalar(select(Order))
     assert (order.status, order.version, order.refunded_fen) == ("paid", 1, 0)
     # A refund without amounts (or a cancellation) refunds what was paid on record, whatever the event says was paid.
-    response = send("c", 3, "cancelled", {"line_id": "L1", "product_external_id": shared["product"].external_id,
-                                          "paid_fen": 9000})
+    response = send(
+        "c", 3, "cancelled", {"line_id": "L1", "product_external_id": shared["product"].external_id, "paid_fen": 9000}
+    )
     assert response.status_code == 200 and response.get_json()["outcome"] == "applied"
     db.session.expire_all()
     order = db.session.scalar(select(Order))
@@ -300,7 +403,9 @@ def test_a_cancellation_refunds_every_line_on_record(client, secret, shared):
     body = json.dumps(two).encode()
     assert client.post(URL, data=body, headers=sign_headers(secret, body)).get_json()["outcome"] == "created"
     # The sender's cancellation lists one line only: the order is cancelled, so both lines are refunded.
-    cancel = json.loads(_body(shared["product"], event_id="c", version=2, status="cancelled", tracking_code=shared["code"]))
+    cancel = json.loads(
+        _body(shared["product"], event_id="c", version=2, status="cancelled", tracking_code=shared["code"])
+    )
     body = json.dumps(cancel).encode()
     assert client.post(URL, data=body, headers=sign_headers(secret, body)).get_json()["outcome"] == "applied"
     order = db.session.scalar(select(Order))
@@ -311,8 +416,11 @@ def test_a_cancellation_refunds_every_line_on_record(client, secret, shared):
 
 def test_a_refund_reporting_an_earlier_completion_starts_the_holding_period(client, secret, shared, frozen_clock):
     # The partial refund after completion arrives first and carries the completion; the completion event comes late.
-    event = json.loads(_body(shared["product"], event_id="r", version=3, status="refunded", refunded=1000,
-                             tracking_code=shared["code"]))
+    event = json.loads(
+        _body(
+            shared["product"], event_id="r", version=3, status="refunded", refunded=1000, tracking_code=shared["code"]
+        )
+    )
     event["order"]["completed_at"] = (T0 + timedelta(days=1)).isoformat()
     body = json.dumps(event).encode()
     assert client.post(URL, data=body, headers=sign_headers(secret, body)).get_json()["outcome"] == "created"

@@ -1,5 +1,5 @@
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -12,15 +12,16 @@ from app.payouts import service as payouts
 from app.payouts.models import Withdrawal
 from tests.helpers import assert_error
 
-T0 = datetime(2026, 8, 1, 4, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 8, 1, 4, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def mom(api, frozen_clock):
     frozen_clock(T0)
     client = api.as_user("mom")
-    ledger.adjust(user_id=client.user["id"], amount_fen=100_000, account="available", reason="test funds",
-                  operator_id=None)
+    ledger.adjust(
+        user_id=client.user["id"], amount_fen=100_000, account="available", reason="test funds", operator_id=None
+    )
     return client
 
 
@@ -159,9 +160,16 @@ def test_guarded_balance_race_without_the_in_flight_rule(app, api):
         with app.app_context():
             barrier.wait()
             try:
-                ledger.post_journals([ledger.JournalDraft(key=f"race-{n}", kind="withdrawal", lines=[
-                    ledger.LineDraft(uid, "available", -600), ledger.LineDraft(uid, "withdrawing", 600)])],
-                    guard=frozenset({(uid, "available")}))
+                ledger.post_journals(
+                    [
+                        ledger.JournalDraft(
+                            key=f"race-{n}",
+                            kind="withdrawal",
+                            lines=[ledger.LineDraft(uid, "available", -600), ledger.LineDraft(uid, "withdrawing", 600)],
+                        )
+                    ],
+                    guard=frozenset({(uid, "available")}),
+                )
                 db.session.commit()
                 results.append("ok")
             except ApiError as exc:

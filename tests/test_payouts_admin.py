@@ -1,5 +1,6 @@
 """Operators' payouts: search withdrawals, one withdrawal's WeChat Pay calls and journals, resolve now."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -8,7 +9,7 @@ from app.ledger import service as ledger
 from app.payouts import service as payouts
 from tests.helpers import assert_error
 
-T0 = datetime(2026, 8, 1, 4, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 8, 1, 4, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -18,8 +19,9 @@ def operator(api):
 
 def _funded(api, name):
     client = api.as_user(name)
-    ledger.adjust(user_id=client.user["id"], amount_fen=100_000, account="available", reason="test funds",
-                  operator_id=None)
+    ledger.adjust(
+        user_id=client.user["id"], amount_fen=100_000, account="available", reason="test funds", operator_id=None
+    )
     return client
 
 
@@ -49,7 +51,10 @@ def test_search_by_status_stuck_user_and_time_with_cursor(api, operator, frozen_
     failed = _withdraw(mom, 1013, "k2")
     frozen_clock(T0 + timedelta(hours=1))
     unknown = _withdraw(dad, 1044)
-    search = lambda **q: _ids(operator.get("/api/v1/admin/withdrawals", query_string=q))
+
+    def search(**q):
+        return _ids(operator.get("/api/v1/admin/withdrawals", query_string=q))
+
     assert search() == [unknown, failed, paid]
     assert search(status="unknown") == [unknown]
     assert search(status="failed") == [failed]
@@ -57,8 +62,9 @@ def test_search_by_status_stuck_user_and_time_with_cursor(api, operator, frozen_
     assert search(requested_from=(T0 + timedelta(minutes=30)).isoformat()) == [unknown]
     assert search(requested_until=(T0 + timedelta(minutes=30)).isoformat()) == [failed, paid]
     for far in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"):  # overflow in UTC: refused, not a 500
-        assert_error(operator.get("/api/v1/admin/withdrawals", query_string={"requested_from": far}), 422,
-                     "validation_error")
+        assert_error(
+            operator.get("/api/v1/admin/withdrawals", query_string={"requested_from": far}), 422, "validation_error"
+        )
     assert search(stuck="true") == []  # untouched for less than a minute: the job would not pick it up yet
     frozen_clock(T0 + timedelta(hours=1, minutes=2))
     assert search(stuck="true") == [unknown]
@@ -78,16 +84,21 @@ def test_one_withdrawal_shows_its_calls_and_journals(api, operator, frozen_clock
     body = operator.get(f"/api/v1/admin/withdrawals/{failed}").get_json()
     assert body["withdrawal"]["status"] == "failed" and body["withdrawal"]["openid"] == "mom"
     assert [(a["action"], a["outcome"], a["code"], a["created_by_id"]) for a in body["attempts"]] == [
-        ("transfer", "failed", "V2_ACCOUNT_SIMPLE_BAN", None)]
+        ("transfer", "failed", "V2_ACCOUNT_SIMPLE_BAN", None)
+    ]
     assert [j["kind"] for j in body["journals"]] == ["withdrawal", "payout_failure"]
     for journal in body["journals"]:
         assert sum(line["amount_fen"] for line in journal["lines"]) == 0
     assert {(line["kind"], line["amount_fen"]) for line in body["journals"][1]["lines"]} == {
-        ("withdrawing", -1013), ("available", 1013)}
+        ("withdrawing", -1013),
+        ("available", 1013),
+    }
     assert_error(operator.get("/api/v1/admin/withdrawals/999999"), 404, "withdrawal_not_found")
 
 
-@pytest.mark.parametrize("amount,final,transfers", [(1044, "succeeded", 1), (1045, "failed", 1), (1046, "succeeded", 2)])
+@pytest.mark.parametrize(
+    "amount,final,transfers", [(1044, "succeeded", 1), (1045, "failed", 1), (1046, "succeeded", 2)]
+)
 def test_resolving_an_unknown_payout_now(api, operator, frozen_clock, amount, final, transfers):
     frozen_clock(T0)
     mom = _funded(api, "mom")
@@ -97,20 +108,25 @@ def test_resolving_an_unknown_payout_now(api, operator, frozen_clock, amount, fi
     body = resolved.get_json()
     assert body["withdrawal"]["status"] == final and body["withdrawal"]["attempts"] == transfers
     calls = [(a["action"], a["outcome"]) for a in body["attempts"]]
-    expected = {1044: [("transfer", "unknown"), ("query", "succeeded")],
-                1045: [("transfer", "unknown"), ("query", "failed")],
-                1046: [("transfer", "unknown"), ("query", "not_found"), ("transfer", "succeeded")]}[amount]
+    expected = {
+        1044: [("transfer", "unknown"), ("query", "succeeded")],
+        1045: [("transfer", "unknown"), ("query", "failed")],
+        1046: [("transfer", "unknown"), ("query", "not_found"), ("transfer", "succeeded")],
+    }[amount]
     assert calls == expected
     assert [a["created_by_id"] for a in body["attempts"][1:]] == [operator.user["id"]] * (len(calls) - 1)
-    assert [j["kind"] for j in body["journals"]] == ["withdrawal",
-                                                     "payout_success" if final == "succeeded" else "payout_failure"]
+    assert [j["kind"] for j in body["journals"]] == [
+        "withdrawal",
+        "payout_success" if final == "succeeded" else "payout_failure",
+    ]
     # Again: nothing is sent, queried or posted twice.
     again = operator.post(f"/api/v1/admin/withdrawals/{withdrawal_id}/resolve").get_json()
     assert again == body
     assert _sent(body["withdrawal"]["partner_trade_no"]) == transfers  # every transfer carried the one number
     balances = ledger.balances(owner_id=mom.user["id"])
     assert (balances["available"], balances["withdrawing"], balances["withdrawn"]) == (
-        (100_000 - amount, 0, amount) if final == "succeeded" else (100_000, 0, 0))
+        (100_000 - amount, 0, amount) if final == "succeeded" else (100_000, 0, 0)
+    )
     assert payouts.resolve_stuck() == 0  # nothing left for the job
     _clean()
 

@@ -1,4 +1,5 @@
 """The clock's leader lock and the RQ worker, in-process."""
+
 import gc
 import time
 
@@ -61,8 +62,9 @@ def test_the_scheduler_has_every_domain_job_with_explicit_misfire_rules(app):
 
 
 def test_the_worker_runs_queued_jobs_in_the_app_context(app):
-    db.session.add(IdempotencyRecord(owner="1", scope="s", key="k", request_hash="h",
-                                     created_at=now_utc().replace(year=2000)))
+    db.session.add(
+        IdempotencyRecord(owner="1", scope="s", key="k", request_hash="h", created_at=now_utc().replace(year=2000))
+    )
     db.session.commit()
     Queue("default", connection=get_redis()).enqueue(idempotency.purge_expired)
     run_worker(app, queues=["default"], burst=True)

@@ -88,7 +88,11 @@ def test_team_levels_counts_and_pagination(client):
 
     level_2 = me.get("/api/v1/me/team?level=2&limit=100").get_json()
     assert len(level_2["items"]) == 6 and {m["level"] for m in level_2["items"]} == {2}
-    assert {m["inviter_id"] for m in level_2["items"]} == {level_1[0]["user"]["id"], level_1[1]["user"]["id"], level_1[2]["user"]["id"]}
+    assert {m["inviter_id"] for m in level_2["items"]} == {
+        level_1[0]["user"]["id"],
+        level_1[1]["user"]["id"],
+        level_1[2]["user"]["id"],
+    }
 
 
 def test_team_rejects_bad_arguments(api):

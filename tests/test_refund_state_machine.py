@@ -7,16 +7,20 @@ lines carry the refunded amount between them, its status follows from the amount
 pipeline's copy of the order shows the same refunded amount (commission is reversed by what was refunded,
 never by what was only asked).
 """
+
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import select
 
 from app.accounts import service as accounts
-from app.checkout import refunds, sandbox as pay_sandbox, service as checkout
+from app.checkout import refunds
+from app.checkout import sandbox as pay_sandbox
+from app.checkout import service as checkout
 from app.checkout.models import CheckoutOrder, CheckoutOrderLine
 from app.core import clock
 from app.core.db import db
@@ -33,15 +37,19 @@ def machine_for(app, client):
         def __init__(self):
             super().__init__()
             run = next(_runs)
-            self.now = datetime(2027, 3, 1, tzinfo=timezone.utc) + timedelta(days=30 * run)
+            self.now = datetime(2027, 3, 1, tzinfo=UTC) + timedelta(days=30 * run)
             clock.freeze(self.now)
             buyer = accounts.ensure_user(openid=f"refund-buyer-{run}", nickname="b")
             lines = [{"product_id": make_product(price_fen=price).id, "quantity": 1} for price in PAYABLE]
-            placed = checkout.place_order(user_id=buyer.id, lines=lines, coupon_id=None, share_code=None,
-                                          client_ip="127.0.0.1")
+            placed = checkout.place_order(
+                user_id=buyer.id, lines=lines, coupon_id=None, share_code=None, client_ip="127.0.0.1"
+            )
             self.order_id, self.out_trade_no = placed.order.id, placed.order.out_trade_no
             pay_sandbox.mark_paid(self.out_trade_no)
-            assert checkout.handle_notification(xml=pay_sandbox.payment_notification(self.out_trade_no).encode()) == "applied"
+            assert (
+                checkout.handle_notification(xml=pay_sandbox.payment_notification(self.out_trade_no).encode())
+                == "applied"
+            )
             self.payable = sum(PAYABLE)
             self.refunds: dict[str, dict] = {}  # out_refund_no → amount, ours (processing/succeeded/failed), wechat
             self.keys = itertools.count()
@@ -63,20 +71,32 @@ def machine_for(app, client):
             except ApiError as refused:
                 db.session.rollback()
                 succeeded = sum(r["amount"] for r in self.refunds.values() if r["ours"] == "succeeded")
-                expected = ("order_not_refundable" if succeeded == self.payable else
-                            "refund_in_progress" if left < 1 else "refund_amount_invalid")
+                expected = (
+                    "order_not_refundable"
+                    if succeeded == self.payable
+                    else "refund_in_progress"
+                    if left < 1
+                    else "refund_amount_invalid"
+                )
                 assert refused.code == expected, (refused.code, amount, left)
                 return
             assert left >= 1 and record.amount_fen == (left if amount is None else amount)
-            self.refunds[record.out_refund_no] = {"amount": record.amount_fen, "ours": "processing",
-                                                  "wechat": "PROCESSING"}
+            self.refunds[record.out_refund_no] = {
+                "amount": record.amount_fen,
+                "ours": "processing",
+                "wechat": "PROCESSING",
+            }
 
         @precondition(lambda self: any(r["wechat"] == "PROCESSING" for r in self.refunds.values()))
-        @rule(data=st.data(), outcome=st.sampled_from(["SUCCESS", "SUCCESS", "REFUNDCLOSE", "CHANGE"]),
-              report=st.sampled_from(["notification", "nothing"]))
+        @rule(
+            data=st.data(),
+            outcome=st.sampled_from(["SUCCESS", "SUCCESS", "REFUNDCLOSE", "CHANGE"]),
+            report=st.sampled_from(["notification", "nothing"]),
+        )
         def wechat_finishes(self, data, outcome, report):
-            out_refund_no = data.draw(st.sampled_from(
-                sorted(no for no, r in self.refunds.items() if r["wechat"] == "PROCESSING")))
+            out_refund_no = data.draw(
+                st.sampled_from(sorted(no for no, r in self.refunds.items() if r["wechat"] == "PROCESSING"))
+            )
             pay_sandbox.settle_refund(out_refund_no, outcome)
             self.refunds[out_refund_no]["wechat"] = outcome
             if report == "notification":
@@ -106,13 +126,16 @@ def machine_for(app, client):
             processing = sum(r["amount"] for r in self.refunds.values() if r["ours"] == "processing")
             assert (order.refunded_fen, order.refunding_fen) == (succeeded, processing)
             assert order.refunded_fen + order.refunding_fen <= order.payable_fen
-            lines = db.session.scalars(select(CheckoutOrderLine).where(CheckoutOrderLine.order_id == self.order_id)).all()
+            lines = db.session.scalars(
+                select(CheckoutOrderLine).where(CheckoutOrderLine.order_id == self.order_id)
+            ).all()
             assert sum(line.refunded_fen for line in lines) == order.refunded_fen
             assert all(0 <= line.refunded_fen <= line.paid_fen for line in lines)
-            expected = ("paid" if succeeded == 0 else "refunded" if succeeded == self.payable else "partially_refunded")
+            expected = "paid" if succeeded == 0 else "refunded" if succeeded == self.payable else "partially_refunded"
             assert order.status == expected
-            mirrored, _ = orders.search_orders(source="own", external_id=self.out_trade_no, buyer_id=None, status=None,
-                                               cursor=None, limit=1)
+            mirrored, _ = orders.search_orders(
+                source="own", external_id=self.out_trade_no, buyer_id=None, status=None, cursor=None, limit=1
+            )
             assert sum(line.refunded_fen for line in orders.lines_of(order_id=mirrored[0].id)) == succeeded
 
         def teardown(self):
@@ -125,6 +148,9 @@ def machine_for(app, client):
 def test_refund_state_machine(app, client):
     from hypothesis.stateful import run_state_machine_as_test
 
-    run_state_machine_as_test(machine_for(app, client),
-                              settings=settings(max_examples=30, stateful_step_count=15, deadline=None,
-                                                suppress_health_check=list(HealthCheck)))
+    run_state_machine_as_test(
+        machine_for(app, client),
+        settings=settings(
+            max_examples=30, stateful_step_count=15, deadline=None, suppress_health_check=list(HealthCheck)
+        ),
+    )

@@ -37,8 +37,9 @@ def test_role_changes_validate(api):
     assert_error(operator.post("/api/v1/admin/users/999999/roles/host"), 404, "user_not_found")
     assert_error(operator.post(f"/api/v1/admin/users/{operator.user['id']}/roles/mom"), 422, "role_not_grantable")
     assert_error(operator.post(f"/api/v1/admin/users/{operator.user['id']}/roles/king"), 422, "role_not_grantable")
-    assert_error(operator.delete(f"/api/v1/admin/users/{operator.user['id']}/roles/operator"), 409,
-                 "cannot_revoke_own_operator")
+    assert_error(
+        operator.delete(f"/api/v1/admin/users/{operator.user['id']}/roles/operator"), 409, "cannot_revoke_own_operator"
+    )
 
 
 def test_grant_role_from_the_command_line(app, api):

@@ -1,4 +1,5 @@
 """A newcomer's `./scripts/run`: embedded stores, all three processes, a sandbox login, a clean stop."""
+
 import os
 import signal
 import subprocess
@@ -15,9 +16,10 @@ def test_scripts_run_serves_and_stops_cleanly(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update({"PORT": str(port), "INSTANCE_PATH": str(tmp_path / "instance")})
-    log = open(tmp_path / "run.log", "w+b")
-    proc = subprocess.Popen([str(ROOT / "scripts" / "run")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    log = open(tmp_path / "run.log", "w+b")  # noqa: SIM115 - the child process writes it until it ends
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts" / "run")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc, tmp_path / "run.log", 240)

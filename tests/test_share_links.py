@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -11,7 +11,7 @@ from tests.affiliate_helpers import ingest, make_product
 from tests.content_helpers import KP, approve_all, join, make_course, publish
 from tests.helpers import assert_error
 
-T0 = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)  # 20:00 in Shanghai
+T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # 20:00 in Shanghai
 
 
 def _group(host) -> int:
@@ -23,9 +23,15 @@ def _group(host) -> int:
 def _delivered(host, frozen_clock, group_id: int, kind: str = "text", content: dict | None = None) -> int:
     """A post the host's bot has sent into the group (a sandbox group); returns its id."""
     frozen_clock(T0)
-    response = host.post("/api/v1/posts", json={"kind": kind, "content": content or {"text": "今晚讲刷牙"},
-                                                "targets": {"group_ids": [group_id]},
-                                                "schedule": {"kind": "once", "at": "2026-11-22T20:05"}})
+    response = host.post(
+        "/api/v1/posts",
+        json={
+            "kind": kind,
+            "content": content or {"text": "今晚讲刷牙"},
+            "targets": {"group_ids": [group_id]},
+            "schedule": {"kind": "once", "at": "2026-11-22T20:05"},
+        },
+    )
     assert response.status_code == 201, response.get_json()
     frozen_clock(T0 + timedelta(minutes=5))
     engine.tick()
@@ -67,8 +73,9 @@ def test_share_link_for_a_group_pays_its_host(api):
     ingest(external_id="G1", product=product, buyer_id=buyer.user["id"], tracking_code=code)
     assert host.get("/api/v1/me/earnings").get_json()["balances"]["pending"] == 100
     assert mom.get("/api/v1/me/earnings").get_json()["balances"]["pending"] == 500
-    assert_error(mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": 987654}), 404,
-                 "group_not_found")
+    assert_error(
+        mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": 987654}), 404, "group_not_found"
+    )
 
 
 def test_members_and_the_host_make_links_for_their_group(api):
@@ -84,8 +91,9 @@ def test_members_and_the_host_make_links_for_their_group(api):
         assert (link.sharer_id, link.group_id, link.host_id) == (sharer.user["id"], gid, host.user["id"])
     # A host is no member of another host's group.
     other = _group(api.as_user("host2", roles=("host",)))
-    assert_error(host.post("/api/v1/share-links", json={"product_id": product.id, "group_id": other}), 403,
-                 "not_a_member")
+    assert_error(
+        host.post("/api/v1/share-links", json={"product_id": product.id, "group_id": other}), 403, "not_a_member"
+    )
 
 
 def test_a_link_for_a_group_is_refused_to_outsiders_and_leavers_and_nothing_is_written(api):
@@ -97,14 +105,21 @@ def test_a_link_for_a_group_is_refused_to_outsiders_and_leavers_and_nothing_is_w
     product = make_product()
     before = _link_count()
     for mom in (outsider, leaver):
-        assert_error(mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": gid}), 403,
-                     "not_a_member")
-    assert_error(outsider.post("/api/v1/share-links", json={"product_id": product.id, "group_id": 987654}), 404,
-                 "group_not_found")
+        assert_error(
+            mom.post("/api/v1/share-links", json={"product_id": product.id, "group_id": gid}), 403, "not_a_member"
+        )
+    assert_error(
+        outsider.post("/api/v1/share-links", json={"product_id": product.id, "group_id": 987654}),
+        404,
+        "group_not_found",
+    )
     # Who earns the host and content shares is never the client's to say.
     for field in ("host_id", "content_author_id", "sharer_id"):
-        assert_error(outsider.post("/api/v1/share-links", json={"product_id": product.id, field: host.user["id"]}),
-                     422, "validation_error")
+        assert_error(
+            outsider.post("/api/v1/share-links", json={"product_id": product.id, field: host.user["id"]}),
+            422,
+            "validation_error",
+        )
     assert _link_count() == before
 
 
@@ -117,9 +132,11 @@ def test_a_post_must_be_one_the_group_got(api, frozen_clock):
     pid = _delivered(host, frozen_clock, here)
     product = make_product()
     before = _link_count()
-    refusals = [({"group_id": there, "post_id": pid}, "post_not_in_group"),
-                ({"group_id": here, "post_id": pid + 1000}, "post_not_in_group"),
-                ({"post_id": pid}, "post_requires_group")]
+    refusals = [
+        ({"group_id": there, "post_id": pid}, "post_not_in_group"),
+        ({"group_id": here, "post_id": pid + 1000}, "post_not_in_group"),
+        ({"post_id": pid}, "post_requires_group"),
+    ]
     for body, code in refusals:
         assert_error(mom.post("/api/v1/share-links", json={"product_id": product.id, **body}), 422, code)
     assert _link_count() == before
@@ -137,10 +154,16 @@ def test_a_content_link_credits_the_contents_author_and_only_for_its_products(ap
     post = publish(author, product_ids=[product.id])
     content_id = _content_id_of(post["products"][0]["share_code"])
     before = _link_count()
-    assert_error(mom.post("/api/v1/share-links", json={"product_id": product.id, "content_id": content_id + 1000}),
-                 404, "content_not_found")
-    assert_error(mom.post("/api/v1/share-links", json={"product_id": unrelated.id, "content_id": content_id}),
-                 422, "product_not_in_content")
+    assert_error(
+        mom.post("/api/v1/share-links", json={"product_id": product.id, "content_id": content_id + 1000}),
+        404,
+        "content_not_found",
+    )
+    assert_error(
+        mom.post("/api/v1/share-links", json={"product_id": unrelated.id, "content_id": content_id}),
+        422,
+        "product_not_in_content",
+    )
     assert _link_count() == before
     response = mom.post("/api/v1/share-links", json={"product_id": product.id, "content_id": content_id})
     assert response.status_code == 201, response.get_json()
@@ -148,10 +171,17 @@ def test_a_content_link_credits_the_contents_author_and_only_for_its_products(ap
     assert (link.sharer_id, link.content_id, link.content_author_id) == (mom.user["id"], content_id, author.user["id"])
     # A post taken down earns its author nothing more.
     operator = api.as_user("op", roles=("operator",))
-    assert operator.post(f"/api/v1/admin/member-posts/{post['id']}/moderate",
-                         json={"decision": "take_down", "reason": "广告"}).status_code == 200
-    assert_error(mom.post("/api/v1/share-links", json={"product_id": product.id, "content_id": content_id}),
-                 404, "content_not_found")
+    assert (
+        operator.post(
+            f"/api/v1/admin/member-posts/{post['id']}/moderate", json={"decision": "take_down", "reason": "广告"}
+        ).status_code
+        == 200
+    )
+    assert_error(
+        mom.post("/api/v1/share-links", json={"product_id": product.id, "content_id": content_id}),
+        404,
+        "content_not_found",
+    )
 
 
 def test_a_post_and_content_together_must_be_the_content_the_post_carried(api, frozen_clock):
@@ -162,8 +192,10 @@ def test_a_post_and_content_together_must_be_the_content_the_post_carried(api, f
     join(mom, host, gid)
     toothbrush = make_product(title="儿童软毛牙刷")
     course, lessons, _ = make_course(partner, points=1)
-    point = partner.post(f"/api/v1/partner/lessons/{lessons[0]['id']}/knowledge-points",
-                         json=KP | {"title": "选牙刷", "position": 2, "product_ids": [toothbrush.id]}).get_json()
+    point = partner.post(
+        f"/api/v1/partner/lessons/{lessons[0]['id']}/knowledge-points",
+        json=KP | {"title": "选牙刷", "position": 2, "product_ids": [toothbrush.id]},
+    ).get_json()
     approve_all(partner, operator, course["id"])
     carried = _delivered(host, frozen_clock, gid, kind="knowledge_point", content={"knowledge_point_id": point["id"]})
     plain = _delivered(host, frozen_clock, gid)
@@ -173,15 +205,26 @@ def test_a_post_and_content_together_must_be_the_content_the_post_carried(api, f
     other_content = _content_id_of(member_post["products"][0]["share_code"])
     before = _link_count()
     for post_id, cid in ((plain, content_id), (carried, other_content)):
-        assert_error(mom.post("/api/v1/share-links", json={"product_id": toothbrush.id, "group_id": gid,
-                                                           "post_id": post_id, "content_id": cid}),
-                     422, "content_not_in_post")
+        assert_error(
+            mom.post(
+                "/api/v1/share-links",
+                json={"product_id": toothbrush.id, "group_id": gid, "post_id": post_id, "content_id": cid},
+            ),
+            422,
+            "content_not_in_post",
+        )
     assert _link_count() == before
-    response = mom.post("/api/v1/share-links", json={"product_id": toothbrush.id, "group_id": gid, "post_id": carried,
-                                                      "content_id": content_id})
+    response = mom.post(
+        "/api/v1/share-links",
+        json={"product_id": toothbrush.id, "group_id": gid, "post_id": carried, "content_id": content_id},
+    )
     assert response.status_code == 201, response.get_json()
     link = db.session.scalar(select(ShareLink).where(ShareLink.code == response.get_json()["code"]))
-    assert (link.sharer_id, link.host_id, link.content_author_id) == (mom.user["id"], host.user["id"], partner.user["id"])
+    assert (link.sharer_id, link.host_id, link.content_author_id) == (
+        mom.user["id"],
+        host.user["id"],
+        partner.user["id"],
+    )
 
 
 def test_share_link_refusals(api):
@@ -272,8 +315,9 @@ def test_persist_is_idempotent_when_the_ack_was_lost(api, monkeypatch):
 def test_service_for_cards_records_host_and_author(api):
     product = make_product()
     sharer, host = api.as_user("sharer"), api.as_user("host")
-    shared = service.create_share_link(sharer_id=sharer.user["id"], product_id=product.id, group_id=3,
-                                       host_id=host.user["id"], content_id=5)
+    shared = service.create_share_link(
+        sharer_id=sharer.user["id"], product_id=product.id, group_id=3, host_id=host.user["id"], content_id=5
+    )
     assert shared.link.host_id == host.user["id"] and shared.card.price_fen == product.price_fen
     assert shared.path.startswith("pages/product/index?code=")
 
@@ -285,21 +329,37 @@ def test_hostile_codes_are_plain_404s(api, client):
 
 
 def test_a_persisted_click_copies_the_links_fields_and_time(api, frozen_clock):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    at = datetime(2026, 11, 3, 12, 30, 15, 123000, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 3, 12, 30, 15, 123000, tzinfo=UTC)
     frozen_clock(at)
     product = make_product()
     sharer, host, author, buyer = (api.as_user(n) for n in ("sharer", "host", "author", "buyer"))
-    shared = service.create_share_link(sharer_id=sharer.user["id"], product_id=product.id, group_id=3, post_id=4,
-                                       content_id=5, host_id=host.user["id"], content_author_id=author.user["id"])
+    shared = service.create_share_link(
+        sharer_id=sharer.user["id"],
+        product_id=product.id,
+        group_id=3,
+        post_id=4,
+        content_id=5,
+        host_id=host.user["id"],
+        content_author_id=author.user["id"],
+    )
     assert buyer.post("/api/v1/clicks", json={"code": shared.code}).get_json() == {"counted": True}
     assert service.persist_clicks() == 1
     row = db.session.scalar(select(Click))
-    assert (row.share_link_id, row.code, row.sharer_id, row.product_id) == (shared.link.id, shared.code,
-                                                                           sharer.user["id"], product.id)
+    assert (row.share_link_id, row.code, row.sharer_id, row.product_id) == (
+        shared.link.id,
+        shared.code,
+        sharer.user["id"],
+        product.id,
+    )
     assert (row.group_id, row.post_id, row.content_id, row.host_id, row.content_author_id) == (
-        3, 4, 5, host.user["id"], author.user["id"])
+        3,
+        4,
+        5,
+        host.user["id"],
+        author.user["id"],
+    )
     assert (row.buyer_id, row.visitor, row.via, row.clicked_at) == (buyer.user["id"], None, "app", at)
 
 
@@ -309,11 +369,22 @@ def test_stream_entries_in_the_earlier_format_are_persisted(api):
     product = make_product()
     sharer = api.as_user("sharer")
     shared = service.create_share_link(sharer_id=sharer.user["id"], product_id=product.id)
-    link = {"id": shared.link.id, "code": shared.code, "sharer_id": sharer.user["id"], "product_id": product.id,
-            "group_id": None, "post_id": None, "content_id": None, "host_id": None, "content_author_id": None,
-            "landing": "https://union.example/item/1"}
-    get_redis().xadd(key(clicks.STREAM), {"l": json.dumps(link), "t": 1_800_000_000_000, "b": "", "v": "old-visitor",
-                                          "w": "redirect"})
+    link = {
+        "id": shared.link.id,
+        "code": shared.code,
+        "sharer_id": sharer.user["id"],
+        "product_id": product.id,
+        "group_id": None,
+        "post_id": None,
+        "content_id": None,
+        "host_id": None,
+        "content_author_id": None,
+        "landing": "https://union.example/item/1",
+    }
+    get_redis().xadd(
+        key(clicks.STREAM),
+        {"l": json.dumps(link), "t": 1_800_000_000_000, "b": "", "v": "old-visitor", "w": "redirect"},
+    )
     assert service.persist_clicks() == 1
     row = db.session.scalar(select(Click))
     assert (row.share_link_id, row.visitor, row.buyer_id) == (shared.link.id, "old-visitor", None)

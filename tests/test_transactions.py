@@ -1,4 +1,5 @@
 """One transaction per use case, on both stores: a savepoint inside it commits only with it."""
+
 import pytest
 from sqlalchemy import func, select
 
@@ -25,11 +26,10 @@ def test_a_savepoint_rolled_back_alone_keeps_the_rest_of_the_use_case(app):
     with app.app_context():
         db.session.add(Category(name="绘本", created_at=now_utc()))
         db.session.flush()
-        with pytest.raises(RuntimeError):
-            with db.session.begin_nested():
-                db.session.add(Category(name="辅食", created_at=now_utc()))
-                db.session.flush()
-                raise RuntimeError("the nested step fails")
+        with pytest.raises(RuntimeError), db.session.begin_nested():
+            db.session.add(Category(name="辅食", created_at=now_utc()))
+            db.session.flush()
+            raise RuntimeError("the nested step fails")
         with db.session.begin_nested():
             db.session.add(Category(name="玩具", created_at=now_utc()))
         db.session.commit()

@@ -21,29 +21,41 @@ def test_production_defaults_point_at_wechat_without_the_sandbox():
 
 
 def test_database_url_maps_to_psycopg3():
-    assert load_config({"DATABASE_URL": "postgres://u@h/db"})["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
+    assert (
+        load_config({"DATABASE_URL": "postgres://u@h/db"})["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
+    )
     assert load_config({"INSTANCE_PATH": "/tmp/x"})["SQLALCHEMY_DATABASE_URI"] == "sqlite:////tmp/x/mamaquan.db"
 
 
 def test_clients_use_configured_base_urls(app):
     with app.app_context():
         built = clients()
-        assert built.miniprogram.API_BASE_URL == app.config["WECHAT_API_BASE"] + "cgi-bin/"
-        assert built.miniprogram.wxa.API_BASE_URL == app.config["WECHAT_API_BASE"]
-        assert built.wecom.API_BASE_URL == app.config["WECOM_API_BASE"]
-        assert built.pay.API_BASE_URL == app.config["WECHAT_PAY_API_BASE"]
+        assert app.config["WECHAT_API_BASE"] + "cgi-bin/" == built.miniprogram.API_BASE_URL
+        assert app.config["WECHAT_API_BASE"] == built.miniprogram.wxa.API_BASE_URL
+        assert app.config["WECOM_API_BASE"] == built.wecom.API_BASE_URL
+        assert app.config["WECHAT_PAY_API_BASE"] == built.pay.API_BASE_URL
 
 
 def test_the_sandbox_answers_over_http_too(client):
-    ok = client.get("/wechat-sandbox/sns/jscode2session", query_string={
-        "appid": "wxsandboxappid0001", "secret": "sandbox-secret", "js_code": "sandbox:zoe",
-        "grant_type": "authorization_code"}).get_json()
+    ok = client.get(
+        "/wechat-sandbox/sns/jscode2session",
+        query_string={
+            "appid": "wxsandboxappid0001",
+            "secret": "sandbox-secret",
+            "js_code": "sandbox:zoe",
+            "grant_type": "authorization_code",
+        },
+    ).get_json()
     assert ok["openid"] == "zoe" and ok["session_key"]
-    bad = client.get("/wechat-sandbox/sns/jscode2session", query_string={
-        "appid": "wxsandboxappid0001", "secret": "sandbox-secret", "js_code": "nope"}).get_json()
+    bad = client.get(
+        "/wechat-sandbox/sns/jscode2session",
+        query_string={"appid": "wxsandboxappid0001", "secret": "sandbox-secret", "js_code": "nope"},
+    ).get_json()
     assert bad["errcode"] == 40029 and bad["errmsg"].startswith("invalid code")
-    wrong_secret = client.get("/wechat-sandbox/cgi-bin/token", query_string={
-        "grant_type": "client_credential", "appid": "wxsandboxappid0001", "secret": "wrong"}).get_json()
+    wrong_secret = client.get(
+        "/wechat-sandbox/cgi-bin/token",
+        query_string={"grant_type": "client_credential", "appid": "wxsandboxappid0001", "secret": "wrong"},
+    ).get_json()
     assert wrong_secret["errcode"] == 40125
 
 
@@ -79,8 +91,11 @@ def test_production_needs_the_merchant_key_and_certificate():
     """Refunds (secapi/pay/refund) and transfers need WeChat Pay's client certificate; notifications need our key."""
     real = {"ENV": "production", "SECRET_KEY": "s", "DATA_ENCRYPTION_KEY": "d"}
     for missing in ("WECHAT_PAY_API_KEY", "WECHAT_PAY_CERT_FILE", "WECHAT_PAY_KEY_FILE"):
-        given = {"WECHAT_PAY_API_KEY": "k" * 32, "WECHAT_PAY_CERT_FILE": "/etc/mmq/apiclient_cert.pem",
-                 "WECHAT_PAY_KEY_FILE": "/etc/mmq/apiclient_key.pem"}
+        given = {
+            "WECHAT_PAY_API_KEY": "k" * 32,
+            "WECHAT_PAY_CERT_FILE": "/etc/mmq/apiclient_cert.pem",
+            "WECHAT_PAY_KEY_FILE": "/etc/mmq/apiclient_key.pem",
+        }
         del given[missing]
         with pytest.raises(RuntimeError, match=missing):
             check_production_safety(load_config(real | given))
@@ -88,7 +103,10 @@ def test_production_needs_the_merchant_key_and_certificate():
 
 def test_the_pay_client_presents_the_merchant_certificate(app):
     with app.app_context():
-        config = {"WECHAT_PAY_CERT_FILE": "/etc/mmq/apiclient_cert.pem", "WECHAT_PAY_KEY_FILE": "/etc/mmq/apiclient_key.pem"}
+        config = {
+            "WECHAT_PAY_CERT_FILE": "/etc/mmq/apiclient_cert.pem",
+            "WECHAT_PAY_KEY_FILE": "/etc/mmq/apiclient_key.pem",
+        }
         previous = {name: app.config.get(name) for name in config}
         app.config.update(config)
         try:

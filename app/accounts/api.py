@@ -1,11 +1,19 @@
 from flask import g
 from flask_smorest import Blueprint
 
+from app.accounts import service
+from app.accounts.schemas import (
+    InviteSchema,
+    LoginResponseSchema,
+    LoginSchema,
+    RoleChangeResponseSchema,
+    TeamArgsSchema,
+    TeamPageSchema,
+    UpdateMeSchema,
+    UserSchema,
+)
 from app.core import access
 from app.core.extensions import limiter
-from app.accounts import service
-from app.accounts.schemas import (InviteSchema, LoginResponseSchema, LoginSchema, RoleChangeResponseSchema,
-                                  TeamArgsSchema, TeamPageSchema, UpdateMeSchema, UserSchema)
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Login, the current user, team and roles.")
 
@@ -76,8 +84,10 @@ def my_team(args):
     page = service.team(user_id=g.user.id, level=args["level"], cursor=args["cursor"], limit=args["limit"])
     return {
         "counts": {"level_1": page.level_1_count, "level_2": page.level_2_count},
-        "items": [{"id": m.id, "nickname": m.nickname, "level": level, "inviter_id": m.inviter_id,
-                   "bound_at": m.bound_at} for m, level in page.members],
+        "items": [
+            {"id": m.id, "nickname": m.nickname, "level": level, "inviter_id": m.inviter_id, "bound_at": m.bound_at}
+            for m, level in page.members
+        ],
         "next_cursor": page.next_cursor,
     }
 

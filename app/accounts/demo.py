@@ -1,13 +1,20 @@
 """Demo users: an operator, two hosts, a partner and ten moms in a referral tree."""
+
 from app.accounts import service
 
 SEED_ORDER = 0
 
 # (openid, nickname, inviter openid)
 MOMS = [
-    ("mom01", "小雨妈妈", "host1"), ("mom02", "乐乐妈妈", "host1"), ("mom03", "朵朵妈妈", "mom01"),
-    ("mom04", "豆豆妈妈", "mom01"), ("mom05", "果果妈妈", "mom03"), ("mom06", "安安妈妈", "host2"),
-    ("mom07", "糖糖妈妈", "mom06"), ("mom08", "米米妈妈", "mom06"), ("mom09", "贝贝妈妈", "mom07"),
+    ("mom01", "小雨妈妈", "host1"),
+    ("mom02", "乐乐妈妈", "host1"),
+    ("mom03", "朵朵妈妈", "mom01"),
+    ("mom04", "豆豆妈妈", "mom01"),
+    ("mom05", "果果妈妈", "mom03"),
+    ("mom06", "安安妈妈", "host2"),
+    ("mom07", "糖糖妈妈", "mom06"),
+    ("mom08", "米米妈妈", "mom06"),
+    ("mom09", "贝贝妈妈", "mom07"),
     ("mom10", "悠悠妈妈", None),
 ]
 
@@ -21,6 +28,7 @@ def seed() -> list[str]:
         "partner": service.ensure_user(openid="partner", nickname="育儿学堂", roles=("partner",)),
     }
     for openid, nickname, inviter in MOMS:
-        users[openid] = service.ensure_user(openid=openid, nickname=nickname,
-                                            inviter=users[inviter] if inviter else None)
+        users[openid] = service.ensure_user(
+            openid=openid, nickname=nickname, inviter=users[inviter] if inviter else None
+        )
     return [f"sandbox:{openid}" for openid in users]

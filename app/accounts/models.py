@@ -21,8 +21,9 @@ class User(db.Model):
     created_at: Mapped[datetime]
     last_login_at: Mapped[datetime | None]
 
-    roles: Mapped[list["UserRole"]] = relationship(lazy="selectin", cascade="all, delete-orphan",
-                                                   foreign_keys="UserRole.user_id")
+    roles: Mapped[list["UserRole"]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", foreign_keys="UserRole.user_id"
+    )
 
 
 class UserRole(db.Model):

@@ -4,8 +4,11 @@ from app.core.pagination import PageArgsSchema, PageSchema
 
 
 class LoginSchema(Schema):
-    code = fields.String(required=True, validate=validate.Length(min=1, max=128),
-                         metadata={"description": "The code from wx.login(). Sandbox: 'sandbox:<name>'."})
+    code = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=128),
+        metadata={"description": "The code from wx.login(). Sandbox: 'sandbox:<name>'."},
+    )
     invite_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16))
 
 

@@ -1,4 +1,5 @@
 """Accounts use cases: WeChat login, sessions, the referral tree and roles."""
+
 import base64
 import dataclasses
 import hashlib
@@ -12,6 +13,7 @@ from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
+from app.accounts.models import AuthSession, User, UserRole
 from app.core.access import GRANTABLE_ROLES
 from app.core.clock import now_utc
 from app.core.db import among, db
@@ -19,7 +21,6 @@ from app.core.errors import Conflict, Invalid, NotFound
 from app.core.locks import serialize_transaction
 from app.core.pagination import keyset_page
 from app.core.redis import get_redis, get_request_redis, key
-from app.accounts.models import AuthSession, User, UserRole
 from app.wechat import service as wechat
 
 INVITE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -33,12 +34,12 @@ _parsed_sessions: dict[str, tuple[bytes, int, "Authenticated", "Authenticated"]]
 
 
 class ReferralStatus:
-    NONE = "none"                    # no invite code sent
-    BOUND = "bound"                  # bound to the inviter by this login
+    NONE = "none"  # no invite code sent
+    BOUND = "bound"  # bound to the inviter by this login
     ALREADY_BOUND = "already_bound"  # bound earlier; the code was ignored
     UNKNOWN_CODE = "unknown_code"
     SELF_INVITE = "self_invite"
-    CYCLE = "cycle"                  # the inviter is this user's own descendant
+    CYCLE = "cycle"  # the inviter is this user's own descendant
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,9 @@ def _get_or_create_user(*, openid: str, unionid: str | None, nickname: str = "")
     if user is not None:
         return user, False
     for _ in range(5):
-        candidate = User(openid=openid, unionid=unionid, nickname=nickname, invite_code=_new_invite_code(),
-                         created_at=now_utc())
+        candidate = User(
+            openid=openid, unionid=unionid, nickname=nickname, invite_code=_new_invite_code(), created_at=now_utc()
+        )
         try:
             with db.session.begin_nested():
                 db.session.add(candidate)
@@ -167,7 +169,9 @@ def _is_descendant(*, ancestor_id: int, candidate_id: int) -> bool:
     """True if `candidate_id` sits anywhere below `ancestor_id` in the referral tree (or is it)."""
     chain = select(User.id, User.inviter_id).where(User.id == candidate_id).cte("chain", recursive=True)
     chain = chain.union(select(User.id, User.inviter_id).join(chain, User.id == chain.c.inviter_id))
-    return db.session.scalar(select(literal(1)).select_from(chain).where(chain.c.id == ancestor_id).limit(1)) is not None
+    return (
+        db.session.scalar(select(literal(1)).select_from(chain).where(chain.c.id == ancestor_id).limit(1)) is not None
+    )
 
 
 def _bind_referral(*, user: User, invite_code: str | None) -> str:
@@ -185,8 +189,10 @@ def _bind_referral(*, user: User, invite_code: str | None) -> str:
     if _is_descendant(ancestor_id=user.id, candidate_id=inviter.id):
         return ReferralStatus.CYCLE
     bound = db.session.execute(
-        update(User).where(User.id == user.id, User.inviter_id.is_(None))
-        .values(inviter_id=inviter.id, bound_at=now_utc()).execution_options(synchronize_session=False)
+        update(User)
+        .where(User.id == user.id, User.inviter_id.is_(None))
+        .values(inviter_id=inviter.id, bound_at=now_utc())
+        .execution_options(synchronize_session=False)
     ).rowcount
     db.session.refresh(user)
     return ReferralStatus.BOUND if bound else ReferralStatus.ALREADY_BOUND
@@ -195,8 +201,12 @@ def _bind_referral(*, user: User, invite_code: str | None) -> str:
 def _open_session(*, user: User) -> tuple[str, AuthSession]:
     # The user id prefix lets authentication fetch the cached session and the user's generation at once.
     token = f"{user.id}.{secrets.token_urlsafe(32)}"
-    session = AuthSession(user_id=user.id, token_hash=_token_hash(token), created_at=now_utc(),
-                          expires_at=now_utc() + timedelta(seconds=current_app.config["SESSION_TTL_SECONDS"]))
+    session = AuthSession(
+        user_id=user.id,
+        token_hash=_token_hash(token),
+        created_at=now_utc(),
+        expires_at=now_utc() + timedelta(seconds=current_app.config["SESSION_TTL_SECONDS"]),
+    )
     db.session.add(session)
     return token, session
 
@@ -224,8 +234,9 @@ def login(*, code: str, invite_code: str | None = None) -> LoginResult:
     # roles read below (after the commit) are at least as new as that generation says.
     if generation == generation_before + 1:
         _cache_session(_token_hash(token), generation=generation, session=opened, user=user)
-    return LoginResult(user=user, token=token, expires_at=opened.expires_at, created=created,
-                       referral_status=referral_status)
+    return LoginResult(
+        user=user, token=token, expires_at=opened.expires_at, created=created, referral_status=referral_status
+    )
 
 
 def _invalidate_auth_cache(*, user_id: int) -> None:
@@ -251,15 +262,27 @@ def _parse_moment(value: str | None) -> datetime | None:
 
 def _blob(*, generation: int, session: AuthSession | SessionInfo, user: User, roles: frozenset[str]) -> str:
     """The cached form of a live session: plain values, so reading it back builds no ORM object."""
-    return json.dumps({
-        "generation": generation,
-        "session": {"id": session.id, "user_id": session.user_id, "expires_at": _moment(session.expires_at),
-                    "expires_ms": int(session.expires_at.timestamp() * 1000)},
-        "principal": {"id": user.id, "openid": user.openid, "nickname": user.nickname,
-                      "invite_code": user.invite_code, "inviter_id": user.inviter_id,
-                      "bound_at": _moment(user.bound_at), "created_at": _moment(user.created_at)},
-        "roles": sorted(roles),
-    })
+    return json.dumps(
+        {
+            "generation": generation,
+            "session": {
+                "id": session.id,
+                "user_id": session.user_id,
+                "expires_at": _moment(session.expires_at),
+                "expires_ms": int(session.expires_at.timestamp() * 1000),
+            },
+            "principal": {
+                "id": user.id,
+                "openid": user.openid,
+                "nickname": user.nickname,
+                "invite_code": user.invite_code,
+                "inviter_id": user.inviter_id,
+                "bound_at": _moment(user.bound_at),
+                "created_at": _moment(user.created_at),
+            },
+            "roles": sorted(roles),
+        }
+    )
 
 
 def _parsed(raw: bytes) -> tuple[int, Authenticated] | None:
@@ -268,20 +291,34 @@ def _parsed(raw: bytes) -> tuple[int, Authenticated] | None:
     if "principal" not in blob:
         return None
     principal, session, roles = blob["principal"], blob["session"], frozenset(blob["roles"])
-    user = CurrentUser(id=principal["id"], openid=principal["openid"], nickname=principal["nickname"],
-                       invite_code=principal["invite_code"], inviter_id=principal["inviter_id"],
-                       bound_at=_parse_moment(principal["bound_at"]),
-                       created_at=_parse_moment(principal["created_at"]), roles=roles)
+    user = CurrentUser(
+        id=principal["id"],
+        openid=principal["openid"],
+        nickname=principal["nickname"],
+        invite_code=principal["invite_code"],
+        inviter_id=principal["inviter_id"],
+        bound_at=_parse_moment(principal["bound_at"]),
+        created_at=_parse_moment(principal["created_at"]),
+        roles=roles,
+    )
     return blob["generation"], Authenticated(
-        user=user, session=SessionInfo(id=session["id"], user_id=session["user_id"],
-                                       expires_at=_parse_moment(session["expires_at"])), roles=roles)
+        user=user,
+        session=SessionInfo(
+            id=session["id"], user_id=session["user_id"], expires_at=_parse_moment(session["expires_at"])
+        ),
+        roles=roles,
+    )
 
 
 def _remember_parsed(token_hash: str, raw: bytes, generation: int, found: Authenticated) -> None:
     if len(_parsed_sessions) >= PARSED_SESSIONS_LIMIT:
         _parsed_sessions.clear()
-    fence = SessionFence(token_hash=token_hash, entry_key=_session_cache_key(token_hash),
-                         generation_key=_generation_key(found.session.user_id), generation=generation)
+    fence = SessionFence(
+        token_hash=token_hash,
+        entry_key=_session_cache_key(token_hash),
+        generation_key=_generation_key(found.session.user_id),
+        generation=generation,
+    )
     _parsed_sessions[token_hash] = (raw, generation, found, dataclasses.replace(found, fence=fence))
 
 
@@ -311,9 +348,15 @@ def _fenced_authentication(token_hash: str, user_id: int) -> Authenticated | Uns
     """This process's copy of a session (or, unseen, just its fence), to be checked by the view's one Redis script."""
     known = _parsed_sessions.get(token_hash)
     if known is None:
-        return UnseenSession(user_id=user_id, fence=SessionFence(
-            token_hash=token_hash, entry_key=_session_cache_key(token_hash),
-            generation_key=_generation_key(user_id), generation=None))
+        return UnseenSession(
+            user_id=user_id,
+            fence=SessionFence(
+                token_hash=token_hash,
+                entry_key=_session_cache_key(token_hash),
+                generation_key=_generation_key(user_id),
+                generation=None,
+            ),
+        )
     return known[3] if _live(known[3], user_id) else None
 
 
@@ -337,15 +380,22 @@ def authenticate(*, token: str, fenced: bool = False) -> Authenticated | UnseenS
     if not user_part.isdigit() or not secret:
         return None
     user_id, token_hash = int(user_part), _token_hash(token)
-    found = (_fenced_authentication(token_hash, user_id) if fenced else None) or _cached_authentication(token_hash, user_id)
+    found = (_fenced_authentication(token_hash, user_id) if fenced else None) or _cached_authentication(
+        token_hash, user_id
+    )
     if found is not None:
         return found
     # Read the generation before the database: a change committed meanwhile bumps it past what we cache.
     generation = int(get_redis().get(_generation_key(user_id)) or 0)
     row = db.session.execute(
-        select(AuthSession, User).join(User, User.id == AuthSession.user_id)
-        .where(AuthSession.token_hash == token_hash, AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None),
-               AuthSession.expires_at > now_utc())
+        select(AuthSession, User)
+        .join(User, User.id == AuthSession.user_id)
+        .where(
+            AuthSession.token_hash == token_hash,
+            AuthSession.user_id == user_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > now_utc(),
+        )
     ).first()
     if row is None:
         return None
@@ -353,7 +403,9 @@ def authenticate(*, token: str, fenced: bool = False) -> Authenticated | UnseenS
     return _cache_session(token_hash, generation=generation, session=session, user=user)
 
 
-def _cache_session(token_hash: str, *, generation: int, session: AuthSession | SessionInfo, user: User) -> Authenticated:
+def _cache_session(
+    token_hash: str, *, generation: int, session: AuthSession | SessionInfo, user: User
+) -> Authenticated:
     """Put a live session in the Redis cache under `generation` (read before the user was) and in this process."""
     raw = _blob(generation=generation, session=session, user=user, roles=roles_of(user)).encode()
     get_redis().set(_session_cache_key(token_hash), raw, ex=AUTH_CACHE_SECONDS)
@@ -364,8 +416,11 @@ def _cache_session(token_hash: str, *, generation: int, session: AuthSession | S
 
 def logout(*, session_id: int, user_id: int) -> None:
     """Revoke one session; its token stops working at once."""
-    db.session.execute(update(AuthSession).where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
-                       .values(revoked_at=now_utc()))
+    db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now_utc())
+    )
     db.session.commit()
     _invalidate_auth_cache(user_id=user_id)
 
@@ -402,23 +457,38 @@ def team(*, user_id: int, level: int, cursor: str | None, limit: int) -> TeamPag
     direct = aliased(User)
     level_1_count = db.session.scalar(select(func.count()).select_from(User).where(User.inviter_id == user_id))
     level_2_count = db.session.scalar(
-        select(func.count()).select_from(User).join(direct, User.inviter_id == direct.id).where(direct.inviter_id == user_id)
+        select(func.count())
+        .select_from(User)
+        .join(direct, User.inviter_id == direct.id)
+        .where(direct.inviter_id == user_id)
     )
     if level == 1:
         stmt = select(User).where(User.inviter_id == user_id)
     else:
         stmt = select(User).join(direct, and_(User.inviter_id == direct.id, direct.inviter_id == user_id))
-    members, next_cursor = keyset_page(stmt, columns=[User.bound_at, User.id], kinds=[datetime, int], cursor=cursor,
-                                       limit=limit, key_of=lambda u: (u.bound_at, u.id), session=db.session)
-    return TeamPage(level_1_count=level_1_count, level_2_count=level_2_count,
-                    members=[(m, level) for m in members], next_cursor=next_cursor)
+    members, next_cursor = keyset_page(
+        stmt,
+        columns=[User.bound_at, User.id],
+        kinds=[datetime, int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda u: (u.bound_at, u.id),
+        session=db.session,
+    )
+    return TeamPage(
+        level_1_count=level_1_count,
+        level_2_count=level_2_count,
+        members=[(m, level) for m in members],
+        next_cursor=next_cursor,
+    )
 
 
 def grant_role(*, user_id: int, role: str, granted_by_id: int | None) -> User:
     """Grant a role (idempotent: granting a held role changes nothing)."""
     if role not in GRANTABLE_ROLES:
-        raise Invalid(f"'{role}' cannot be granted; grantable roles are {', '.join(GRANTABLE_ROLES)}.",
-                      code="role_not_grantable")
+        raise Invalid(
+            f"'{role}' cannot be granted; grantable roles are {', '.join(GRANTABLE_ROLES)}.", code="role_not_grantable"
+        )
     user = get_user(user_id=user_id)
     if role not in roles_of(user):
         user.roles.append(UserRole(user_id=user.id, role=role, granted_at=now_utc(), granted_by_id=granted_by_id))
@@ -477,8 +547,11 @@ def inviter_ids(*, user_ids: list[int]) -> dict[int, int]:
     wanted = set(user_ids)
     if not wanted:
         return {}
-    return dict(db.session.execute(select(User.id, User.inviter_id)
-                                   .where(among(User.id, wanted), User.inviter_id.is_not(None))).all())
+    return dict(
+        db.session.execute(
+            select(User.id, User.inviter_id).where(among(User.id, wanted), User.inviter_id.is_not(None))
+        ).all()
+    )
 
 
 def existing_user_ids(*, user_ids: list[int]) -> set[int]:

@@ -1,4 +1,5 @@
 """Share links and clicks (moms); commission rules and platform switches (operators)."""
+
 import re
 import secrets
 
@@ -6,8 +7,20 @@ from flask import current_app, g, request
 from flask_smorest import Blueprint
 
 from app.affiliate import earnings, service
-from app.affiliate.schemas import (ClickResultSchema, ClickSchema, EarningsSchema, EntryPageSchema, RuleCreateSchema, RuleEndSchema, RuleListArgsSchema,
-                                   RuleListSchema, RuleSchema, SettingsSchema, ShareLinkCreateSchema, ShareLinkSchema)
+from app.affiliate.schemas import (
+    ClickResultSchema,
+    ClickSchema,
+    EarningsSchema,
+    EntryPageSchema,
+    RuleCreateSchema,
+    RuleEndSchema,
+    RuleListArgsSchema,
+    RuleListSchema,
+    RuleSchema,
+    SettingsSchema,
+    ShareLinkCreateSchema,
+    ShareLinkSchema,
+)
 from app.core import access
 from app.core.pagination import PageArgsSchema
 
@@ -27,9 +40,18 @@ def create_share_link(args):
     """Make a tracked share link for a product: short code, mini-program path, card and code image."""
     shared = service.share_link_for_sharer(sharer_id=g.user.id, **args)
     link = shared.link
-    return {"id": link.id, "code": shared.code, "path": shared.path, "url": shared.url, "product_id": link.product_id,
-            "group_id": link.group_id, "post_id": link.post_id, "content_id": link.content_id, "card": shared.card,
-            "code_image": service.share_code_image(code=shared.code, product_id=link.product_id)}
+    return {
+        "id": link.id,
+        "code": shared.code,
+        "path": shared.path,
+        "url": shared.url,
+        "product_id": link.product_id,
+        "group_id": link.group_id,
+        "post_id": link.post_id,
+        "content_id": link.content_id,
+        "card": shared.card,
+        "code_image": service.share_code_image(code=shared.code, product_id=link.product_id),
+    }
 
 
 @blp.route("/clicks", methods=["POST"])
@@ -77,8 +99,10 @@ def follow_share_link(code: str):
         response.set_cookie(VISITOR_COOKIE, visitor, max_age=VISITOR_COOKIE_SECONDS, httponly=True, samesite="Lax")
     return response
 
-admin = Blueprint("affiliate_admin", __name__, url_prefix="/api/v1/admin",
-                  description="Commission rules and platform switches.")
+
+admin = Blueprint(
+    "affiliate_admin", __name__, url_prefix="/api/v1/admin", description="Commission rules and platform switches."
+)
 
 
 @admin.route("/commission-rules", methods=["GET"])

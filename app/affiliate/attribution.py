@@ -12,6 +12,7 @@ Explicit rules on top of the priority:
   level-1, host, content, level-2; the other shares stay with the platform.
 - Cycles in the referral tree cannot occur (binding refuses them), so the level-2 chain always ends.
 """
+
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -66,8 +67,11 @@ def window() -> timedelta:
 def _links_by_code(codes: set[str]) -> dict[str, dict]:
     if not codes:
         return {}
-    rows = db.session.execute(select(ShareLink.id, ShareLink.code, *(getattr(ShareLink, f) for f in LINK_FIELDS))
-                              .where(ShareLink.code.in_(codes))).mappings()
+    rows = db.session.execute(
+        select(ShareLink.id, ShareLink.code, *(getattr(ShareLink, f) for f in LINK_FIELDS)).where(
+            ShareLink.code.in_(codes)
+        )
+    ).mappings()
     return {row["code"]: dict(row) for row in rows}
 
 
@@ -80,7 +84,8 @@ def _clicks_by_buyer(orders: list[OrderIn]) -> dict[int, list[dict]]:
     rows = db.session.execute(
         select(*(getattr(Click, f) for f in CLICK_FIELDS))
         .where(Click.buyer_id.in_(buyers), Click.clicked_at >= start, Click.clicked_at <= end)
-        .order_by(Click.clicked_at, Click.id)).mappings()
+        .order_by(Click.clicked_at, Click.id)
+    ).mappings()
     found: dict[int, list[dict]] = {}
     for row in rows:
         found.setdefault(row["buyer_id"], []).append(dict(row))
@@ -113,8 +118,10 @@ def _found_in_python(orders: list[OrderIn]) -> list[Found]:
 
 def _lateral_click(alias: str, link_condition: str) -> str:
     columns = ", ".join(f"c.{f}" for f in CLICK_FIELDS)
-    return (f"LEFT JOIN LATERAL (SELECT {columns} FROM clicks AS c WHERE {link_condition} AND c.buyer_id = o.buyer_id "
-            f"AND c.clicked_at BETWEEN o.since AND o.until ORDER BY c.clicked_at DESC, c.id DESC LIMIT 1) AS {alias} ON true")
+    return (
+        f"LEFT JOIN LATERAL (SELECT {columns} FROM clicks AS c WHERE {link_condition} AND c.buyer_id = o.buyer_id "
+        f"AND c.clicked_at BETWEEN o.since AND o.until ORDER BY c.clicked_at DESC, c.id DESC LIMIT 1) AS {alias} ON true"
+    )
 
 
 _FOUND_SQL = text(
@@ -124,25 +131,34 @@ _FOUND_SQL = text(
     "CAST(:untils AS timestamptz[])) WITH ORDINALITY AS o(buyer_id, code, since, until, n) "
     "LEFT JOIN share_links AS l ON l.code = o.code "
     f"{_lateral_click('lc', 'l.id IS NOT NULL AND c.share_link_id = l.id')} "
-    f"{_lateral_click('ac', 'l.id IS NULL')}")
+    f"{_lateral_click('ac', 'l.id IS NULL')}"
+)
 
 
 def _found_in_sql(orders: list[OrderIn]) -> list[Found]:
     """The same lookups as one set-based query on PostgreSQL: per order the link of its code, else the
     buyer's last click within the window (LATERAL, served by the (buyer_id, clicked_at) index)."""
     span = window()
-    rows = db.session.execute(_FOUND_SQL, {
-        "buyers": [o.buyer_id for o in orders], "codes": [o.tracking_code for o in orders],
-        "sinces": [o.paid_at - span for o in orders], "untils": [o.paid_at for o in orders]}).all()
+    rows = db.session.execute(
+        _FOUND_SQL,
+        {
+            "buyers": [o.buyer_id for o in orders],
+            "codes": [o.tracking_code for o in orders],
+            "sinces": [o.paid_at - span for o in orders],
+            "untils": [o.paid_at for o in orders],
+        },
+    ).all()
     link_names = ("id", "code", *LINK_FIELDS)
     found = [Found() for _ in orders]
     for row in rows:
-        link = row[1:1 + len(link_names)]
-        link_click = row[1 + len(link_names):1 + len(link_names) + len(CLICK_FIELDS)]
-        last_click = row[1 + len(link_names) + len(CLICK_FIELDS):]
-        found[row[0] - 1] = Found(link=dict(zip(link_names, link)) if link[0] is not None else None,
-                                  link_click=dict(zip(CLICK_FIELDS, link_click)) if link_click[0] is not None else None,
-                                  last_click=dict(zip(CLICK_FIELDS, last_click)) if last_click[0] is not None else None)
+        link = row[1 : 1 + len(link_names)]
+        link_click = row[1 + len(link_names) : 1 + len(link_names) + len(CLICK_FIELDS)]
+        last_click = row[1 + len(link_names) + len(CLICK_FIELDS) :]
+        found[row[0] - 1] = Found(
+            link=dict(zip(link_names, link)) if link[0] is not None else None,
+            link_click=dict(zip(CLICK_FIELDS, link_click)) if link_click[0] is not None else None,
+            last_click=dict(zip(CLICK_FIELDS, last_click)) if last_click[0] is not None else None,
+        )
     return found
 
 
@@ -159,8 +175,12 @@ def _decide(found: Found) -> tuple[str, dict, dict | None]:
 
 
 def _roles(buyer_id: int | None, context: dict, level2_id: int | None) -> dict[str, int | None]:
-    candidates = [("level1", context.get("sharer_id")), ("host", context.get("host_id")),
-                  ("content", context.get("content_author_id")), ("level2", level2_id)]
+    candidates = [
+        ("level1", context.get("sharer_id")),
+        ("host", context.get("host_id")),
+        ("content", context.get("content_author_id")),
+        ("level2", level2_id),
+    ]
     paid, roles = set(), {}
     for share, person in candidates:
         if person is None or person in paid or (share != "level1" and person == buyer_id):
@@ -189,17 +209,32 @@ def _rows(orders: list[OrderIn], found: list[Found]) -> list[dict]:
             rates = book.rates(product_id=line.product_id, category_id=line.category_id, at=order.paid_at)
             used = {share: getattr(rates, f"{share}_bp") if roles[share] is not None else 0 for share in SHARES}
             shares = split(paid_fen=line.paid_fen, seller_bp=line.seller_bp, **{f"{k}_bp": v for k, v in used.items()})
-            rows.append({
-                "order_id": order.order_id, "order_line_id": line.order_line_id, "rule": rule, "buyer_id": order.buyer_id,
-                "click_id": click["id"] if click else None, "share_link_id": context.get("id"),
-                "group_id": context.get("group_id"), "post_id": context.get("post_id"),
-                "content_id": context.get("content_id"), "level1_id": roles["level1"], "level2_id": roles["level2"],
-                "host_id": roles["host"], "content_author_id": roles["content"], "commission_rule_id": rates.rule_id,
-                "level2_enabled": level2_on, "base_fen": line.paid_fen, "seller_bp": line.seller_bp,
-                **{f"{share}_bp": used[share] for share in SHARES},
-                "seller_fen": shares.seller_fen, **{f"{share}_fen": shares.amount(share) for share in SHARES},
-                "platform_fen": shares.platform_fen, "created_at": now,
-            })
+            rows.append(
+                {
+                    "order_id": order.order_id,
+                    "order_line_id": line.order_line_id,
+                    "rule": rule,
+                    "buyer_id": order.buyer_id,
+                    "click_id": click["id"] if click else None,
+                    "share_link_id": context.get("id"),
+                    "group_id": context.get("group_id"),
+                    "post_id": context.get("post_id"),
+                    "content_id": context.get("content_id"),
+                    "level1_id": roles["level1"],
+                    "level2_id": roles["level2"],
+                    "host_id": roles["host"],
+                    "content_author_id": roles["content"],
+                    "commission_rule_id": rates.rule_id,
+                    "level2_enabled": level2_on,
+                    "base_fen": line.paid_fen,
+                    "seller_bp": line.seller_bp,
+                    **{f"{share}_bp": used[share] for share in SHARES},
+                    "seller_fen": shares.seller_fen,
+                    **{f"{share}_fen": shares.amount(share) for share in SHARES},
+                    "platform_fen": shares.platform_fen,
+                    "created_at": now,
+                }
+            )
     return rows
 
 
@@ -216,8 +251,13 @@ def attribute(orders: list[OrderIn], *, set_based: bool = False) -> dict[int, di
     if set_based:
         ids = bulk.allocate_ids(Attribution.__table__, len(rows))
         columns = list(rows[0]) if rows else []
-        bulk.copy_rows(Attribution.__table__, ["id", *columns],
-                              ((attribution_id, *row.values()) for attribution_id, row in zip(ids, rows)))
+        bulk.copy_rows(
+            Attribution.__table__,
+            ["id", *columns],
+            ((attribution_id, *row.values()) for attribution_id, row in zip(ids, rows)),
+        )
     else:
-        ids = db.session.scalars(insert(Attribution).returning(Attribution.id, sort_by_parameter_order=True), rows).all()
+        ids = db.session.scalars(
+            insert(Attribution).returning(Attribution.id, sort_by_parameter_order=True), rows
+        ).all()
     return {row["order_line_id"]: {**row, "id": attribution_id} for attribution_id, row in zip(ids, rows)}

@@ -12,6 +12,7 @@ Python) sends what is left, and a Redis error keeps the clicks for the next try.
 clicks of the last moment only, those not yet handed to Redis, and the buffer never holds more than
 `max_pending` (the oldest are dropped, and logged, should Redis stay away that long).
 """
+
 import atexit
 import logging
 import threading
@@ -52,8 +53,17 @@ class PendingClick:
 class ClickBuffer:
     """A process's clicks on their way to Redis, sent by one thread in batches."""
 
-    def __init__(self, redis: Redis, *, stream_key: str, dedupe_seconds: int, linger_seconds: float = 0.01,
-                 batch_size: int = 500, max_pending: int = 100_000, retry_seconds: float = 0.5):
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        stream_key: str,
+        dedupe_seconds: int,
+        linger_seconds: float = 0.01,
+        batch_size: int = 500,
+        max_pending: int = 100_000,
+        retry_seconds: float = 0.5,
+    ):
         self._redis = redis
         self._script = redis.register_script(_COUNT_BATCH)
         self._stream_key = stream_key

@@ -14,11 +14,12 @@ acknowledges the entries only after the commit, trimming the stream up to the ol
 (XTRIM drops whole nodes; XDEL would look up each entry). Entries a crashed consumer left pending are
 claimed again, so nothing is lost on a restart.
 """
+
 import json
 import os
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import current_app
 from redis.exceptions import ResponseError
@@ -78,10 +79,16 @@ return 0
 
 # The batch being persisted, per database connection; PostgreSQL empties it at every commit.
 _BATCH = Table(
-    "click_batch", MetaData(),
-    Column("stream_id", String(32)), Column("link_id", BigInteger), Column("buyer_id", BigInteger),
-    Column("visitor", String(64)), Column("via", String(8)), Column("clicked_at", UTCDateTime()),
-    prefixes=["TEMPORARY"], postgresql_on_commit="DELETE ROWS",
+    "click_batch",
+    MetaData(),
+    Column("stream_id", String(32)),
+    Column("link_id", BigInteger),
+    Column("buyer_id", BigInteger),
+    Column("visitor", String(64)),
+    Column("via", String(8)),
+    Column("clicked_at", UTCDateTime()),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DELETE ROWS",
 )
 _LINK_FIELDS = ("code", "sharer_id", "product_id", "group_id", "post_id", "content_id", "host_id", "content_author_id")
 
@@ -106,8 +113,10 @@ def record(*, code: str, buyer_id: int | None, visitor: str | None, via: str, at
     if script is None:
         script = current_app.extensions["click_script"] = get_redis().register_script(_CLICK)
     who = f"u{buyer_id}" if buyer_id is not None else f"v{visitor}"
-    answer = script(keys=[link_cache_key(code), key("click-seen", code, who), key(STREAM)],
-                    args=[DEDUPE_SECONDS, int(at.timestamp() * 1000), buyer_id or "", visitor or "", via])
+    answer = script(
+        keys=[link_cache_key(code), key("click-seen", code, who), key(STREAM)],
+        args=[DEDUPE_SECONDS, int(at.timestamp() * 1000), buyer_id or "", visitor or "", via],
+    )
     if answer is None:
         return None
     link_id, _, landing = answer[1].decode().partition(" ")
@@ -124,9 +133,16 @@ def record_later(*, code: str, buyer_id: int | None, visitor: str | None, via: s
     if known is None or known[2] < time.monotonic():
         return None
     who = f"u{buyer_id}" if buyer_id is not None else f"v{visitor}"
-    _buffer().add(PendingClick(dedupe_key=key("click-seen", code, who), link_id=known[0],
-                               at_ms=int(at.timestamp() * 1000), buyer=str(buyer_id or ""), visitor=visitor or "",
-                               via=via))
+    _buffer().add(
+        PendingClick(
+            dedupe_key=key("click-seen", code, who),
+            link_id=known[0],
+            at_ms=int(at.timestamp() * 1000),
+            buyer=str(buyer_id or ""),
+            visitor=visitor or "",
+            via=via,
+        )
+    )
     return known[1]
 
 
@@ -156,8 +172,12 @@ def _buffer() -> ClickBuffer:
     # Made in the process that uses it: a buffer (and its thread) never crosses a fork.
     state = current_app.extensions.get("click_buffer")
     if state is None or state[0] != os.getpid():
-        buffer = ClickBuffer(get_redis(), stream_key=key(STREAM), dedupe_seconds=DEDUPE_SECONDS,
-                             linger_seconds=current_app.config["CLICK_WRITE_BEHIND_LINGER_SECONDS"])
+        buffer = ClickBuffer(
+            get_redis(),
+            stream_key=key(STREAM),
+            dedupe_seconds=DEDUPE_SECONDS,
+            linger_seconds=current_app.config["CLICK_WRITE_BEHIND_LINGER_SECONDS"],
+        )
         state = current_app.extensions["click_buffer"] = (os.getpid(), buffer)
     return state[1]
 
@@ -178,8 +198,14 @@ def _row(entry_id: bytes, fields: dict) -> tuple:
     # Entries written before the cache held "<id> <landing>" carry the whole link as JSON in "l".
     link_id = int(fields[b"k"]) if b"k" in fields else json.loads(fields[b"l"])["id"]
     buyer, visitor = fields.get(b"b"), fields.get(b"v")
-    return (entry_id.decode(), link_id, int(buyer) if buyer else None, visitor.decode() if visitor else None,
-            fields[b"w"].decode(), datetime.fromtimestamp(int(fields[b"t"]) / 1000, tz=timezone.utc))
+    return (
+        entry_id.decode(),
+        link_id,
+        int(buyer) if buyer else None,
+        visitor.decode() if visitor else None,
+        fields[b"w"].decode(),
+        datetime.fromtimestamp(int(fields[b"t"]) / 1000, tz=UTC),
+    )
 
 
 def _stage(rows: list[tuple]) -> None:
@@ -189,10 +215,12 @@ def _stage(rows: list[tuple]) -> None:
     connection = db.session.connection()
     if connection.dialect.name == "postgresql":
         names = ", ".join(c.name for c in _BATCH.columns)
-        with connection.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(f"COPY {_BATCH.name} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        with (
+            connection.connection.driver_connection.cursor() as cursor,
+            cursor.copy(f"COPY {_BATCH.name} ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
     else:
         db.session.execute(insert(_BATCH), [dict(zip(_BATCH.columns.keys(), row)) for row in rows])
 
@@ -200,13 +228,24 @@ def _stage(rows: list[tuple]) -> None:
 def _insert_ignoring_replays() -> None:
     """One INSERT … SELECT of the staged batch, with the link's fields copied onto each click."""
     batch = _BATCH.c
-    source = (select(batch.stream_id, ShareLink.id, *(getattr(ShareLink, f) for f in _LINK_FIELDS), batch.buyer_id,
-                     batch.visitor, batch.via, batch.clicked_at)
-              .join_from(_BATCH, ShareLink, ShareLink.id == batch.link_id)
-              .where(true()))  # SQLite needs a WHERE to tell the upsert's ON from the join's
+    source = (
+        select(
+            batch.stream_id,
+            ShareLink.id,
+            *(getattr(ShareLink, f) for f in _LINK_FIELDS),
+            batch.buyer_id,
+            batch.visitor,
+            batch.via,
+            batch.clicked_at,
+        )
+        .join_from(_BATCH, ShareLink, ShareLink.id == batch.link_id)
+        .where(true())
+    )  # SQLite needs a WHERE to tell the upsert's ON from the join's
     columns = ["stream_id", "share_link_id", *_LINK_FIELDS, "buyer_id", "visitor", "via", "clicked_at"]
     dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    db.session.execute(dialect.insert(Click).from_select(columns, source).on_conflict_do_nothing(index_elements=["stream_id"]))
+    db.session.execute(
+        dialect.insert(Click).from_select(columns, source).on_conflict_do_nothing(index_elements=["stream_id"])
+    )
 
 
 def _record_engagements() -> None:
@@ -215,10 +254,20 @@ def _record_engagements() -> None:
     rows = db.session.execute(
         select(ShareLink.group_id, batch.buyer_id, batch.stream_id, batch.clicked_at)
         .join_from(_BATCH, ShareLink, ShareLink.id == batch.link_id)
-        .where(batch.buyer_id.is_not(None), ShareLink.group_id.is_not(None)))
-    groups.record_member_events(events=[
-        groups.MemberEventIn(group_id=r.group_id, user_id=r.buyer_id, kind="clicked", occurred_at=r.clicked_at,
-                             ref=f"click:{r.stream_id}") for r in rows])
+        .where(batch.buyer_id.is_not(None), ShareLink.group_id.is_not(None))
+    )
+    groups.record_member_events(
+        events=[
+            groups.MemberEventIn(
+                group_id=r.group_id,
+                user_id=r.buyer_id,
+                kind="clicked",
+                occurred_at=r.clicked_at,
+                ref=f"click:{r.stream_id}",
+            )
+            for r in rows
+        ]
+    )
 
 
 def persist(*, batch_size: int = BATCH_SIZE) -> int:
@@ -233,8 +282,9 @@ def persist(*, batch_size: int = BATCH_SIZE) -> int:
         entries, fresh = [], False
         if reclaim_from is not None:
             # Redis 6.2 answers [next, entries]; Redis 7 adds the ids of entries deleted meanwhile.
-            reclaim_from, entries = redis.xautoclaim(key(STREAM), GROUP, consumer, CLAIM_IDLE_MS,
-                                                     start_id=reclaim_from, count=batch_size)[:2]
+            reclaim_from, entries = redis.xautoclaim(
+                key(STREAM), GROUP, consumer, CLAIM_IDLE_MS, start_id=reclaim_from, count=batch_size
+            )[:2]
             if reclaim_from in (b"0-0", "0-0"):
                 reclaim_from = None
         if not entries:

@@ -6,6 +6,7 @@ If the shares together exceed the seller's commission they are scaled down, each
 content author, or level-2 switched off) gets nothing and its share stays with the platform. The
 platform keeps the rest of the seller's commission, remainders of every floor included.
 """
+
 from dataclasses import dataclass
 
 from app.core.money import share_of

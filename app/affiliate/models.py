@@ -27,8 +27,11 @@ class CommissionRule(db.Model):
         CheckConstraint("kind IN ('category', 'product', 'campaign')", name="known_kind"),
         CheckConstraint("kind <> 'category' OR category_id IS NOT NULL", name="category_rule_has_category"),
         CheckConstraint("kind <> 'product' OR product_id IS NOT NULL", name="product_rule_has_product"),
-        CheckConstraint("level1_bp BETWEEN 0 AND 10000 AND level2_bp BETWEEN 0 AND 10000 AND "
-                        "host_bp BETWEEN 0 AND 10000 AND content_bp BETWEEN 0 AND 10000", name="rates_in_range"),
+        CheckConstraint(
+            "level1_bp BETWEEN 0 AND 10000 AND level2_bp BETWEEN 0 AND 10000 AND "
+            "host_bp BETWEEN 0 AND 10000 AND content_bp BETWEEN 0 AND 10000",
+            name="rates_in_range",
+        ),
         CheckConstraint("ends_at IS NULL OR ends_at > starts_at", name="window_ordered"),
     )
 
@@ -100,8 +103,9 @@ class Attribution(db.Model):
     __tablename__ = "attributions"
     __table_args__ = (
         CheckConstraint("rule IN ('tracking_code', 'click', 'referrer', 'none')", name="known_rule"),
-        CheckConstraint("seller_fen = level1_fen + level2_fen + host_fen + content_fen + platform_fen",
-                        name="shares_add_up"),
+        CheckConstraint(
+            "seller_fen = level1_fen + level2_fen + host_fen + content_fen + platform_fen", name="shares_add_up"
+        ),
         CheckConstraint("platform_fen >= 0", name="platform_not_negative"),
     )
 

@@ -7,6 +7,7 @@ rule on the nearest category (the product's own, then its parent, ...) wins; amo
 start (then the newest rule) wins.
 Without any, the defaults below apply. The rates used are copied onto each attribution.
 """
+
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,8 +63,14 @@ class RuleBook:
 
     def __init__(self, start: datetime, end: datetime | None = None):
         end = end or start
-        self.rules = list(db.session.scalars(select(CommissionRule).where(
-            CommissionRule.starts_at <= end, or_(CommissionRule.ends_at.is_(None), CommissionRule.ends_at > start))))
+        self.rules = list(
+            db.session.scalars(
+                select(CommissionRule).where(
+                    CommissionRule.starts_at <= end,
+                    or_(CommissionRule.ends_at.is_(None), CommissionRule.ends_at > start),
+                )
+            )
+        )
         self.default_at = start
         # Instants where the set of rules in force changes: between two of them the answer is constant.
         self._boundaries = sorted({r.starts_at for r in self.rules} | {r.ends_at for r in self.rules if r.ends_at})
@@ -101,8 +108,13 @@ class RuleBook:
         if not matching:
             return Rates(rule_id=None, **DEFAULT_RATES)
         best = max(matching, key=lambda pair: pair[0])[1]
-        return Rates(rule_id=best.id, level1_bp=best.level1_bp, level2_bp=best.level2_bp, host_bp=best.host_bp,
-                     content_bp=best.content_bp)
+        return Rates(
+            rule_id=best.id,
+            level1_bp=best.level1_bp,
+            level2_bp=best.level2_bp,
+            host_bp=best.host_bp,
+            content_bp=best.content_bp,
+        )
 
 
 def rates_for(*, product_id: int, category_id: int | None, at: datetime | None = None) -> Rates:

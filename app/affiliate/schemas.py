@@ -31,7 +31,9 @@ class RuleSchema(RuleCreateSchema):
 
 
 class RuleListArgsSchema(Schema):
-    at = fields.AwareDateTime(load_default=None, validate=MOMENT, metadata={"description": "Only rules in force at this time."})
+    at = fields.AwareDateTime(
+        load_default=None, validate=MOMENT, metadata={"description": "Only rules in force at this time."}
+    )
 
 
 class RuleListSchema(Schema):
@@ -48,13 +50,31 @@ class SettingsSchema(Schema):
 
 class ShareLinkCreateSchema(Schema):
     product_id = fields.Integer(required=True, strict=True, validate=ID)
-    group_id = fields.Integer(load_default=None, allow_none=True, validate=ID, metadata={
-        "description": "A group you are a member (or the host) of; its host earns the host share. 403 `not_a_member` otherwise."})
-    post_id = fields.Integer(load_default=None, allow_none=True, validate=ID, metadata={
-        "description": "A post the group got (needs group_id). 422 `post_requires_group`, `post_not_in_group`."})
-    content_id = fields.Integer(load_default=None, allow_none=True, validate=ID, metadata={
-        "description": "Content recommending the product (with post_id: the content that post carried); its author "
-                       "earns the content share. 404 `content_not_found`, 422 `product_not_in_content`, `content_not_in_post`."})
+    group_id = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=ID,
+        metadata={
+            "description": "A group you are a member (or the host) of; its host earns the host share. 403 `not_a_member` otherwise."
+        },
+    )
+    post_id = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=ID,
+        metadata={
+            "description": "A post the group got (needs group_id). 422 `post_requires_group`, `post_not_in_group`."
+        },
+    )
+    content_id = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=ID,
+        metadata={
+            "description": "Content recommending the product (with post_id: the content that post carried); its author "
+            "earns the content share. 404 `content_not_found`, 422 `product_not_in_content`, `content_not_in_post`."
+        },
+    )
 
 
 class ShareCardSchema(Schema):

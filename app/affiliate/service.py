@@ -1,4 +1,5 @@
 """Affiliate use cases: what a sharer earns, commission rules, the level-2 switch, share links and clicks."""
+
 import base64
 import secrets
 from dataclasses import dataclass
@@ -9,7 +10,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.affiliate import attribution, clicks, rules
-from app.affiliate.attribution import LineIn, OrderIn  # LineIn: other domains build order lines through this service
+from app.affiliate.attribution import LineIn as LineIn  # other domains build order lines through this service
+from app.affiliate.attribution import OrderIn
 from app.affiliate.commission import split
 from app.affiliate.models import Attribution, Click, CommissionRule, PlatformSetting, ShareLink
 from app.catalog import service as catalog
@@ -46,9 +48,14 @@ class SharedLink:
 def sharer_earning(*, product) -> dict:
     """What the level-1 sharer earns on one unit at list price under the rules in force now."""
     rates = rules.rates_for(product_id=product.id, category_id=product.category_id)
-    shares = split(paid_fen=product.price_fen, seller_bp=product.commission_rate_bp, level1_bp=rates.level1_bp,
-                   level2_bp=rates.level2_bp if rules.level2_enabled() else 0, host_bp=rates.host_bp,
-                   content_bp=rates.content_bp)
+    shares = split(
+        paid_fen=product.price_fen,
+        seller_bp=product.commission_rate_bp,
+        level1_bp=rates.level1_bp,
+        level2_bp=rates.level2_bp if rules.level2_enabled() else 0,
+        host_bp=rates.host_bp,
+        content_bp=rates.content_bp,
+    )
     return {"level1_fen": shares.level1_fen, "level1_bp": rates.level1_bp, "rule_id": rates.rule_id}
 
 
@@ -59,9 +66,20 @@ def list_rules(*, at: datetime | None) -> list[CommissionRule]:
     return list(db.session.scalars(select(CommissionRule).order_by(CommissionRule.id.desc())))
 
 
-def create_rule(*, kind: str, name: str, category_id: int | None, product_id: int | None, level1_bp: int,
-                level2_bp: int, host_bp: int, content_bp: int, starts_at: datetime | None, ends_at: datetime | None,
-                created_by_id: int | None) -> CommissionRule:
+def create_rule(
+    *,
+    kind: str,
+    name: str,
+    category_id: int | None,
+    product_id: int | None,
+    level1_bp: int,
+    level2_bp: int,
+    host_bp: int,
+    content_bp: int,
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+    created_by_id: int | None,
+) -> CommissionRule:
     """Add an override; rules are never edited in place (end one and add another), so history stays readable."""
     if kind == "category" and (category_id is None or product_id is not None):
         raise Invalid("A category rule names a category and no product.", code="rule_target_invalid")
@@ -73,11 +91,25 @@ def create_rule(*, kind: str, name: str, category_id: int | None, product_id: in
         catalog.require_products(product_ids=[product_id])
     starts_at = starts_at or now_utc()
     if ends_at is not None and ends_at <= starts_at:
-        raise Invalid("The window must end after it starts.", code="rule_window_invalid",
-                      errors={"ends_at": ["Must be after starts_at."]})
-    rule = CommissionRule(kind=kind, name=name, category_id=category_id, product_id=product_id, level1_bp=level1_bp,
-                          level2_bp=level2_bp, host_bp=host_bp, content_bp=content_bp, starts_at=starts_at,
-                          ends_at=ends_at, created_at=now_utc(), created_by_id=created_by_id)
+        raise Invalid(
+            "The window must end after it starts.",
+            code="rule_window_invalid",
+            errors={"ends_at": ["Must be after starts_at."]},
+        )
+    rule = CommissionRule(
+        kind=kind,
+        name=name,
+        category_id=category_id,
+        product_id=product_id,
+        level1_bp=level1_bp,
+        level2_bp=level2_bp,
+        host_bp=host_bp,
+        content_bp=content_bp,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        created_at=now_utc(),
+        created_by_id=created_by_id,
+    )
     db.session.add(rule)
     db.session.commit()
     return rule
@@ -90,8 +122,11 @@ def end_rule(*, rule_id: int, ends_at: datetime | None) -> CommissionRule:
         raise NotFound("No such rule.", code="rule_not_found")
     ends_at = ends_at or now_utc()
     if ends_at <= rule.starts_at:
-        raise Invalid("The window must end after it starts.", code="rule_window_invalid",
-                      errors={"ends_at": ["Must be after starts_at."]})
+        raise Invalid(
+            "The window must end after it starts.",
+            code="rule_window_invalid",
+            errors={"ends_at": ["Must be after starts_at."]},
+        )
     if rule.ends_at is None or ends_at < rule.ends_at:
         rule.ends_at = ends_at
     db.session.commit()
@@ -107,8 +142,11 @@ def set_level2(*, enabled: bool, operator_id: int | None) -> dict:
     """Switch level-2 commission on or off platform-wide (affects orders attributed from now on)."""
     row = db.session.get(PlatformSetting, rules.LEVEL2_SETTING)
     if row is None:
-        db.session.add(PlatformSetting(key=rules.LEVEL2_SETTING, value={"value": enabled}, updated_at=now_utc(),
-                                       updated_by_id=operator_id))
+        db.session.add(
+            PlatformSetting(
+                key=rules.LEVEL2_SETTING, value={"value": enabled}, updated_at=now_utc(), updated_by_id=operator_id
+            )
+        )
     else:
         row.value = {"value": enabled}
         row.updated_at = now_utc()
@@ -128,19 +166,40 @@ def _landing_url(product) -> str:
 
 
 def _shared(link: ShareLink, product) -> SharedLink:
-    return SharedLink(link=link, code=link.code, path=_page_path(link.code, product.id), url=f"/s/{link.code}",
-                      card=ShareCard(title=product.title, image=(product.images or [None])[0], price_fen=product.price_fen))
+    return SharedLink(
+        link=link,
+        code=link.code,
+        path=_page_path(link.code, product.id),
+        url=f"/s/{link.code}",
+        card=ShareCard(title=product.title, image=(product.images or [None])[0], price_fen=product.price_fen),
+    )
 
 
 def _cache_payload(link: ShareLink, product) -> dict:
-    return {"id": link.id, "code": link.code, "sharer_id": link.sharer_id, "product_id": link.product_id,
-            "group_id": link.group_id, "post_id": link.post_id, "content_id": link.content_id,
-            "host_id": link.host_id, "content_author_id": link.content_author_id, "landing": _landing_url(product)}
+    return {
+        "id": link.id,
+        "code": link.code,
+        "sharer_id": link.sharer_id,
+        "product_id": link.product_id,
+        "group_id": link.group_id,
+        "post_id": link.post_id,
+        "content_id": link.content_id,
+        "host_id": link.host_id,
+        "content_author_id": link.content_author_id,
+        "landing": _landing_url(product),
+    }
 
 
-def create_share_link(*, sharer_id: int, product_id: int, group_id: int | None = None, post_id: int | None = None,
-                      content_id: int | None = None, host_id: int | None = None,
-                      content_author_id: int | None = None) -> SharedLink:
+def create_share_link(
+    *,
+    sharer_id: int,
+    product_id: int,
+    group_id: int | None = None,
+    post_id: int | None = None,
+    content_id: int | None = None,
+    host_id: int | None = None,
+    content_author_id: int | None = None,
+) -> SharedLink:
     """Make (or reuse) the sharer's tracked link to a product; returns code, mini-program path and card.
 
     Other domains call this for product cards: the delivery and content domains pass the group's `host_id`
@@ -153,15 +212,23 @@ def create_share_link(*, sharer_id: int, product_id: int, group_id: int | None =
         raise Invalid("This product is not on sale.", code="product_inactive")
     if product.is_breastmilk_substitute:
         raise Invalid("Breast-milk substitutes may not be advertised.", code="product_not_shareable")
-    same = dict(sharer_id=sharer_id, product_id=product_id, group_id=group_id, post_id=post_id, content_id=content_id,
-                host_id=host_id, content_author_id=content_author_id)
+    same = {
+        "sharer_id": sharer_id,
+        "product_id": product_id,
+        "group_id": group_id,
+        "post_id": post_id,
+        "content_id": content_id,
+        "host_id": host_id,
+        "content_author_id": content_author_id,
+    }
     existing = db.session.scalar(select(ShareLink).filter_by(**same).order_by(ShareLink.id).limit(1))
     if existing is not None:
         clicks.cache_link(existing.code, _cache_payload(existing, product))
         return _shared(existing, product)
     for _ in range(5):
-        link = ShareLink(code="".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH)), created_at=now_utc(),
-                         **same)
+        link = ShareLink(
+            code="".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH)), created_at=now_utc(), **same
+        )
         try:
             with db.session.begin_nested():
                 db.session.add(link)
@@ -175,8 +242,14 @@ def create_share_link(*, sharer_id: int, product_id: int, group_id: int | None =
     return _shared(link, product)
 
 
-def share_link_for_sharer(*, sharer_id: int, product_id: int, group_id: int | None = None, post_id: int | None = None,
-                          content_id: int | None = None) -> SharedLink:
+def share_link_for_sharer(
+    *,
+    sharer_id: int,
+    product_id: int,
+    group_id: int | None = None,
+    post_id: int | None = None,
+    content_id: int | None = None,
+) -> SharedLink:
     """A mom's own share link (the API's): her group's host and the content's author earn, nobody the client names."""
     # Imported here: both domains make their cards' links through this module.
     from app.content import service as content
@@ -184,15 +257,33 @@ def share_link_for_sharer(*, sharer_id: int, product_id: int, group_id: int | No
 
     host_id = groups.sharing_host_id(group_id=group_id, user_id=sharer_id) if group_id is not None else None
     if post_id is not None and group_id is None:
-        raise Invalid("A post is shared from the group it went into; name the group.", code="post_requires_group",
-                      errors={"group_id": ["Required with post_id."]})
+        raise Invalid(
+            "A post is shared from the group it went into; name the group.",
+            code="post_requires_group",
+            errors={"group_id": ["Required with post_id."]},
+        )
     if post_id is not None and not delivery.post_reached_group(post_id=post_id, group_id=group_id):
-        raise Invalid("The group did not get this post.", code="post_not_in_group",
-                      errors={"post_id": ["Not a post of the group."]})
-    author_id = None if content_id is None else content.content_author_for_link(
-        content_id=content_id, product_id=product_id, post_id=post_id, group_id=group_id)
-    return create_share_link(sharer_id=sharer_id, product_id=product_id, group_id=group_id, post_id=post_id,
-                             content_id=content_id, host_id=host_id, content_author_id=author_id)
+        raise Invalid(
+            "The group did not get this post.",
+            code="post_not_in_group",
+            errors={"post_id": ["Not a post of the group."]},
+        )
+    author_id = (
+        None
+        if content_id is None
+        else content.content_author_for_link(
+            content_id=content_id, product_id=product_id, post_id=post_id, group_id=group_id
+        )
+    )
+    return create_share_link(
+        sharer_id=sharer_id,
+        product_id=product_id,
+        group_id=group_id,
+        post_id=post_id,
+        content_id=content_id,
+        host_id=host_id,
+        content_author_id=author_id,
+    )
 
 
 def share_code_image(*, code: str, product_id: int) -> str:
@@ -201,7 +292,9 @@ def share_code_image(*, code: str, product_id: int) -> str:
     redis = get_redis()
     image = redis.get(cache_key)
     if image is None:
-        image = wechat.miniprogram_code_png(scene=code, page=current_app.config.get("SHARE_PAGE", "pages/product/index"))
+        image = wechat.miniprogram_code_png(
+            scene=code, page=current_app.config.get("SHARE_PAGE", "pages/product/index")
+        )
         redis.set(cache_key, image, ex=CODE_IMAGE_TTL_SECONDS)
     return "data:image/png;base64," + base64.b64encode(image).decode()
 
@@ -273,8 +366,9 @@ def attributions_by_id(*, attribution_ids: list[int]) -> dict[int, dict]:
 
 def attributions_of_order(*, order_id: int) -> list[dict]:
     """The attribution of every line of one order."""
-    rows = db.session.execute(select(Attribution.__table__).where(Attribution.order_id == order_id)
-                              .order_by(Attribution.order_line_id)).mappings()
+    rows = db.session.execute(
+        select(Attribution.__table__).where(Attribution.order_id == order_id).order_by(Attribution.order_line_id)
+    ).mappings()
     return [dict(row) for row in rows]
 
 
@@ -294,12 +388,19 @@ def content_figures(*, content_ids: list[int]) -> dict[int, dict]:
     figures = {cid: {"clicks": 0, "orders": 0, "gmv_fen": 0, "content_fen": 0} for cid in wanted}
     if not wanted:
         return figures
-    for content_id, count in db.session.execute(select(Click.content_id, func.count()).where(
-            Click.content_id.in_(wanted)).group_by(Click.content_id)):
+    for content_id, count in db.session.execute(
+        select(Click.content_id, func.count()).where(Click.content_id.in_(wanted)).group_by(Click.content_id)
+    ):
         figures[content_id]["clicks"] = count
     for content_id, orders, gmv, share in db.session.execute(
-            select(Attribution.content_id, func.count(func.distinct(Attribution.order_id)),
-                   func.coalesce(func.sum(Attribution.base_fen), 0), func.coalesce(func.sum(Attribution.content_fen), 0))
-            .where(Attribution.content_id.in_(wanted)).group_by(Attribution.content_id)):
+        select(
+            Attribution.content_id,
+            func.count(func.distinct(Attribution.order_id)),
+            func.coalesce(func.sum(Attribution.base_fen), 0),
+            func.coalesce(func.sum(Attribution.content_fen), 0),
+        )
+        .where(Attribution.content_id.in_(wanted))
+        .group_by(Attribution.content_id)
+    ):
         figures[content_id].update(orders=orders, gmv_fen=int(gmv), content_fen=int(share))
     return figures

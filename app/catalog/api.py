@@ -1,11 +1,20 @@
 """Product search and detail for moms; product and category management for operators."""
+
 from flask import current_app
 from flask_smorest import Blueprint
 
 from app.affiliate import service as affiliate
 from app.catalog import service
-from app.catalog.schemas import (CategoryListSchema, CategorySchema, ProductCreateSchema, ProductDetailSchema,
-                                 ProductPageSchema, ProductPatchSchema, ProductSchema, ProductSearchArgsSchema)
+from app.catalog.schemas import (
+    CategoryListSchema,
+    CategorySchema,
+    ProductCreateSchema,
+    ProductDetailSchema,
+    ProductPageSchema,
+    ProductPatchSchema,
+    ProductSchema,
+    ProductSearchArgsSchema,
+)
 from app.core import access, pagecache
 
 blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products and categories.")
@@ -21,8 +30,14 @@ SEARCH_PAGES = "catalog-search"
 @blp.response(200, ProductPageSchema)
 def search_products(args):
     """Search active products by keyword and category; sort by newest, price or commission."""
-    body = service.search_products(q=args["q"], category_id=args["category_id"], sort=args["sort"],
-                                   cursor=args["cursor"], limit=args["limit"], page_key=pagecache.page_key(SEARCH_PAGES))
+    body = service.search_products(
+        q=args["q"],
+        category_id=args["category_id"],
+        sort=args["sort"],
+        cursor=args["cursor"],
+        limit=args["limit"],
+        page_key=pagecache.page_key(SEARCH_PAGES),
+    )
     return current_app.response_class(body, mimetype="application/json")
 
 

@@ -1,10 +1,11 @@
 """Union feed import: JSON lines or CSV, upserted by (source, external id); bad rows reported, good rows kept."""
+
 import csv
 import io
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
 
 from marshmallow import ValidationError
 from sqlalchemy import select
@@ -64,7 +65,9 @@ def read_rows(stream: io.TextIOBase, fmt: str) -> Iterator[tuple[int, object]]:
 
 
 def _category_ids(names: set[str]) -> dict[str, int]:
-    found = {c.name: c.id for c in db.session.scalars(select(Category).where(Category.name.in_(names)))} if names else {}
+    found = (
+        {c.name: c.id for c in db.session.scalars(select(Category).where(Category.name.in_(names)))} if names else {}
+    )
     for name in sorted(names - set(found)):
         category = Category(name=name, created_at=now_utc())
         db.session.add(category)
@@ -76,14 +79,16 @@ def _category_ids(names: set[str]) -> dict[str, int]:
 def _upsert(source: str, rows: list[tuple[dict, set[str]]], report: ImportReport) -> None:
     latest = {row["external_id"]: (row, sent) for row, sent in rows}  # an id listed twice: the last row wins
     categories = _category_ids({r["category"] for r, _ in latest.values() if r.get("category")})
-    existing = {p.external_id: p for p in db.session.scalars(
-        select(Product).where(Product.source == source, Product.external_id.in_(latest)))}
+    existing = {
+        p.external_id: p
+        for p in db.session.scalars(select(Product).where(Product.source == source, Product.external_id.in_(latest)))
+    }
     now = now_utc()
-    for external_id, (row, sent) in latest.items():
+    for external_id, (row, row_fields) in latest.items():
         values = {k: v for k, v in row.items() if k not in {"external_id", "category"}}
+        sent = row_fields | {"category_id"} if row.get("category") else row_fields
         if row.get("category"):
             values["category_id"] = categories[row["category"]]
-            sent = sent | {"category_id"}
         product = existing.get(external_id)
         if product is None:
             db.session.add(Product(source=source, external_id=external_id, created_at=now, updated_at=now, **values))
@@ -99,7 +104,9 @@ def _upsert(source: str, rows: list[tuple[dict, set[str]]], report: ImportReport
     catalog.catalog_changed()
 
 
-def import_feed(*, rows: Iterable[tuple[int, object]], source: str, on_row: Callable[[], None] = lambda: None) -> ImportReport:
+def import_feed(
+    *, rows: Iterable[tuple[int, object]], source: str, on_row: Callable[[], None] = lambda: None
+) -> ImportReport:
     """Validate each row, upsert the good ones in batches, and report the bad ones by line number."""
     schema = FeedRowSchema()
     report = ImportReport()

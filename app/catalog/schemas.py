@@ -1,4 +1,4 @@
-from marshmallow import Schema, fields, validate, validates_schema, ValidationError
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.catalog.models import PRODUCT_SOURCES
 from app.core.http import STORABLE
@@ -23,8 +23,11 @@ class ProductWriteSchema(Schema):
 
     title = fields.String(required=True, validate=[validate.Length(min=1, max=255), STORABLE])
     description = fields.String(load_default="", validate=[validate.Length(max=20000), STORABLE])
-    images = fields.List(fields.String(validate=[validate.Length(min=1, max=1024), STORABLE]), load_default=list,
-                         validate=validate.Length(max=20))
+    images = fields.List(
+        fields.String(validate=[validate.Length(min=1, max=1024), STORABLE]),
+        load_default=list,
+        validate=validate.Length(max=20),
+    )
     price_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10**11))
     commission_rate_bp = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10000))
     merchant = fields.String(load_default="", validate=[validate.Length(max=128), STORABLE])
@@ -88,8 +91,9 @@ class EarningSchema(Schema):
 
 
 class ProductDetailSchema(ProductSchema):
-    my_earning = fields.Nested(EarningSchema, allow_none=True,
-                               metadata={"description": "Present when a user is logged in."})
+    my_earning = fields.Nested(
+        EarningSchema, allow_none=True, metadata={"description": "Present when a user is logged in."}
+    )
 
 
 class ProductSearchArgsSchema(PageArgsSchema):

@@ -16,6 +16,7 @@ Statements are built once per shape, with bound parameters, so a search costs no
 On PostgreSQL each result row comes back as its JSON text (ProductSchema's shape, date-times in Python's ISO
 8601 spelling), so a page is joined, not decoded, converted and encoded again in Python.
 """
+
 import json
 from datetime import datetime
 from functools import cache
@@ -42,8 +43,10 @@ DATETIME_FIELDS = tuple(column.key for column in FIELDS if isinstance(column.typ
 
 
 def _row_json(columns):
-    pairs = [(literal_column(f"'{c.key}'"), isoformat_sql(columns[c.key]) if c.key in DATETIME_FIELDS else columns[c.key])
-             for c in FIELDS]
+    pairs = [
+        (literal_column(f"'{c.key}'"), isoformat_sql(columns[c.key]) if c.key in DATETIME_FIELDS else columns[c.key])
+        for c in FIELDS
+    ]
     return cast(func.json_build_object(*[part for pair in pairs for part in pair]), Text).label("json")
 
 
@@ -80,8 +83,9 @@ def _filters(sort: str, *, by_category: bool, from_cursor: bool) -> list:
     if from_cursor:
         # A row-value comparison is a range of the sort index (see app.core.pagination.after_cursor).
         row = tuple_(Product.__table__.c[column], Product.id)
-        bound = tuple_(bindparam("after_key", type_=Product.__table__.c[column].type),
-                       bindparam("after_id", type_=Product.id.type))
+        bound = tuple_(
+            bindparam("after_key", type_=Product.__table__.c[column].type), bindparam("after_id", type_=Product.id.type)
+        )
         filters.append(row < bound if descending else row > bound)
     return filters
 
@@ -97,9 +101,15 @@ def _plain(sort: str, by_category: bool, from_cursor: bool, by_keyword: bool, ca
 
 @cache
 def _walk(sort: str, by_category: bool, from_cursor: bool, caseless: bool) -> Select:
-    window = (_ordered(select(*FIELDS).where(*_filters(sort, by_category=by_category, from_cursor=from_cursor)),
-                       Product.__table__.c, sort)
-              .limit(bindparam("walk_rows")).subquery("walk"))
+    window = (
+        _ordered(
+            select(*FIELDS).where(*_filters(sort, by_category=by_category, from_cursor=from_cursor)),
+            Product.__table__.c,
+            sort,
+        )
+        .limit(bindparam("walk_rows"))
+        .subquery("walk")
+    )
     return _ordered(select(*_selected(window.c, sort, True)).where(_matches(window.c, caseless)), window.c, sort)
 
 
@@ -108,13 +118,21 @@ def _lookup(sort: str, by_category: bool, from_cursor: bool, caseless: bool) -> 
     column = SORTS[sort][0]
     tokens = type_coerce(Product.search_tokens, ARRAY(Text)).contains(bindparam("tokens", type_=ARRAY(Text)))
     # Materialised, so the planner cannot turn the lookup back into a walk of the sort order.
-    found = (select(Product.id, Product.__table__.c[column])
-             .where(*_filters(sort, by_category=by_category, from_cursor=from_cursor), tokens,
-                    _matches(Product.__table__.c, caseless))
-             .cte("found").prefix_with("MATERIALIZED"))
+    found = (
+        select(Product.id, Product.__table__.c[column])
+        .where(
+            *_filters(sort, by_category=by_category, from_cursor=from_cursor),
+            tokens,
+            _matches(Product.__table__.c, caseless),
+        )
+        .cte("found")
+        .prefix_with("MATERIALIZED")
+    )
     top = _ordered(select(found.c.id, found.c[column]), found.c, sort).subquery("top")
     columns = Product.__table__.c
-    return _ordered(select(*_selected(columns, sort, True)).join_from(Product, top, top.c.id == Product.id), columns, sort)
+    return _ordered(
+        select(*_selected(columns, sort, True)).join_from(Product, top, top.c.id == Product.id), columns, sort
+    )
 
 
 def _python_json(row) -> str:
@@ -124,8 +142,9 @@ def _python_json(row) -> str:
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
-def search(*, keyword: str, category_id: int | None, sort: str, cursor: str | None, limit: int, connection,
-           postgres: bool) -> tuple[list[str], str | None]:
+def search(
+    *, keyword: str, category_id: int | None, sort: str, cursor: str | None, limit: int, connection, postgres: bool
+) -> tuple[list[str], str | None]:
     """One page of active products containing `keyword` (all of them when blank), each as its JSON text, and the
     next page's cursor."""
     column, kind, _ = SORTS[sort]

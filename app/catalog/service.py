@@ -1,10 +1,10 @@
 """Catalog use cases: products and categories for operators, search for moms, and lookups for other domains."""
+
 import json
 from dataclasses import dataclass
 from functools import cache
 
 from flask import current_app
-
 from sqlalchemy import BigInteger, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +16,6 @@ from app.core.clock import now_utc
 from app.core.db import among, db, is_postgres, reads_outside_transaction
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.redis import key
-
 
 SEARCH_GENERATION = key("catalog", "search-generation")
 
@@ -95,8 +94,9 @@ def product_terms_by_external_id(*, source: str, external_ids: list[str]) -> dic
     wanted = set(external_ids)
     if not wanted:
         return {}
-    rows = db.session.execute(select(Product.external_id, *_TERMS).where(Product.source == source,
-                                                                        among(Product.external_id, wanted)))
+    rows = db.session.execute(
+        select(Product.external_id, *_TERMS).where(Product.source == source, among(Product.external_id, wanted))
+    )
     return {row[0]: ProductTerms(*row[1:]) for row in rows}
 
 
@@ -106,7 +106,7 @@ def category_lineages(*, category_ids: list[int]) -> dict[int, list[int]]:
     frontier = set(category_ids)
     while frontier:
         rows = db.session.execute(select(Category.id, Category.parent_id).where(Category.id.in_(frontier))).all()
-        parents.update({cid: parent for cid, parent in rows})
+        parents.update(dict(rows))
         frontier = {parent for _, parent in rows if parent is not None and parent not in parents}
     lineages = {}
     for category_id in set(category_ids):
@@ -136,7 +136,7 @@ def create_category(*, name: str, parent_id: int | None) -> Category:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        raise Conflict("A category with this name exists.", code="category_exists")
+        raise Conflict("A category with this name exists.", code="category_exists") from None
     db.session.commit()
     return category
 
@@ -152,7 +152,7 @@ def create_product(*, source: str, external_id: str, fields: dict) -> Product:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        raise Conflict("A product with this source and external id exists.", code="product_exists")
+        raise Conflict("A product with this source and external id exists.", code="product_exists") from None
     db.session.commit()
     catalog_changed()
     return product
@@ -173,21 +173,31 @@ def update_product(*, product_id: int, changes: dict) -> Product:
 
 def _render_search(*, keyword: str, category_id: int | None, sort: str, cursor: str | None, limit: int) -> str:
     with reads_outside_transaction():
-        items, next_cursor = search.search(keyword=keyword, category_id=category_id, sort=sort, cursor=cursor,
-                                           limit=limit, connection=db.session.connection(), postgres=is_postgres())
+        items, next_cursor = search.search(
+            keyword=keyword,
+            category_id=category_id,
+            sort=sort,
+            cursor=cursor,
+            limit=limit,
+            connection=db.session.connection(),
+            postgres=is_postgres(),
+        )
     # Rendered by hand in the shape of ProductPageSchema (which documents it): a schema dump costs more than the SQL.
     return f'{{"items":[{",".join(items)}],"next_cursor":{json.dumps(next_cursor)}}}'
 
 
-def search_products(*, q: str | None, category_id: int | None, sort: str, cursor: str | None, limit: int,
-                    page_key: bytes) -> str:
+def search_products(
+    *, q: str | None, category_id: int | None, sort: str, cursor: str | None, limit: int, page_key: bytes
+) -> str:
     """Active products matching a keyword (a substring of title or merchant, Chinese included) and a category:
     one page as JSON, kept in the short-lived page cache under `page_key` until a product changes."""
     keyword = (q or "").strip()
-    return pagecache.cached(cache_key=page_key, generations=[SEARCH_GENERATION],
-                            ttl=current_app.config["CATALOG_SEARCH_CACHE_SECONDS"],
-                            render=lambda: _render_search(keyword=keyword, category_id=category_id, sort=sort,
-                                                          cursor=cursor, limit=limit))
+    return pagecache.cached(
+        cache_key=page_key,
+        generations=[SEARCH_GENERATION],
+        ttl=current_app.config["CATALOG_SEARCH_CACHE_SECONDS"],
+        render=lambda: _render_search(keyword=keyword, category_id=category_id, sort=sort, cursor=cursor, limit=limit),
+    )
 
 
 def catalog_changed() -> None:
@@ -203,10 +213,14 @@ def products_by_id(*, product_ids: list[int]) -> dict[int, Product]:
 @cache
 def _cards_statement(postgres: bool):
     # PostgreSQL takes the ids as one array: one statement text, prepared once, whatever the number of ids.
-    ids = (Product.id == any_(bindparam("ids", type_=ARRAY(BigInteger))) if postgres
-           else Product.id.in_(bindparam("ids", expanding=True)))
-    return (select(Product.id, Product.title, Product.images[0].as_string().label("image"), Product.price_fen)
-            .where(ids, Product.is_active.is_(True)))
+    ids = (
+        Product.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+        if postgres
+        else Product.id.in_(bindparam("ids", expanding=True))
+    )
+    return select(Product.id, Product.title, Product.images[0].as_string().label("image"), Product.price_fen).where(
+        ids, Product.is_active.is_(True)
+    )
 
 
 def product_cards(*, product_ids: list[int]) -> dict[int, dict]:
@@ -214,5 +228,7 @@ def product_cards(*, product_ids: list[int]) -> dict[int, dict]:
     if not product_ids:
         return {}
     rows = db.session.connection().execute(_cards_statement(is_postgres()), {"ids": sorted(set(product_ids))})
-    return {row.id: {"product_id": row.id, "title": row.title, "image": row.image, "price_fen": row.price_fen}
-            for row in rows}
+    return {
+        row.id: {"product_id": row.id, "title": row.title, "image": row.image, "price_fen": row.price_fen}
+        for row in rows
+    }

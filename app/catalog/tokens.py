@@ -7,6 +7,7 @@ of non-space characters; any text containing a keyword contains every bigram of 
 for a one-character keyword). So `search_tokens @> keyword_tokens(k)` holds for every product matching `k`,
 and the substring match decides exactly among the few that pass.
 """
+
 # A keyword's bigrams beyond these narrow the index lookup no further worth the work; the match re-checks all.
 QUERY_TOKENS_MAX = 8
 
@@ -20,7 +21,7 @@ def search_tokens(*texts: str | None) -> list[str]:
     tokens: set[str] = set()
     for text in texts:
         for run in _runs(text or ""):
-            tokens |= set(run) | {run[i:i + 2] for i in range(len(run) - 1)}
+            tokens |= set(run) | {run[i : i + 2] for i in range(len(run) - 1)}
     return sorted(tokens)
 
 
@@ -28,7 +29,7 @@ def keyword_tokens(keyword: str) -> list[str]:
     """Tokens every text containing `keyword` has: its bigrams (a lone character stands for itself)."""
     wanted: list[str] = []
     for run in _runs(keyword):
-        grams = [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
+        grams = [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
         wanted += [g for g in grams if g not in wanted]
     if len(wanted) <= QUERY_TOKENS_MAX:
         return wanted

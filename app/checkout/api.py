@@ -2,8 +2,15 @@ from flask import Response, g, request
 from flask_smorest import Blueprint
 
 from app.checkout import refunds, service
-from app.checkout.schemas import (AdminOrderSchema, MyOrdersArgsSchema, OrderPageSchema, PlacedOrderSchema,
-                                  PlaceOrderSchema, RefundInSchema, RefundSchema)
+from app.checkout.schemas import (
+    AdminOrderSchema,
+    MyOrdersArgsSchema,
+    OrderPageSchema,
+    PlacedOrderSchema,
+    PlaceOrderSchema,
+    RefundInSchema,
+    RefundSchema,
+)
 from app.core import access
 from app.core.http import raw_body
 from app.core.idempotency import idempotent
@@ -14,9 +21,25 @@ WECHAT_ACK = "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![
 
 
 def _order_out(order, lines=None) -> dict:
-    out = {name: getattr(order, name) for name in ("id", "out_trade_no", "status", "subtotal_fen", "discount_fen",
-                                                   "payable_fen", "refunded_fen", "refunding_fen", "coupon_id", "share_code",
-                                                   "expires_at", "paid_at", "completed_at", "created_at")}
+    out = {
+        name: getattr(order, name)
+        for name in (
+            "id",
+            "out_trade_no",
+            "status",
+            "subtotal_fen",
+            "discount_fen",
+            "payable_fen",
+            "refunded_fen",
+            "refunding_fen",
+            "coupon_id",
+            "share_code",
+            "expires_at",
+            "paid_at",
+            "completed_at",
+            "created_at",
+        )
+    }
     out["lines"] = lines if lines is not None else service.order_lines(order_id=order.id)
     return out
 
@@ -33,8 +56,13 @@ def _placed(order, lines=None) -> dict:
 @blp.response(201, PlacedOrderSchema)
 def place_order(args):
     """Buy our own products, optionally with a coupon; answers the order and the wx.requestPayment parameters."""
-    placed = service.place_order(user_id=g.user.id, lines=args["lines"], coupon_id=args["coupon_id"],
-                                 share_code=args["share_code"], client_ip=request.remote_addr or "127.0.0.1")
+    placed = service.place_order(
+        user_id=g.user.id,
+        lines=args["lines"],
+        coupon_id=args["coupon_id"],
+        share_code=args["share_code"],
+        client_ip=request.remote_addr or "127.0.0.1",
+    )
     return {"order": _order_out(placed.order, placed.lines), "pay_params": placed.pay_params}
 
 
@@ -63,8 +91,9 @@ def cancel_order(order_id: int):
 @blp.response(200, OrderPageSchema)
 def my_orders(args):
     """Your own-checkout orders, newest first (pay an unpaid one through GET /orders/<id>)."""
-    page, next_cursor = service.list_orders(user_id=g.user.id, status=args["status"], cursor=args["cursor"],
-                                            limit=args["limit"])
+    page, next_cursor = service.list_orders(
+        user_id=g.user.id, status=args["status"], cursor=args["cursor"], limit=args["limit"]
+    )
     return {"items": [_order_out(order, lines) for order, lines in page], "next_cursor": next_cursor}
 
 
@@ -99,8 +128,9 @@ def refund(args, order_id: int):
     coupon back on a whole refund while it is valid, and reverses commission; a refund WeChat closes frees
     the amount again. 409 `refund_in_progress` when refunds under way already cover the whole order.
     """
-    return refunds.refund(order_id=order_id, amount_fen=args["amount_fen"], reason=args["reason"],
-                          requested_by_id=g.user.id)
+    return refunds.refund(
+        order_id=order_id, amount_fen=args["amount_fen"], reason=args["reason"], requested_by_id=g.user.id
+    )
 
 
 blueprints = [blp]

@@ -11,13 +11,19 @@ ORDER_STATUSES = ("pending_payment", "paid", "partially_refunded", "refunded", "
 class CheckoutOrder(db.Model):
     __tablename__ = "checkout_orders"
     __table_args__ = (
-        CheckConstraint("status IN ('pending_payment', 'paid', 'partially_refunded', 'refunded', 'expired', "
-                        "'cancelled')", name="known_status"),
+        CheckConstraint(
+            "status IN ('pending_payment', 'paid', 'partially_refunded', 'refunded', 'expired', 'cancelled')",
+            name="known_status",
+        ),
         Index("ix_checkout_orders_user_id_created_at", "user_id", "created_at"),
-        CheckConstraint("discount_fen >= 0 AND payable_fen >= 1 AND subtotal_fen = discount_fen + payable_fen",
-                        name="amounts_add_up"),
-        CheckConstraint("refunded_fen >= 0 AND refunding_fen >= 0 AND refunded_fen + refunding_fen <= payable_fen",
-                        name="refund_within_paid"),
+        CheckConstraint(
+            "discount_fen >= 0 AND payable_fen >= 1 AND subtotal_fen = discount_fen + payable_fen",
+            name="amounts_add_up",
+        ),
+        CheckConstraint(
+            "refunded_fen >= 0 AND refunding_fen >= 0 AND refunded_fen + refunding_fen <= payable_fen",
+            name="refund_within_paid",
+        ),
         Index("ix_checkout_orders_status_expires_at", "status", "expires_at"),
     )
 

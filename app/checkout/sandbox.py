@@ -9,10 +9,11 @@ A refund stays PROCESSING, as at WeChat, until `POST /sandbox/pay/refund/settle`
 (SUCCESS, REFUNDCLOSE or CHANGE) and answers the encrypted refund notification for its notify_url, or
 until WECHAT_SANDBOX_REFUND_SECONDS have passed (dev: refunds then succeed on their own; 0: never).
 """
+
 import hashlib
 import json
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import xmltodict
@@ -41,8 +42,13 @@ def _fail(return_msg: str) -> Response:
 
 
 def _base(params: dict) -> dict:
-    return {"return_code": "SUCCESS", "return_msg": "OK", "appid": params.get("appid"), "mch_id": params.get("mch_id"),
-            "nonce_str": secrets.token_hex(16)}
+    return {
+        "return_code": "SUCCESS",
+        "return_msg": "OK",
+        "appid": params.get("appid"),
+        "mch_id": params.get("mch_id"),
+        "nonce_str": secrets.token_hex(16),
+    }
 
 
 def _refuse(params: dict, err_code: str, des: str) -> Response:
@@ -60,7 +66,10 @@ def _signed_request() -> tuple[dict | None, Response | None]:
     sign = params.pop("sign", None)
     if sign != calculate_signature(params, current_app.config["WECHAT_PAY_API_KEY"]):
         return None, _fail("签名错误")
-    if params.get("mch_id") != current_app.config["WECHAT_PAY_MCH_ID"] or params.get("appid") != current_app.config["WECHAT_APPID"]:
+    if (
+        params.get("mch_id") != current_app.config["WECHAT_PAY_MCH_ID"]
+        or params.get("appid") != current_app.config["WECHAT_APPID"]
+    ):
         return None, _fail("appid和mch_id不匹配")
     return params, None
 
@@ -79,7 +88,7 @@ def _store(order: dict) -> None:
 
 
 def _time_end() -> str:
-    return datetime.now(timezone.utc).astimezone(SHANGHAI).strftime("%Y%m%d%H%M%S")
+    return datetime.now(UTC).astimezone(SHANGHAI).strftime("%Y%m%d%H%M%S")
 
 
 def _refund_index(out_refund_no: str) -> str:
@@ -92,8 +101,12 @@ def _load_refund(out_refund_no: str) -> tuple[dict | None, dict | None]:
     order = _load(out_trade_no.decode() if isinstance(out_trade_no, bytes) else out_trade_no or "")
     refund = order["refunds"].get(out_refund_no) if order else None
     auto_seconds = current_app.config.get("WECHAT_SANDBOX_REFUND_SECONDS") or 0
-    if refund and refund["status"] == "PROCESSING" and auto_seconds > 0 and \
-            now_utc().timestamp() - refund["asked_at"] >= auto_seconds:
+    if (
+        refund
+        and refund["status"] == "PROCESSING"
+        and auto_seconds > 0
+        and now_utc().timestamp() - refund["asked_at"] >= auto_seconds
+    ):
         _finish_refund(order, out_refund_no, "SUCCESS")
     return order, refund
 
@@ -130,12 +143,21 @@ def pay_unifiedorder():
             return _refuse(params, "INVALID_REQUEST", "201 商户订单号重复")
         order = existing
     else:
-        order = {"out_trade_no": params["out_trade_no"], "total_fee": int(params["total_fee"]),
-                 "openid": params.get("openid", ""), "notify_url": params["notify_url"], "attach": params.get("attach"),
-                 "state": "NOTPAY", "prepay_id": "wx" + secrets.token_hex(15), "refunded": 0, "refunds": {}}
+        order = {
+            "out_trade_no": params["out_trade_no"],
+            "total_fee": int(params["total_fee"]),
+            "openid": params.get("openid", ""),
+            "notify_url": params["notify_url"],
+            "attach": params.get("attach"),
+            "state": "NOTPAY",
+            "prepay_id": "wx" + secrets.token_hex(15),
+            "refunded": 0,
+            "refunds": {},
+        }
         _store(order)
-    return _xml(_base(params) | {"result_code": "SUCCESS", "trade_type": params["trade_type"],
-                                 "prepay_id": order["prepay_id"]})
+    return _xml(
+        _base(params) | {"result_code": "SUCCESS", "trade_type": params["trade_type"], "prepay_id": order["prepay_id"]}
+    )
 
 
 @sandbox_route("/pay/orderquery", ["POST"])
@@ -146,11 +168,22 @@ def pay_orderquery():
     order = _load(params.get("out_trade_no") or "")
     if order is None:
         return _refuse(params, "ORDERNOTEXIST", "此交易订单号不存在")
-    answer = _base(params) | {"result_code": "SUCCESS", "out_trade_no": order["out_trade_no"],
-                              "trade_state": order["state"], "total_fee": order["total_fee"]}
+    answer = _base(params) | {
+        "result_code": "SUCCESS",
+        "out_trade_no": order["out_trade_no"],
+        "trade_state": order["state"],
+        "total_fee": order["total_fee"],
+    }
     if order["state"] in ("SUCCESS", "REFUND"):
-        answer |= {"transaction_id": order["transaction_id"], "time_end": order["time_end"], "openid": order["openid"],
-                   "trade_type": "JSAPI", "bank_type": "OTHERS", "cash_fee": order["total_fee"], "fee_type": "CNY"}
+        answer |= {
+            "transaction_id": order["transaction_id"],
+            "time_end": order["time_end"],
+            "openid": order["openid"],
+            "trade_type": "JSAPI",
+            "bank_type": "OTHERS",
+            "cash_fee": order["total_fee"],
+            "fee_type": "CNY",
+        }
     return _xml(answer)
 
 
@@ -187,8 +220,13 @@ def pay_refund():
     if known is None:
         if refund_fee < 1 or order["refunded"] + refund_fee > order["total_fee"]:
             return _refuse(params, "NOTENOUGH", "退款金额大于支付金额")
-        known = {"refund_id": "50" + secrets.token_hex(13), "refund_fee": refund_fee, "status": "PROCESSING",
-                 "asked_at": now_utc().timestamp(), "notify_url": params.get("notify_url") or order["notify_url"]}
+        known = {
+            "refund_id": "50" + secrets.token_hex(13),
+            "refund_fee": refund_fee,
+            "status": "PROCESSING",
+            "asked_at": now_utc().timestamp(),
+            "notify_url": params.get("notify_url") or order["notify_url"],
+        }
         order["refunds"][out_refund_no] = known
         order["refunded"] += refund_fee
         order["state"] = "REFUND"
@@ -196,10 +234,19 @@ def pay_refund():
         _redis().set(_refund_index(out_refund_no), order["out_trade_no"], ex=ORDER_TTL_SECONDS)
     elif known["refund_fee"] != refund_fee:
         return _refuse(params, "PARAM_ERROR", "订单金额或退款金额与之前请求不一致")
-    return _xml(_base(params) | {"result_code": "SUCCESS", "transaction_id": order["transaction_id"],
-                                 "out_trade_no": order["out_trade_no"], "out_refund_no": out_refund_no,
-                                 "refund_id": known["refund_id"], "refund_fee": known["refund_fee"],
-                                 "total_fee": order["total_fee"], "cash_fee": order["total_fee"]})
+    return _xml(
+        _base(params)
+        | {
+            "result_code": "SUCCESS",
+            "transaction_id": order["transaction_id"],
+            "out_trade_no": order["out_trade_no"],
+            "out_refund_no": out_refund_no,
+            "refund_id": known["refund_id"],
+            "refund_fee": known["refund_fee"],
+            "total_fee": order["total_fee"],
+            "cash_fee": order["total_fee"],
+        }
+    )
 
 
 @sandbox_route("/pay/refundquery", ["POST"])
@@ -211,12 +258,20 @@ def pay_refundquery():
     if refund is None:
         return _refuse(params, "REFUNDNOTEXIST", "退款订单查询失败")
     out_refund_no = params["out_refund_no"]
-    answer = _base(params) | {"result_code": "SUCCESS", "transaction_id": order["transaction_id"],
-                              "out_trade_no": order["out_trade_no"], "total_fee": order["total_fee"],
-                              "cash_fee": order["total_fee"], "refund_count": 1, "out_refund_no_0": out_refund_no,
-                              "refund_id_0": refund["refund_id"], "refund_fee_0": refund["refund_fee"],
-                              "refund_status_0": refund["status"], "refund_recv_accout_0": "支付用户的零钱",
-                              "refund_success_time_0": refund.get("success_time")}
+    answer = _base(params) | {
+        "result_code": "SUCCESS",
+        "transaction_id": order["transaction_id"],
+        "out_trade_no": order["out_trade_no"],
+        "total_fee": order["total_fee"],
+        "cash_fee": order["total_fee"],
+        "refund_count": 1,
+        "out_refund_no_0": out_refund_no,
+        "refund_id_0": refund["refund_id"],
+        "refund_fee_0": refund["refund_fee"],
+        "refund_status_0": refund["status"],
+        "refund_recv_accout_0": "支付用户的零钱",
+        "refund_success_time_0": refund.get("success_time"),
+    }
     return _xml(answer)
 
 
@@ -225,16 +280,29 @@ def refund_notification(out_refund_no: str, *, api_key: str | None = None) -> st
     config = current_app.config
     order, refund = _load_refund(out_refund_no)
     order, refund = order or {}, refund or {}
-    info = {"out_refund_no": out_refund_no, "out_trade_no": order.get("out_trade_no", ""),
-            "transaction_id": order.get("transaction_id", ""), "refund_id": refund.get("refund_id", ""),
-            "total_fee": order.get("total_fee", 0), "refund_fee": refund.get("refund_fee", 0),
-            "settlement_refund_fee": refund.get("refund_fee", 0), "refund_status": refund.get("status", ""),
-            "success_time": refund.get("success_time", ""), "refund_recv_accout": "支付用户的零钱",
-            "refund_account": "REFUND_SOURCE_RECHARGE_FUNDS", "refund_request_source": "API"}
+    info = {
+        "out_refund_no": out_refund_no,
+        "out_trade_no": order.get("out_trade_no", ""),
+        "transaction_id": order.get("transaction_id", ""),
+        "refund_id": refund.get("refund_id", ""),
+        "total_fee": order.get("total_fee", 0),
+        "refund_fee": refund.get("refund_fee", 0),
+        "settlement_refund_fee": refund.get("refund_fee", 0),
+        "refund_status": refund.get("status", ""),
+        "success_time": refund.get("success_time", ""),
+        "refund_recv_accout": "支付用户的零钱",
+        "refund_account": "REFUND_SOURCE_RECHARGE_FUNDS",
+        "refund_request_source": "API",
+    }
     plain = "<root>" + "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in info.items()) + "</root>"
     cipher = RefundCrypto(to_binary(hashlib.md5(to_binary(api_key or config["WECHAT_PAY_API_KEY"])).hexdigest()))
-    data = {"return_code": "SUCCESS", "appid": config["WECHAT_APPID"], "mch_id": config["WECHAT_PAY_MCH_ID"],
-            "nonce_str": secrets.token_hex(16), "req_info": cipher.encrypt(plain).decode()}
+    data = {
+        "return_code": "SUCCESS",
+        "appid": config["WECHAT_APPID"],
+        "mch_id": config["WECHAT_PAY_MCH_ID"],
+        "nonce_str": secrets.token_hex(16),
+        "req_info": cipher.encrypt(plain).decode(),
+    }
     return dict_to_xml(data)
 
 
@@ -253,27 +321,40 @@ def pay_refund_settle():
     out_refund_no = str(payload.get("out_refund_no") or "")
     status = str(payload.get("status") or "SUCCESS")
     if status not in ("SUCCESS", "REFUNDCLOSE", "CHANGE"):
-        return Response("<xml><error>status is SUCCESS, REFUNDCLOSE or CHANGE</error></xml>", status=400,
-                        mimetype="text/xml")
+        return Response(
+            "<xml><error>status is SUCCESS, REFUNDCLOSE or CHANGE</error></xml>", status=400, mimetype="text/xml"
+        )
     refund = settle_refund(out_refund_no, status)
     if refund is None:
         return Response("<xml><error>unknown out_refund_no</error></xml>", status=404, mimetype="text/xml")
-    return Response(refund_notification(out_refund_no), mimetype="text/xml",
-                    headers={"X-Notify-Url": refund["notify_url"]})
+    return Response(
+        refund_notification(out_refund_no), mimetype="text/xml", headers={"X-Notify-Url": refund["notify_url"]}
+    )
 
 
-def payment_notification(out_trade_no: str, *, total_fee: int | None = None, transaction_id: str | None = None,
-                         api_key: str | None = None) -> str:
+def payment_notification(
+    out_trade_no: str, *, total_fee: int | None = None, transaction_id: str | None = None, api_key: str | None = None
+) -> str:
     """The signed XML WeChat POSTs to notify_url for a paid order (`total_fee`/`api_key` override to forge one)."""
     config = current_app.config
     order = _load(out_trade_no) or {}
-    data = {"appid": config["WECHAT_APPID"], "mch_id": config["WECHAT_PAY_MCH_ID"], "nonce_str": secrets.token_hex(16),
-            "result_code": "SUCCESS", "return_code": "SUCCESS", "openid": order.get("openid", ""),
-            "is_subscribe": "N", "trade_type": "JSAPI", "bank_type": "OTHERS",
-            "total_fee": total_fee if total_fee is not None else order.get("total_fee", 0),
-            "cash_fee": total_fee if total_fee is not None else order.get("total_fee", 0), "fee_type": "CNY",
-            "transaction_id": transaction_id or order.get("transaction_id") or "4200" + secrets.token_hex(12),
-            "out_trade_no": out_trade_no, "time_end": order.get("time_end") or _time_end()}
+    data = {
+        "appid": config["WECHAT_APPID"],
+        "mch_id": config["WECHAT_PAY_MCH_ID"],
+        "nonce_str": secrets.token_hex(16),
+        "result_code": "SUCCESS",
+        "return_code": "SUCCESS",
+        "openid": order.get("openid", ""),
+        "is_subscribe": "N",
+        "trade_type": "JSAPI",
+        "bank_type": "OTHERS",
+        "total_fee": total_fee if total_fee is not None else order.get("total_fee", 0),
+        "cash_fee": total_fee if total_fee is not None else order.get("total_fee", 0),
+        "fee_type": "CNY",
+        "transaction_id": transaction_id or order.get("transaction_id") or "4200" + secrets.token_hex(12),
+        "out_trade_no": out_trade_no,
+        "time_end": order.get("time_end") or _time_end(),
+    }
     return dict_to_xml(data, calculate_signature(data, api_key or config["WECHAT_PAY_API_KEY"]))
 
 
@@ -298,5 +379,6 @@ def pay_simulate():
         return Response("<xml><error>unknown out_trade_no</error></xml>", status=404, mimetype="text/xml")
     if order["state"] == "CLOSED":
         return Response("<xml><error>order closed</error></xml>", status=409, mimetype="text/xml")
-    return Response(payment_notification(out_trade_no), mimetype="text/xml",
-                    headers={"X-Notify-Url": order["notify_url"]})
+    return Response(
+        payment_notification(out_trade_no), mimetype="text/xml", headers={"X-Notify-Url": order["notify_url"]}
+    )

@@ -13,8 +13,12 @@ class OrderLineInSchema(Schema):
 class PlaceOrderSchema(Schema):
     lines = fields.List(fields.Nested(OrderLineInSchema), required=True, validate=validate.Length(min=1, max=20))
     coupon_id = ident(load_default=None, allow_none=True, metadata={"description": "One of your available coupons."})
-    share_code = fields.String(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=32), NO_NUL],
-                               metadata={"description": "The share-link code the buyer came through."})
+    share_code = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=[validate.Length(min=1, max=32), NO_NUL],
+        metadata={"description": "The share-link code the buyer came through."},
+    )
 
 
 class OrderLineSchema(Schema):
@@ -32,8 +36,9 @@ class OrderLineSchema(Schema):
 class OrderSchema(Schema):
     id = fields.Integer()
     out_trade_no = fields.String()
-    status = fields.String(metadata={"description": "pending_payment, paid, partially_refunded, refunded, expired "
-                                                    "or cancelled."})
+    status = fields.String(
+        metadata={"description": "pending_payment, paid, partially_refunded, refunded, expired or cancelled."}
+    )
     subtotal_fen = fields.Integer()
     discount_fen = fields.Integer()
     payable_fen = fields.Integer()
@@ -49,8 +54,11 @@ class OrderSchema(Schema):
 
 
 class MyOrdersArgsSchema(PageArgsSchema):
-    status = fields.String(load_default=None, validate=validate.OneOf(ORDER_STATUSES),
-                           metadata={"description": "Only orders in this state (default: all)."})
+    status = fields.String(
+        load_default=None,
+        validate=validate.OneOf(ORDER_STATUSES),
+        metadata={"description": "Only orders in this state (default: all)."},
+    )
 
 
 class OrderPageSchema(PageSchema):
@@ -68,8 +76,11 @@ class PayParamsSchema(Schema):
 
 class PlacedOrderSchema(Schema):
     order = fields.Nested(OrderSchema)
-    pay_params = fields.Nested(PayParamsSchema, allow_none=True,
-                               metadata={"description": "Pass to wx.requestPayment while the order awaits payment."})
+    pay_params = fields.Nested(
+        PayParamsSchema,
+        allow_none=True,
+        metadata={"description": "Pass to wx.requestPayment while the order awaits payment."},
+    )
 
 
 class RefundInSchema(Schema):

@@ -1,30 +1,61 @@
 """Partner content: courses, lessons, knowledge points, bulk upload, submission; operators' review."""
+
 from flask import g, request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from app.content import pgc, posts_api, revenue, service
-from app.content.schemas import (BulkJsonSchema, BulkReportSchema, CourseDetailSchema, CourseInSchema,
-                                 CoursePageSchema, CoursePatchSchema, CourseSchema, KnowledgePointInSchema,
-                                 KnowledgePointPageSchema, KnowledgePointPatchSchema, KnowledgePointSchema,
-                                 LessonInSchema, LessonPatchSchema, LessonSchema, ListArgsSchema, ReviewDecisionSchema,
-                                 ReviewItemSchema, ReviewQueueArgsSchema, ReviewQueueSchema, ReviewTrailSchema,
-                                 SubmitSchema, UpcomingArgsSchema, UpcomingSchema, DashboardSchema)
+from app.content.schemas import (
+    BulkJsonSchema,
+    BulkReportSchema,
+    CourseDetailSchema,
+    CourseInSchema,
+    CoursePageSchema,
+    CoursePatchSchema,
+    CourseSchema,
+    DashboardSchema,
+    KnowledgePointInSchema,
+    KnowledgePointPageSchema,
+    KnowledgePointPatchSchema,
+    KnowledgePointSchema,
+    LessonInSchema,
+    LessonPatchSchema,
+    LessonSchema,
+    ListArgsSchema,
+    ReviewDecisionSchema,
+    ReviewItemSchema,
+    ReviewQueueArgsSchema,
+    ReviewQueueSchema,
+    ReviewTrailSchema,
+    SubmitSchema,
+    UpcomingArgsSchema,
+    UpcomingSchema,
+)
 from app.core import access
-from app.core.pagination import PageArgsSchema
 from app.core.errors import ApiError, Invalid
 from app.core.http import raw_body, refuse_unreadable_json
+from app.core.pagination import PageArgsSchema
 
 blp = Blueprint("content", __name__, url_prefix="/api/v1", description="Partner courses, lessons and knowledge points.")
 KIND_PATHS = {"courses": "course", "lessons": "lesson", "knowledge-points": "knowledge_point"}
 KIND = "any(" + ", ".join(f'"{k}"' for k in KIND_PATHS) + "):kind_path"
-BULK_DOC = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"type": "object", "required": ["items"], "properties": {
-        "items": {"type": "array", "minItems": 1, "items": {"type": "object"}}}}},
-    "text/csv": {"schema": {"type": "string"}}},
-    "description": "Rows with lesson, title, body, image_urls, video_url, min_age_months, max_age_months, tags, "
-                   "product_ids, position. In CSV, list fields are separated by '|'."}}
-
+BULK_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["items"],
+                    "properties": {"items": {"type": "array", "minItems": 1, "items": {"type": "object"}}},
+                }
+            },
+            "text/csv": {"schema": {"type": "string"}},
+        },
+        "description": "Rows with lesson, title, body, image_urls, video_url, min_age_months, max_age_months, tags, "
+        "product_ids, position. In CSV, list fields are separated by '|'.",
+    }
+}
 
 
 @blp.route("/partner/courses", methods=["POST"])
@@ -42,7 +73,9 @@ def create_course(args):
 @blp.response(200, CoursePageSchema)
 def list_courses(args):
     """Your courses (operators: all), newest first."""
-    items, cursor = pgc.list_courses(actor=access.current_actor(), status=args["status"], cursor=args["cursor"], limit=args["limit"])
+    items, cursor = pgc.list_courses(
+        actor=access.current_actor(), status=args["status"], cursor=args["cursor"], limit=args["limit"]
+    )
     return {"items": items, "next_cursor": cursor}
 
 
@@ -97,8 +130,13 @@ def create_knowledge_point(args, lesson_id: int):
 @blp.response(200, KnowledgePointPageSchema)
 def list_knowledge_points(args, course_id: int):
     """The knowledge points of your course."""
-    items, cursor = pgc.list_knowledge_points(course_id=course_id, actor=access.current_actor(), status=args["status"],
-                                              cursor=args["cursor"], limit=args["limit"])
+    items, cursor = pgc.list_knowledge_points(
+        course_id=course_id,
+        actor=access.current_actor(),
+        status=args["status"],
+        cursor=args["cursor"],
+        limit=args["limit"],
+    )
     return {"items": items, "next_cursor": cursor}
 
 
@@ -136,7 +174,7 @@ def bulk_upload(course_id: int):
         try:
             items = BulkJsonSchema().load(payload if isinstance(payload, dict) else {"items": None})["items"]
         except ValidationError as exc:
-            raise Invalid("The request is not valid; see errors for each field.", errors=exc.messages)
+            raise Invalid("The request is not valid; see errors for each field.", errors=exc.messages) from exc
         rows = list(enumerate(items, start=1))
     else:
         raise ApiError("Send application/json or text/csv.", status=415, code="unsupported_media_type")
@@ -167,8 +205,20 @@ def review_trail(kind_path: str, item_id: int):
 def review_queue(args):
     """Items waiting for review, oldest first."""
     items, cursor = pgc.review_queue(kind=args["kind"], cursor=args["cursor"], limit=args["limit"])
-    return {"items": [{"kind": args["kind"], "id": x.id, "partner_id": x.partner_id, "title": x.title,
-                       "status": x.status, "updated_at": x.updated_at} for x in items], "next_cursor": cursor}
+    return {
+        "items": [
+            {
+                "kind": args["kind"],
+                "id": x.id,
+                "partner_id": x.partner_id,
+                "title": x.title,
+                "status": x.status,
+                "updated_at": x.updated_at,
+            }
+            for x in items
+        ],
+        "next_cursor": cursor,
+    }
 
 
 @blp.route(f"/admin/content/<{KIND}>/<int(max=9007199254740992):item_id>/review", methods=["POST"])
@@ -178,10 +228,17 @@ def review_queue(args):
 def decide(args, kind_path: str, item_id: int):
     """Approve, or reject with a reason, an item waiting for review."""
     kind = KIND_PATHS[kind_path]
-    item = pgc.review(kind=kind, item_id=item_id, operator_id=g.user.id, decision=args["decision"],
-                      reason=args["reason"])
-    return {"kind": kind, "id": item.id, "partner_id": item.partner_id, "title": item.title, "status": item.status,
-            "updated_at": item.updated_at}
+    item = pgc.review(
+        kind=kind, item_id=item_id, operator_id=g.user.id, decision=args["decision"], reason=args["reason"]
+    )
+    return {
+        "kind": kind,
+        "id": item.id,
+        "partner_id": item.partner_id,
+        "title": item.title,
+        "status": item.status,
+        "updated_at": item.updated_at,
+    }
 
 
 @blp.route("/partner/dashboard", methods=["GET"])
@@ -208,8 +265,9 @@ def view_knowledge_point(knowledge_point_id: int):
 @blp.response(200, UpcomingSchema)
 def drip_upcoming(args, post_id: int):
     """What your drip (a knowledge_point post naming a course or topic) sends one of your groups next."""
-    return service.drip_upcoming(post_id=post_id, group_id=args["group_id"], limit=args["limit"],
-                                 actor=access.current_actor())
+    return service.drip_upcoming(
+        post_id=post_id, group_id=args["group_id"], limit=args["limit"], actor=access.current_actor()
+    )
 
 
 blueprints = [blp, posts_api.blp]

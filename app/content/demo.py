@@ -1,4 +1,5 @@
 """Demo content: the partner's approved toothbrushing course, a drip of it into the toddler group, a mom's post."""
+
 from sqlalchemy import select
 
 from app.accounts import service as accounts
@@ -10,7 +11,13 @@ from app.groups import service as groups
 
 SEED_ORDER = 40
 POINTS = [  # (lesson, title, body, min months, max months)
-    ("第一课 爱上刷牙", "宝宝不爱刷牙怎么办", "<p>先让宝宝<strong>自己挑牙刷</strong>，再用儿歌计时两分钟。</p>", 12, 36),
+    (
+        "第一课 爱上刷牙",
+        "宝宝不爱刷牙怎么办",
+        "<p>先让宝宝<strong>自己挑牙刷</strong>，再用儿歌计时两分钟。</p>",
+        12,
+        36,
+    ),
     ("第一课 爱上刷牙", "第一把牙刷怎么选", "<p>选小刷头、软毛，三个月换一次。</p>", 6, 24),
     ("第二课 用对牙膏", "牙膏用多少", "<p>三岁以下米粒大小，三岁以上豌豆大小。</p>", 12, 72),
     ("第二课 用对牙膏", "含氟牙膏安全吗", "<p>按量使用是安全的，能有效预防龋齿。</p>", 24, 72),
@@ -20,13 +27,23 @@ POINTS = [  # (lesson, title, body, min months, max months)
 def seed() -> list[str]:
     """Create and approve the course, start its drip and publish a post (skipped when the course exists)."""
     partner, operator, host2 = (accounts.find_user(ref=ref) for ref in ("partner", "operator", "host2"))
-    if None in (partner, operator, host2) or db.session.scalar(select(Course.id).where(Course.partner_id == partner.id)):
+    if None in (partner, operator, host2) or db.session.scalar(
+        select(Course.id).where(Course.partner_id == partner.id)
+    ):
         return []
     actor = pgc.Actor(id=partner.id, operator=False)
-    course = pgc.create_course(actor=actor, title="宝宝刷牙课", description="<p>从第一颗牙开始。</p>", topic="刷牙",
-                               cover_url=None, tags=["口腔"])
-    rows = [(i, {"lesson": lesson, "title": title, "body": body, "min_age_months": low, "max_age_months": high})
-            for i, (lesson, title, body, low, high) in enumerate(POINTS, start=1)]
+    course = pgc.create_course(
+        actor=actor,
+        title="宝宝刷牙课",
+        description="<p>从第一颗牙开始。</p>",
+        topic="刷牙",
+        cover_url=None,
+        tags=["口腔"],
+    )
+    rows = [
+        (i, {"lesson": lesson, "title": title, "body": body, "min_age_months": low, "max_age_months": high})
+        for i, (lesson, title, body, low, high) in enumerate(POINTS, start=1)
+    ]
     pgc.bulk_upload(course_id=course.id, actor=actor, rows=rows)
     pgc.submit(kind="course", item_id=course.id, actor=actor)
     for kind in pgc.MODELS:
@@ -35,11 +52,19 @@ def seed() -> list[str]:
     host_actor = groups.Actor(id=host2.id, operator=False)
     group_ids = [g.id for g in groups.list_groups(actor=host_actor, cursor=None, limit=10)[0]]
     if group_ids:
-        delivery.create_post(actor=host_actor, kind="knowledge_point", content={"course_id": course.id},
-                             targets={"group_ids": group_ids},
-                             schedule_spec={"kind": "weekly", "time": "08:00", "weekdays": [1, 3, 5]})
+        delivery.create_post(
+            actor=host_actor,
+            kind="knowledge_point",
+            content={"course_id": course.id},
+            targets={"group_ids": group_ids},
+            schedule_spec={"kind": "weekly", "time": "08:00", "weekdays": [1, 3, 5]},
+        )
     mom = accounts.find_user(ref="mom06")
     if mom is not None:
-        ugc.create_post(author_id=mom.id, values={"text": "<p>用了儿歌计时，宝宝终于肯刷牙了！</p>"}, publish=True,
-                        accept_license_version=ugc.current_license())
+        ugc.create_post(
+            author_id=mom.id,
+            values={"text": "<p>用了儿歌计时，宝宝终于肯刷牙了！</p>"},
+            publish=True,
+            accept_license_version=ugc.current_license(),
+        )
     return []

@@ -9,6 +9,7 @@ its delivery ends `skipped` (code `drip_nothing_fits`), which is no failure; the
 so points approved meanwhile go out then. What each group got is recorded in drip_sent, keyed by the
 occurrence, so a retried send repeats the same point and never moves on.
 """
+
 import html
 
 import nh3
@@ -25,26 +26,39 @@ PICK_ATTEMPTS = 3
 
 
 def _approved_points():
-    return (select(KnowledgePoint)
-            .join(Lesson, Lesson.id == KnowledgePoint.lesson_id)
-            .join(Course, Course.id == KnowledgePoint.course_id)
-            .where(KnowledgePoint.status == "approved", Lesson.status == "approved", Course.status == "approved"))
+    return (
+        select(KnowledgePoint)
+        .join(Lesson, Lesson.id == KnowledgePoint.lesson_id)
+        .join(Course, Course.id == KnowledgePoint.course_id)
+        .where(KnowledgePoint.status == "approved", Lesson.status == "approved", Course.status == "approved")
+    )
 
 
 def check_source(*, content: dict) -> None:
     """A drip names an approved course, or a topic with an approved course (else 422)."""
-    course_filter = (Course.id == content["course_id"]) if content.get("course_id") is not None \
+    course_filter = (
+        (Course.id == content["course_id"])
+        if content.get("course_id") is not None
         else (Course.topic == content.get("topic"))
+    )
     if db.session.scalar(select(Course.id).where(course_filter, Course.status == "approved").limit(1)) is None:
-        raise Invalid("The drip names no approved course.", code="drip_source_not_approved",
-                      errors={"content": ["No approved course for this course id or topic."]})
+        raise Invalid(
+            "The drip names no approved course.",
+            code="drip_source_not_approved",
+            errors={"content": ["No approved course for this course id or topic."]},
+        )
 
 
 def frozen_point(point: KnowledgePoint) -> dict:
     """What a message shows of a knowledge point: its title, its body as plain text, its first product."""
     text = html.unescape(nh3.clean(point.body.replace("</p>", "</p>\n").replace("<br>", "\n"), tags=set())).strip()
-    return {"id": point.id, "title": point.title, "text": text, "partner_id": point.partner_id,
-            "product_id": (point.product_ids or [None])[0]}
+    return {
+        "id": point.id,
+        "title": point.title,
+        "text": text,
+        "partner_id": point.partner_id,
+        "product_id": (point.product_ids or [None])[0],
+    }
 
 
 def fixed_point(*, knowledge_point_id: int) -> dict:
@@ -57,8 +71,9 @@ def fixed_point(*, knowledge_point_id: int) -> dict:
 def _candidates(*, content: dict, group_id: int, age_band: str):
     low, high = AGE_BAND_MONTHS[age_band]
     received = exists().where(DripSent.group_id == group_id, DripSent.knowledge_point_id == KnowledgePoint.id)
-    stmt = _approved_points().where(KnowledgePoint.min_age_months <= high, KnowledgePoint.max_age_months >= low,
-                                    ~received)
+    stmt = _approved_points().where(
+        KnowledgePoint.min_age_months <= high, KnowledgePoint.max_age_months >= low, ~received
+    )
     if content.get("course_id") is not None:
         stmt = stmt.where(Course.id == content["course_id"])
     else:
@@ -69,16 +84,26 @@ def _candidates(*, content: dict, group_id: int, age_band: str):
 def upcoming(*, content: dict, group_id: int, limit: int) -> list[KnowledgePoint]:
     """The next knowledge points this group would get, in order (nothing is recorded)."""
     group = groups.group_brief(group_id=group_id)
-    return list(db.session.scalars(_candidates(content=content, group_id=group_id, age_band=group.age_band).limit(limit)))
+    return list(
+        db.session.scalars(_candidates(content=content, group_id=group_id, age_band=group.age_band).limit(limit))
+    )
 
 
 def pick(*, post_id: int, occurrence_id: int | None, content: dict, group_id: int) -> dict | None:
     """The knowledge point this group gets at this occurrence, recorded once (a preview records nothing);
     None when nothing left fits the group."""
     if occurrence_id is not None:
-        already = db.session.scalar(select(KnowledgePoint).join(DripSent, and_(
-            DripSent.knowledge_point_id == KnowledgePoint.id, DripSent.post_id == post_id,
-            DripSent.group_id == group_id, DripSent.occurrence_id == occurrence_id)))
+        already = db.session.scalar(
+            select(KnowledgePoint).join(
+                DripSent,
+                and_(
+                    DripSent.knowledge_point_id == KnowledgePoint.id,
+                    DripSent.post_id == post_id,
+                    DripSent.group_id == group_id,
+                    DripSent.occurrence_id == occurrence_id,
+                ),
+            )
+        )
         if already is not None:
             return frozen_point(already)
     group = groups.group_brief(group_id=group_id)
@@ -90,12 +115,22 @@ def pick(*, post_id: int, occurrence_id: int | None, content: dict, group_id: in
             return frozen_point(point)
         try:
             with db.session.begin_nested():
-                db.session.add(DripSent(group_id=group_id, knowledge_point_id=point.id, post_id=post_id,
-                                        occurrence_id=occurrence_id, sent_at=now_utc()))
+                db.session.add(
+                    DripSent(
+                        group_id=group_id,
+                        knowledge_point_id=point.id,
+                        post_id=post_id,
+                        occurrence_id=occurrence_id,
+                        sent_at=now_utc(),
+                    )
+                )
         except IntegrityError:
             # Another send took this point (or this occurrence) for the group at the same moment: look again.
-            already = db.session.scalar(select(DripSent.knowledge_point_id).where(
-                DripSent.post_id == post_id, DripSent.group_id == group_id, DripSent.occurrence_id == occurrence_id))
+            already = db.session.scalar(
+                select(DripSent.knowledge_point_id).where(
+                    DripSent.post_id == post_id, DripSent.group_id == group_id, DripSent.occurrence_id == occurrence_id
+                )
+            )
             if already is not None:
                 return frozen_point(db.session.get(KnowledgePoint, already))
             continue
@@ -108,8 +143,15 @@ def record_fixed(*, post_id: int, occurrence_id: int, group_id: int, point_id: i
     """Note that a group got a fixed knowledge point, so drips skip it and partners' reach counts it."""
     try:
         with db.session.begin_nested():
-            db.session.add(DripSent(group_id=group_id, knowledge_point_id=point_id, post_id=post_id,
-                                    occurrence_id=occurrence_id, sent_at=now_utc()))
+            db.session.add(
+                DripSent(
+                    group_id=group_id,
+                    knowledge_point_id=point_id,
+                    post_id=post_id,
+                    occurrence_id=occurrence_id,
+                    sent_at=now_utc(),
+                )
+            )
     except IntegrityError:
         return  # received before (or this send is a retry): nothing new to note
     db.session.commit()

@@ -9,6 +9,7 @@ there while other feeds keep their cached pages. View counts and the popular ord
 On PostgreSQL a page's rows come back as their JSON text, product cards included (PostSchema's shape), so a page
 is joined, not decoded, converted and encoded again in Python.
 """
+
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,9 +22,9 @@ from sqlalchemy import Row, Select, Text, bindparam, cast, false, func, literal_
 from app.catalog import service as catalog
 from app.content.models import AGE_BAND_MONTHS, MemberPost, MemberPostProduct
 from app.content.schemas import PostSchema
+from app.core import pagecache
 from app.core.db import db, is_postgres, isoformat_sql, reads_outside_transaction
 from app.core.pagination import decode_cursor, encode_cursor
-from app.core import pagecache
 from app.core.redis import key
 
 # What a post row shows (PostSchema without its product cards), and what its cards need.
@@ -61,15 +62,18 @@ def product_cards(*, posts: list) -> dict[int, dict]:
 
 def _post_json():
     posts = MemberPost.__table__.c
-    pairs = [(literal_column(f"'{name}'"), isoformat_sql(posts[name]) if name in DATETIME_FIELDS else posts[name])
-             for name in POST_FIELDS]
+    pairs = [
+        (literal_column(f"'{name}'"), isoformat_sql(posts[name]) if name in DATETIME_FIELDS else posts[name])
+        for name in POST_FIELDS
+    ]
     parts = [part for pair in pairs for part in pair] + [literal_column("'products'"), literal_column(CARDS_SQL)]
     return cast(func.json_build_object(*parts), Text).label("json")
 
 
 @cache
-def _page_statement(sort: str, by_group: bool, by_product: bool, by_band: bool, from_cursor: bool,
-                    rendered: bool) -> Select:
+def _page_statement(
+    sort: str, by_group: bool, by_product: bool, by_band: bool, from_cursor: bool, rendered: bool
+) -> Select:
     """The feed query of one shape, built once (bound parameters; no SQL construction per request)."""
     posts = MemberPost.__table__.c
     order = (posts[SORTS[sort][0]], posts.id)
@@ -78,8 +82,11 @@ def _page_statement(sort: str, by_group: bool, by_product: bool, by_band: bool, 
     if by_group:
         stmt = stmt.where(posts.group_id == bindparam("group_id"))
     if by_product:
-        stmt = stmt.where(posts.id.in_(select(MemberPostProduct.post_id)
-                                       .where(MemberPostProduct.product_id == bindparam("product_id"))))
+        stmt = stmt.where(
+            posts.id.in_(
+                select(MemberPostProduct.post_id).where(MemberPostProduct.product_id == bindparam("product_id"))
+            )
+        )
     if by_band:
         stmt = stmt.where(posts.min_age_months <= bindparam("high"), posts.max_age_months >= bindparam("low"))
     if from_cursor:
@@ -88,16 +95,25 @@ def _page_statement(sort: str, by_group: bool, by_product: bool, by_band: bool, 
     return stmt.order_by(*[c.desc() for c in order]).limit(bindparam("limit"))
 
 
-def _page_rows(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
-               limit: int, rendered: bool) -> tuple[list[Row], str | None]:
+def _page_rows(
+    *,
+    group_id: int | None,
+    product_id: int | None,
+    age_band: str | None,
+    sort: str,
+    cursor: str | None,
+    limit: int,
+    rendered: bool,
+) -> tuple[list[Row], str | None]:
     column, kind = SORTS[sort]
     params = {"group_id": group_id, "product_id": product_id, "limit": limit + 1}
     if age_band is not None:
         params["low"], params["high"] = AGE_BAND_MONTHS[age_band]
     if cursor:
         params[f"after_{column}"], params["after_id"] = decode_cursor(cursor, [kind, int])
-    stmt = _page_statement(sort, group_id is not None, product_id is not None, age_band is not None, cursor is not None,
-                           rendered)
+    stmt = _page_statement(
+        sort, group_id is not None, product_id is not None, age_band is not None, cursor is not None, rendered
+    )
     # Plain rows through the connection: the ORM's bookkeeping would cost more than the query.
     rows = db.session.connection().execute(stmt, params).all()
     last = rows[limit - 1] if len(rows) > limit else None
@@ -105,11 +121,19 @@ def _page_rows(*, group_id: int | None, product_id: int | None, age_band: str | 
     return rows[:limit], next_cursor
 
 
-def feed(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
-         limit: int) -> FeedPage:
+def feed(
+    *, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None, limit: int
+) -> FeedPage:
     """Published posts nobody's reports have hidden, filtered and sorted, one cursor page at a time."""
-    items, next_cursor = _page_rows(group_id=group_id, product_id=product_id, age_band=age_band, sort=sort,
-                                    cursor=cursor, limit=limit, rendered=False)
+    items, next_cursor = _page_rows(
+        group_id=group_id,
+        product_id=product_id,
+        age_band=age_band,
+        sort=sort,
+        cursor=cursor,
+        limit=limit,
+        rendered=False,
+    )
     return FeedPage(items=items, cards=product_cards(posts=items), next_cursor=next_cursor)
 
 
@@ -138,8 +162,11 @@ def _generations_bumped_by(post: MemberPost) -> list[str]:
         keys.append(key("content", "feed-generation", "group", post.group_id))
     keys += [key("content", "feed-generation", "product", pid) for pid in post.product_ids]
     if post.min_age_months is not None and post.max_age_months is not None:
-        keys += [key("content", "feed-generation", "age-band", band) for band, (low, high) in AGE_BAND_MONTHS.items()
-                 if post.min_age_months <= high and post.max_age_months >= low]
+        keys += [
+            key("content", "feed-generation", "age-band", band)
+            for band, (low, high) in AGE_BAND_MONTHS.items()
+            if post.min_age_months <= high and post.max_age_months >= low
+        ]
     return keys
 
 
@@ -148,12 +175,20 @@ def post_changed(*, post: MemberPost) -> None:
     pagecache.bump(_generations_bumped_by(post))
 
 
-def _render(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
-            limit: int) -> str:
+def _render(
+    *, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None, limit: int
+) -> str:
     if is_postgres():
         with reads_outside_transaction():
-            rows, next_cursor = _page_rows(group_id=group_id, product_id=product_id, age_band=age_band, sort=sort,
-                                           cursor=cursor, limit=limit, rendered=True)
+            rows, next_cursor = _page_rows(
+                group_id=group_id,
+                product_id=product_id,
+                age_band=age_band,
+                sort=sort,
+                cursor=cursor,
+                limit=limit,
+                rendered=True,
+            )
         return f'{{"items":[{",".join(row.json for row in rows)}],"next_cursor":{json.dumps(next_cursor)}}}'
     page = feed(group_id=group_id, product_id=product_id, age_band=age_band, sort=sort, cursor=cursor, limit=limit)
     # Rendered by hand (the shape of PostSchema, which documents it): a schema dump costs more than the SQL.
@@ -165,10 +200,22 @@ def _render(*, group_id: int | None, product_id: int | None, age_band: str | Non
     return json.dumps({"items": items, "next_cursor": page.next_cursor}, ensure_ascii=False, separators=(",", ":"))
 
 
-def feed_json(*, group_id: int | None, product_id: int | None, age_band: str | None, sort: str, cursor: str | None,
-              limit: int, page_key: bytes) -> str:
+def feed_json(
+    *,
+    group_id: int | None,
+    product_id: int | None,
+    age_band: str | None,
+    sort: str,
+    cursor: str | None,
+    limit: int,
+    page_key: bytes,
+) -> str:
     """One feed page rendered as JSON, kept in the short-lived page cache under `page_key` while current."""
-    return pagecache.cached(cache_key=page_key, generations=_generations_read_by(group_id, product_id, age_band),
-                            ttl=current_app.config["CONTENT_FEED_CACHE_SECONDS"],
-                            render=lambda: _render(group_id=group_id, product_id=product_id, age_band=age_band,
-                                                   sort=sort, cursor=cursor, limit=limit))
+    return pagecache.cached(
+        cache_key=page_key,
+        generations=_generations_read_by(group_id, product_id, age_band),
+        ttl=current_app.config["CONTENT_FEED_CACHE_SECONDS"],
+        render=lambda: _render(
+            group_id=group_id, product_id=product_id, age_band=age_band, sort=sort, cursor=cursor, limit=limit
+        ),
+    )

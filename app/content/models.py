@@ -3,6 +3,7 @@
 Child ages are months relative to birth: negative months are pregnancy (down to -10), so one integer range
 describes both "second trimester" and "2–3 years". Review states are the same for the three PGC levels.
 """
+
 from datetime import datetime
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
@@ -16,8 +17,14 @@ POST_STATES = ("draft", "published", "rejected", "taken_down")
 CONTENT_KINDS = ("knowledge_point", "member_post")
 AGE_MIN_MONTHS, AGE_MAX_MONTHS = -10, 216
 # Child age in months of each group age band (the groups domain's bands, inclusive ends).
-AGE_BAND_MONTHS = {"pregnancy": (-10, -1), "0-6m": (0, 5), "6-12m": (6, 11), "1-3y": (12, 35), "3-6y": (36, 71),
-                   "6y+": (72, 216)}
+AGE_BAND_MONTHS = {
+    "pregnancy": (-10, -1),
+    "0-6m": (0, 5),
+    "6-12m": (6, 11),
+    "1-3y": (12, 35),
+    "3-6y": (36, 71),
+    "6y+": (72, 216),
+}
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -26,8 +33,11 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 def _age_checks() -> tuple[CheckConstraint, ...]:
     return (
-        CheckConstraint(f"min_age_months BETWEEN {AGE_MIN_MONTHS} AND {AGE_MAX_MONTHS} AND "
-                        f"max_age_months BETWEEN {AGE_MIN_MONTHS} AND {AGE_MAX_MONTHS}", name="age_in_range"),
+        CheckConstraint(
+            f"min_age_months BETWEEN {AGE_MIN_MONTHS} AND {AGE_MAX_MONTHS} AND "
+            f"max_age_months BETWEEN {AGE_MIN_MONTHS} AND {AGE_MAX_MONTHS}",
+            name="age_in_range",
+        ),
         CheckConstraint("min_age_months <= max_age_months", name="age_ordered"),
     )
 
@@ -52,8 +62,10 @@ class Course(db.Model):
 
 class Lesson(db.Model):
     __tablename__ = "lessons"
-    __table_args__ = (CheckConstraint(_in("status", REVIEW_STATES), name="known_status"),
-                      Index("ix_lessons_course_position", "course_id", "position"))
+    __table_args__ = (
+        CheckConstraint(_in("status", REVIEW_STATES), name="known_status"),
+        Index("ix_lessons_course_position", "course_id", "position"),
+    )
 
     id: Mapped[IdPk]
     course_id: Mapped[int] = mapped_column(BigId, ForeignKey("courses.id", ondelete="CASCADE"))
@@ -71,9 +83,12 @@ class KnowledgePoint(db.Model):
     """One postable tip; `body` is sanitised HTML."""
 
     __tablename__ = "knowledge_points"
-    __table_args__ = (CheckConstraint(_in("status", REVIEW_STATES), name="known_status"), *_age_checks(),
-                      Index("ix_knowledge_points_lesson_position", "lesson_id", "position"),
-                      Index("ix_knowledge_points_course_status", "course_id", "status"))
+    __table_args__ = (
+        CheckConstraint(_in("status", REVIEW_STATES), name="known_status"),
+        *_age_checks(),
+        Index("ix_knowledge_points_lesson_position", "lesson_id", "position"),
+        Index("ix_knowledge_points_course_status", "course_id", "status"),
+    )
 
     id: Mapped[IdPk]
     lesson_id: Mapped[int] = mapped_column(BigId, ForeignKey("lessons.id", ondelete="CASCADE"))
@@ -102,7 +117,9 @@ class ContentReview(db.Model):
     __tablename__ = "content_reviews"
     __table_args__ = (
         CheckConstraint(_in("item_kind", ITEM_KINDS), name="known_item_kind"),
-        CheckConstraint(_in("action", ("submitted", "approved", "rejected", "resubmitted_by_edit")), name="known_action"),
+        CheckConstraint(
+            _in("action", ("submitted", "approved", "rejected", "resubmitted_by_edit")), name="known_action"
+        ),
         Index("ix_content_reviews_item", "item_kind", "item_id", "id"),
     )
 
@@ -132,8 +149,9 @@ class MemberPost(db.Model):
     __table_args__ = (
         CheckConstraint(_in("status", POST_STATES), name="known_status"),
         CheckConstraint("report_count >= 0", name="report_count_not_negative"),
-        CheckConstraint("min_age_months IS NULL OR max_age_months IS NULL OR min_age_months <= max_age_months",
-                        name="age_ordered"),
+        CheckConstraint(
+            "min_age_months IS NULL OR max_age_months IS NULL OR min_age_months <= max_age_months", name="age_ordered"
+        ),
         Index("ix_member_posts_feed_newest", "status", "hidden", "published_at", "id"),
         Index("ix_member_posts_feed_popular", "status", "hidden", "score", "id"),
         Index("ix_member_posts_author", "author_id", "id"),
@@ -194,13 +212,16 @@ class DripSent(db.Model):
     """A knowledge point a group has received by drip: never the same one twice, one per occurrence."""
 
     __tablename__ = "drip_sent"
-    __table_args__ = (UniqueConstraint("group_id", "knowledge_point_id"),
-                      UniqueConstraint("post_id", "group_id", "occurrence_id"))
+    __table_args__ = (
+        UniqueConstraint("group_id", "knowledge_point_id"),
+        UniqueConstraint("post_id", "group_id", "occurrence_id"),
+    )
 
     id: Mapped[IdPk]
     group_id: Mapped[int] = mapped_column(BigId, ForeignKey("chat_groups.id", ondelete="CASCADE"))
-    knowledge_point_id: Mapped[int] = mapped_column(BigId, ForeignKey("knowledge_points.id", ondelete="CASCADE"),
-                                                    index=True)
+    knowledge_point_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("knowledge_points.id", ondelete="CASCADE"), index=True
+    )
     # The delivery post (the drip schedule) and the occurrence that sent it.
     post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"))
     occurrence_id: Mapped[int] = mapped_column(BigId)
@@ -211,7 +232,10 @@ class ContentItem(db.Model):
     """One id space for everything that earns a content share: share links carry this id as content_id."""
 
     __tablename__ = "content_items"
-    __table_args__ = (UniqueConstraint("kind", "ref_id"), CheckConstraint(_in("kind", CONTENT_KINDS), name="known_kind"))
+    __table_args__ = (
+        UniqueConstraint("kind", "ref_id"),
+        CheckConstraint(_in("kind", CONTENT_KINDS), name="known_kind"),
+    )
 
     id: Mapped[IdPk]
     kind: Mapped[str] = mapped_column(String(16))

@@ -5,6 +5,7 @@ resubmitted. Editing an approved item sends it back to pending_review (recorded 
 it is not postable again until approved, while whatever was already delivered stays delivered.
 A knowledge point is postable only when it, its lesson and its course are all approved.
 """
+
 import csv
 import io
 from dataclasses import dataclass, field
@@ -76,8 +77,11 @@ def _owned(kind: str, item_id: int, actor: Actor):
 
 
 def _trail(kind: str, item_id: int, action: str, actor_id: int, reason: str | None = None) -> None:
-    db.session.add(ContentReview(item_kind=kind, item_id=item_id, action=action, reason=reason, actor_id=actor_id,
-                                 created_at=now_utc()))
+    db.session.add(
+        ContentReview(
+            item_kind=kind, item_id=item_id, action=action, reason=reason, actor_id=actor_id, created_at=now_utc()
+        )
+    )
 
 
 def _apply_changes(kind: str, item, changes: dict, actor: Actor) -> None:
@@ -96,10 +100,12 @@ def _apply_changes(kind: str, item, changes: dict, actor: Actor) -> None:
 
 # -- courses ----------------------------------------------------------------------------------------------
 
-def create_course(*, actor: Actor, title: str, description: str, topic: str, cover_url: str | None,
-                  tags: list[str]) -> Course:
+
+def create_course(
+    *, actor: Actor, title: str, description: str, topic: str, cover_url: str | None, tags: list[str]
+) -> Course:
     """Start a course (draft) owned by the calling partner."""
-    values = _clean("course", dict(title=title, description=description, topic=topic, tags=tags))
+    values = _clean("course", {"title": title, "description": description, "topic": topic, "tags": tags})
     now = now_utc()
     course = Course(partner_id=actor.id, cover_url=cover_url, status="draft", created_at=now, updated_at=now, **values)
     db.session.add(course)
@@ -110,8 +116,9 @@ def create_course(*, actor: Actor, title: str, description: str, topic: str, cov
 def get_course(*, course_id: int, actor: Actor) -> tuple[Course, list[Lesson]]:
     """A course the actor owns, with its lessons in order."""
     course = _owned("course", course_id, actor)
-    lessons = list(db.session.scalars(select(Lesson).where(Lesson.course_id == course.id)
-                                      .order_by(Lesson.position, Lesson.id)))
+    lessons = list(
+        db.session.scalars(select(Lesson).where(Lesson.course_id == course.id).order_by(Lesson.position, Lesson.id))
+    )
     return course, lessons
 
 
@@ -123,26 +130,37 @@ def update_course(*, course_id: int, actor: Actor, changes: dict) -> Course:
     return course
 
 
-def list_courses(*, actor: Actor, status: str | None, cursor: str | None, limit: int) -> tuple[list[Course], str | None]:
+def list_courses(
+    *, actor: Actor, status: str | None, cursor: str | None, limit: int
+) -> tuple[list[Course], str | None]:
     """The actor's courses (operators: all), newest first."""
     stmt = select(Course)
     if not actor.operator:
         stmt = stmt.where(Course.partner_id == actor.id)
     if status:
         stmt = stmt.where(Course.status == status)
-    return keyset_page(stmt, columns=[Course.id], kinds=[int], cursor=cursor, limit=limit, key_of=lambda c: (c.id,),
-                       session=db.session)
+    return keyset_page(
+        stmt, columns=[Course.id], kinds=[int], cursor=cursor, limit=limit, key_of=lambda c: (c.id,), session=db.session
+    )
 
 
 # -- lessons ----------------------------------------------------------------------------------------------
 
+
 def create_lesson(*, course_id: int, actor: Actor, title: str, summary: str, position: int) -> Lesson:
     """Add a lesson (draft) to a course the actor owns."""
     course = _owned("course", course_id, actor)
-    values = _clean("lesson", dict(title=title, summary=summary))
+    values = _clean("lesson", {"title": title, "summary": summary})
     now = now_utc()
-    lesson = Lesson(course_id=course.id, partner_id=course.partner_id, position=position, status="draft",
-                    created_at=now, updated_at=now, **values)
+    lesson = Lesson(
+        course_id=course.id,
+        partner_id=course.partner_id,
+        position=position,
+        status="draft",
+        created_at=now,
+        updated_at=now,
+        **values,
+    )
     db.session.add(lesson)
     db.session.commit()
     return lesson
@@ -158,13 +176,21 @@ def update_lesson(*, lesson_id: int, actor: Actor, changes: dict) -> Lesson:
 
 # -- knowledge points -------------------------------------------------------------------------------------
 
+
 def create_knowledge_point(*, lesson_id: int, actor: Actor, values: dict) -> KnowledgePoint:
     """Add a knowledge point (draft) to a lesson the actor owns."""
     lesson = _owned("lesson", lesson_id, actor)
     cleaned = _clean("knowledge_point", values)
     now = now_utc()
-    point = KnowledgePoint(lesson_id=lesson.id, course_id=lesson.course_id, partner_id=lesson.partner_id,
-                           status="draft", created_at=now, updated_at=now, **cleaned)
+    point = KnowledgePoint(
+        lesson_id=lesson.id,
+        course_id=lesson.course_id,
+        partner_id=lesson.partner_id,
+        status="draft",
+        created_at=now,
+        updated_at=now,
+        **cleaned,
+    )
     db.session.add(point)
     db.session.commit()
     return point
@@ -181,25 +207,38 @@ def update_knowledge_point(*, knowledge_point_id: int, actor: Actor, changes: di
     low = changes.get("min_age_months", point.min_age_months)
     high = changes.get("max_age_months", point.max_age_months)
     if low > high:
-        raise Invalid("The age range is reversed.", code="validation_error",
-                      errors={"min_age_months": ["Must not exceed max_age_months."]})
+        raise Invalid(
+            "The age range is reversed.",
+            code="validation_error",
+            errors={"min_age_months": ["Must not exceed max_age_months."]},
+        )
     _apply_changes("knowledge_point", point, _clean("knowledge_point", changes), actor)
     db.session.commit()
     return point
 
 
-def list_knowledge_points(*, course_id: int, actor: Actor, status: str | None, cursor: str | None,
-                          limit: int) -> tuple[list[KnowledgePoint], str | None]:
+def list_knowledge_points(
+    *, course_id: int, actor: Actor, status: str | None, cursor: str | None, limit: int
+) -> tuple[list[KnowledgePoint], str | None]:
     """The knowledge points of a course the actor owns, in creation order."""
     course = _owned("course", course_id, actor)
     stmt = select(KnowledgePoint).where(KnowledgePoint.course_id == course.id)
     if status:
         stmt = stmt.where(KnowledgePoint.status == status)
-    return keyset_page(stmt, columns=[KnowledgePoint.id], kinds=[int], cursor=cursor, limit=limit,
-                       key_of=lambda p: (p.id,), descending=False, session=db.session)
+    return keyset_page(
+        stmt,
+        columns=[KnowledgePoint.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda p: (p.id,),
+        descending=False,
+        session=db.session,
+    )
 
 
 # -- bulk upload ------------------------------------------------------------------------------------------
+
 
 def _csv_value(name: str, value: str) -> Any:
     """CSV holds only text: shape it for the schema and leave the judging to the schema."""
@@ -225,11 +264,20 @@ def read_csv(data: bytes) -> list[tuple[int, Any]]:
         for row in reader:
             if not any((v or "").strip() for k, v in row.items() if k is not None and isinstance(v, str)):
                 continue
-            rows.append((reader.line_num, {k: _csv_value(k, v) for k, v in row.items()
-                                           if k is not None and isinstance(v, str)
-                                           and not (k in CSV_INT_FIELDS and v.strip() == "" and k != "position")}))
+            rows.append(
+                (
+                    reader.line_num,
+                    {
+                        k: _csv_value(k, v)
+                        for k, v in row.items()
+                        if k is not None
+                        and isinstance(v, str)
+                        and not (k in CSV_INT_FIELDS and v.strip() == "" and k != "position")
+                    },
+                )
+            )
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise Invalid("The upload is not a UTF-8 CSV file.", code="bad_csv", errors={"file": [str(exc)]})
+        raise Invalid("The upload is not a UTF-8 CSV file.", code="bad_csv", errors={"file": [str(exc)]}) from exc
     return rows
 
 
@@ -267,8 +315,10 @@ def bulk_upload(*, course_id: int, actor: Actor, rows: list[tuple[int, Any]]) ->
         wanted_products.update(cleaned["product_ids"])
         good.append(({"number": number, **cleaned}, lesson_title))
     known = _known_products(wanted_products)
-    lessons = {lesson.title: lesson for lesson in db.session.scalars(select(Lesson).where(Lesson.course_id == course.id))}
-    next_position = (db.session.scalar(select(func.max(Lesson.position)).where(Lesson.course_id == course.id)) or 0)
+    lessons = {
+        lesson.title: lesson for lesson in db.session.scalars(select(Lesson).where(Lesson.course_id == course.id))
+    }
+    next_position = db.session.scalar(select(func.max(Lesson.position)).where(Lesson.course_id == course.id)) or 0
     now = now_utc()
     order_in_lesson: dict[str, int] = {}
     for values, lesson_title in good:
@@ -280,8 +330,16 @@ def bulk_upload(*, course_id: int, actor: Actor, rows: list[tuple[int, Any]]) ->
         lesson = lessons.get(lesson_title)
         if lesson is None:
             next_position += 1
-            lesson = Lesson(course_id=course.id, partner_id=course.partner_id, title=lesson_title, summary="",
-                            position=next_position, status="draft", created_at=now, updated_at=now)
+            lesson = Lesson(
+                course_id=course.id,
+                partner_id=course.partner_id,
+                title=lesson_title,
+                summary="",
+                position=next_position,
+                status="draft",
+                created_at=now,
+                updated_at=now,
+            )
             db.session.add(lesson)
             db.session.flush()
             lessons[lesson_title] = lesson
@@ -289,8 +347,17 @@ def bulk_upload(*, course_id: int, actor: Actor, rows: list[tuple[int, Any]]) ->
         order_in_lesson[lesson_title] = order_in_lesson.get(lesson_title, 0) + 1
         if values.get("position") is None:
             values["position"] = order_in_lesson[lesson_title]
-        db.session.add(KnowledgePoint(lesson_id=lesson.id, course_id=course.id, partner_id=course.partner_id,
-                                      status="draft", created_at=now, updated_at=now, **values))
+        db.session.add(
+            KnowledgePoint(
+                lesson_id=lesson.id,
+                course_id=course.id,
+                partner_id=course.partner_id,
+                status="draft",
+                created_at=now,
+                updated_at=now,
+                **values,
+            )
+        )
         report.created += 1
     db.session.commit()
     report.errors.sort(key=lambda e: e["row"])
@@ -306,20 +373,25 @@ def _known_products(product_ids: set[int]) -> set[int]:
 
 # -- review -----------------------------------------------------------------------------------------------
 
+
 def submit(*, kind: str, item_id: int, actor: Actor) -> dict[str, int]:
     """Send an item for review; a course or lesson takes its draft and rejected children along."""
     item = _owned(kind, item_id, actor)
     items: list[tuple[str, Any]] = [(kind, item)]
     if kind == "course":
         items += [("lesson", x) for x in db.session.scalars(select(Lesson).where(Lesson.course_id == item.id))]
-        items += [("knowledge_point", x) for x in db.session.scalars(
-            select(KnowledgePoint).where(KnowledgePoint.course_id == item.id))]
+        items += [
+            ("knowledge_point", x)
+            for x in db.session.scalars(select(KnowledgePoint).where(KnowledgePoint.course_id == item.id))
+        ]
     elif kind == "lesson":
-        items += [("knowledge_point", x) for x in db.session.scalars(
-            select(KnowledgePoint).where(KnowledgePoint.lesson_id == item.id))]
+        items += [
+            ("knowledge_point", x)
+            for x in db.session.scalars(select(KnowledgePoint).where(KnowledgePoint.lesson_id == item.id))
+        ]
     if item.status in ("pending_review", "approved") and len(items) == 1:
         raise Conflict(f"This item is already {item.status.replace('_', ' ')}.", code="not_submittable")
-    counts = {k: 0 for k in MODELS}
+    counts = dict.fromkeys(MODELS, 0)
     now = now_utc()
     for item_kind, entry in items:
         if entry.status in ("draft", "rejected"):
@@ -339,8 +411,9 @@ def review(*, kind: str, item_id: int, operator_id: int, decision: str, reason: 
     if item is None:
         raise NotFound(f"No such {kind.replace('_', ' ')}.", code=f"{kind}_not_found")
     if item.status != "pending_review":
-        raise Conflict("Only items waiting for review can be decided.", code="not_pending_review",
-                       errors={"status": item.status})
+        raise Conflict(
+            "Only items waiting for review can be decided.", code="not_pending_review", errors={"status": item.status}
+        )
     item.status = "approved" if decision == "approve" else "rejected"
     item.reject_reason = reason.strip() if decision == "reject" and reason else None
     item.updated_at = now_utc()
@@ -353,16 +426,28 @@ def review_queue(*, kind: str, cursor: str | None, limit: int) -> tuple[list, st
     """Items of one kind waiting for review, oldest first."""
     model = MODELS[kind]
     stmt = select(model).where(model.status == "pending_review")
-    return keyset_page(stmt, columns=[model.id], kinds=[int], cursor=cursor, limit=limit, key_of=lambda x: (x.id,),
-                       descending=False, session=db.session)
+    return keyset_page(
+        stmt,
+        columns=[model.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda x: (x.id,),
+        descending=False,
+        session=db.session,
+    )
 
 
 def review_trail(*, kind: str, item_id: int, actor: Actor) -> list[ContentReview]:
     """What happened to an item in review, oldest first."""
     _owned(kind, item_id, actor)
-    return list(db.session.scalars(select(ContentReview).where(ContentReview.item_kind == kind,
-                                                               ContentReview.item_id == item_id)
-                                   .order_by(ContentReview.id)))
+    return list(
+        db.session.scalars(
+            select(ContentReview)
+            .where(ContentReview.item_kind == kind, ContentReview.item_id == item_id)
+            .order_by(ContentReview.id)
+        )
+    )
 
 
 def postable_knowledge_point(*, knowledge_point_id: int) -> KnowledgePoint:

@@ -1,11 +1,24 @@
 """Member posts: write, publish, read, report; feeds; the shared-copyright licence; operators' moderation."""
+
 from flask import current_app, g
 from flask_smorest import Blueprint
 
 from app.content import feeds, revenue, ugc
-from app.content.schemas import (FeedArgsSchema, LicenseAcceptSchema, LicenseSchema, ModerateSchema, MyPostsArgsSchema,
-                                 PostInSchema, PostPageSchema, PostPatchSchema, PostSchema, PublishSchema,
-                                 ReportInSchema, DashboardSchema, ShareCodeListSchema)
+from app.content.schemas import (
+    DashboardSchema,
+    FeedArgsSchema,
+    LicenseAcceptSchema,
+    LicenseSchema,
+    ModerateSchema,
+    MyPostsArgsSchema,
+    PostInSchema,
+    PostPageSchema,
+    PostPatchSchema,
+    PostSchema,
+    PublishSchema,
+    ReportInSchema,
+    ShareCodeListSchema,
+)
 from app.core import access, pagecache
 from app.core.pagination import PageArgsSchema
 
@@ -36,9 +49,15 @@ def create_post(args):
 @blp.response(200, PostPageSchema)
 def feed(args):
     """The feed: published posts, by group, product or child age band; newest or popular first."""
-    body = feeds.feed_json(group_id=args["group_id"], product_id=args["product_id"], age_band=args["age_band"],
-                           sort=args["sort"], cursor=args["cursor"], limit=args["limit"],
-                           page_key=pagecache.page_key(FEED_PAGES))
+    body = feeds.feed_json(
+        group_id=args["group_id"],
+        product_id=args["product_id"],
+        age_band=args["age_band"],
+        sort=args["sort"],
+        cursor=args["cursor"],
+        limit=args["limit"],
+        page_key=pagecache.page_key(FEED_PAGES),
+    )
     return current_app.response_class(body, mimetype="application/json")
 
 
@@ -66,8 +85,9 @@ def update_post(args, post_id: int):
 @blp.response(200, PostSchema)
 def publish_post(args, post_id: int):
     """Publish your draft or rejected post (content safety check; the licence must be accepted)."""
-    return _one(ugc.publish_post(post_id=post_id, author_id=g.user.id,
-                                 accept_license_version=args["accept_license_version"]))
+    return _one(
+        ugc.publish_post(post_id=post_id, author_id=g.user.id, accept_license_version=args["accept_license_version"])
+    )
 
 
 @blp.route("/member-posts/<int(max=9007199254740992):post_id>/reports", methods=["POST"])

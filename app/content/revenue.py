@@ -7,6 +7,7 @@ cards are the author's links (she recommended the products); a member re-sharing
 own with the author kept. Knowledge-point cards posted into a group are the host's links with the partner
 as content author.
 """
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -36,8 +37,12 @@ def content_item_id(*, kind: str, ref_id: int, author_id: int) -> int:
 def post_share_codes(*, post: MemberPost, sharer_id: int) -> list[str]:
     """Share codes for each product of a member post, for `sharer_id`, crediting the author's content share."""
     content_id = content_item_id(kind="member_post", ref_id=post.id, author_id=post.author_id)
-    return [affiliate.create_share_link(sharer_id=sharer_id, product_id=product_id, content_id=content_id,
-                                        content_author_id=post.author_id).code for product_id in post.product_ids]
+    return [
+        affiliate.create_share_link(
+            sharer_id=sharer_id, product_id=product_id, content_id=content_id, content_author_id=post.author_id
+        ).code
+        for product_id in post.product_ids
+    ]
 
 
 def share_post(*, post_id: int, sharer_id: int) -> list[dict]:
@@ -53,9 +58,15 @@ def share_post(*, post_id: int, sharer_id: int) -> list[dict]:
 def knowledge_point_link(*, point: dict, host_id: int, group_id: int, post_id: int):
     """The host's share link for a knowledge point's product, crediting the partner's content share."""
     content_id = content_item_id(kind="knowledge_point", ref_id=point["id"], author_id=point["partner_id"])
-    return affiliate.create_share_link(sharer_id=host_id, product_id=point["product_id"], group_id=group_id,
-                                       post_id=post_id, host_id=host_id, content_id=content_id,
-                                       content_author_id=point["partner_id"])
+    return affiliate.create_share_link(
+        sharer_id=host_id,
+        product_id=point["product_id"],
+        group_id=group_id,
+        post_id=post_id,
+        host_id=host_id,
+        content_id=content_id,
+        content_author_id=point["partner_id"],
+    )
 
 
 def _shareable_source(item: ContentItem | None) -> MemberPost | KnowledgePoint | None:
@@ -71,9 +82,17 @@ def _shareable_source(item: ContentItem | None) -> MemberPost | KnowledgePoint |
 
 def _carried(*, item: ContentItem, post_id: int, group_id: int | None) -> bool:
     # Delivery posts carry content only as knowledge points, recorded per group as they go out (fixed or drip).
-    return item.kind == "knowledge_point" and db.session.scalar(select(DripSent.id).where(
-        DripSent.post_id == post_id, DripSent.group_id == group_id, DripSent.knowledge_point_id == item.ref_id)
-        .limit(1)) is not None
+    return (
+        item.kind == "knowledge_point"
+        and db.session.scalar(
+            select(DripSent.id)
+            .where(
+                DripSent.post_id == post_id, DripSent.group_id == group_id, DripSent.knowledge_point_id == item.ref_id
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def link_author(*, content_id: int, product_id: int, post_id: int | None, group_id: int | None) -> int:
@@ -83,11 +102,17 @@ def link_author(*, content_id: int, product_id: int, post_id: int | None, group_
     if source is None:
         raise NotFound("No such content.", code="content_not_found")
     if product_id not in (source.product_ids or []):
-        raise Invalid("The content does not recommend this product.", code="product_not_in_content",
-                      errors={"product_id": ["Not a product of the content."]})
+        raise Invalid(
+            "The content does not recommend this product.",
+            code="product_not_in_content",
+            errors={"product_id": ["Not a product of the content."]},
+        )
     if post_id is not None and not _carried(item=item, post_id=post_id, group_id=group_id):
-        raise Invalid("The post did not carry this content into the group.", code="content_not_in_post",
-                      errors={"content_id": ["Not the content of the post."]})
+        raise Invalid(
+            "The post did not carry this content into the group.",
+            code="content_not_in_post",
+            errors={"content_id": ["Not the content of the post."]},
+        )
     return item.author_id
 
 
@@ -96,42 +121,77 @@ def view_knowledge_point(*, knowledge_point_id: int) -> KnowledgePoint:
     from app.content.drip import fixed_point
 
     fixed_point(knowledge_point_id=knowledge_point_id)
-    db.session.execute(KnowledgePoint.__table__.update().where(KnowledgePoint.id == knowledge_point_id)
-                       .values(view_count=KnowledgePoint.view_count + 1))
+    db.session.execute(
+        KnowledgePoint.__table__.update()
+        .where(KnowledgePoint.id == knowledge_point_id)
+        .values(view_count=KnowledgePoint.view_count + 1)
+    )
     db.session.commit()
     return db.session.get(KnowledgePoint, knowledge_point_id)
 
 
 def _with_figures(rows: list[dict], kind: str) -> list[dict]:
-    ids = dict(db.session.execute(select(ContentItem.ref_id, ContentItem.id).where(
-        ContentItem.kind == kind, ContentItem.ref_id.in_([r["id"] for r in rows]))).all()) if rows else {}
+    ids = (
+        dict(
+            db.session.execute(
+                select(ContentItem.ref_id, ContentItem.id).where(
+                    ContentItem.kind == kind, ContentItem.ref_id.in_([r["id"] for r in rows])
+                )
+            ).all()
+        )
+        if rows
+        else {}
+    )
     figures = affiliate.content_figures(content_ids=list(ids.values()))
     empty = {"clicks": 0, "orders": 0, "gmv_fen": 0, "content_fen": 0}
     for row in rows:
         found = figures.get(ids.get(row["id"]), empty)
-        row.update(clicks=found["clicks"], orders=found["orders"], gmv_fen=found["gmv_fen"],
-                   earnings_fen=found["content_fen"])
+        row.update(
+            clicks=found["clicks"], orders=found["orders"], gmv_fen=found["gmv_fen"], earnings_fen=found["content_fen"]
+        )
     return rows
 
 
 def author_dashboard(*, author_id: int, cursor: str | None, limit: int) -> tuple[list[dict], str | None]:
     """Per published (or once published) post of the author: views, clicks, orders, GMV and content earnings."""
     stmt = select(MemberPost).where(MemberPost.author_id == author_id, MemberPost.published_at.is_not(None))
-    posts, next_cursor = keyset_page(stmt, columns=[MemberPost.id], kinds=[int], cursor=cursor, limit=limit,
-                                     key_of=lambda p: (p.id,), session=db.session)
-    rows = [{"id": p.id, "title": p.text[:40], "status": p.status, "reach": p.view_count, "views": p.view_count}
-            for p in posts]
+    posts, next_cursor = keyset_page(
+        stmt,
+        columns=[MemberPost.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda p: (p.id,),
+        session=db.session,
+    )
+    rows = [
+        {"id": p.id, "title": p.text[:40], "status": p.status, "reach": p.view_count, "views": p.view_count}
+        for p in posts
+    ]
     return _with_figures(rows, "member_post"), next_cursor
 
 
 def partner_dashboard(*, partner_id: int, cursor: str | None, limit: int) -> tuple[list[dict], str | None]:
     """Per knowledge point of the partner: reach (groups' members at each delivery), views, clicks, orders, GMV, earnings."""
     stmt = select(KnowledgePoint).where(KnowledgePoint.partner_id == partner_id)
-    points, next_cursor = keyset_page(stmt, columns=[KnowledgePoint.id], kinds=[int], cursor=cursor, limit=limit,
-                                      key_of=lambda p: (p.id,), session=db.session)
-    sends = db.session.execute(select(DripSent.knowledge_point_id, DripSent.group_id, func.count())
-                               .where(DripSent.knowledge_point_id.in_([p.id for p in points]))
-                               .group_by(DripSent.knowledge_point_id, DripSent.group_id)).all() if points else []
+    points, next_cursor = keyset_page(
+        stmt,
+        columns=[KnowledgePoint.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda p: (p.id,),
+        session=db.session,
+    )
+    sends = (
+        db.session.execute(
+            select(DripSent.knowledge_point_id, DripSent.group_id, func.count())
+            .where(DripSent.knowledge_point_id.in_([p.id for p in points]))
+            .group_by(DripSent.knowledge_point_id, DripSent.group_id)
+        ).all()
+        if points
+        else []
+    )
     # Reach counts each group's members now (the groups domain keeps no member history).
     members = {gid: groups.group_brief(group_id=gid).member_count for gid in {group_id for _, group_id, _ in sends}}
     reach: dict[int, int] = {}
@@ -139,6 +199,15 @@ def partner_dashboard(*, partner_id: int, cursor: str | None, limit: int) -> tup
     for point_id, group_id, count in sends:
         reach[point_id] = reach.get(point_id, 0) + count * members.get(group_id, 0)
         deliveries[point_id] = deliveries.get(point_id, 0) + count
-    rows = [{"id": p.id, "title": p.title, "status": p.status, "deliveries": deliveries.get(p.id, 0),
-             "reach": reach.get(p.id, 0), "views": p.view_count} for p in points]
+    rows = [
+        {
+            "id": p.id,
+            "title": p.title,
+            "status": p.status,
+            "deliveries": deliveries.get(p.id, 0),
+            "reach": reach.get(p.id, 0),
+            "views": p.view_count,
+        }
+        for p in points
+    ]
     return _with_figures(rows, "knowledge_point"), next_cursor

@@ -3,6 +3,7 @@
 Text containing any word of the CONTENT_RISKY_WORDS setting gets errcode 87014 "risky content"; a body
 without a string `content` gets 47001; a bad access token 40001.
 """
+
 from flask import current_app, jsonify
 
 from app.wechat.sandbox import json_body, sandbox_route, wechat_error

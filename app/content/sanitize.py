@@ -3,19 +3,46 @@
 Everything stored is safe to insert into HTML as is: plain text keeps no tags and has its entities escaped
 ("a < b" is stored as "a &lt; b"), so a client rendering it as HTML shows the same characters.
 """
+
 import nh3
 
 URL_SCHEMES = {"http", "https"}
-RICH_TAGS = {"p", "br", "strong", "b", "em", "i", "u", "s", "ul", "ol", "li", "h2", "h3", "h4", "blockquote",
-             "a", "img", "span", "sup", "sub", "hr"}
+RICH_TAGS = {
+    "p",
+    "br",
+    "strong",
+    "b",
+    "em",
+    "i",
+    "u",
+    "s",
+    "ul",
+    "ol",
+    "li",
+    "h2",
+    "h3",
+    "h4",
+    "blockquote",
+    "a",
+    "img",
+    "span",
+    "sup",
+    "sub",
+    "hr",
+}
 RICH_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"}}
 POST_TAGS = {"p", "br", "strong", "b", "em", "i"}
 
 
 def rich_text(html: str) -> str:
     """Partner body text: formatting, links and images kept; scripts, handlers, styles and other schemes removed."""
-    return nh3.clean(html, tags=RICH_TAGS, attributes=RICH_ATTRIBUTES, url_schemes=URL_SCHEMES,
-                     link_rel="noopener noreferrer nofollow").strip()
+    return nh3.clean(
+        html,
+        tags=RICH_TAGS,
+        attributes=RICH_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+    ).strip()
 
 
 def post_text(html: str) -> str:

@@ -1,4 +1,5 @@
 """Request and response shapes of the content API."""
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.content.models import AGE_BAND_MONTHS, AGE_MAX_MONTHS, AGE_MIN_MONTHS, ITEM_KINDS, REVIEW_STATES
@@ -12,7 +13,9 @@ BODY_DOC = {"description": "Rich text (HTML, sanitised on save). Longer than the
 
 
 def _tags(**kwargs):
-    return fields.List(fields.String(validate=validate.Length(min=1, max=32)), validate=validate.Length(max=20), **kwargs)
+    return fields.List(
+        fields.String(validate=validate.Length(min=1, max=32)), validate=validate.Length(max=20), **kwargs
+    )
 
 
 def _check_age_order(data: dict) -> None:
@@ -25,7 +28,9 @@ class CourseInSchema(Schema):
     title = fields.String(required=True, validate=validate.Length(min=1, max=128))
     description = fields.String(load_default="", metadata=BODY_DOC)
     topic = fields.String(load_default="", validate=validate.Length(max=32))
-    cover_url = fields.Url(schemes={"http", "https"}, load_default=None, allow_none=True, validate=validate.Length(max=1024))
+    cover_url = fields.Url(
+        schemes={"http", "https"}, load_default=None, allow_none=True, validate=validate.Length(max=1024)
+    )
     tags = _tags(load_default=list)
 
 
@@ -92,12 +97,20 @@ class KnowledgePointInSchema(Schema):
     title = fields.String(required=True, validate=validate.Length(min=1, max=128))
     body = fields.String(load_default="", metadata=BODY_DOC)
     image_urls = fields.List(URL, load_default=list, validate=validate.Length(max=9))
-    video_url = fields.Url(schemes={"http", "https"}, load_default=None, allow_none=True, validate=validate.Length(max=1024))
-    min_age_months = fields.Integer(required=True, strict=True, validate=AGE,
-                                    metadata={"description": "Child age in months; negative is pregnancy."})
+    video_url = fields.Url(
+        schemes={"http", "https"}, load_default=None, allow_none=True, validate=validate.Length(max=1024)
+    )
+    min_age_months = fields.Integer(
+        required=True,
+        strict=True,
+        validate=AGE,
+        metadata={"description": "Child age in months; negative is pregnancy."},
+    )
     max_age_months = fields.Integer(required=True, strict=True, validate=AGE)
     tags = _tags(load_default=list)
-    product_ids = fields.List(fields.Integer(strict=True, validate=ID), load_default=list, validate=validate.Length(max=9))
+    product_ids = fields.List(
+        fields.Integer(strict=True, validate=ID), load_default=list, validate=validate.Length(max=9)
+    )
     position = fields.Integer(load_default=0, strict=True, validate=POSITION)
 
     @validates_schema
@@ -169,8 +182,11 @@ class BulkReportSchema(Schema):
 
 
 class SubmitSchema(Schema):
-    submitted = fields.Dict(keys=fields.String(), values=fields.Integer(),
-                            metadata={"description": "How many items of each kind went to review."})
+    submitted = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "How many items of each kind went to review."},
+    )
 
 
 class ReviewDecisionSchema(Schema):
@@ -219,17 +235,28 @@ class ListArgsSchema(PageArgsSchema):
 # -- member posts -----------------------------------------------------------------------------------------
 
 AGE_BANDS = tuple(AGE_BAND_MONTHS)
-POST_TEXT_DOC = {"description": "Text with light markup (p, br, b, strong, i, em), sanitised on save. "
-                                "Longer than the configured limit: 413 body_too_large."}
+POST_TEXT_DOC = {
+    "description": "Text with light markup (p, br, b, strong, i, em), sanitised on save. "
+    "Longer than the configured limit: 413 body_too_large."
+}
 
 
 class PostInSchema(Schema):
     text = fields.String(required=True, validate=validate.Length(min=1), metadata=POST_TEXT_DOC)
     image_urls = fields.List(URL, load_default=list, validate=validate.Length(max=9))
-    product_ids = fields.List(fields.Integer(strict=True, validate=ID), load_default=list, validate=validate.Length(max=9))
-    group_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=ID,
-                              metadata={"description": "A group you are in; the post shows in its feed."})
-    min_age_months = fields.Integer(strict=True, validate=AGE, metadata={"description": "Defaults to the group's band."})
+    product_ids = fields.List(
+        fields.Integer(strict=True, validate=ID), load_default=list, validate=validate.Length(max=9)
+    )
+    group_id = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=ID,
+        metadata={"description": "A group you are in; the post shows in its feed."},
+    )
+    min_age_months = fields.Integer(
+        strict=True, validate=AGE, metadata={"description": "Defaults to the group's band."}
+    )
     max_age_months = fields.Integer(strict=True, validate=AGE)
     publish = fields.Boolean(load_default=False)
     accept_license_version = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=16))
@@ -263,8 +290,12 @@ class ProductCardSchema(Schema):
     title = fields.String()
     image = fields.String(allow_none=True)
     price_fen = fields.Integer()
-    share_code = fields.String(allow_none=True, metadata={
-        "description": "The author's share code (published posts): opens the product crediting her content share."})
+    share_code = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The author's share code (published posts): opens the product crediting her content share."
+        },
+    )
 
 
 class ShareCodeSchema(Schema):
@@ -281,7 +312,9 @@ class DashboardRowSchema(Schema):
     title = fields.String()
     status = fields.String()
     deliveries = fields.Integer(metadata={"description": "Knowledge points: times delivered into groups."})
-    reach = fields.Integer(metadata={"description": "Posts: views; knowledge points: members of the groups at each delivery."})
+    reach = fields.Integer(
+        metadata={"description": "Posts: views; knowledge points: members of the groups at each delivery."}
+    )
     views = fields.Integer()
     clicks = fields.Integer()
     orders = fields.Integer()
@@ -369,9 +402,15 @@ class UpcomingPointSchema(Schema):
 class UpcomingSchema(Schema):
     post_id = fields.Integer()
     group_id = fields.Integer()
-    next_at = fields.DateTime(allow_none=True, metadata={"description": "When the drip next fires for this group (UTC)."})
-    next_outcome = fields.String(allow_none=True, metadata={
-        "enum": ["send", "skip"],
-        "description": "What that firing does for the group: send the first item, or skip it (nothing left fits its "
-                       "age band; the delivery ends `skipped`, which is no failure). Null when nothing is planned."})
+    next_at = fields.DateTime(
+        allow_none=True, metadata={"description": "When the drip next fires for this group (UTC)."}
+    )
+    next_outcome = fields.String(
+        allow_none=True,
+        metadata={
+            "enum": ["send", "skip"],
+            "description": "What that firing does for the group: send the first item, or skip it (nothing left fits its "
+            "age band; the delivery ends `skipped`, which is no failure). Null when nothing is planned.",
+        },
+    )
     items = fields.List(fields.Nested(UpcomingPointSchema))

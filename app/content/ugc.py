@@ -5,6 +5,7 @@ an operator may reject a post (the author can edit and publish again) or take it
 Reports: each member reports a post once; when the reports not yet judged reach CONTENT_REPORTS_TO_HIDE the
 post is hidden from feeds until an operator restores, rejects or takes it down.
 """
+
 import html
 from dataclasses import dataclass
 
@@ -46,8 +47,11 @@ def license_status(*, user_id: int) -> LicenseStatus:
 
 def _record_acceptance(user_id: int, version: str) -> None:
     if version != current_license():
-        raise Invalid("That is not the licence version in force.", code="license_version_outdated",
-                      errors={"accept_license_version": [f"The current version is {current_license()}."]})
+        raise Invalid(
+            "That is not the licence version in force.",
+            code="license_version_outdated",
+            errors={"accept_license_version": [f"The current version is {current_license()}."]},
+        )
     if db.session.scalar(select(CopyrightAcceptance.id).filter_by(user_id=user_id, license_version=version)):
         return
     try:
@@ -71,8 +75,11 @@ def check_text_safety(*, text: str) -> None:
             clients().miniprogram.wxa.check_text_security(text)
     except UpstreamError as exc:
         if (exc.errors or {}).get("errcode") == RISKY_CONTENT:
-            raise Invalid("WeChat flagged this text as risky; please change it.", code="content_risky",
-                          errors={"text": ["Risky content."]})
+            raise Invalid(
+                "WeChat flagged this text as risky; please change it.",
+                code="content_risky",
+                errors={"text": ["Risky content."]},
+            ) from exc
         raise
 
 
@@ -94,8 +101,11 @@ def _check_products(product_ids: list[int]) -> list[int]:
         raise Invalid("Some products are not on sale.", code="product_inactive", errors={"product_ids": inactive})
     banned = sorted(p.id for p in products.values() if p.is_breastmilk_substitute)
     if banned:
-        raise Invalid("Breast-milk substitutes may not be advertised.", code="product_not_shareable",
-                      errors={"product_ids": banned})
+        raise Invalid(
+            "Breast-milk substitutes may not be advertised.",
+            code="product_not_shareable",
+            errors={"product_ids": banned},
+        )
     return ordered
 
 
@@ -129,8 +139,11 @@ def _set_fields(post: MemberPost, values: dict) -> None:
         low = values.get("min_age_months", post.min_age_months)
         high = values.get("max_age_months", post.max_age_months)
         if (low is None) != (high is None) or (low is not None and low > high):
-            raise Invalid("Give both ends of the age range, lowest first.", code="validation_error",
-                          errors={"min_age_months": ["Needs max_age_months, and must not exceed it."]})
+            raise Invalid(
+                "Give both ends of the age range, lowest first.",
+                code="validation_error",
+                errors={"min_age_months": ["Needs max_age_months, and must not exceed it."]},
+            )
         post.min_age_months, post.max_age_months = low, high
     if "product_ids" in values:
         ordered = _check_products(values["product_ids"])
@@ -138,16 +151,24 @@ def _set_fields(post: MemberPost, values: dict) -> None:
         if post.id is not None:
             db.session.execute(delete(MemberPostProduct).where(MemberPostProduct.post_id == post.id))
         db.session.flush()
-        db.session.add_all(MemberPostProduct(post_id=post.id, product_id=pid, position=i) for i, pid in enumerate(ordered))
+        db.session.add_all(
+            MemberPostProduct(post_id=post.id, product_id=pid, position=i) for i, pid in enumerate(ordered)
+        )
 
 
 def _publish(post: MemberPost, accept_license_version: str | None) -> None:
     if accept_license_version is not None and accept_license_version != current_license():
-        raise Invalid("That is not the licence version in force.", code="license_version_outdated",
-                      errors={"accept_license_version": [f"The current version is {current_license()}."]})
+        raise Invalid(
+            "That is not the licence version in force.",
+            code="license_version_outdated",
+            errors={"accept_license_version": [f"The current version is {current_license()}."]},
+        )
     if accept_license_version is None and license_status(user_id=post.author_id).accepted_at is None:
-        raise Invalid("Accept the shared-copyright licence to publish.", code="license_required",
-                      errors={"accept_license_version": [f"Send {current_license()}."]})
+        raise Invalid(
+            "Accept the shared-copyright licence to publish.",
+            code="license_required",
+            errors={"accept_license_version": [f"Send {current_license()}."]},
+        )
     check_text_safety(text=html.unescape(sanitize.plain_text(post.text)))
     # Recorded last, so a refused publication leaves no acceptance behind.
     if accept_license_version is not None:
@@ -162,8 +183,21 @@ def _publish(post: MemberPost, accept_license_version: str | None) -> None:
 def create_post(*, author_id: int, values: dict, publish: bool, accept_license_version: str | None) -> MemberPost:
     """Write a post (a draft, or published at once when `publish`)."""
     now = now_utc()
-    post = MemberPost(author_id=author_id, text="", image_urls=[], product_ids=[], share_codes=[], status="draft", hidden=False, report_count=0,
-                      cleared_report_count=0, view_count=0, score=0, created_at=now, updated_at=now)
+    post = MemberPost(
+        author_id=author_id,
+        text="",
+        image_urls=[],
+        product_ids=[],
+        share_codes=[],
+        status="draft",
+        hidden=False,
+        report_count=0,
+        cleared_report_count=0,
+        view_count=0,
+        score=0,
+        created_at=now,
+        updated_at=now,
+    )
     db.session.add(post)
     try:
         _set_fields(post, {"product_ids": [], **values} if "product_ids" not in values else values)
@@ -218,20 +252,32 @@ def view_post(*, post_id: int, viewer_id: int | None) -> MemberPost:
     if post is None or (not visible(post) and post.author_id != viewer_id):
         raise NotFound("No such post.", code="post_not_found")
     if post.author_id != viewer_id and visible(post):
-        db.session.execute(update(MemberPost).where(MemberPost.id == post.id)
-                           .values(view_count=MemberPost.view_count + 1, score=MemberPost.score + 1))
+        db.session.execute(
+            update(MemberPost)
+            .where(MemberPost.id == post.id)
+            .values(view_count=MemberPost.view_count + 1, score=MemberPost.score + 1)
+        )
         db.session.commit()
         db.session.refresh(post)
     return post
 
 
-def my_posts(*, author_id: int, status: str | None, cursor: str | None, limit: int) -> tuple[list[MemberPost], str | None]:
+def my_posts(
+    *, author_id: int, status: str | None, cursor: str | None, limit: int
+) -> tuple[list[MemberPost], str | None]:
     """One's own posts in any state, newest first."""
     stmt = select(MemberPost).where(MemberPost.author_id == author_id)
     if status:
         stmt = stmt.where(MemberPost.status == status)
-    return keyset_page(stmt, columns=[MemberPost.id], kinds=[int], cursor=cursor, limit=limit, key_of=lambda p: (p.id,),
-                       session=db.session)
+    return keyset_page(
+        stmt,
+        columns=[MemberPost.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda p: (p.id,),
+        session=db.session,
+    )
 
 
 def report_post(*, post_id: int, reporter_id: int, reason: str) -> MemberPost:
@@ -244,14 +290,20 @@ def report_post(*, post_id: int, reporter_id: int, reason: str) -> MemberPost:
     threshold = current_app.config["CONTENT_REPORTS_TO_HIDE"]
     try:
         with db.session.begin_nested():
-            db.session.add(MemberPostReport(post_id=post.id, reporter_id=reporter_id,
-                                            reason=sanitize.plain_text(reason), created_at=now_utc()))
+            db.session.add(
+                MemberPostReport(
+                    post_id=post.id, reporter_id=reporter_id, reason=sanitize.plain_text(reason), created_at=now_utc()
+                )
+            )
     except IntegrityError:
-        raise Conflict("You have reported this post already.", code="already_reported")
+        raise Conflict("You have reported this post already.", code="already_reported") from None
     # One statement counts the report and hides the post at the threshold, so concurrent reports cannot miss it.
     reaches = MemberPost.report_count + 1 - MemberPost.cleared_report_count >= threshold
-    db.session.execute(update(MemberPost).where(MemberPost.id == post.id)
-                       .values(report_count=MemberPost.report_count + 1, hidden=MemberPost.hidden | reaches))
+    db.session.execute(
+        update(MemberPost)
+        .where(MemberPost.id == post.id)
+        .values(report_count=MemberPost.report_count + 1, hidden=MemberPost.hidden | reaches)
+    )
     db.session.commit()
     db.session.refresh(post)
     if post.hidden:
@@ -261,10 +313,19 @@ def report_post(*, post_id: int, reporter_id: int, reason: str) -> MemberPost:
 
 def moderation_queue(*, cursor: str | None, limit: int) -> tuple[list[MemberPost], str | None]:
     """Published posts with reports not yet judged (hidden ones among them), oldest first."""
-    stmt = select(MemberPost).where(MemberPost.status == "published",
-                                    MemberPost.report_count > MemberPost.cleared_report_count)
-    return keyset_page(stmt, columns=[MemberPost.id], kinds=[int], cursor=cursor, limit=limit, key_of=lambda p: (p.id,),
-                       descending=False, session=db.session)
+    stmt = select(MemberPost).where(
+        MemberPost.status == "published", MemberPost.report_count > MemberPost.cleared_report_count
+    )
+    return keyset_page(
+        stmt,
+        columns=[MemberPost.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda p: (p.id,),
+        descending=False,
+        session=db.session,
+    )
 
 
 def moderate(*, post_id: int, decision: str, reason: str | None) -> MemberPost:

@@ -1,7 +1,8 @@
 """Who may call each route. Every view declares a rule; a view without one is refused (deny by default)."""
+
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from flask import Flask, current_app, g, request
 
@@ -141,7 +142,9 @@ def _enforce() -> None:
     if g.user is None and g.unseen_user_id is None:
         raise Unauthenticated()
     if rule.kind == "roles" and "operator" not in g.roles and not (set(rule.roles) & (g.roles | {"mom"})):
-        raise Forbidden("Your roles do not allow this.", code="role_required", errors={"required_roles": list(rule.roles)})
+        raise Forbidden(
+            "Your roles do not allow this.", code="role_required", errors={"required_roles": list(rule.roles)}
+        )
 
 
 def init_app(app: Flask) -> None:

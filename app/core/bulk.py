@@ -4,9 +4,10 @@ Both run inside the session's current transaction (the session's own connection)
 commits or rolls back with everything else. A COPY that breaks a constraint raises SQLAlchemy's
 `IntegrityError`, like an INSERT would, so callers retry or roll back the same way.
 """
+
 import re
+from collections.abc import Iterable, Sequence
 from functools import cache
-from typing import Iterable, Sequence
 
 import psycopg
 from sqlalchemy import Table, text
@@ -34,8 +35,11 @@ def allocate_ids(table: Table, count: int) -> list[int]:
     """Take `count` ids from the table's id sequence, ascending (concurrent writers get other ids)."""
     if count <= 0:
         return []
-    rows = _driver_connection().execute(
-        "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (_sequence(table), count)).fetchall()
+    rows = (
+        _driver_connection()
+        .execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (_sequence(table), count))
+        .fetchall()
+    )
     return sorted(row[0] for row in rows)
 
 

@@ -1,6 +1,7 @@
 """Helpers shared by the domains' command-line groups."""
+
+from collections.abc import Callable
 from functools import wraps
-from typing import Callable
 
 import click
 

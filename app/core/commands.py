@@ -1,4 +1,5 @@
 """The process commands: `flask scheduler run` and `flask worker run`."""
+
 import logging
 
 import click

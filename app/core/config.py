@@ -1,8 +1,10 @@
 """Configuration, read from the environment when the app factory runs (never at import)."""
+
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +23,7 @@ def database_uri(url: str | None, instance_path: Path) -> str:
         return f"sqlite:///{instance_path / 'mamaquan.db'}"
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -35,7 +37,8 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
     config: dict[str, Any] = {
         "ENV": deployment,
         "INSTANCE_PATH": str(instance_path),
-        "SECRET_KEY": env.get("SECRET_KEY") or ("" if deployment == "production" else "dev-only-" + secrets.token_hex(8)),
+        "SECRET_KEY": env.get("SECRET_KEY")
+        or ("" if deployment == "production" else "dev-only-" + secrets.token_hex(8)),
         "SQLALCHEMY_DATABASE_URI": database_uri(env.get("DATABASE_URL"), instance_path),
         # No pre-ping: it costs a round trip per request; a connection broken by a database restart fails one
         # request and SQLAlchemy then replaces the whole pool.
@@ -57,10 +60,13 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         "WECHAT_API_BASE": env.get("WECHAT_API_BASE") or default_base or "https://api.weixin.qq.com/",
         "WECOM_CORP_ID": env.get("WECOM_CORP_ID", "wwsandboxcorp0001"),
         "WECOM_SECRET": env.get("WECOM_SECRET", "sandbox-wecom-secret"),
-        "WECOM_API_BASE": env.get("WECOM_API_BASE") or (default_base and default_base + "cgi-bin/") or "https://qyapi.weixin.qq.com/cgi-bin/",
+        "WECOM_API_BASE": env.get("WECOM_API_BASE")
+        or (default_base and default_base + "cgi-bin/")
+        or "https://qyapi.weixin.qq.com/cgi-bin/",
         "WECHAT_PAY_MCH_ID": env.get("WECHAT_PAY_MCH_ID", "1900000001"),
         # Signs our calls and verifies WeChat Pay's notifications: a known default would let anyone forge one.
-        "WECHAT_PAY_API_KEY": env.get("WECHAT_PAY_API_KEY") or ("" if deployment == "production" else "sandbox-pay-api-key-32-characters!"),
+        "WECHAT_PAY_API_KEY": env.get("WECHAT_PAY_API_KEY")
+        or ("" if deployment == "production" else "sandbox-pay-api-key-32-characters!"),
         # The merchant API certificate and key (PEM files): WeChat Pay refuses refunds and transfers without them.
         "WECHAT_PAY_CERT_FILE": env.get("WECHAT_PAY_CERT_FILE") or None,
         "WECHAT_PAY_KEY_FILE": env.get("WECHAT_PAY_KEY_FILE") or None,
@@ -72,17 +78,22 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         "WECHAT_SANDBOX_REFUND_SECONDS": float(env.get("WECHAT_SANDBOX_REFUND_SECONDS", 10)),
         "MINIPROGRAM_HOME_PAGE": env.get("MINIPROGRAM_HOME_PAGE", "pages/index/index"),
         # Encrypts secrets at rest (group credentials); stable across processes, so never a random default.
-        "DATA_ENCRYPTION_KEY": env.get("DATA_ENCRYPTION_KEY") or ("" if deployment == "production" else "dev-only-data-key"),
+        "DATA_ENCRYPTION_KEY": env.get("DATA_ENCRYPTION_KEY")
+        or ("" if deployment == "production" else "dev-only-data-key"),
         "DELIVERY_MISFIRE_GRACE_SECONDS": int(env.get("DELIVERY_MISFIRE_GRACE_SECONDS", 600)),
         "DELIVERY_SENDING_TIMEOUT_SECONDS": int(env.get("DELIVERY_SENDING_TIMEOUT_SECONDS", 120)),
         "DELIVERY_REQUEUE_AFTER_SECONDS": int(env.get("DELIVERY_REQUEUE_AFTER_SECONDS", 120)),
         "DELIVERY_SEND_CONCURRENCY": int(env.get("DELIVERY_SEND_CONCURRENCY", 32)),
-        "WECOM_WEBHOOK_URL": env.get("WECOM_WEBHOOK_URL") or (default_base and default_base + "cgi-bin/webhook/send") or "https://qyapi.weixin.qq.com/cgi-bin/webhook/send",
+        "WECOM_WEBHOOK_URL": env.get("WECOM_WEBHOOK_URL")
+        or (default_base and default_base + "cgi-bin/webhook/send")
+        or "https://qyapi.weixin.qq.com/cgi-bin/webhook/send",
         # Content: rich-text size limit, bulk upload size, the sandbox's risky words, reports that hide a post.
         "CONTENT_BODY_MAX_CHARS": int(env.get("CONTENT_BODY_MAX_CHARS", 20000)),
         "CONTENT_POST_MAX_CHARS": int(env.get("CONTENT_POST_MAX_CHARS", 5000)),
         "CONTENT_BULK_MAX_ROWS": int(env.get("CONTENT_BULK_MAX_ROWS", 2000)),
-        "CONTENT_RISKY_WORDS": [w for w in env.get("CONTENT_RISKY_WORDS", "赌博,代开发票,枪支").split(",") if w.strip()],
+        "CONTENT_RISKY_WORDS": [
+            w for w in env.get("CONTENT_RISKY_WORDS", "赌博,代开发票,枪支").split(",") if w.strip()
+        ],
         "CONTENT_REPORTS_TO_HIDE": int(env.get("CONTENT_REPORTS_TO_HIDE", 3)),
         # Changes to posts refresh the feeds they touch at once; the cache time bounds only view counts,
         # popular order and card prices.
@@ -96,7 +107,8 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         "CONTENT_LICENSE_VERSION": env.get("CONTENT_LICENSE_VERSION", "2026-01"),
         # A flash claim is answered from Redis and lands in the database a moment later: `verify` refuses
         # to answer one unless Redis fsyncs every write first (AOF with appendfsync always).
-        "COUPON_GATE_DURABILITY": env.get("COUPON_GATE_DURABILITY") or ("verify" if deployment == "production" else "off"),
+        "COUPON_GATE_DURABILITY": env.get("COUPON_GATE_DURABILITY")
+        or ("verify" if deployment == "production" else "off"),
         # Per-day claim limits count calendar days in this zone (IANA name).
         "COUPON_DAY_TIMEZONE": env.get("COUPON_DAY_TIMEZONE", "Asia/Shanghai"),
         # Flash claims on gated templates are answered before Flask's request cycle (app/coupons/lane.py).
@@ -121,7 +133,7 @@ def check_production_safety(config: Mapping[str, Any]) -> None:
     try:
         ZoneInfo(config["COUPON_DAY_TIMEZONE"])
     except (ValueError, ZoneInfoNotFoundError):
-        raise RuntimeError(f"COUPON_DAY_TIMEZONE {config['COUPON_DAY_TIMEZONE']!r} is not a known time zone")
+        raise RuntimeError(f"COUPON_DAY_TIMEZONE {config['COUPON_DAY_TIMEZONE']!r} is not a known time zone") from None
     if config["ENV"] != "production":
         return
     if config["WECHAT_SANDBOX"]:

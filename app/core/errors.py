@@ -1,4 +1,5 @@
 """One error envelope for every failure: {"code", "status", "message", "errors"}."""
+
 import logging
 from typing import Any
 
@@ -35,8 +36,9 @@ class ApiError(Exception):
     code = "bad_request"
     message = "The request cannot be processed."
 
-    def __init__(self, message: str | None = None, *, code: str | None = None, status: int | None = None,
-                 errors: Any = None):
+    def __init__(
+        self, message: str | None = None, *, code: str | None = None, status: int | None = None, errors: Any = None
+    ):
         super().__init__(message or self.message)
         self.message = message or self.message
         self.code = code or self.code
@@ -81,7 +83,7 @@ def http_exception_response(exc: HTTPException):
     data = getattr(exc, "data", None) or {}
     errors = data.get("messages") or data.get("errors")
     if isinstance(errors, dict) and set(errors) <= {"json", "query", "headers", "files", "form", "view_args"}:
-        errors = {k: v for k, v in errors.items()} if len(errors) > 1 else next(iter(errors.values()), {})
+        errors = dict(errors.items()) if len(errors) > 1 else next(iter(errors.values()), {})
     code = data.get("code") or HTTP_CODES.get(status, "http_error")
     if status == 400 and errors == ["Invalid JSON body."]:
         code, data = "malformed_json", {"message": "The body is not valid JSON."}

@@ -1,9 +1,10 @@
 """Extension objects, created unbound and attached in the app factory."""
+
 import flask_limiter
-from flask_limiter.util import get_remote_address
-from flask_migrate import Migrate
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.common import resolve_schema_cls
+from flask_limiter.util import get_remote_address
+from flask_migrate import Migrate
 from flask_smorest import Api as SmorestApi
 from marshmallow import Schema, fields
 
@@ -34,7 +35,9 @@ class Api(SmorestApi):
     ERROR_SCHEMA = ErrorEnvelopeSchema
 
     def __init__(self, app=None, **kwargs):
-        kwargs.setdefault("spec_kwargs", {})["marshmallow_plugin"] = MarshmallowPlugin(schema_name_resolver=schema_component_name)
+        kwargs.setdefault("spec_kwargs", {})["marshmallow_plugin"] = MarshmallowPlugin(
+            schema_name_resolver=schema_component_name
+        )
         super().__init__(app, **kwargs)
 
     def handle_http_exception(self, error):
@@ -56,8 +59,13 @@ class Limiter(flask_limiter.Limiter):
 
     def _request_wide_limits(self) -> bool:
         manager = self.limit_manager
-        return bool(manager._default_limits or manager._application_limits or manager._blueprint_limits
-                    or manager._endpoint_hints or self._meta_limits)
+        return bool(
+            manager._default_limits
+            or manager._application_limits
+            or manager._blueprint_limits
+            or manager._endpoint_hints
+            or self._meta_limits
+        )
 
 
 migrate = Migrate(render_as_batch=True, compare_type=True, render_item=render_migration_item)

@@ -1,4 +1,5 @@
 """Liveness and readiness probes."""
+
 from flask import jsonify
 from flask_smorest import Blueprint
 from sqlalchemy import text

@@ -1,11 +1,16 @@
-"""Request-shape declarations for views."""
+"""Request-shape declarations for views, and views as the edges of their use cases."""
+
+import functools
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from flask import Flask, Response, current_app
 from marshmallow import validate
 from werkzeug.routing import IntegerConverter
 
+from app.core.db import use_case
 from app.core.errors import ApiError, Invalid
 
 # Far more than any body the API takes, far less than the recursion limit that parsing, validating, hashing
@@ -19,8 +24,9 @@ UNSTORABLE = re.compile(f"[{UNSTORABLE_CHARACTERS}]")
 UNSTORABLE_MESSAGE = "NUL characters and lone surrogates are not allowed."
 # The same refusal as a schema field's validator, for text that reaches a schema without the JSON body check
 # (query strings, imported files): a 422, not a 500 at the database.
-STORABLE = validate.Regexp(f"^[^{UNSTORABLE_CHARACTERS}]*$",
-                           error="NUL characters and text not in UTF-8 are not allowed.")
+STORABLE = validate.Regexp(
+    f"^[^{UNSTORABLE_CHARACTERS}]*$", error="NUL characters and text not in UTF-8 are not allowed."
+)
 # JSON can only spell those characters as escapes; a body without one (nearly every body) needs no decoding here.
 UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
@@ -54,7 +60,7 @@ def refuse_unreadable_json(body: bytes) -> None:
     try:
         value = json.loads(body.decode("utf-8"))
     except RecursionError:
-        raise _too_deep()
+        raise _too_deep() from None
     except ValueError:
         return  # not JSON at all: the body's parser answers that (400 malformed_json)
     errors = _unstorable_text(value)
@@ -93,3 +99,27 @@ def _put(errors: dict, path: tuple) -> None:
     for step in path[:-1]:
         errors = errors.setdefault(step, {})
     errors[path[-1]] = [UNSTORABLE_MESSAGE]
+
+
+def views_as_use_cases(app: Flask) -> None:
+    """Make every registered view the edge of its use case: one transaction, committed when it answers below 400.
+
+    A view that raises or answers a refusal (a 4xx returned rather than raised) leaves nothing written.
+    """
+    for endpoint, view in list(app.view_functions.items()):
+        if getattr(view, "_use_case_edge", False):
+            continue
+        app.view_functions[endpoint] = _as_use_case(view)
+
+
+def _as_use_case(view: Callable) -> Callable:
+    @functools.wraps(view)
+    def edge(*args: Any, **kwargs: Any) -> Response:
+        with use_case() as unit:
+            response = current_app.make_response(view(*args, **kwargs))
+            if response.status_code >= 400:
+                unit.abandon()
+        return response
+
+    edge._use_case_edge = True  # type: ignore[attr-defined]
+    return edge

@@ -1,24 +1,25 @@
 """Idempotency-Key handling for POSTs that create money-affecting things.
 
-The key's record is flushed into the same transaction as the effect, and the services' `commit()` only
-flushes while the request runs (`deferred_commit`), so the effect, the key and the stored response commit
-once, together: a crash at any point leaves either all of them or none, never a key without its answer.
+The key's record is written in the request's use case with the effect and the stored response, and the
+view's edge commits them once, together: a crash at any point leaves either all of them or none, never a
+key without its answer.
 A retry either replays the stored response or, if the first attempt is still running, waits on the
 unique index and then replays. The same key with a different body is refused (422). Only successful
 responses are stored; a refused request changed nothing and may be retried as is.
 """
+
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
-from typing import Callable
 
 from flask import Response, current_app, g, request
 from sqlalchemy import delete, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.clock import now_utc
-from app.core.db import db, deferred_commit
+from app.core.db import db
 from app.core.errors import ApiError, Conflict
 from app.core.models import IdempotencyRecord
 
@@ -40,11 +41,16 @@ def _request_hash() -> str:
 
 def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
     if record.request_hash != request_hash:
-        raise ApiError("This Idempotency-Key was used with a different request.", status=422,
-                       code="idempotency_key_reused")
+        raise ApiError(
+            "This Idempotency-Key was used with a different request.", status=422, code="idempotency_key_reused"
+        )
     if record.response_status is None:
-        raise Conflict("A request with this Idempotency-Key is still being processed.", code="idempotency_key_in_progress")
-    response = current_app.response_class(record.response_body, status=record.response_status, mimetype="application/json")
+        raise Conflict(
+            "A request with this Idempotency-Key is still being processed.", code="idempotency_key_in_progress"
+        )
+    response = current_app.response_class(
+        record.response_body, status=record.response_status, mimetype="application/json"
+    )
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
@@ -54,12 +60,16 @@ def _find(owner: str, scope: str, key: str) -> IdempotencyRecord | None:
 
 
 def _forget_unanswered(record: IdempotencyRecord) -> None:
-    """Drop the key of a refused request if something inside it committed early (e.g. landing a fresh claim)."""
+    """Roll a refused request back, and drop its key if a service inside it committed early (landing a claim)."""
     identity = inspect(record).identity if inspect(record).persistent else None
+    db.session.rollback()
     if identity is None:
-        return  # the rollback took the record with it
-    db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == identity[0],
-                                                       IdempotencyRecord.response_status.is_(None)))
+        return
+    db.session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.id == identity[0], IdempotencyRecord.response_status.is_(None)
+        )
+    )
     db.session.commit()
 
 
@@ -70,8 +80,11 @@ def idempotent(view: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         key = request.headers.get(HEADER, "").strip()
         if not key or len(key) > MAX_KEY_LENGTH:
-            raise ApiError(f"Send a {HEADER} header (1–{MAX_KEY_LENGTH} characters) so this request can be retried safely.",
-                           status=428, code="idempotency_key_required")
+            raise ApiError(
+                f"Send a {HEADER} header (1–{MAX_KEY_LENGTH} characters) so this request can be retried safely.",
+                status=428,
+                code="idempotency_key_required",
+            )
         owner = str(g.user.id) if g.get("user") is not None else "anonymous"
         scope = request.endpoint or request.path
         request_hash = _request_hash()
@@ -79,47 +92,36 @@ def idempotent(view: Callable) -> Callable:
         if existing is not None:
             return _replay(existing, request_hash)
         record = IdempotencyRecord(owner=owner, scope=scope, key=key, request_hash=request_hash, created_at=now_utc())
-        db.session.add(record)
         try:
-            db.session.flush()
+            # A concurrent first attempt holds the key's index entry until it commits; then this one replays it.
+            with db.session.begin_nested():
+                db.session.add(record)
         except IntegrityError:
-            db.session.rollback()
             return _replay(_find(owner, scope, key), request_hash)
-        with deferred_commit() as after_commit:
-            try:
-                response = current_app.make_response(view(*args, **kwargs))
-            except BaseException:
-                db.session.rollback()
-                _forget_unanswered(record)
-                raise
-            if response.status_code >= 300:
-                db.session.rollback()
-                _forget_unanswered(record)
-                return response
-            # A service that rolled back and went on has dropped the record: merge puts it back, and the
-            # unique index still turns a concurrent duplicate into a rollback of this whole effect.
-            record = db.session.merge(record)
-            record.response_status = response.status_code
-            record.response_body = response.get_data(as_text=True)
-            try:
-                db.session.commit()
-            except IntegrityError:
-                db.session.rollback()
-                winner = _find(owner, scope, key)
-                if winner is None:
-                    raise
-                return _replay(winner, request_hash)
-        for callback in after_commit:
-            callback()
+        try:
+            response = current_app.make_response(view(*args, **kwargs))
+        except BaseException:
+            _forget_unanswered(record)
+            raise
+        if response.status_code >= 300:
+            _forget_unanswered(record)
+            return response  # a refusal is rolled back with its key: it may be retried as is
+        record.response_status = response.status_code
+        record.response_body = response.get_data(as_text=True)
+        db.session.flush()
         return response
 
     wrapper._apidoc = dict(getattr(view, "_apidoc", {}))
     manual = dict(wrapper._apidoc.get("manual_doc", {}))
-    manual["parameters"] = list(manual.get("parameters", [])) + [{
-        "in": "header", "name": HEADER, "required": True,
-        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
-        "description": "A client-chosen key; retries with the same key replay the first response.",
-    }]
+    manual["parameters"] = list(manual.get("parameters", [])) + [
+        {
+            "in": "header",
+            "name": HEADER,
+            "required": True,
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+            "description": "A client-chosen key; retries with the same key replay the first response.",
+        }
+    ]
     wrapper._apidoc["manual_doc"] = manual
     return wrapper
 

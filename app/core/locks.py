@@ -1,4 +1,5 @@
 """Transaction-scoped serialisation for the few operations that must not interleave."""
+
 import zlib
 
 from sqlalchemy import text

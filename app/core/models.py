@@ -1,4 +1,5 @@
 """Tables that belong to the platform rather than to one domain."""
+
 from datetime import datetime
 
 from sqlalchemy import Integer, String, Text, UniqueConstraint

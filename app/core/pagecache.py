@@ -11,8 +11,9 @@ request whose query string is byte for byte one already served, before any argum
 trip (a script checks the stamped generations and returns the stored JSON bytes), and nothing re-encoded.
 Only pages that are the same for every caller may be cached this way.
 """
+
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 from flask import current_app, request
 
@@ -48,6 +49,7 @@ def served_from_cache(*, namespace: str, ttl_setting: str) -> Callable:
 
     Put it above the argument parsing; the view's service stores pages with `cached(cache_key=page_key(...))`.
     """
+
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(*args, **kwargs):

@@ -1,8 +1,10 @@
 """Cursor (keyset) pagination: opaque cursors that stay stable while rows are added."""
+
 import base64
 import json
-from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from marshmallow import Schema, fields, validate
 from sqlalchemy import ColumnElement, Select, literal, tuple_
@@ -36,14 +38,20 @@ def decode_cursor(cursor: str, kinds: Sequence[type]) -> list[Any]:
                 moment = datetime.fromisoformat(value)
                 if moment.tzinfo is None:
                     raise ValueError
-                values.append(moment.astimezone(timezone.utc))
-            elif isinstance(value, kind) and not isinstance(value, bool) and (kind is not int or -2**63 <= value < 2**63):
+                values.append(moment.astimezone(UTC))
+            elif (
+                isinstance(value, kind)
+                and not isinstance(value, bool)
+                and (kind is not int or -(2**63) <= value < 2**63)
+            ):
                 values.append(value)
             else:
                 raise ValueError
         return values
     except (ValueError, TypeError, OverflowError, UnicodeDecodeError):
-        raise Invalid("The cursor is not one this API issued.", code="invalid_cursor", errors={"cursor": ["Invalid cursor."]})
+        raise Invalid(
+            "The cursor is not one this API issued.", code="invalid_cursor", errors={"cursor": ["Invalid cursor."]}
+        ) from None
 
 
 def after_cursor(columns: Sequence[Any], values: Sequence[Any], *, descending: bool) -> ColumnElement[bool]:
@@ -57,8 +65,17 @@ def after_cursor(columns: Sequence[Any], values: Sequence[Any], *, descending: b
     return row < bound if descending else row > bound
 
 
-def keyset_page(stmt: Select, *, columns: Sequence[Any], kinds: Sequence[type], cursor: str | None, limit: int,
-                key_of: Callable[[Any], Sequence[Any]], descending: bool = True, session) -> tuple[list[Any], str | None]:
+def keyset_page(
+    stmt: Select,
+    *,
+    columns: Sequence[Any],
+    kinds: Sequence[type],
+    cursor: str | None,
+    limit: int,
+    key_of: Callable[[Any], Sequence[Any]],
+    descending: bool = True,
+    session,
+) -> tuple[list[Any], str | None]:
     """Return one page of `stmt` ordered by `columns` (a unique key) and the cursor for the next page."""
     if cursor:
         stmt = stmt.where(after_cursor(columns, decode_cursor(cursor, kinds), descending=descending))

@@ -1,5 +1,7 @@
 """RQ queues on the app's Redis. Jobs may run twice, so every job must be idempotent."""
-from typing import Any, Callable
+
+from collections.abc import Callable
+from typing import Any
 
 from flask import current_app
 from rq import Queue

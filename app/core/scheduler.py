@@ -4,14 +4,16 @@ Every replica runs the same scheduler; each job first renews (or tries to take) 
 only while this replica holds it. A stalled leader loses the lease after its TTL and another takes over.
 Jobs only write rows and enqueue work; they never send anything themselves.
 """
+
 import gc
 import logging
 import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
@@ -103,11 +105,24 @@ def build_scheduler(app: Flask, lock: LeaderLock) -> BlockingScheduler:
                 log.warning("scheduler %s lost the lead to %s", lock.identity, lock.holder())
             leading.clear()
 
-    scheduler.add_job(heartbeat, "interval", seconds=heartbeat_seconds, id="leader-heartbeat",
-                      replace_existing=True, misfire_grace_time=heartbeat_seconds)
+    scheduler.add_job(
+        heartbeat,
+        "interval",
+        seconds=heartbeat_seconds,
+        id="leader-heartbeat",
+        replace_existing=True,
+        misfire_grace_time=heartbeat_seconds,
+    )
     for job in collect_jobs(app):
-        scheduler.add_job(run_leader_job, job.trigger, args=[app, lock, job], id=job.id, replace_existing=True,
-                          misfire_grace_time=job.misfire_grace_time, **job.trigger_args)
+        scheduler.add_job(
+            run_leader_job,
+            job.trigger,
+            args=[app, lock, job],
+            id=job.id,
+            replace_existing=True,
+            misfire_grace_time=job.misfire_grace_time,
+            **job.trigger_args,
+        )
     heartbeat()
     return scheduler
 

@@ -1,4 +1,5 @@
 """The RQ worker process: runs jobs inside the app context, one database session per job."""
+
 import logging
 
 from flask import Flask

@@ -8,15 +8,35 @@ from app.core.errors import ApiError, Conflict, envelope
 from app.core.idempotency import HEADER, MAX_KEY_LENGTH, idempotent
 from app.core.pagination import PageArgsSchema
 from app.coupons import cards, claims, refused_api, templates, wallet
-from app.coupons.schemas import (BestArgsSchema, BestCouponSchema, BudgetChangeSchema, BudgetCreateSchema,
-                                 BudgetPageSchema, BudgetSchema, CardArgsSchema, CardSchema, ClaimSchema,
-                                 MyCouponsArgsSchema, PublicTemplatePageSchema, PublicTemplateSchema,
-                                 TemplateCreateSchema, TemplateFieldsSchema, TemplateListArgsSchema,
-                                 TemplatePageSchema, TemplateSchema, TemplateStatusSchema, UserCouponPageSchema,
-                                 UserCouponSchema)
+from app.coupons.schemas import (
+    BestArgsSchema,
+    BestCouponSchema,
+    BudgetChangeSchema,
+    BudgetCreateSchema,
+    BudgetPageSchema,
+    BudgetSchema,
+    CardArgsSchema,
+    CardSchema,
+    ClaimSchema,
+    MyCouponsArgsSchema,
+    PublicTemplatePageSchema,
+    PublicTemplateSchema,
+    TemplateCreateSchema,
+    TemplateFieldsSchema,
+    TemplateListArgsSchema,
+    TemplatePageSchema,
+    TemplateSchema,
+    TemplateStatusSchema,
+    UserCouponPageSchema,
+    UserCouponSchema,
+)
 
-manage = Blueprint("coupon_templates", __name__, url_prefix="/api/v1",
-                   description="Issuing coupons: operators freely, hosts within their budgets.")
+manage = Blueprint(
+    "coupon_templates",
+    __name__,
+    url_prefix="/api/v1",
+    description="Issuing coupons: operators freely, hosts within their budgets.",
+)
 blp = Blueprint("coupons", __name__, url_prefix="/api/v1", description="Claiming and holding coupons; coupon cards.")
 
 SCOPE_KEYS = tuple(templates.SCOPE_LISTS)
@@ -35,18 +55,31 @@ def _split(args: dict) -> tuple[dict, dict]:
 
 def _public(template, shown: tuple[str, int]) -> dict:
     state, left = shown
-    return {name: getattr(template, name) for name in PublicTemplateSchema._declared_fields if hasattr(template, name)} | {
-        "headline": cards.headline(template), "state": state, "stock_left": left}
+    return {
+        name: getattr(template, name) for name in PublicTemplateSchema._declared_fields if hasattr(template, name)
+    } | {"headline": cards.headline(template), "state": state, "stock_left": left}
 
 
 def _coupon_out(coupon, template) -> dict:
     return {
-        "id": coupon.id, "template_id": template.id, "name": template.name, "headline": cards.headline(template),
-        "kind": template.kind, "amount_off_fen": template.amount_off_fen, "threshold_fen": template.threshold_fen,
-        "percent_off_bp": template.percent_off_bp, "cap_fen": template.cap_fen, "scope": template.scope,
-        "status": wallet.display_status(coupon), "valid_from": coupon.valid_from, "valid_until": coupon.valid_until,
-        "claimed_at": coupon.claimed_at, "used_at": coupon.used_at, "reserved_order_id": coupon.reserved_order_id,
-        "origin_share_code": coupon.origin_share_code, "origin_group_id": coupon.origin_group_id,
+        "id": coupon.id,
+        "template_id": template.id,
+        "name": template.name,
+        "headline": cards.headline(template),
+        "kind": template.kind,
+        "amount_off_fen": template.amount_off_fen,
+        "threshold_fen": template.threshold_fen,
+        "percent_off_bp": template.percent_off_bp,
+        "cap_fen": template.cap_fen,
+        "scope": template.scope,
+        "status": wallet.display_status(coupon),
+        "valid_from": coupon.valid_from,
+        "valid_until": coupon.valid_until,
+        "claimed_at": coupon.claimed_at,
+        "used_at": coupon.used_at,
+        "reserved_order_id": coupon.reserved_order_id,
+        "origin_share_code": coupon.origin_share_code,
+        "origin_group_id": coupon.origin_group_id,
         "origin_post_id": coupon.origin_post_id,
     }
 
@@ -60,7 +93,9 @@ def create_template(args):
     budget_id = args.pop("budget_id")
     values, scopes = _split(args)
     scopes = {k: scopes.get(k) or [] for k in SCOPE_KEYS}
-    template = templates.create_template(actor=access.current_actor(), values=values, scope_ids=scopes, budget_id=budget_id)
+    template = templates.create_template(
+        actor=access.current_actor(), values=values, scope_ids=scopes, budget_id=budget_id
+    )
     return _template_out(template)
 
 
@@ -70,8 +105,9 @@ def create_template(args):
 @manage.response(200, TemplatePageSchema)
 def list_templates(args):
     """Templates you issued (operators: all), newest first."""
-    items, next_cursor = templates.list_templates(actor=access.current_actor(), status=args["status"], cursor=args["cursor"],
-                                                  limit=args["limit"])
+    items, next_cursor = templates.list_templates(
+        actor=access.current_actor(), status=args["status"], cursor=args["cursor"], limit=args["limit"]
+    )
     return {"items": [_template_out(t) for t in items], "next_cursor": next_cursor}
 
 
@@ -91,8 +127,9 @@ def update_template(args, template_id: int):
     """Edit a draft template (send only the fields to change; a scope list replaces the old one)."""
     changes, scopes = _split(args)
     scopes = {k: v or [] for k, v in scopes.items()}
-    template = templates.update_template(template_id=template_id, actor=access.current_actor(), changes=changes,
-                                         scope_ids=scopes or None)
+    template = templates.update_template(
+        template_id=template_id, actor=access.current_actor(), changes=changes, scope_ids=scopes or None
+    )
     return _template_out(template)
 
 
@@ -102,7 +139,9 @@ def update_template(args, template_id: int):
 @manage.response(200, TemplateSchema)
 def change_status(args, template_id: int):
     """Activate, pause, resume or end a template."""
-    return _template_out(templates.change_status(template_id=template_id, actor=access.current_actor(), status=args["status"]))
+    return _template_out(
+        templates.change_status(template_id=template_id, actor=access.current_actor(), status=args["status"])
+    )
 
 
 @manage.route("/coupon-budgets", methods=["POST"])
@@ -129,7 +168,9 @@ def change_budget(args, budget_id: int):
 @manage.response(200, BudgetPageSchema)
 def list_budgets(args):
     """Budgets you may issue coupons against (operators: all)."""
-    items, next_cursor = templates.list_budgets(actor=access.current_actor(), cursor=args["cursor"], limit=args["limit"])
+    items, next_cursor = templates.list_budgets(
+        actor=access.current_actor(), cursor=args["cursor"], limit=args["limit"]
+    )
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -151,15 +192,20 @@ def coupon(template_id: int):
     """A coupon as a claimer sees it (drafts are not visible)."""
     template = templates.get_template(template_id=template_id)
     if template.status == "draft":
-        templates.get_template_for(template_id=template_id, actor=access.current_actor())  # 404 unless its issuer or an operator
+        templates.get_template_for(
+            template_id=template_id, actor=access.current_actor()
+        )  # 404 unless its issuer or an operator
     return _public(template, claims.availability([template])[template.id])
 
 
 def _request_key() -> str:
     key = request.headers.get(HEADER, "").strip()
     if not key or len(key) > MAX_KEY_LENGTH:
-        raise ApiError(f"Send a {HEADER} header (1–{MAX_KEY_LENGTH} characters) so this request can be retried safely.",
-                       status=428, code="idempotency_key_required")
+        raise ApiError(
+            f"Send a {HEADER} header (1–{MAX_KEY_LENGTH} characters) so this request can be retried safely.",
+            status=428,
+            code="idempotency_key_required",
+        )
     return key
 
 
@@ -174,9 +220,17 @@ def _claim_in_sql(args: dict, template_id: int):
 @access.fenced_session
 @blp.arguments(ClaimSchema())
 @blp.response(201, UserCouponSchema)
-@blp.doc(parameters=[{"in": "header", "name": HEADER, "required": True,
-                      "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
-                      "description": "A client-chosen key; retries with the same key replay the first answer."}])
+@blp.doc(
+    parameters=[
+        {
+            "in": "header",
+            "name": HEADER,
+            "required": True,
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+            "description": "A client-chosen key; retries with the same key replay the first answer.",
+        }
+    ]
+)
 def claim(args, template_id: int):
     """Claim one coupon (send an Idempotency-Key; a retry replays the first answer, the same coupon).
 
@@ -186,8 +240,13 @@ def claim(args, template_id: int):
     key = _request_key()
     try:
         try:
-            claimed = claims.claim_through_gate(template_id=template_id, user_id=access.caller_id(), request_key=key,
-                                                session_fence=access.session_fence(), **args)
+            claimed = claims.claim_through_gate(
+                template_id=template_id,
+                user_id=access.caller_id(),
+                request_key=key,
+                session_fence=access.session_fence(),
+                **args,
+            )
         except access.SessionUnverified:
             access.confirm_session()
             claimed = claims.claim_through_gate(template_id=template_id, user_id=g.user.id, request_key=key, **args)
@@ -223,8 +282,9 @@ def _claimed_json(claimed: claims.Claimed) -> str:
 @blp.response(200, CardSchema)
 def make_card(args, template_id: int):
     """Your card for a live coupon, with your share code (the same one each time for one group and post)."""
-    return cards.card_for(template_id=template_id, sharer_id=g.user.id, group_id=args["group_id"],
-                          post_id=args["post_id"])
+    return cards.card_for(
+        template_id=template_id, sharer_id=g.user.id, group_id=args["group_id"], post_id=args["post_id"]
+    )
 
 
 @blp.route("/coupon-cards/<string(maxlength=16):code>", methods=["GET"])
@@ -241,8 +301,9 @@ def card(code: str):
 @blp.response(200, UserCouponPageSchema)
 def my_coupons(args):
     """Your coupons: available (incl. held by an unpaid order), used or expired."""
-    rows, next_cursor = wallet.list_coupons(user_id=g.user.id, status=args["status"], cursor=args["cursor"],
-                                            limit=args["limit"])
+    rows, next_cursor = wallet.list_coupons(
+        user_id=g.user.id, status=args["status"], cursor=args["cursor"], limit=args["limit"]
+    )
     return {"items": [_coupon_out(c, t) for c, t in rows], "next_cursor": next_cursor}
 
 
@@ -253,8 +314,12 @@ def my_coupons(args):
 def best_coupon(args):
     """The coupon you hold that takes the most off a product (none when nothing applies)."""
     best = wallet.best_for_product(user_id=g.user.id, product_id=args["product_id"], quantity=args["quantity"])
-    return {"coupon": _coupon_out(best.coupon, best.template) if best.coupon else None,
-            "subtotal_fen": best.subtotal_fen, "discount_fen": best.discount_fen, "payable_fen": best.payable_fen}
+    return {
+        "coupon": _coupon_out(best.coupon, best.template) if best.coupon else None,
+        "subtotal_fen": best.subtotal_fen,
+        "discount_fen": best.discount_fen,
+        "payable_fen": best.payable_fen,
+    }
 
 
 blueprints = [manage, blp, *refused_api.blueprints]

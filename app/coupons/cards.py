@@ -5,6 +5,7 @@ coupon into which group and post, and a claim made through it records that origi
 calls `service.coupon_card(...)` when it schedules a coupon drop and posts the card as it is.
 A coupon whose scope names a breast-milk substitute gets no card: it would advertise the product in groups.
 """
+
 import secrets
 
 from flask import current_app
@@ -42,16 +43,28 @@ def headline(template: CouponTemplate) -> str:
 
 
 def _share_code(*, template_id: int, sharer_id: int, group_id: int | None, post_id: int | None) -> CouponShareCode:
-    found = db.session.scalar(select(CouponShareCode).where(
-        CouponShareCode.template_id == template_id, CouponShareCode.sharer_id == sharer_id,
-        CouponShareCode.group_id.is_(None) if group_id is None else CouponShareCode.group_id == group_id,
-        CouponShareCode.post_id.is_(None) if post_id is None else CouponShareCode.post_id == post_id).limit(1))
+    found = db.session.scalar(
+        select(CouponShareCode)
+        .where(
+            CouponShareCode.template_id == template_id,
+            CouponShareCode.sharer_id == sharer_id,
+            CouponShareCode.group_id.is_(None) if group_id is None else CouponShareCode.group_id == group_id,
+            CouponShareCode.post_id.is_(None) if post_id is None else CouponShareCode.post_id == post_id,
+        )
+        .limit(1)
+    )
     if found is not None:
         return found
     for _ in range(5):
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-        candidate = CouponShareCode(code=code, template_id=template_id, sharer_id=sharer_id, group_id=group_id,
-                                    post_id=post_id, created_at=now_utc())
+        candidate = CouponShareCode(
+            code=code,
+            template_id=template_id,
+            sharer_id=sharer_id,
+            group_id=group_id,
+            post_id=post_id,
+            created_at=now_utc(),
+        )
         try:
             with db.session.begin_nested():
                 db.session.add(candidate)
@@ -66,8 +79,11 @@ def refuse_unadvertisable(template: CouponTemplate) -> None:
     named = catalog.products_by_id(product_ids=sorted(rule_of(template).product_ids))
     banned = sorted(p.id for p in named.values() if p.is_breastmilk_substitute)
     if banned:
-        raise Invalid("Breast-milk substitutes may not be advertised (Advertising Law art. 20).",
-                      code="breastmilk_substitute_refused", errors={"product_ids": banned})
+        raise Invalid(
+            "Breast-milk substitutes may not be advertised (Advertising Law art. 20).",
+            code="breastmilk_substitute_refused",
+            errors={"product_ids": banned},
+        )
 
 
 def render(template: CouponTemplate, share: CouponShareCode) -> dict:
@@ -102,8 +118,9 @@ def card_for(*, template_id: int, sharer_id: int, group_id: int | None, post_id:
     """A card for a live template, with the sharer's share code (created on first use)."""
     template = get_template(template_id=template_id)
     if template.status in ("draft", "ended"):
-        raise Conflict("Only live coupons can be shared.", code="coupon_not_shareable",
-                       errors={"status": template.status})
+        raise Conflict(
+            "Only live coupons can be shared.", code="coupon_not_shareable", errors={"status": template.status}
+        )
     refuse_unadvertisable(template)
     share = _share_code(template_id=template.id, sharer_id=sharer_id, group_id=group_id, post_id=post_id)
     db.session.commit()

@@ -15,13 +15,14 @@ update (the comparison path, and fine for small coupons).
 `reconcile` (CLI, and every minute) drains the stream, repairs a template's counter from its rows and
 rebuilds each live gate from the database plus the entries still in the stream (in flight).
 """
+
 import hashlib
 import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -43,8 +44,10 @@ log = logging.getLogger(__name__)
 REFUSALS = {
     "out_of_stock": ("All coupons of this drop have been claimed.", "coupon_out_of_stock"),
     "limit_reached": ("You already hold as many of these coupons as one person may claim.", "coupon_limit_reached"),
-    "daily_limit_reached": ("You claimed as many of these as one person may today; come back tomorrow.",
-                            "coupon_daily_limit_reached"),
+    "daily_limit_reached": (
+        "You claimed as many of these as one person may today; come back tomorrow.",
+        "coupon_daily_limit_reached",
+    ),
     "not_started": ("This coupon cannot be claimed yet.", "coupon_not_started"),
     "ended": ("Claiming this coupon has ended.", "coupon_ended"),
     "paused": ("Claiming this coupon is paused.", "coupon_paused"),
@@ -86,11 +89,21 @@ class TemplateFacts:
 
     @classmethod
     def of(cls, template: CouponTemplate, token: str) -> "TemplateFacts":
-        return cls(id=template.id, name=template.name, kind=template.kind, amount_off_fen=template.amount_off_fen,
-                   threshold_fen=template.threshold_fen, percent_off_bp=template.percent_off_bp,
-                   cap_fen=template.cap_fen, scope=template.scope, validity_kind=template.validity_kind,
-                   valid_from=template.valid_from, valid_until=template.valid_until, valid_days=template.valid_days,
-                   token=token)
+        return cls(
+            id=template.id,
+            name=template.name,
+            kind=template.kind,
+            amount_off_fen=template.amount_off_fen,
+            threshold_fen=template.threshold_fen,
+            percent_off_bp=template.percent_off_bp,
+            cap_fen=template.cap_fen,
+            scope=template.scope,
+            validity_kind=template.validity_kind,
+            valid_from=template.valid_from,
+            valid_until=template.valid_until,
+            valid_days=template.valid_days,
+            token=token,
+        )
 
 
 @dataclass(frozen=True)
@@ -152,8 +165,12 @@ def claim_day(at: datetime) -> tuple[date, str]:
     local = at.astimezone(ZoneInfo(zone))
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     # Every claim of a drop asks: keep the day's bounds (aware arithmetic is wall-clock, so DST days fit).
-    day = (midnight.astimezone(timezone.utc), (midnight + timedelta(days=1)).astimezone(timezone.utc),
-           local.date(), local.strftime("%Y%m%d"))
+    day = (
+        midnight.astimezone(UTC),
+        (midnight + timedelta(days=1)).astimezone(UTC),
+        local.date(),
+        local.strftime("%Y%m%d"),
+    )
     _claim_days[zone] = day
     return day[2], day[3]
 
@@ -190,8 +207,16 @@ def _origin(template_id: int, *, share_code: str | None, group_id: int | None, p
     if found is None:
         card = db.session.scalar(select(CouponShareCode).where(CouponShareCode.code == code))
         if card is not None:
-            found = _remember(_share_codes, code, (card.template_id, Origin(
-                share_code=card.code, sharer_id=card.sharer_id, group_id=card.group_id, post_id=card.post_id)))
+            found = _remember(
+                _share_codes,
+                code,
+                (
+                    card.template_id,
+                    Origin(
+                        share_code=card.code, sharer_id=card.sharer_id, group_id=card.group_id, post_id=card.post_id
+                    ),
+                ),
+            )
     if found is None or found[0] != template_id:
         raise NotFound("This share code is not one of this coupon's cards.", code="share_code_not_found")
     return found[1]
@@ -220,9 +245,16 @@ def _open_gate(template_id: int, at: datetime) -> bool:
     return True
 
 
-def claim_through_gate(*, template_id: int, user_id: int, request_key: str, share_code: str | None = None,
-                       group_id: int | None = None, post_id: int | None = None,
-                       session_fence: SessionFence | None = None) -> Claimed | None:
+def claim_through_gate(
+    *,
+    template_id: int,
+    user_id: int,
+    request_key: str,
+    share_code: str | None = None,
+    group_id: int | None = None,
+    post_id: int | None = None,
+    session_fence: SessionFence | None = None,
+) -> Claimed | None:
     """Claim a coupon of a Redis-gated template from Redis alone; None when the template has no gate.
 
     A retry with the same `request_key` (the Idempotency-Key) replays the first answer, the same coupon;
@@ -232,16 +264,30 @@ def claim_through_gate(*, template_id: int, user_id: int, request_key: str, shar
     if current_app.config["COUPON_GATE_DURABILITY"] == "verify" and not gate.durable():
         if get_template(template_id=template_id).claim_gate != "redis":
             return None
-        raise ApiError("Flash claims are paused: the claim gate's store could lose them. Try again later.",
-                       status=503, code="coupon_gate_not_durable")
+        raise ApiError(
+            "Flash claims are paused: the claim gate's store could lose them. Try again later.",
+            status=503,
+            code="coupon_gate_not_durable",
+        )
     ms = int(now_utc().timestamp() * 1000)
-    at = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    at = datetime.fromtimestamp(ms / 1000, tz=UTC)
     origin = _origin(template_id, share_code=share_code, group_id=group_id, post_id=post_id)
     request_hash = _request_hash(template_id, share_code=share_code, group_id=group_id, post_id=post_id)
-    args = dict(template_id=template_id, user_id=user_id, request_hash=request_hash, now_ms=ms, day=claim_day(at)[1],
-                grant_id=uuid.uuid4().hex, share_code=origin.share_code, sharer_id=origin.sharer_id,
-                group_id=origin.group_id, post_id=origin.post_id, key_digest=key_digest(request_key),
-                ttl_seconds=current_app.config["IDEMPOTENCY_TTL_SECONDS"], session_fence=session_fence)
+    args = {
+        "template_id": template_id,
+        "user_id": user_id,
+        "request_hash": request_hash,
+        "now_ms": ms,
+        "day": claim_day(at)[1],
+        "grant_id": uuid.uuid4().hex,
+        "share_code": origin.share_code,
+        "sharer_id": origin.sharer_id,
+        "group_id": origin.group_id,
+        "post_id": origin.post_id,
+        "key_digest": key_digest(request_key),
+        "ttl_seconds": current_app.config["IDEMPOTENCY_TTL_SECONDS"],
+        "session_fence": session_fence,
+    }
     for _ in range(GATE_RETRIES):
         outcome, answer, token = gate.claim(**args)
         if outcome == "session_unverified":
@@ -256,43 +302,78 @@ def claim_through_gate(*, template_id: int, user_id: int, request_key: str, shar
     else:
         raise ApiError("The claim gate is being loaded; try again.", status=503, code="coupon_gate_busy")
     if outcome == "reused":
-        raise ApiError("This Idempotency-Key was used with a different request.", status=422,
-                       code="idempotency_key_reused")
+        raise ApiError(
+            "This Idempotency-Key was used with a different request.", status=422, code="idempotency_key_reused"
+        )
     if outcome not in ("granted", "replay"):
         raise refusal(outcome)
     coupon_id, granted_ms, code, group, post = answer.split("|")
-    granted_at = datetime.fromtimestamp(int(granted_ms) / 1000, tz=timezone.utc)
+    granted_at = datetime.fromtimestamp(int(granted_ms) / 1000, tz=UTC)
     facts = _facts_of(template_id, token)
     valid_from, valid_until = _validity(facts, granted_at)
-    coupon = GrantedCoupon(id=int(coupon_id), template_id=template_id, user_id=user_id, valid_from=valid_from,
-                           valid_until=valid_until, claimed_at=granted_at, origin_share_code=code or None,
-                           origin_group_id=int(group) if group else None, origin_post_id=int(post) if post else None)
+    coupon = GrantedCoupon(
+        id=int(coupon_id),
+        template_id=template_id,
+        user_id=user_id,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        claimed_at=granted_at,
+        origin_share_code=code or None,
+        origin_group_id=int(group) if group else None,
+        origin_post_id=int(post) if post else None,
+    )
     return Claimed(coupon=coupon, template=facts, replayed=outcome == "replay")
 
 
-def _insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origin: Origin, claim_key: str,
-                  coupon_id: int | None = None) -> tuple[UserCoupon | None, str | None]:
+def _insert_claim(
+    template: CouponTemplate,
+    *,
+    user_id: int,
+    at: datetime,
+    origin: Origin,
+    claim_key: str,
+    coupon_id: int | None = None,
+) -> tuple[UserCoupon | None, str | None]:
     """Insert the claim row under its (template, user, seq) key; returns the row or the refusal reason."""
     day, _ = claim_day(at)
     valid_from, valid_until = _validity(template, at)
     for _ in range(SEQ_RETRIES):
-        held = db.session.scalar(select(func.count()).select_from(UserCoupon)
-                                 .where(UserCoupon.template_id == template.id, UserCoupon.user_id == user_id))
+        held = db.session.scalar(
+            select(func.count())
+            .select_from(UserCoupon)
+            .where(UserCoupon.template_id == template.id, UserCoupon.user_id == user_id)
+        )
         if held >= template.per_user_limit:
             return None, "limit_reached"
         day_seq = None
         if template.per_day_limit:
-            today = db.session.scalar(select(func.count()).select_from(UserCoupon).where(
-                UserCoupon.template_id == template.id, UserCoupon.user_id == user_id, UserCoupon.claim_day == day))
+            today = db.session.scalar(
+                select(func.count())
+                .select_from(UserCoupon)
+                .where(
+                    UserCoupon.template_id == template.id, UserCoupon.user_id == user_id, UserCoupon.claim_day == day
+                )
+            )
             if today >= template.per_day_limit:
                 return None, "daily_limit_reached"
             day_seq = today + 1
-        coupon = UserCoupon(id=coupon_id, template_id=template.id, user_id=user_id, seq=held + 1,
-                            claim_day=day if template.per_day_limit else None, day_seq=day_seq,
-                            claim_key=claim_key or None, status="available", valid_from=valid_from,
-                            valid_until=valid_until, claimed_at=at, origin_share_code=origin.share_code,
-                            origin_sharer_id=origin.sharer_id, origin_group_id=origin.group_id,
-                            origin_post_id=origin.post_id)
+        coupon = UserCoupon(
+            id=coupon_id,
+            template_id=template.id,
+            user_id=user_id,
+            seq=held + 1,
+            claim_day=day if template.per_day_limit else None,
+            day_seq=day_seq,
+            claim_key=claim_key or None,
+            status="available",
+            valid_from=valid_from,
+            valid_until=valid_until,
+            claimed_at=at,
+            origin_share_code=origin.share_code,
+            origin_sharer_id=origin.sharer_id,
+            origin_group_id=origin.group_id,
+            origin_post_id=origin.post_id,
+        )
         try:
             with db.session.begin_nested():
                 db.session.add(coupon)
@@ -305,16 +386,30 @@ def _insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origi
 
 def _take_stock(template: CouponTemplate) -> bool:
     """The conditional stock update: the single statement that makes overselling impossible."""
-    return db.session.execute(
-        update(CouponTemplate)
-        .where(CouponTemplate.id == template.id, CouponTemplate.status == "active",
-               CouponTemplate.claimed < CouponTemplate.stock)
-        .values(claimed=CouponTemplate.claimed + 1).execution_options(synchronize_session=False)
-    ).rowcount == 1
+    return (
+        db.session.execute(
+            update(CouponTemplate)
+            .where(
+                CouponTemplate.id == template.id,
+                CouponTemplate.status == "active",
+                CouponTemplate.claimed < CouponTemplate.stock,
+            )
+            .values(claimed=CouponTemplate.claimed + 1)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
 
 
-def claim_in_sql(*, template_id: int, user_id: int, request_key: str | None = None, share_code: str | None = None,
-                 group_id: int | None = None, post_id: int | None = None) -> UserCoupon:
+def claim_in_sql(
+    *,
+    template_id: int,
+    user_id: int,
+    request_key: str | None = None,
+    share_code: str | None = None,
+    group_id: int | None = None,
+    post_id: int | None = None,
+) -> UserCoupon:
     """Claim a coupon of a template without a gate (claim_gate 'sql') in one database transaction."""
     template = get_template(template_id=template_id)
     if template.claim_gate != "sql":
@@ -336,24 +431,37 @@ def claim_in_sql(*, template_id: int, user_id: int, request_key: str | None = No
         raise
     if digest:
         # The view asks the gate first, which knows its own keys; this tells it about the database's.
-        gate.remember_database_claim(user_id=user_id, key_digest=digest, request_hash=request_hash,
-                                     ttl_seconds=current_app.config["IDEMPOTENCY_TTL_SECONDS"])
+        gate.remember_database_claim(
+            user_id=user_id,
+            key_digest=digest,
+            request_hash=request_hash,
+            ttl_seconds=current_app.config["IDEMPOTENCY_TTL_SECONDS"],
+        )
     return coupon
 
 
-def insert_claim(template: CouponTemplate, *, user_id: int, at: datetime, origin: Origin, claim_key: str,
-                 coupon_id: int | None = None) -> UserCoupon:
+def insert_claim(
+    template: CouponTemplate,
+    *,
+    user_id: int,
+    at: datetime,
+    origin: Origin,
+    claim_key: str,
+    coupon_id: int | None = None,
+) -> UserCoupon:
     """The SQL claim: a row under the unique claim keys and the conditional stock update (no commit; refusals raise)."""
     if coupon_id is not None and db.session.get(UserCoupon, coupon_id) is not None:
         coupon_id = None  # the id is taken: the row gets a fresh one rather than a refusal
-    coupon, reason = _insert_claim(template, user_id=user_id, at=at, origin=origin, claim_key=claim_key,
-                                   coupon_id=coupon_id)
+    coupon, reason = _insert_claim(
+        template, user_id=user_id, at=at, origin=origin, claim_key=claim_key, coupon_id=coupon_id
+    )
     if coupon is None:
         raise refusal(reason)
     if not _take_stock(template):
         current = db.session.get(CouponTemplate, template.id, populate_existing=True)
-        raise refusal("out_of_stock" if current.status == "active" else
-                      "paused" if current.status == "paused" else "ended")
+        raise refusal(
+            "out_of_stock" if current.status == "active" else "paused" if current.status == "paused" else "ended"
+        )
     return coupon
 
 
@@ -390,22 +498,42 @@ def _rebuild_held(template_id: int) -> tuple[int, int]:
     in_stream = gate.in_flight(template_id=template_id)
     landed = []
     for start in range(0, len(in_stream), 500):
-        landed += db.session.scalars(select(UserCoupon.gate_grant).where(
-            UserCoupon.gate_grant.in_(in_stream[start:start + 500]))).all()
-    user_counts = dict(db.session.execute(select(UserCoupon.user_id, func.count()).where(
-        UserCoupon.template_id == template_id).group_by(UserCoupon.user_id)).all())
+        landed += db.session.scalars(
+            select(UserCoupon.gate_grant).where(UserCoupon.gate_grant.in_(in_stream[start : start + 500]))
+        ).all()
+    user_counts = dict(
+        db.session.execute(
+            select(UserCoupon.user_id, func.count())
+            .where(UserCoupon.template_id == template_id)
+            .group_by(UserCoupon.user_id)
+        ).all()
+    )
     day, today = claim_day(now_utc())
     day_counts = {}
     if template.per_day_limit:
-        day_counts = dict(db.session.execute(select(UserCoupon.user_id, func.count()).where(
-            UserCoupon.template_id == template_id, UserCoupon.claim_day == day).group_by(UserCoupon.user_id)).all())
+        day_counts = dict(
+            db.session.execute(
+                select(UserCoupon.user_id, func.count())
+                .where(UserCoupon.template_id == template_id, UserCoupon.claim_day == day)
+                .group_by(UserCoupon.user_id)
+            ).all()
+        )
     ends = template.claim_ends_at if template.valid_until is None else min(template.claim_ends_at, template.valid_until)
     state = template.status if template.status in ("paused", "ended") else "active"
     remaining, in_flight, over = gate.rebuild(
-        template_id=template_id, remaining=template.stock - sum(user_counts.values()), state=state,
-        starts_ms=int(template.claim_starts_at.timestamp() * 1000), ends_ms=int(ends.timestamp() * 1000),
-        per_user_limit=template.per_user_limit, per_day_limit=template.per_day_limit or 0, today=today,
-        token=uuid.uuid4().hex, landed_grants=landed, user_counts=user_counts, day_counts=day_counts)
+        template_id=template_id,
+        remaining=template.stock - sum(user_counts.values()),
+        state=state,
+        starts_ms=int(template.claim_starts_at.timestamp() * 1000),
+        ends_ms=int(ends.timestamp() * 1000),
+        per_user_limit=template.per_user_limit,
+        per_day_limit=template.per_day_limit or 0,
+        today=today,
+        token=uuid.uuid4().hex,
+        landed_grants=landed,
+        user_counts=user_counts,
+        day_counts=day_counts,
+    )
     if over:
         log.error("coupon template %s: %s grant(s) in flight beyond the stock", template_id, over)
     # A pause or an end that committed since the read above closed (or dropped) the gate before this write.
@@ -422,9 +550,15 @@ def _repair_counter(template_id: int) -> bool:
     # The row lock first: a claim or drain committing meanwhile is then either counted or still to come.
     db.session.execute(select(CouponTemplate.id).where(CouponTemplate.id == template_id).with_for_update())
     rows = db.session.scalar(select(func.count()).select_from(UserCoupon).where(UserCoupon.template_id == template_id))
-    repaired = db.session.execute(
-        update(CouponTemplate).where(CouponTemplate.id == template_id, CouponTemplate.claimed != rows)
-        .values(claimed=rows).execution_options(synchronize_session=False)).rowcount > 0
+    repaired = (
+        db.session.execute(
+            update(CouponTemplate)
+            .where(CouponTemplate.id == template_id, CouponTemplate.claimed != rows)
+            .values(claimed=rows)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        > 0
+    )
     db.session.commit()
     if repaired:
         log.error("coupon template %s: claimed counter disagreed with its rows; set to %s", template_id, rows)
@@ -434,8 +568,9 @@ def _repair_counter(template_id: int) -> bool:
 def reconcile(*, template_id: int | None = None) -> list[ReconcileReport]:
     """Make Redis and the database agree for live Redis-gated templates (after a crash, and on a schedule)."""
     drain.drain(wait_seconds=RECONCILE_DRAIN_SECONDS)
-    stmt = select(CouponTemplate.id).where(CouponTemplate.status.in_(("active", "paused")),
-                                           CouponTemplate.claim_gate == "redis")
+    stmt = select(CouponTemplate.id).where(
+        CouponTemplate.status.in_(("active", "paused")), CouponTemplate.claim_gate == "redis"
+    )
     if template_id is not None:
         stmt = select(CouponTemplate.id).where(CouponTemplate.id == template_id) if 0 < template_id <= MAX_ID else None
     reports = []
@@ -444,17 +579,22 @@ def reconcile(*, template_id: int | None = None) -> list[ReconcileReport]:
         template = db.session.get(CouponTemplate, tid, populate_existing=True)
         refused = len(gate.refused(template_id=tid))
         if refused:
-            log.error("coupon template %s: %s granted claim(s) refused by the database (see the refused stream)",
-                      tid, refused)
+            log.error(
+                "coupon template %s: %s granted claim(s) refused by the database (see the refused stream)", tid, refused
+            )
         if template.status not in ("active", "paused") or template.claim_gate != "redis":
             gate.drop(template_id=tid)
-            reports.append(ReconcileReport(tid, template.claimed, template.stock, None,
-                                           len(gate.in_flight(template_id=tid)), refused, repaired))
+            reports.append(
+                ReconcileReport(
+                    tid, template.claimed, template.stock, None, len(gate.in_flight(template_id=tid)), refused, repaired
+                )
+            )
             continue
         rebuilt = _rebuild(tid, wait_seconds=RECONCILE_DRAIN_SECONDS)
         if rebuilt is None:
-            log.error("coupon template %s: a drain ran for %ss; its gate is rebuilt next time", tid,
-                      RECONCILE_DRAIN_SECONDS)
+            log.error(
+                "coupon template %s: a drain ran for %ss; its gate is rebuilt next time", tid, RECONCILE_DRAIN_SECONDS
+            )
         remaining, in_flight = rebuilt or (None, len(gate.in_flight(template_id=tid)))
         reports.append(ReconcileReport(tid, template.claimed, template.stock, remaining, in_flight, refused, repaired))
     return reports
@@ -483,5 +623,12 @@ def claimable_templates(*, cursor: str | None, limit: int) -> tuple[list[CouponT
 
     at = now_utc()
     stmt = select(CouponTemplate).where(CouponTemplate.status == "active", CouponTemplate.claim_ends_at > at)
-    return keyset_page(stmt, columns=[CouponTemplate.id], kinds=[int], cursor=cursor, limit=limit,
-                       key_of=lambda t: (t.id,), session=db.session)
+    return keyset_page(
+        stmt,
+        columns=[CouponTemplate.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda t: (t.id,),
+        session=db.session,
+    )

@@ -14,9 +14,12 @@ def reconcile(template_id: int | None) -> None:
     """Land the claim stream and make the Redis claim gates agree with the database (after a crash; also scheduled)."""
     reports = claims.reconcile(template_id=template_id)
     for r in reports:
-        click.echo(f"template {r.template_id}: claimed {r.claimed}/{r.stock}, gate remaining {r.gate_remaining}, "
-                   f"in flight {r.in_flight}" + (", claimed counter repaired" if r.db_repaired else "")
-                   + (f", {r.refused} granted claim(s) REFUSED by the database" if r.refused else ""))
+        click.echo(
+            f"template {r.template_id}: claimed {r.claimed}/{r.stock}, gate remaining {r.gate_remaining}, "
+            f"in flight {r.in_flight}"
+            + (", claimed counter repaired" if r.db_repaired else "")
+            + (f", {r.refused} granted claim(s) REFUSED by the database" if r.refused else "")
+        )
     click.echo(f"{len(reports)} template(s) reconciled")
 
 

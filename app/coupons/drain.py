@@ -13,6 +13,7 @@ keys, the stock check. If it refuses a granted entry (it cannot while the gate i
 retried entry by entry, and each refused entry is logged and copied to the refused stream, which every
 reconcile reports: a told-claimed coupon is never dropped silently.
 """
+
 import logging
 import os
 import socket
@@ -21,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from flask import current_app
 from redis.exceptions import LockError
@@ -43,15 +44,29 @@ LOCK_SECONDS = 10
 
 # On PostgreSQL a batch binds as one array per column: the statement's text never changes, so it is
 # prepared once and nothing is compiled per batch (a VALUES list of 500 rows was, every time).
-_PG_COLUMNS = (("id", "bigint"), ("template_id", "bigint"), ("user_id", "bigint"), ("seq", "integer"),
-               ("claim_day", "date"), ("day_seq", "integer"), ("gate_grant", "text"), ("claim_key", "text"),
-               ("status", "text"), ("valid_from", "timestamptz"), ("valid_until", "timestamptz"),
-               ("claimed_at", "timestamptz"), ("origin_share_code", "text"), ("origin_sharer_id", "bigint"),
-               ("origin_group_id", "bigint"), ("origin_post_id", "bigint"))
+_PG_COLUMNS = (
+    ("id", "bigint"),
+    ("template_id", "bigint"),
+    ("user_id", "bigint"),
+    ("seq", "integer"),
+    ("claim_day", "date"),
+    ("day_seq", "integer"),
+    ("gate_grant", "text"),
+    ("claim_key", "text"),
+    ("status", "text"),
+    ("valid_from", "timestamptz"),
+    ("valid_until", "timestamptz"),
+    ("claimed_at", "timestamptz"),
+    ("origin_share_code", "text"),
+    ("origin_sharer_id", "bigint"),
+    ("origin_group_id", "bigint"),
+    ("origin_post_id", "bigint"),
+)
 _PG_INSERT = text(
     f"INSERT INTO user_coupons ({', '.join(name for name, _ in _PG_COLUMNS)}) "
     f"SELECT * FROM unnest({', '.join(f'CAST(:{name} AS {kind}[])' for name, kind in _PG_COLUMNS)}) "
-    "ON CONFLICT (gate_grant) DO NOTHING RETURNING template_id")
+    "ON CONFLICT (gate_grant) DO NOTHING RETURNING template_id"
+)
 
 
 class StockRefused(Exception):
@@ -77,24 +92,49 @@ class Grant:
 
     @classmethod
     def parse(cls, entry_id: str, f: dict[str, str]) -> "Grant":
-        number = lambda name: int(f[name]) if f.get(name) else None
-        return cls(entry_id=entry_id, template_id=int(f["t"]), user_id=int(f["u"]), coupon_id=int(f["c"]),
-                   grant_id=f["g"], claimed_at=datetime.fromtimestamp(int(f["ms"]) / 1000, tz=timezone.utc),
-                   seq=int(f["seq"]),
-                   claim_day=datetime.strptime(f["day"], "%Y%m%d").date() if f.get("day") else None,
-                   day_seq=number("dseq"), share_code=f.get("sc") or None, sharer_id=number("sh"),
-                   group_id=number("gr"), post_id=number("p"), key_digest=f.get("k") or None)
+        def number(name):
+            return int(f[name]) if f.get(name) else None
+
+        return cls(
+            entry_id=entry_id,
+            template_id=int(f["t"]),
+            user_id=int(f["u"]),
+            coupon_id=int(f["c"]),
+            grant_id=f["g"],
+            claimed_at=datetime.fromtimestamp(int(f["ms"]) / 1000, tz=UTC),
+            seq=int(f["seq"]),
+            claim_day=datetime.strptime(f["day"], "%Y%m%d").date() if f.get("day") else None,
+            day_seq=number("dseq"),
+            share_code=f.get("sc") or None,
+            sharer_id=number("sh"),
+            group_id=number("gr"),
+            post_id=number("p"),
+            key_digest=f.get("k") or None,
+        )
 
     def row(self, template: CouponTemplate) -> dict:
         if template.validity_kind == "window":
             valid_from, valid_until = template.valid_from, template.valid_until
         else:
             valid_from, valid_until = self.claimed_at, self.claimed_at + timedelta(days=template.valid_days)
-        return {"id": self.coupon_id, "template_id": self.template_id, "user_id": self.user_id, "seq": self.seq,
-                "claim_day": self.claim_day, "day_seq": self.day_seq, "gate_grant": self.grant_id,
-                "claim_key": self.key_digest, "status": "available", "valid_from": valid_from,
-                "valid_until": valid_until, "claimed_at": self.claimed_at, "origin_share_code": self.share_code,
-                "origin_sharer_id": self.sharer_id, "origin_group_id": self.group_id, "origin_post_id": self.post_id}
+        return {
+            "id": self.coupon_id,
+            "template_id": self.template_id,
+            "user_id": self.user_id,
+            "seq": self.seq,
+            "claim_day": self.claim_day,
+            "day_seq": self.day_seq,
+            "gate_grant": self.grant_id,
+            "claim_key": self.key_digest,
+            "status": "available",
+            "valid_from": valid_from,
+            "valid_until": valid_until,
+            "claimed_at": self.claimed_at,
+            "origin_share_code": self.share_code,
+            "origin_sharer_id": self.sharer_id,
+            "origin_group_id": self.group_id,
+            "origin_post_id": self.post_id,
+        }
 
 
 def _consumer() -> str:
@@ -107,14 +147,21 @@ def _insert(grants: list[Grant], templates: dict[int, CouponTemplate]) -> None:
     if db.session.get_bind().dialect.name == "postgresql":
         landed = Counter(db.session.scalars(_PG_INSERT, {name: [r[name] for r in rows] for name, _ in _PG_COLUMNS}))
     else:
-        landed = Counter(db.session.scalars(
-            sqlite.insert(UserCoupon).values(rows).on_conflict_do_nothing(index_elements=[UserCoupon.gate_grant])
-            .returning(UserCoupon.template_id)))
+        landed = Counter(
+            db.session.scalars(
+                sqlite.insert(UserCoupon)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=[UserCoupon.gate_grant])
+                .returning(UserCoupon.template_id)
+            )
+        )
     for template_id, count in landed.items():
         moved = db.session.execute(
-            update(CouponTemplate).where(CouponTemplate.id == template_id,
-                                         CouponTemplate.claimed + count <= CouponTemplate.stock)
-            .values(claimed=CouponTemplate.claimed + count).execution_options(synchronize_session=False)).rowcount
+            update(CouponTemplate)
+            .where(CouponTemplate.id == template_id, CouponTemplate.claimed + count <= CouponTemplate.stock)
+            .values(claimed=CouponTemplate.claimed + count)
+            .execution_options(synchronize_session=False)
+        ).rowcount
         if moved != 1:
             raise StockRefused(template_id)
 
@@ -144,15 +191,22 @@ def _land(grants: list[Grant]) -> dict[str, str]:
     db.session.commit()
     for grant in grants:
         if grant.entry_id in refused:
-            log.error("coupon grant %s (template %s, user %s, coupon %s) refused by the database: %s",
-                      grant.grant_id, grant.template_id, grant.user_id, grant.coupon_id, refused[grant.entry_id])
+            log.error(
+                "coupon grant %s (template %s, user %s, coupon %s) refused by the database: %s",
+                grant.grant_id,
+                grant.template_id,
+                grant.user_id,
+                grant.coupon_id,
+                refused[grant.entry_id],
+            )
     return refused
 
 
 def _lock(wait_seconds: float):
     timeout = current_app.config.get("COUPON_DRAIN_LOCK_SECONDS", LOCK_SECONDS)
-    return get_redis().lock(key("coupon-drain"), timeout=timeout, blocking=wait_seconds > 0,
-                            blocking_timeout=wait_seconds or None)
+    return get_redis().lock(
+        key("coupon-drain"), timeout=timeout, blocking=wait_seconds > 0, blocking_timeout=wait_seconds or None
+    )
 
 
 def _release(lock) -> None:

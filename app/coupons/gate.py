@@ -13,6 +13,7 @@ database in batches; until it has, an entry is "in flight" and counts against st
 The database stays the truth: `rebuild` recomputes the gate from its rows plus the entries still in the
 stream (after crashes and on a schedule, see `claims.reconcile`).
 """
+
 import logging
 import time
 
@@ -227,8 +228,13 @@ def durable(*, client=None) -> bool:
     every coupon a user was told about. A server that hides CONFIG counts as not durable.
     """
     client = client or get_request_redis()
-    where = tuple(sorted((k, str(v)) for k, v in client.connection_pool.connection_kwargs.items()
-                         if k in ("host", "port", "path", "unix_socket_path")))
+    where = tuple(
+        sorted(
+            (k, str(v))
+            for k, v in client.connection_pool.connection_kwargs.items()
+            if k in ("host", "port", "path", "unix_socket_path")
+        )
+    )
     known = _durability.get(where)
     if known is not None and time.monotonic() - known[0] < DURABILITY_RECHECK_SECONDS:
         return known[1]
@@ -238,15 +244,30 @@ def durable(*, client=None) -> bool:
     except ResponseError:
         durable_now = False
     if not durable_now:
-        log.error("the coupon claim gate's Redis does not fsync every write (appendonly yes, appendfsync always): "
-                  "flash claims are refused until it does (COUPON_GATE_DURABILITY=off accepts the risk)")
+        log.error(
+            "the coupon claim gate's Redis does not fsync every write (appendonly yes, appendfsync always): "
+            "flash claims are refused until it does (COUPON_GATE_DURABILITY=off accepts the risk)"
+        )
     _durability[where] = (time.monotonic(), durable_now)
     return durable_now
 
 
-def claim(*, template_id: int, user_id: int, request_hash: str, now_ms: int, day: str, grant_id: str,
-          share_code: str, sharer_id: int | None, group_id: int | None, post_id: int | None, key_digest: str,
-          ttl_seconds: int, session_fence: SessionFence | None = None) -> tuple[str, str, str]:
+def claim(
+    *,
+    template_id: int,
+    user_id: int,
+    request_hash: str,
+    now_ms: int,
+    day: str,
+    grant_id: str,
+    share_code: str,
+    sharer_id: int | None,
+    group_id: int | None,
+    post_id: int | None,
+    key_digest: str,
+    ttl_seconds: int,
+    session_fence: SessionFence | None = None,
+) -> tuple[str, str, str]:
     """Decide one claim; returns (outcome, answer, gate token).
 
     Outcomes: 'granted' and 'replay' (answer "coupon|ms|share code|group|post"), 'reused' (the key was
@@ -254,10 +275,25 @@ def claim(*, template_id: int, user_id: int, request_hash: str, now_ms: int, day
     'not_started', 'ended', 'paused'), 'missing' (no gate loaded), 'no_ids' (the id pool is empty) or
     'session_unverified' (the `session_fence` failed; nothing was looked at).
     """
-    blank = lambda v: "" if v is None else v
+
+    def blank(v):
+        return "" if v is None else v
+
     keys = [_gate(template_id), _record(user_id, key_digest), STREAM, ID_POOL, _not_landed(user_id)]
-    args = [user_id, template_id, request_hash, now_ms, day, grant_id, blank(share_code), blank(sharer_id),
-            blank(group_id), blank(post_id), key_digest, ttl_seconds]
+    args = [
+        user_id,
+        template_id,
+        request_hash,
+        now_ms,
+        day,
+        grant_id,
+        blank(share_code),
+        blank(sharer_id),
+        blank(group_id),
+        blank(post_id),
+        key_digest,
+        ttl_seconds,
+    ]
     if session_fence is not None:
         keys += [session_fence.entry_key, session_fence.generation_key]
         args.append(blank(session_fence.generation))
@@ -268,9 +304,21 @@ def claim(*, template_id: int, user_id: int, request_hash: str, now_ms: int, day
     return outcome, answer, token
 
 
-def rebuild(*, template_id: int, remaining: int, state: str, starts_ms: int, ends_ms: int, per_user_limit: int,
-            per_day_limit: int, today: str, token: str, landed_grants: list[str], user_counts: dict[int, int],
-            day_counts: dict[int, int]) -> tuple[int, int, int]:
+def rebuild(
+    *,
+    template_id: int,
+    remaining: int,
+    state: str,
+    starts_ms: int,
+    ends_ms: int,
+    per_user_limit: int,
+    per_day_limit: int,
+    today: str,
+    token: str,
+    landed_grants: list[str],
+    user_counts: dict[int, int],
+    day_counts: dict[int, int],
+) -> tuple[int, int, int]:
     """Rewrite the gate; returns (remaining, entries in flight, grants beyond the stock)."""
     fields: list = []
     for user_id, count in user_counts.items():
@@ -279,8 +327,20 @@ def rebuild(*, template_id: int, remaining: int, state: str, starts_ms: int, end
         fields += [f"d:{today}:{user_id}", count]
     result = _script("rebuild", _REBUILD)(
         keys=[_gate(template_id), STREAM, _ending(template_id)],
-        args=[template_id, remaining, state, starts_ms, ends_ms, per_user_limit, per_day_limit, token,
-              len(landed_grants), *landed_grants, *fields])
+        args=[
+            template_id,
+            remaining,
+            state,
+            starts_ms,
+            ends_ms,
+            per_user_limit,
+            per_day_limit,
+            token,
+            len(landed_grants),
+            *landed_grants,
+            *fields,
+        ],
+    )
     return int(result[0]), int(result[1]), int(result[2])
 
 
@@ -329,8 +389,10 @@ def _entries(stream: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def _entries_between(stream: str, first: str, last: str) -> list[tuple[str, dict[str, str]]]:
-    return [(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})
-            for entry_id, fields in get_redis().xrange(stream, first, last)]
+    return [
+        (_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})
+        for entry_id, fields in get_redis().xrange(stream, first, last)
+    ]
 
 
 def in_flight(*, template_id: int) -> list[str]:

@@ -15,6 +15,7 @@ a body of another type or shape, an id no BIGINT holds), a session to confirm, a
 an error the lane did not expect. Handing over after the script ran is safe: the view's claim with the same
 Idempotency-Key replays the script's answer.
 """
+
 import json
 import logging
 import re
@@ -61,8 +62,13 @@ class ClaimLane:
         request_key = environ.get("HTTP_IDEMPOTENCY_KEY", "").strip()
         scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         token = token.strip()
-        if (not request_key or len(request_key) > MAX_KEY_LENGTH or scheme.lower() != "bearer" or not token
-                or not is_json_body(environ)):
+        if (
+            not request_key
+            or len(request_key) > MAX_KEY_LENGTH
+            or scheme.lower() != "bearer"
+            or not token
+            or not is_json_body(environ)
+        ):
             return None
         args = _arguments(environ)
         if args is None:
@@ -73,8 +79,9 @@ class ClaimLane:
                 if found is None:
                     return None
                 user_id = found.user_id if isinstance(found, accounts.UnseenSession) else found.user.id
-                claimed = claims.claim_through_gate(template_id=template_id, user_id=user_id, request_key=request_key,
-                                                    session_fence=found.fence, **args)
+                claimed = claims.claim_through_gate(
+                    template_id=template_id, user_id=user_id, request_key=request_key, session_fence=found.fence, **args
+                )
                 return None if claimed is None else claimed_response(claimed)
             except ApiError as refused:
                 return envelope(refused.status, refused.code, refused.message, refused.errors)

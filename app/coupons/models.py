@@ -39,12 +39,17 @@ class CouponTemplate(db.Model):
         CheckConstraint("status IN ('draft', 'active', 'paused', 'ended')", name="known_status"),
         CheckConstraint("claim_gate IN ('redis', 'sql')", name="known_gate"),
         CheckConstraint("amount_off_fen >= 0 AND threshold_fen >= 0 AND cap_fen >= 0", name="amounts_not_negative"),
-        CheckConstraint("(kind = 'fixed' AND amount_off_fen > 0)"
-                        " OR (kind = 'threshold' AND amount_off_fen > 0 AND threshold_fen >= amount_off_fen)"
-                        " OR (kind = 'percent' AND percent_off_bp BETWEEN 1 AND 9999 AND cap_fen > 0)",
-                        name="kind_fields"),
-        CheckConstraint("(validity_kind = 'window' AND valid_from IS NOT NULL AND valid_until > valid_from)"
-                        " OR (validity_kind = 'days' AND valid_days >= 1)", name="validity"),
+        CheckConstraint(
+            "(kind = 'fixed' AND amount_off_fen > 0)"
+            " OR (kind = 'threshold' AND amount_off_fen > 0 AND threshold_fen >= amount_off_fen)"
+            " OR (kind = 'percent' AND percent_off_bp BETWEEN 1 AND 9999 AND cap_fen > 0)",
+            name="kind_fields",
+        ),
+        CheckConstraint(
+            "(validity_kind = 'window' AND valid_from IS NOT NULL AND valid_until > valid_from)"
+            " OR (validity_kind = 'days' AND valid_days >= 1)",
+            name="validity",
+        ),
         CheckConstraint("claim_ends_at > claim_starts_at", name="claim_window"),
         CheckConstraint("claimed >= 0 AND claimed <= stock", name="claimed_within_stock"),
         CheckConstraint("per_user_limit >= 1", name="per_user_limit_positive"),
@@ -88,7 +93,9 @@ class CouponTemplateScope(db.Model):
     __tablename__ = "coupon_template_scopes"
     __table_args__ = (CheckConstraint("target IN ('category', 'product')", name="known_target"),)
 
-    template_id: Mapped[int] = mapped_column(BigId, ForeignKey("coupon_templates.id", ondelete="CASCADE"), primary_key=True)
+    template_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("coupon_templates.id", ondelete="CASCADE"), primary_key=True
+    )
     target: Mapped[str] = mapped_column(String(16), primary_key=True)
     target_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     excluded: Mapped[bool] = mapped_column(Boolean, default=False)

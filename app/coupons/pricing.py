@@ -10,6 +10,7 @@ Rules (documented for product and support):
 - The discount is split over the eligible lines in proportion to their amounts (floor), the remainder
   going one fen at a time to the largest lines, so every line's paid amount is known for commission.
 """
+
 from dataclasses import dataclass, field
 
 from app.core.money import BP_DENOMINATOR
@@ -36,7 +37,9 @@ class CouponRule:
 
     def covers(self, *, product_id: int, category_id: int | None) -> bool:
         """True if a product falls inside the scope and outside every exclusion."""
-        if product_id in self.excluded_product_ids or (category_id is not None and category_id in self.excluded_category_ids):
+        if product_id in self.excluded_product_ids or (
+            category_id is not None and category_id in self.excluded_category_ids
+        ):
             return False
         if self.scope == "all":
             return True
@@ -97,8 +100,8 @@ def quote(lines: list[Line], rule: CouponRule | None) -> Quote:
     subtotal = sum(line.amount_fen for line in lines)
     if rule is None:
         return Quote(subtotal, 0, 0, subtotal, tuple(0 for _ in lines), False, None)
-    eligible_mask = [rule.covers(product_id=l.product_id, category_id=l.category_id) for l in lines]
-    eligible_amounts = [l.amount_fen if ok else 0 for l, ok in zip(lines, eligible_mask)]
+    eligible_mask = [rule.covers(product_id=line.product_id, category_id=line.category_id) for line in lines]
+    eligible_amounts = [line.amount_fen if ok else 0 for line, ok in zip(lines, eligible_mask)]
     eligible = sum(eligible_amounts)
     if eligible == 0:
         return Quote(subtotal, 0, 0, subtotal, tuple(0 for _ in lines), False, "out_of_scope")

@@ -15,8 +15,9 @@ row; only then is the entry deleted from the stream. Resolving again, or two ope
 the one resolution. An entry whose resolution committed but whose delete was lost (a crash between the
 two) is deleted by the next resolve or list.
 """
+
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -39,31 +40,55 @@ def _order(entry_id: str) -> tuple[int, int]:
 
 def _refusal(entry_id: str, fields: dict[str, str]) -> dict:
     grant = Grant.parse(fields.get("entry", entry_id), fields)
-    return {"id": entry_id, "template_id": grant.template_id, "user_id": grant.user_id, "coupon_id": grant.coupon_id,
-            "grant_id": grant.grant_id, "reason": fields.get("reason", ""), "granted_at": grant.claimed_at,
-            "refused_at": datetime.fromtimestamp(_order(entry_id)[0] / 1000, tz=timezone.utc),
-            "origin_share_code": grant.share_code, "origin_group_id": grant.group_id, "origin_post_id": grant.post_id}
+    return {
+        "id": entry_id,
+        "template_id": grant.template_id,
+        "user_id": grant.user_id,
+        "coupon_id": grant.coupon_id,
+        "grant_id": grant.grant_id,
+        "reason": fields.get("reason", ""),
+        "granted_at": grant.claimed_at,
+        "refused_at": datetime.fromtimestamp(_order(entry_id)[0] / 1000, tz=UTC),
+        "origin_share_code": grant.share_code,
+        "origin_group_id": grant.group_id,
+        "origin_post_id": grant.post_id,
+    }
 
 
-def list_refusals(*, template_id: int | None, user_id: int | None, cursor: str | None,
-                  limit: int) -> tuple[list[dict], str | None]:
+def list_refusals(
+    *, template_id: int | None, user_id: int | None, cursor: str | None, limit: int
+) -> tuple[list[dict], str | None]:
     """Refused grants still to be settled, newest first."""
     entries = gate.refused_entries()
-    settled = set(db.session.scalars(select(CouponRefusalResolution.refusal_entry).where(
-        among(CouponRefusalResolution.refusal_entry, [entry_id for entry_id, _ in entries])))) if entries else set()
+    settled = (
+        set(
+            db.session.scalars(
+                select(CouponRefusalResolution.refusal_entry).where(
+                    among(CouponRefusalResolution.refusal_entry, [entry_id for entry_id, _ in entries])
+                )
+            )
+        )
+        if entries
+        else set()
+    )
     for entry_id in settled:
         gate.forget_refused(entry_id=entry_id)
     before = None
     if cursor:
-        last, = decode_cursor(cursor, [str])
+        (last,) = decode_cursor(cursor, [str])
         if not ENTRY_ID.match(last):
-            raise Invalid("The cursor is not one this API issued.", code="invalid_cursor",
-                          errors={"cursor": ["Invalid cursor."]})
+            raise Invalid(
+                "The cursor is not one this API issued.", code="invalid_cursor", errors={"cursor": ["Invalid cursor."]}
+            )
         before = _order(last)
-    page = [(entry_id, fields) for entry_id, fields in entries
-            if entry_id not in settled and (before is None or _order(entry_id) < before)
-            and (template_id is None or fields.get("t") == str(template_id))
-            and (user_id is None or fields.get("u") == str(user_id))][:limit + 1]
+    page = [
+        (entry_id, fields)
+        for entry_id, fields in entries
+        if entry_id not in settled
+        and (before is None or _order(entry_id) < before)
+        and (template_id is None or fields.get("t") == str(template_id))
+        and (user_id is None or fields.get("u") == str(user_id))
+    ][: limit + 1]
     next_cursor = encode_cursor([page[limit - 1][0]]) if len(page) > limit else None
     return [_refusal(entry_id, fields) for entry_id, fields in page[:limit]], next_cursor
 
@@ -90,14 +115,23 @@ def resolve_refusal(*, entry_id: str, action: str, note: str | None, operator_id
     return done
 
 
-def _settle(entry_id: str, fields: dict[str, str], *, action: str, note: str | None,
-            operator_id: int) -> CouponRefusalResolution:
+def _settle(
+    entry_id: str, fields: dict[str, str], *, action: str, note: str | None, operator_id: int
+) -> CouponRefusalResolution:
     grant = Grant.parse(fields.get("entry", entry_id), fields)
     resolution = CouponRefusalResolution(
-        refusal_entry=entry_id, gate_grant=grant.grant_id, template_id=grant.template_id, user_id=grant.user_id,
-        granted_coupon_id=grant.coupon_id, granted_at=grant.claimed_at, refusal_reason=fields.get("reason", "")[:255],
-        action="reissued" if action == "reissue" else "dismissed", note=note, resolved_by_id=operator_id,
-        resolved_at=now_utc())
+        refusal_entry=entry_id,
+        gate_grant=grant.grant_id,
+        template_id=grant.template_id,
+        user_id=grant.user_id,
+        granted_coupon_id=grant.coupon_id,
+        granted_at=grant.claimed_at,
+        refusal_reason=fields.get("reason", "")[:255],
+        action="reissued" if action == "reissue" else "dismissed",
+        note=note,
+        resolved_by_id=operator_id,
+        resolved_at=now_utc(),
+    )
     db.session.add(resolution)
     try:
         # The resolution goes first: its unique keys make a second resolver wait here for the first one's
@@ -115,12 +149,22 @@ def _settle(entry_id: str, fields: dict[str, str], *, action: str, note: str | N
         if action == "reissue":
             template = db.session.get(CouponTemplate, grant.template_id)
             if template is None:
-                raise Conflict("The coupon's template does not exist; dismiss this grant instead.",
-                               code="coupon_template_missing")
-            coupon = claims.insert_claim(template, user_id=grant.user_id, at=resolution.resolved_at,
-                                         origin=claims.Origin(share_code=grant.share_code, sharer_id=grant.sharer_id,
-                                                              group_id=grant.group_id, post_id=grant.post_id),
-                                         claim_key=grant.key_digest or "", coupon_id=grant.coupon_id)
+                raise Conflict(
+                    "The coupon's template does not exist; dismiss this grant instead.", code="coupon_template_missing"
+                )
+            coupon = claims.insert_claim(
+                template,
+                user_id=grant.user_id,
+                at=resolution.resolved_at,
+                origin=claims.Origin(
+                    share_code=grant.share_code,
+                    sharer_id=grant.sharer_id,
+                    group_id=grant.group_id,
+                    post_id=grant.post_id,
+                ),
+                claim_key=grant.key_digest or "",
+                coupon_id=grant.coupon_id,
+            )
             resolution.user_coupon_id = coupon.id
         commit()
     except BaseException:

@@ -1,14 +1,23 @@
 """Operators: granted claims the database refused, and settling them (see `refusals`)."""
+
 from flask import g
 from flask_smorest import Blueprint
 
 from app.core import access
 from app.coupons import refusals
-from app.coupons.refused_schemas import (RefusalListArgsSchema, RefusalPageSchema, RefusalResolutionSchema,
-                                         RefusalResolveSchema)
+from app.coupons.refused_schemas import (
+    RefusalListArgsSchema,
+    RefusalPageSchema,
+    RefusalResolutionSchema,
+    RefusalResolveSchema,
+)
 
-admin = Blueprint("coupon_refusals", __name__, url_prefix="/api/v1/admin",
-                  description="Operators: coupon grants the database refused after the gate said \"claimed\".")
+admin = Blueprint(
+    "coupon_refusals",
+    __name__,
+    url_prefix="/api/v1/admin",
+    description='Operators: coupon grants the database refused after the gate said "claimed".',
+)
 
 
 @admin.route("/coupon-refusals", methods=["GET"])

@@ -15,9 +15,13 @@ class RefusalSchema(Schema):
     user_id = fields.Integer()
     coupon_id = fields.Integer(metadata={"description": "The coupon id the gate told the user (never landed)."})
     grant_id = fields.String()
-    reason = fields.String(metadata={"description": "Why the database refused it: out_of_stock, "
-                                                    "template_missing or conflict: <the violated key>."})
-    granted_at = fields.DateTime(metadata={"description": "When the user was told \"claimed\"."})
+    reason = fields.String(
+        metadata={
+            "description": "Why the database refused it: out_of_stock, "
+            "template_missing or conflict: <the violated key>."
+        }
+    )
+    granted_at = fields.DateTime(metadata={"description": 'When the user was told "claimed".'})
     refused_at = fields.DateTime()
     origin_share_code = fields.String(allow_none=True)
     origin_group_id = fields.Integer(allow_none=True)
@@ -30,8 +34,12 @@ class RefusalPageSchema(PageSchema):
 
 class RefusalResolveSchema(Schema):
     action = fields.String(required=True, validate=validate.OneOf(["reissue", "dismiss"]))
-    note = text(500, load_default=None, allow_none=True,
-                metadata={"description": "Why; required to dismiss (e.g. compensated with another coupon)."})
+    note = text(
+        500,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Why; required to dismiss (e.g. compensated with another coupon)."},
+    )
 
     @validates_schema
     def _note_to_dismiss(self, data, **kwargs):

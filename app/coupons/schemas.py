@@ -1,4 +1,4 @@
-from datetime import timezone
+from datetime import UTC
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -29,7 +29,7 @@ class UtcDateTime(fields.AwareDateTime):
     def _deserialize(self, value, attr, data, **kwargs):
         instant = super()._deserialize(value, attr, data, **kwargs)
         try:
-            return instant.astimezone(timezone.utc)
+            return instant.astimezone(UTC)
         except OverflowError as exc:
             raise ValidationError("Not a representable instant in UTC.") from exc
 
@@ -44,8 +44,11 @@ class TemplateFieldsSchema(Schema):
     kind = fields.String(validate=validate.OneOf(KINDS))
     amount_off_fen = fen()
     threshold_fen = fen(metadata={"description": "Minimum eligible spend (required for threshold coupons)."})
-    percent_off_bp = fields.Integer(strict=True, validate=validate.Range(min=0, max=9999),
-                                    metadata={"description": "Percent off in basis points (2000 = 20% off = 8折)."})
+    percent_off_bp = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=0, max=9999),
+        metadata={"description": "Percent off in basis points (2000 = 20% off = 8折)."},
+    )
     cap_fen = fen(metadata={"description": "Largest discount of a percent coupon."})
     scope = fields.String(validate=validate.OneOf(SCOPES))
     category_ids = id_list()
@@ -61,8 +64,10 @@ class TemplateFieldsSchema(Schema):
     stock = fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000_000))
     per_user_limit = fields.Integer(strict=True, validate=validate.Range(min=1, max=100))
     per_day_limit = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=100))
-    claim_gate = fields.String(validate=validate.OneOf(("redis", "sql")),
-                               metadata={"description": "redis (flash drops) or sql (the database alone)."})
+    claim_gate = fields.String(
+        validate=validate.OneOf(("redis", "sql")),
+        metadata={"description": "redis (flash drops) or sql (the database alone)."},
+    )
     group_id = ident(allow_none=True, metadata={"description": "Operators only; a host's comes from the budget."})
 
 
@@ -78,16 +83,23 @@ class TemplateCreateSchema(TemplateFieldsSchema):
     validity_kind = fields.String(required=True, validate=validate.OneOf(("window", "days")))
     valid_from = UtcDateTime(load_default=None, allow_none=True)
     valid_until = UtcDateTime(load_default=None, allow_none=True)
-    valid_days = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=3650))
+    valid_days = fields.Integer(
+        strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=3650)
+    )
     claim_starts_at = UtcDateTime(required=True)
     claim_ends_at = UtcDateTime(required=True)
     stock = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=10_000_000))
     per_user_limit = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=100))
-    per_day_limit = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=100))
+    per_day_limit = fields.Integer(
+        strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=100)
+    )
     claim_gate = fields.String(load_default="redis", validate=validate.OneOf(("redis", "sql")))
     group_id = ident(load_default=None, allow_none=True)
-    budget_id = ident(load_default=None, allow_none=True,
-                      metadata={"description": "Required for hosts: the budget this template draws on."})
+    budget_id = ident(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Required for hosts: the budget this template draws on."},
+    )
 
 
 class TemplateStatusSchema(Schema):
@@ -167,9 +179,12 @@ class BudgetPageSchema(PageSchema):
 
 
 class ClaimSchema(Schema):
-    share_code = fields.String(load_default=None, allow_none=True,
-                               validate=[validate.Length(min=1, max=16), NO_NUL],
-                               metadata={"description": "The code of the card the claim came through."})
+    share_code = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=[validate.Length(min=1, max=16), NO_NUL],
+        metadata={"description": "The code of the card the claim came through."},
+    )
     group_id = ident(load_default=None, allow_none=True)
     post_id = ident(load_default=None, allow_none=True)
 

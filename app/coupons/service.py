@@ -3,6 +3,7 @@
 The coupon steps of an order (reserve, release, consume, restore) join the caller's transaction (the
 checkout owns it), so an order and its coupon always change together. Each is one conditional update.
 """
+
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -37,8 +38,11 @@ def quote_order(*, user_id: int, lines: list[Line], coupon_id: int | None) -> Qu
         raise Conflict("This coupon cannot be used now.", code="coupon_unavailable", errors={"state": state})
     priced = quote(lines, rule_of(db.session.get(CouponTemplate, coupon.template_id)))
     if not priced.applies:
-        raise Conflict("This coupon does not apply to these products.", code="coupon_not_applicable",
-                       errors={"reason": priced.reason or "no_discount", "eligible_fen": priced.eligible_fen})
+        raise Conflict(
+            "This coupon does not apply to these products.",
+            code="coupon_not_applicable",
+            errors={"reason": priced.reason or "no_discount", "eligible_fen": priced.eligible_fen},
+        )
     return priced
 
 
@@ -46,11 +50,17 @@ def reserve_coupon(*, coupon_id: int, user_id: int, order_id: int) -> None:
     """Hold an available coupon for an unpaid order; two orders racing for one coupon: one wins."""
     at = now_utc()
     held = db.session.execute(
-        update(UserCoupon).where(UserCoupon.id == coupon_id, UserCoupon.user_id == user_id,
-                                 UserCoupon.status == "available", UserCoupon.valid_from <= at,
-                                 UserCoupon.valid_until > at)
+        update(UserCoupon)
+        .where(
+            UserCoupon.id == coupon_id,
+            UserCoupon.user_id == user_id,
+            UserCoupon.status == "available",
+            UserCoupon.valid_from <= at,
+            UserCoupon.valid_until > at,
+        )
         .values(status="reserved", reserved_order_id=order_id, reserved_at=at)
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False)
+    ).rowcount
     if not held:
         raise Conflict("This coupon is already used or held by another order.", code="coupon_unavailable")
 
@@ -60,38 +70,66 @@ def release_coupon(*, coupon_id: int, order_id: int) -> bool:
     at = now_utc()
     coupon = db.session.get(UserCoupon, coupon_id)
     status = "available" if coupon.valid_until > at else "expired"
-    return db.session.execute(
-        update(UserCoupon).where(UserCoupon.id == coupon_id, UserCoupon.status == "reserved",
-                                 UserCoupon.reserved_order_id == order_id)
-        .values(status=status, reserved_order_id=None, reserved_at=None,
-                expired_at=at if status == "expired" else None)
-        .execution_options(synchronize_session=False)).rowcount == 1
+    return (
+        db.session.execute(
+            update(UserCoupon)
+            .where(
+                UserCoupon.id == coupon_id, UserCoupon.status == "reserved", UserCoupon.reserved_order_id == order_id
+            )
+            .values(
+                status=status, reserved_order_id=None, reserved_at=None, expired_at=at if status == "expired" else None
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
 
 
 def consume_coupon(*, coupon_id: int, order_id: int) -> bool:
     """The order was paid: its reserved coupon is used."""
-    return db.session.execute(
-        update(UserCoupon).where(UserCoupon.id == coupon_id, UserCoupon.status == "reserved",
-                                 UserCoupon.reserved_order_id == order_id)
-        .values(status="used", used_at=now_utc()).execution_options(synchronize_session=False)).rowcount == 1
+    return (
+        db.session.execute(
+            update(UserCoupon)
+            .where(
+                UserCoupon.id == coupon_id, UserCoupon.status == "reserved", UserCoupon.reserved_order_id == order_id
+            )
+            .values(status="used", used_at=now_utc())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
 
 
 def reclaim_coupon(*, coupon_id: int, order_id: int) -> bool:
     """An expired order was paid after all: its released coupon is used by it again, if still free."""
-    return db.session.execute(
-        update(UserCoupon).where(UserCoupon.id == coupon_id, UserCoupon.status == "available")
-        .values(status="used", reserved_order_id=order_id, used_at=now_utc())
-        .execution_options(synchronize_session=False)).rowcount == 1
+    return (
+        db.session.execute(
+            update(UserCoupon)
+            .where(UserCoupon.id == coupon_id, UserCoupon.status == "available")
+            .values(status="used", reserved_order_id=order_id, used_at=now_utc())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
 
 
 def restore_coupon(*, coupon_id: int, order_id: int) -> bool:
     """The whole order was refunded: the coupon comes back, but only while it is still valid."""
     at = now_utc()
-    return db.session.execute(
-        update(UserCoupon).where(UserCoupon.id == coupon_id, UserCoupon.status == "used",
-                                 UserCoupon.reserved_order_id == order_id, UserCoupon.valid_until > at)
-        .values(status="available", reserved_order_id=None, reserved_at=None, used_at=None)
-        .execution_options(synchronize_session=False)).rowcount == 1
+    return (
+        db.session.execute(
+            update(UserCoupon)
+            .where(
+                UserCoupon.id == coupon_id,
+                UserCoupon.status == "used",
+                UserCoupon.reserved_order_id == order_id,
+                UserCoupon.valid_until > at,
+            )
+            .values(status="available", reserved_order_id=None, reserved_at=None, used_at=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
 
 
 def coupon_card(*, template_id: int, sharer_id: int, group_id: int | None = None, post_id: int | None = None) -> dict:

@@ -6,6 +6,7 @@ update, and the unclaimed part is given back when the template ends. A budget ti
 group on the template; otherwise a host may name one of the groups they host. Group ownership is checked
 through the groups domain.
 """
+
 from datetime import datetime
 from typing import Any
 
@@ -18,9 +19,9 @@ from app.core.db import db
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.coupons import drain, gate
-from app.groups import service as groups
 from app.coupons.models import CouponBudget, CouponTemplate, CouponTemplateScope
 from app.coupons.pricing import CouponRule
+from app.groups import service as groups
 
 MAX_ID = 2**63 - 1
 TRANSITIONS = {
@@ -30,12 +31,28 @@ TRANSITIONS = {
     "ended": set(),
 }
 RULE_FIELDS = ("kind", "amount_off_fen", "threshold_fen", "percent_off_bp", "cap_fen", "scope")
-EDITABLE = RULE_FIELDS + ("name", "description", "validity_kind", "valid_from", "valid_until", "valid_days",
-                          "claim_starts_at", "claim_ends_at", "stock", "per_user_limit", "per_day_limit",
-                          "claim_gate", "group_id")
+EDITABLE = RULE_FIELDS + (
+    "name",
+    "description",
+    "validity_kind",
+    "valid_from",
+    "valid_until",
+    "valid_days",
+    "claim_starts_at",
+    "claim_ends_at",
+    "stock",
+    "per_user_limit",
+    "per_day_limit",
+    "claim_gate",
+    "group_id",
+)
 ENDING_DRAIN_SECONDS = 30
-SCOPE_LISTS = {"category_ids": ("category", False), "product_ids": ("product", False),
-               "excluded_category_ids": ("category", True), "excluded_product_ids": ("product", True)}
+SCOPE_LISTS = {
+    "category_ids": ("category", False),
+    "product_ids": ("product", False),
+    "excluded_category_ids": ("category", True),
+    "excluded_product_ids": ("product", True),
+}
 
 
 def unit_liability_fen(template: CouponTemplate) -> int:
@@ -46,19 +63,33 @@ def unit_liability_fen(template: CouponTemplate) -> int:
 def rule_of(template: CouponTemplate) -> CouponRule:
     """The pricing rule of a template (scope rows included)."""
     rows = db.session.scalars(select(CouponTemplateScope).where(CouponTemplateScope.template_id == template.id)).all()
-    pick = lambda target, excluded: frozenset(r.target_id for r in rows if r.target == target and r.excluded == excluded)
-    return CouponRule(kind=template.kind, amount_off_fen=template.amount_off_fen, threshold_fen=template.threshold_fen,
-                      percent_off_bp=template.percent_off_bp, cap_fen=template.cap_fen, scope=template.scope,
-                      category_ids=pick("category", False), product_ids=pick("product", False),
-                      excluded_category_ids=pick("category", True), excluded_product_ids=pick("product", True))
+
+    def pick(target, excluded):
+        return frozenset(r.target_id for r in rows if r.target == target and r.excluded == excluded)
+
+    return CouponRule(
+        kind=template.kind,
+        amount_off_fen=template.amount_off_fen,
+        threshold_fen=template.threshold_fen,
+        percent_off_bp=template.percent_off_bp,
+        cap_fen=template.cap_fen,
+        scope=template.scope,
+        category_ids=pick("category", False),
+        product_ids=pick("product", False),
+        excluded_category_ids=pick("category", True),
+        excluded_product_ids=pick("product", True),
+    )
 
 
 def scope_lists(template: CouponTemplate) -> dict[str, list[int]]:
     """The template's scope as the four id lists the API speaks."""
     rule = rule_of(template)
-    return {"category_ids": sorted(rule.category_ids), "product_ids": sorted(rule.product_ids),
-            "excluded_category_ids": sorted(rule.excluded_category_ids),
-            "excluded_product_ids": sorted(rule.excluded_product_ids)}
+    return {
+        "category_ids": sorted(rule.category_ids),
+        "product_ids": sorted(rule.product_ids),
+        "excluded_category_ids": sorted(rule.excluded_category_ids),
+        "excluded_product_ids": sorted(rule.excluded_product_ids),
+    }
 
 
 def get_template(*, template_id: int) -> CouponTemplate:
@@ -144,8 +175,9 @@ def _write_scopes(template_id: int, scope_ids: dict[str, list[int]]) -> None:
     db.session.execute(CouponTemplateScope.__table__.delete().where(CouponTemplateScope.template_id == template_id))
     for name, (target, excluded) in SCOPE_LISTS.items():
         for target_id in sorted(set(scope_ids[name])):
-            db.session.add(CouponTemplateScope(template_id=template_id, target=target, target_id=target_id,
-                                               excluded=excluded))
+            db.session.add(
+                CouponTemplateScope(template_id=template_id, target=target, target_id=target_id, excluded=excluded)
+            )
 
 
 def _commit_budget(budget_id: int, delta_fen: int) -> None:
@@ -153,15 +185,22 @@ def _commit_budget(budget_id: int, delta_fen: int) -> None:
     if delta_fen == 0:
         return
     moved = db.session.execute(
-        update(CouponBudget).where(CouponBudget.id == budget_id,
-                                   CouponBudget.committed_fen + delta_fen <= CouponBudget.budget_fen,
-                                   CouponBudget.committed_fen + delta_fen >= 0)
-        .values(committed_fen=CouponBudget.committed_fen + delta_fen).execution_options(synchronize_session=False)
+        update(CouponBudget)
+        .where(
+            CouponBudget.id == budget_id,
+            CouponBudget.committed_fen + delta_fen <= CouponBudget.budget_fen,
+            CouponBudget.committed_fen + delta_fen >= 0,
+        )
+        .values(committed_fen=CouponBudget.committed_fen + delta_fen)
+        .execution_options(synchronize_session=False)
     ).rowcount
     if not moved:
         budget = db.session.get(CouponBudget, budget_id)
-        raise Conflict("This template would cost more than the budget has left.", code="coupon_budget_exceeded",
-                       errors={"needed_fen": delta_fen, "left_fen": budget.budget_fen - budget.committed_fen})
+        raise Conflict(
+            "This template would cost more than the budget has left.",
+            code="coupon_budget_exceeded",
+            errors={"needed_fen": delta_fen, "left_fen": budget.budget_fen - budget.committed_fen},
+        )
 
 
 def _check_group(group_id: int | None, *, host_id: int | None) -> None:
@@ -177,8 +216,11 @@ def _check_group(group_id: int | None, *, host_id: int | None) -> None:
 def _budget_for(*, budget_id: int | None, actor: Actor) -> CouponBudget | None:
     if budget_id is None:
         if not actor.operator:
-            raise Invalid("Hosts issue coupons against a budget: send budget_id.", code="coupon_budget_required",
-                          errors={"budget_id": ["Required for hosts."]})
+            raise Invalid(
+                "Hosts issue coupons against a budget: send budget_id.",
+                code="coupon_budget_required",
+                errors={"budget_id": ["Required for hosts."]},
+            )
         return None
     budget = db.session.get(CouponBudget, budget_id) if 0 < budget_id <= MAX_ID else None
     if budget is None:
@@ -188,8 +230,9 @@ def _budget_for(*, budget_id: int | None, actor: Actor) -> CouponBudget | None:
     return budget
 
 
-def create_template(*, actor: Actor, values: dict[str, Any], scope_ids: dict[str, list[int]],
-                    budget_id: int | None) -> CouponTemplate:
+def create_template(
+    *, actor: Actor, values: dict[str, Any], scope_ids: dict[str, list[int]], budget_id: int | None
+) -> CouponTemplate:
     """Issue a template in draft; a host's draws its worst-case cost from their budget."""
     values = _normalise(values)
     _validate(values, scope_ids)
@@ -199,8 +242,15 @@ def create_template(*, actor: Actor, values: dict[str, Any], scope_ids: dict[str
     else:
         _check_group(values.get("group_id"), host_id=None if actor.operator else actor.id)
     now = now_utc()
-    template = CouponTemplate(**values, status="draft", issuer_id=actor.id, claimed=0,
-                              budget_id=budget.id if budget else None, created_at=now, updated_at=now)
+    template = CouponTemplate(
+        **values,
+        status="draft",
+        issuer_id=actor.id,
+        claimed=0,
+        budget_id=budget.id if budget else None,
+        created_at=now,
+        updated_at=now,
+    )
     db.session.add(template)
     db.session.flush()
     if budget is not None:
@@ -211,8 +261,9 @@ def create_template(*, actor: Actor, values: dict[str, Any], scope_ids: dict[str
     return template
 
 
-def update_template(*, template_id: int, actor: Actor, changes: dict[str, Any],
-                    scope_ids: dict[str, list[int]] | None) -> CouponTemplate:
+def update_template(
+    *, template_id: int, actor: Actor, changes: dict[str, Any], scope_ids: dict[str, list[int]] | None
+) -> CouponTemplate:
     """Edit a draft (live templates only change status, so claims never see a moving target)."""
     template = get_template_for(template_id=template_id, actor=actor)
     if template.status != "draft":
@@ -231,9 +282,15 @@ def update_template(*, template_id: int, actor: Actor, changes: dict[str, Any],
     # its gate, and a concurrent edit must not move the budget by a delta computed from a stale commitment.
     read_committed = template.budget_committed_fen
     moved = db.session.execute(
-        update(CouponTemplate).where(CouponTemplate.id == template.id, CouponTemplate.status == "draft",
-                                     CouponTemplate.budget_committed_fen == read_committed)
-        .values(**values, updated_at=now_utc()).execution_options(synchronize_session=False)).rowcount
+        update(CouponTemplate)
+        .where(
+            CouponTemplate.id == template.id,
+            CouponTemplate.status == "draft",
+            CouponTemplate.budget_committed_fen == read_committed,
+        )
+        .values(**values, updated_at=now_utc())
+        .execution_options(synchronize_session=False)
+    ).rowcount
     db.session.refresh(template)
     if not moved:
         if template.status != "draft":
@@ -263,8 +320,11 @@ def change_status(*, template_id: int, actor: Actor, status: str) -> CouponTempl
     if status == template.status:
         return template
     if status not in TRANSITIONS[template.status]:
-        raise Conflict(f"A {template.status} template cannot become {status}.", code="invalid_status_transition",
-                       errors={"from": template.status, "to": status})
+        raise Conflict(
+            f"A {template.status} template cannot become {status}.",
+            code="invalid_status_transition",
+            errors={"from": template.status, "to": status},
+        )
     if status == "active" and template.claim_ends_at <= now_utc():
         raise Conflict("The claim window has passed; this template can only end.", code="coupon_claim_window_passed")
     gated = template.claim_gate == "redis"
@@ -273,8 +333,11 @@ def change_status(*, template_id: int, actor: Actor, status: str) -> CouponTempl
         gate.close(template_id=template.id, state="ended")
         drain.drain(wait_seconds=ENDING_DRAIN_SECONDS)
     moved = db.session.execute(
-        update(CouponTemplate).where(CouponTemplate.id == template.id, CouponTemplate.status == template.status)
-        .values(status=status, updated_at=now_utc()).execution_options(synchronize_session=False)).rowcount
+        update(CouponTemplate)
+        .where(CouponTemplate.id == template.id, CouponTemplate.status == template.status)
+        .values(status=status, updated_at=now_utc())
+        .execution_options(synchronize_session=False)
+    ).rowcount
     if not moved:
         if gated:
             from app.coupons.claims import load_gate
@@ -299,8 +362,11 @@ def change_status(*, template_id: int, actor: Actor, status: str) -> CouponTempl
 
 def end_finished_templates() -> int:
     """End live templates whose claim window has passed (a scheduled job)."""
-    ids = db.session.scalars(select(CouponTemplate.id).where(CouponTemplate.status.in_(("active", "paused")),
-                                                             CouponTemplate.claim_ends_at <= now_utc())).all()
+    ids = db.session.scalars(
+        select(CouponTemplate.id).where(
+            CouponTemplate.status.in_(("active", "paused")), CouponTemplate.claim_ends_at <= now_utc()
+        )
+    ).all()
     if not ids:
         return 0
     # Past their window the gates grant nothing more; land what they granted before the budgets settle.
@@ -309,8 +375,11 @@ def end_finished_templates() -> int:
     drain.drain(wait_seconds=ENDING_DRAIN_SECONDS)
     for template_id in ids:
         moved = db.session.execute(
-            update(CouponTemplate).where(CouponTemplate.id == template_id, CouponTemplate.status.in_(("active", "paused")))
-            .values(status="ended", updated_at=now_utc()).execution_options(synchronize_session=False)).rowcount
+            update(CouponTemplate)
+            .where(CouponTemplate.id == template_id, CouponTemplate.status.in_(("active", "paused")))
+            .values(status="ended", updated_at=now_utc())
+            .execution_options(synchronize_session=False)
+        ).rowcount
         if moved:
             _release_unclaimed(db.session.get(CouponTemplate, template_id, populate_existing=True))
         db.session.commit()
@@ -318,15 +387,24 @@ def end_finished_templates() -> int:
     return len(ids)
 
 
-def list_templates(*, actor: Actor, status: str | None, cursor: str | None, limit: int) -> tuple[list[CouponTemplate], str | None]:
+def list_templates(
+    *, actor: Actor, status: str | None, cursor: str | None, limit: int
+) -> tuple[list[CouponTemplate], str | None]:
     """Templates the actor manages (operators: all), newest first."""
     stmt = select(CouponTemplate)
     if not actor.operator:
         stmt = stmt.where(CouponTemplate.issuer_id == actor.id)
     if status:
         stmt = stmt.where(CouponTemplate.status == status)
-    return keyset_page(stmt, columns=[CouponTemplate.id], kinds=[int], cursor=cursor, limit=limit,
-                       key_of=lambda t: (t.id,), session=db.session)
+    return keyset_page(
+        stmt,
+        columns=[CouponTemplate.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda t: (t.id,),
+        session=db.session,
+    )
 
 
 def create_budget(*, operator_id: int, host_id: int, group_id: int | None, budget_fen: int, note: str) -> CouponBudget:
@@ -335,11 +413,19 @@ def create_budget(*, operator_id: int, host_id: int, group_id: int | None, budge
 
     host = accounts.get_user(user_id=host_id) if 0 < host_id <= MAX_ID else None
     if host is None or "host" not in accounts.roles_of(host):
-        raise Invalid("Budgets go to users holding the host role.", code="budget_needs_host",
-                      errors={"host_id": ["Not a host."]})
+        raise Invalid(
+            "Budgets go to users holding the host role.", code="budget_needs_host", errors={"host_id": ["Not a host."]}
+        )
     _check_group(group_id, host_id=host_id)
-    budget = CouponBudget(host_id=host_id, group_id=group_id, budget_fen=budget_fen, committed_fen=0, note=note,
-                          created_by_id=operator_id, created_at=now_utc())
+    budget = CouponBudget(
+        host_id=host_id,
+        group_id=group_id,
+        budget_fen=budget_fen,
+        committed_fen=0,
+        note=note,
+        created_by_id=operator_id,
+        created_at=now_utc(),
+    )
     db.session.add(budget)
     db.session.commit()
     return budget
@@ -351,11 +437,17 @@ def change_budget(*, budget_id: int, budget_fen: int) -> CouponBudget:
     if budget is None:
         raise NotFound("No such coupon budget.", code="coupon_budget_not_found")
     moved = db.session.execute(
-        update(CouponBudget).where(CouponBudget.id == budget_id, CouponBudget.committed_fen <= budget_fen)
-        .values(budget_fen=budget_fen).execution_options(synchronize_session=False)).rowcount
+        update(CouponBudget)
+        .where(CouponBudget.id == budget_id, CouponBudget.committed_fen <= budget_fen)
+        .values(budget_fen=budget_fen)
+        .execution_options(synchronize_session=False)
+    ).rowcount
     if not moved:
-        raise Conflict("The budget cannot go below what is already committed.", code="coupon_budget_below_committed",
-                       errors={"committed_fen": budget.committed_fen})
+        raise Conflict(
+            "The budget cannot go below what is already committed.",
+            code="coupon_budget_below_committed",
+            errors={"committed_fen": budget.committed_fen},
+        )
     db.session.commit()
     db.session.refresh(budget)
     return budget
@@ -366,8 +458,15 @@ def list_budgets(*, actor: Actor, cursor: str | None, limit: int) -> tuple[list[
     stmt = select(CouponBudget)
     if not actor.operator:
         stmt = stmt.where(CouponBudget.host_id == actor.id)
-    return keyset_page(stmt, columns=[CouponBudget.id], kinds=[int], cursor=cursor, limit=limit,
-                       key_of=lambda b: (b.id,), session=db.session)
+    return keyset_page(
+        stmt,
+        columns=[CouponBudget.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda b: (b.id,),
+        session=db.session,
+    )
 
 
 def claim_window_state(template: CouponTemplate, at: datetime) -> str:

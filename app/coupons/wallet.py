@@ -1,4 +1,5 @@
 """A user's coupons: listing by state, the best one for a product, and the expiry job."""
+
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select, update
@@ -22,7 +23,9 @@ class BestCoupon:
     subtotal_fen: int
 
 
-def list_coupons(*, user_id: int, status: str, cursor: str | None, limit: int) -> tuple[list[tuple[UserCoupon, CouponTemplate]], str | None]:
+def list_coupons(
+    *, user_id: int, status: str, cursor: str | None, limit: int
+) -> tuple[list[tuple[UserCoupon, CouponTemplate]], str | None]:
     """The user's coupons in one state, newest claim first.
 
     available: not used and still valid (a coupon held by an unpaid order is listed with status
@@ -31,18 +34,29 @@ def list_coupons(*, user_id: int, status: str, cursor: str | None, limit: int) -
     """
     drain.ensure_landed(user_id=user_id)
     at = now_utc()
-    stmt = select(UserCoupon, CouponTemplate).join(CouponTemplate, CouponTemplate.id == UserCoupon.template_id) \
+    stmt = (
+        select(UserCoupon, CouponTemplate)
+        .join(CouponTemplate, CouponTemplate.id == UserCoupon.template_id)
         .where(UserCoupon.user_id == user_id)
+    )
     if status == "available":
         stmt = stmt.where(UserCoupon.status.in_(("available", "reserved")), UserCoupon.valid_until > at)
     elif status == "used":
         stmt = stmt.where(UserCoupon.status == "used")
     else:
         # The expiry job runs every few minutes; a coupon past its validity is expired from that instant.
-        stmt = stmt.where(or_(UserCoupon.status == "expired",
-                              and_(UserCoupon.status == "available", UserCoupon.valid_until <= at)))
-    return keyset_page(stmt, columns=[UserCoupon.id], kinds=[int], cursor=cursor, limit=limit,
-                       key_of=lambda row: (row[0].id,), session=db.session)
+        stmt = stmt.where(
+            or_(UserCoupon.status == "expired", and_(UserCoupon.status == "available", UserCoupon.valid_until <= at))
+        )
+    return keyset_page(
+        stmt,
+        columns=[UserCoupon.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda row: (row[0].id,),
+        session=db.session,
+    )
 
 
 def display_status(coupon: UserCoupon) -> str:
@@ -55,11 +69,19 @@ def display_status(coupon: UserCoupon) -> str:
 def usable_coupons(*, user_id: int) -> list[tuple[UserCoupon, CouponTemplate]]:
     """Coupons the user can spend right now."""
     at = now_utc()
-    return list(db.session.execute(
-        select(UserCoupon, CouponTemplate).join(CouponTemplate, CouponTemplate.id == UserCoupon.template_id)
-        .where(UserCoupon.user_id == user_id, UserCoupon.status == "available", UserCoupon.valid_from <= at,
-               UserCoupon.valid_until > at)
-        .order_by(UserCoupon.valid_until, UserCoupon.id)).all())
+    return list(
+        db.session.execute(
+            select(UserCoupon, CouponTemplate)
+            .join(CouponTemplate, CouponTemplate.id == UserCoupon.template_id)
+            .where(
+                UserCoupon.user_id == user_id,
+                UserCoupon.status == "available",
+                UserCoupon.valid_from <= at,
+                UserCoupon.valid_until > at,
+            )
+            .order_by(UserCoupon.valid_until, UserCoupon.id)
+        ).all()
+    )
 
 
 def best_for_product(*, user_id: int, product_id: int, quantity: int) -> BestCoupon:
@@ -68,8 +90,11 @@ def best_for_product(*, user_id: int, product_id: int, quantity: int) -> BestCou
     Coupons are spent only in our own checkout, so a union product is offered none.
     """
     product = catalog.get_active_product(product_id=product_id)
-    lines = [Line(product_id=product.id, category_id=product.category_id, unit_price_fen=product.price_fen,
-                  quantity=quantity)]
+    lines = [
+        Line(
+            product_id=product.id, category_id=product.category_id, unit_price_fen=product.price_fen, quantity=quantity
+        )
+    ]
     best = BestCoupon(None, None, 0, lines[0].amount_fen, lines[0].amount_fen)
     if product.source != "own":
         return best
@@ -85,7 +110,10 @@ def expire_coupons() -> int:
     """Mark unused coupons past their validity expired (a scheduled job; reserved ones wait for their order)."""
     at = now_utc()
     count = db.session.execute(
-        update(UserCoupon).where(UserCoupon.status == "available", UserCoupon.valid_until <= at)
-        .values(status="expired", expired_at=at).execution_options(synchronize_session=False)).rowcount
+        update(UserCoupon)
+        .where(UserCoupon.status == "available", UserCoupon.valid_until <= at)
+        .values(status="expired", expired_at=at)
+        .execution_options(synchronize_session=False)
+    ).rowcount
     db.session.commit()
     return count

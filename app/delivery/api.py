@@ -1,21 +1,49 @@
 """Posts and schedules, previews, delivery logs, sandbox-channel messages, figures and operator retries."""
+
 from flask_smorest import Blueprint
 
 from app.core import access
 from app.core.pagination import PageArgsSchema
 from app.delivery import service
-from app.delivery.schemas import (DeliveryPageSchema, FiguresWindowArgsSchema, GroupDeliveryArgsSchema, GroupFiguresSchema, OccurrenceListSchema,
-                                  PostDeliveryArgsSchema, PostInSchema, PostListArgsSchema, PostPageSchema,
-                                  PostPatchSchema, PostSchema, PreviewArgsSchema, PreviewSchema, RetryInSchema,
-                                  RetryResultSchema, SandboxMessagePageSchema)
+from app.delivery.schemas import (
+    DeliveryPageSchema,
+    FiguresWindowArgsSchema,
+    GroupDeliveryArgsSchema,
+    GroupFiguresSchema,
+    OccurrenceListSchema,
+    PostDeliveryArgsSchema,
+    PostInSchema,
+    PostListArgsSchema,
+    PostPageSchema,
+    PostPatchSchema,
+    PostSchema,
+    PreviewArgsSchema,
+    PreviewSchema,
+    RetryInSchema,
+    RetryResultSchema,
+    SandboxMessagePageSchema,
+)
 
-blp = Blueprint("delivery", __name__, url_prefix="/api/v1", description="Scheduled posts and their deliveries into groups.")
-
+blp = Blueprint(
+    "delivery", __name__, url_prefix="/api/v1", description="Scheduled posts and their deliveries into groups."
+)
 
 
 def _shaped(post) -> dict:
-    fields = ("id", "author_id", "kind", "content", "product_id", "target_mode", "target_filter", "schedule", "status",
-              "version", "created_at", "updated_at")
+    fields = (
+        "id",
+        "author_id",
+        "kind",
+        "content",
+        "product_id",
+        "target_mode",
+        "target_filter",
+        "schedule",
+        "status",
+        "version",
+        "created_at",
+        "updated_at",
+    )
     return {f: getattr(post, f) for f in fields} | {"group_ids": service.post_group_ids(post_id=post.id)}
 
 
@@ -25,8 +53,15 @@ def _shaped(post) -> dict:
 @blp.response(201, PostSchema)
 def create_post(args):
     """Schedule a post into groups you host (operators: any), by group ids or a filter resolved at send time."""
-    return _shaped(service.create_post(actor=access.current_actor(), kind=args["kind"], content=args["content"],
-                                       targets=args["targets"], schedule_spec=args["schedule"]))
+    return _shaped(
+        service.create_post(
+            actor=access.current_actor(),
+            kind=args["kind"],
+            content=args["content"],
+            targets=args["targets"],
+            schedule_spec=args["schedule"],
+        )
+    )
 
 
 @blp.route("/posts", methods=["GET"])
@@ -35,7 +70,9 @@ def create_post(args):
 @blp.response(200, PostPageSchema)
 def list_posts(args):
     """Your posts (operators: all), newest first."""
-    items, cursor = service.list_posts(actor=access.current_actor(), status=args["status"], cursor=args["cursor"], limit=args["limit"])
+    items, cursor = service.list_posts(
+        actor=access.current_actor(), status=args["status"], cursor=args["cursor"], limit=args["limit"]
+    )
     return {"items": [_shaped(p) for p in items], "next_cursor": cursor}
 
 
@@ -103,8 +140,14 @@ def list_occurrences(post_id: int):
 @blp.response(200, DeliveryPageSchema)
 def post_deliveries(args, post_id: int):
     """The delivery log of a post with failure reasons."""
-    items, cursor = service.post_deliveries(post_id=post_id, actor=access.current_actor(), group_id=args["group_id"],
-                                            state=args["state"], cursor=args["cursor"], limit=args["limit"])
+    items, cursor = service.post_deliveries(
+        post_id=post_id,
+        actor=access.current_actor(),
+        group_id=args["group_id"],
+        state=args["state"],
+        cursor=args["cursor"],
+        limit=args["limit"],
+    )
     return {"items": items, "next_cursor": cursor}
 
 
@@ -114,8 +157,14 @@ def post_deliveries(args, post_id: int):
 @blp.response(200, DeliveryPageSchema)
 def group_deliveries(args, group_id: int):
     """The delivery log of a group with failure reasons."""
-    items, cursor = service.group_deliveries(group_id=group_id, actor=access.current_actor(), post_id=args["post_id"],
-                                             state=args["state"], cursor=args["cursor"], limit=args["limit"])
+    items, cursor = service.group_deliveries(
+        group_id=group_id,
+        actor=access.current_actor(),
+        post_id=args["post_id"],
+        state=args["state"],
+        cursor=args["cursor"],
+        limit=args["limit"],
+    )
     return {"items": items, "next_cursor": cursor}
 
 
@@ -125,7 +174,9 @@ def group_deliveries(args, group_id: int):
 @blp.response(200, SandboxMessagePageSchema)
 def sandbox_messages(args, group_id: int):
     """What a sandbox-channel group would have seen."""
-    items, cursor = service.sandbox_messages(group_id=group_id, actor=access.current_actor(), cursor=args["cursor"], limit=args["limit"])
+    items, cursor = service.sandbox_messages(
+        group_id=group_id, actor=access.current_actor(), cursor=args["cursor"], limit=args["limit"]
+    )
     return {"items": items, "next_cursor": cursor}
 
 
@@ -135,7 +186,9 @@ def sandbox_messages(args, group_id: int):
 @blp.response(200, GroupFiguresSchema)
 def group_figures(args, group_id: int):
     """Per-group figures: deliveries, posts, fans; clicks, claims, orders and GMV in an optional [since, until)."""
-    return service.group_figures(group_id=group_id, actor=access.current_actor(), since=args["since"], until=args["until"])
+    return service.group_figures(
+        group_id=group_id, actor=access.current_actor(), since=args["since"], until=args["until"]
+    )
 
 
 @blp.route("/admin/deliveries/retry", methods=["POST"])
@@ -144,8 +197,14 @@ def group_figures(args, group_id: int):
 @blp.response(200, RetryResultSchema)
 def retry_deliveries(args):
     """Send failed, dead (or, knowingly, unknown) deliveries again, in bulk."""
-    return {"retried": service.retry_deliveries(delivery_ids=args.get("delivery_ids"), post_id=args.get("post_id"),
-                                                group_id=args.get("group_id"), states=args["states"])}
+    return {
+        "retried": service.retry_deliveries(
+            delivery_ids=args.get("delivery_ids"),
+            post_id=args.get("post_id"),
+            group_id=args.get("group_id"),
+            states=args["states"],
+        )
+    }
 
 
 blueprints = [blp]

@@ -4,6 +4,7 @@ The rule that keeps messages exactly once: a failure is `failed` (retried) only 
 not reach WeChat (the connection was never made, or WeChat answered with an error). When the request may have
 left and no answer came, the outcome is `unknown`, which nothing re-sends automatically.
 """
+
 import hashlib
 import time
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ from wechatpy.exceptions import WeChatClientException
 
 from app.core.redis import key
 
-ROBOT_LIMIT = 20            # messages per robot…
-ROBOT_WINDOW_MS = 60_000    # …per sliding minute (WeCom answers 45009 beyond it)
+ROBOT_LIMIT = 20  # messages per robot…
+ROBOT_WINDOW_MS = 60_000  # …per sliding minute (WeCom answers 45009 beyond it)
 ROBOT_COOLDOWN_MS = 60_000  # after a 45009 the robot rests a full window
 RATE_LIMITED = 45009
 # Robot errcodes that no retry can fix: bad or removed webhook key, bad message type, empty or oversize content.
@@ -65,8 +66,11 @@ class RobotLimiter:
         """Try to take a send slot for each robot (in order); 0 = go, else ms to wait."""
         pipe = self.redis.pipeline(transaction=False)
         for i, robot in enumerate(robots):
-            self._take(keys=[key("robot", robot, "sent"), key("robot", robot, "cooldown")],
-                       args=[ROBOT_LIMIT, ROBOT_WINDOW_MS, f"{time.time_ns()}:{i}"], client=pipe)
+            self._take(
+                keys=[key("robot", robot, "sent"), key("robot", robot, "cooldown")],
+                args=[ROBOT_LIMIT, ROBOT_WINDOW_MS, f"{time.time_ns()}:{i}"],
+                client=pipe,
+            )
         return [int(v) for v in pipe.execute()] if robots else []
 
     def cool_down(self, robot: str) -> None:
@@ -95,14 +99,18 @@ def send_robot(session: requests.Session, *, url: str, webhook_key: str, payload
     except requests.RequestException as exc:
         if isinstance(exc, requests.ConnectionError) and _never_connected(exc):
             return Outcome("failed", error_code="unreachable", error_message=type(exc).__name__)
-        return Outcome("unknown", error_code="no_answer", error_message=f"{type(exc).__name__}: the message may have been sent")
+        return Outcome(
+            "unknown", error_code="no_answer", error_message=f"{type(exc).__name__}: the message may have been sent"
+        )
     if response.status_code >= 500:
         return Outcome("failed", error_code=f"http_{response.status_code}", error_message=response.reason or "")
     try:
         body = response.json()
         errcode = int(body.get("errcode", -1))
     except (ValueError, AttributeError, TypeError):
-        return Outcome("unknown", error_code="bad_answer", error_message=f"HTTP {response.status_code} without a WeCom answer")
+        return Outcome(
+            "unknown", error_code="bad_answer", error_message=f"HTTP {response.status_code} without a WeCom answer"
+        )
     if errcode == 0:
         return Outcome("sent")
     message = str(body.get("errmsg", ""))[:500]
@@ -119,12 +127,21 @@ def send_customer_group(client, *, payload: dict) -> Outcome:
         errcode = exc.errcode
         if errcode is None:
             return Outcome("failed", error_code="http_error", error_message=str(exc)[:500])
-        return Outcome("dead" if errcode in GROUPMSG_PERMANENT else "failed", error_code=str(errcode),
-                       error_message=str(exc.errmsg)[:500])
+        return Outcome(
+            "dead" if errcode in GROUPMSG_PERMANENT else "failed",
+            error_code=str(errcode),
+            error_message=str(exc.errmsg)[:500],
+        )
     except requests.RequestException as exc:
         if isinstance(exc, requests.ConnectionError) and _never_connected(exc):
             return Outcome("failed", error_code="unreachable", error_message=type(exc).__name__)
-        return Outcome("unknown", error_code="no_answer", error_message=f"{type(exc).__name__}: the task may have been created")
+        return Outcome(
+            "unknown", error_code="no_answer", error_message=f"{type(exc).__name__}: the task may have been created"
+        )
     if result.get("fail_list"):
-        return Outcome("dead", error_code="chat_unavailable", error_message="WeCom refused the group: " + ",".join(result["fail_list"]))
+        return Outcome(
+            "dead",
+            error_code="chat_unavailable",
+            error_message="WeCom refused the group: " + ",".join(result["fail_list"]),
+        )
     return Outcome("submitted", external_id=result.get("msgid"))

@@ -2,6 +2,7 @@
 
 Both groups use the sandbox channel, so `GET /api/v1/groups/<id>/sandbox-messages` shows what they got.
 """
+
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -27,9 +28,18 @@ def seed() -> list[str]:
     if not group_ids:
         return []
     soon = (now_utc() + timedelta(minutes=1)).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%dT%H:%M")
-    service.create_post(actor=actor, kind="text", content={"text": "欢迎加入家长群！每晚 20:00 推送一条育儿小知识。"},
-                        targets={"group_ids": group_ids}, schedule_spec={"kind": "once", "at": soon})
-    service.create_post(actor=actor, kind="markdown",
-                        content={"markdown": "**今日育儿小知识**\n> 宝宝不爱刷牙？先让孩子自己挑牙刷，再用儿歌计时两分钟。"},
-                        targets={"group_ids": group_ids}, schedule_spec={"kind": "daily", "time": "20:00"})
+    service.create_post(
+        actor=actor,
+        kind="text",
+        content={"text": "欢迎加入家长群！每晚 20:00 推送一条育儿小知识。"},
+        targets={"group_ids": group_ids},
+        schedule_spec={"kind": "once", "at": soon},
+    )
+    service.create_post(
+        actor=actor,
+        kind="markdown",
+        content={"markdown": "**今日育儿小知识**\n> 宝宝不爱刷牙？先让孩子自己挑牙刷，再用儿歌计时两分钟。"},
+        targets={"group_ids": group_ids},
+        schedule_spec={"kind": "daily", "time": "20:00"},
+    )
     return []

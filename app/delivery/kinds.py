@@ -11,8 +11,9 @@ Both codes are created on first render and reused afterwards (the preview shows 
 Knowledge points come from the content domain: a fixed point is frozen with the occurrence; a drip (a course
 or topic) gets each group's next point when rendered, and the content domain records what each group got.
 """
+
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import urlencode
 
 from flask import current_app
@@ -21,14 +22,15 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from app.core.errors import Invalid
 from app.core.money import yuan
 
-TEXT_MAX_BYTES = 2048        # WeCom robot text limit
-MARKDOWN_MAX_BYTES = 4096    # WeCom robot markdown limit
+TEXT_MAX_BYTES = 2048  # WeCom robot text limit
+MARKDOWN_MAX_BYTES = 4096  # WeCom robot markdown limit
 
 
 def _max_bytes(limit: int) -> Callable[[str], None]:
     def check(value: str) -> None:
         if len(value.encode()) > limit:
             raise ValidationError(f"At most {limit} bytes in UTF-8.")
+
     return check
 
 
@@ -44,8 +46,11 @@ class MiniProgramContent(Schema):
     title = fields.String(required=True, validate=validate.Length(min=1, max=64))
     description = fields.String(load_default="", validate=validate.Length(max=128))
     page = fields.String(required=True, validate=validate.Length(min=1, max=256))
-    pic_media_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128),
-                                 metadata={"description": "WeCom media id of the card picture (customer groups)."})
+    pic_media_id = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=128),
+        metadata={"description": "WeCom media id of the card picture (customer groups)."},
+    )
 
 
 class ProductContent(Schema):
@@ -105,7 +110,9 @@ def validate_content(kind: str, content: dict) -> dict:
     try:
         clean = KINDS[kind].content_schema().load(content or {})
     except ValidationError as exc:
-        raise Invalid("The content does not fit the post kind.", code="invalid_content", errors={"content": exc.messages})
+        raise Invalid(
+            "The content does not fit the post kind.", code="invalid_content", errors={"content": exc.messages}
+        ) from exc
     if kind == "knowledge_point" and clean.get("knowledge_point_id") is None:
         from app.content import service as content_service
 
@@ -116,10 +123,15 @@ def validate_content(kind: str, content: dict) -> dict:
 def check_product(product) -> None:
     """Products that may not be advertised, or are off sale, are refused in cards."""
     if product.is_breastmilk_substitute:
-        raise Invalid("Breast-milk substitutes may not be advertised (Advertising Law art. 20).",
-                      code="breastmilk_substitute_refused", errors={"content": {"product_id": ["Refused."]}})
+        raise Invalid(
+            "Breast-milk substitutes may not be advertised (Advertising Law art. 20).",
+            code="breastmilk_substitute_refused",
+            errors={"content": {"product_id": ["Refused."]}},
+        )
     if not product.is_active:
-        raise Invalid("The product is not on sale.", code="product_inactive", errors={"content": {"product_id": ["Inactive."]}})
+        raise Invalid(
+            "The product is not on sale.", code="product_inactive", errors={"content": {"product_id": ["Inactive."]}}
+        )
 
 
 def snapshot(*, post_id: int, kind: str, content: dict, author_id: int, occurrence_id: int | None = None) -> dict:
@@ -148,7 +160,7 @@ def _fit(text: str, limit_bytes: int) -> str:
     encoded = text.encode()
     if len(encoded) <= limit_bytes:
         return text
-    return encoded[:limit_bytes - 3].decode(errors="ignore") + "…"
+    return encoded[: limit_bytes - 3].decode(errors="ignore") + "…"
 
 
 def _knowledge_text(frozen: dict, *, markdown: bool) -> str:
@@ -171,25 +183,33 @@ def _card(frozen: dict, *, group_id: int, host_id: int) -> Card:
         from app.affiliate import service as affiliate
 
         product = frozen["product"]
-        link = affiliate.create_share_link(sharer_id=host_id, product_id=product["id"], group_id=group_id,
-                                           post_id=post_id, host_id=host_id)
+        link = affiliate.create_share_link(
+            sharer_id=host_id, product_id=product["id"], group_id=group_id, post_id=post_id, host_id=host_id
+        )
         text = (content.get("text") or "") + f" ¥{yuan(product['price_fen'])}"
         return Card(product["title"][:64], text.strip(), link.path)
     if kind == "knowledge_point":
         from app.content import service as content_service
 
         point = frozen["knowledge_point"]
-        path = content_service.knowledge_point_share_path(point=point, host_id=host_id, group_id=group_id, post_id=post_id)
+        path = content_service.knowledge_point_share_path(
+            point=point, host_id=host_id, group_id=group_id, post_id=post_id
+        )
         return Card(point["title"][:64], point["text"], path)
     if kind == "coupon_drop":
         from app.coupons import service as coupons
 
-        card = coupons.coupon_card(template_id=content["template_id"], sharer_id=host_id, group_id=group_id, post_id=post_id)
+        card = coupons.coupon_card(
+            template_id=content["template_id"], sharer_id=host_id, group_id=group_id, post_id=post_id
+        )
         text = " ".join(t for t in (content.get("text"), card["headline"]) if t)
         return Card(card["title"][:64], text, card["miniprogram"]["page"])
     page = content["page"]
-    return Card(content["title"], content.get("description") or "",
-                page + ("&" if "?" in page else "?") + urlencode({"gid": group_id, "pid": post_id}))
+    return Card(
+        content["title"],
+        content.get("description") or "",
+        page + ("&" if "?" in page else "?") + urlencode({"gid": group_id, "pid": post_id}),
+    )
 
 
 def render_robot(frozen: dict, *, group_id: int, host_id: int) -> dict:
@@ -202,11 +222,14 @@ def render_robot(frozen: dict, *, group_id: int, host_id: int) -> dict:
     if kind == "knowledge_point" and frozen["knowledge_point"]["product_id"] is None:
         return {"msgtype": "markdown", "markdown": {"content": _knowledge_text(frozen, markdown=True)}}
     card = _card(frozen, group_id=group_id, host_id=host_id)
-    return {"msgtype": "template_card", "template_card": {
-        "card_type": "text_notice",
-        "main_title": {"title": card.title, "desc": card.description[:128]},
-        "card_action": {"type": 2, "appid": current_app.config["WECHAT_APPID"], "pagepath": card.page},
-    }}
+    return {
+        "msgtype": "template_card",
+        "template_card": {
+            "card_type": "text_notice",
+            "main_title": {"title": card.title, "desc": card.description[:128]},
+            "card_action": {"type": 2, "appid": current_app.config["WECHAT_APPID"], "pagepath": card.page},
+        },
+    }
 
 
 def render_customer_group(frozen: dict, *, group_id: int, host_id: int, sender: str, chat_id: str) -> dict:
@@ -221,8 +244,11 @@ def render_customer_group(frozen: dict, *, group_id: int, host_id: int, sender: 
         body["text"] = {"content": _knowledge_text(frozen, markdown=False)}
     else:
         card = _card(frozen, group_id=group_id, host_id=host_id)
-        body["text"] = {"content": _knowledge_text(frozen, markdown=False) if kind == "knowledge_point"
-                        else card.description or card.title}
+        body["text"] = {
+            "content": _knowledge_text(frozen, markdown=False)
+            if kind == "knowledge_point"
+            else card.description or card.title
+        }
         miniprogram = {"title": card.title, "appid": current_app.config["WECHAT_APPID"], "page": card.page}
         if content.get("pic_media_id"):
             miniprogram["pic_media_id"] = content["pic_media_id"]
@@ -236,12 +262,17 @@ def render(frozen: dict, *, channel: str, group_id: int, host_id: int, credentia
         from app.content import service as content_service
 
         point = content_service.knowledge_point_for_group(
-            post_id=frozen["post_id"], occurrence_id=frozen.get("occurrence_id"), content=frozen["content"],
-            frozen_point=frozen["knowledge_point"], group_id=group_id)
+            post_id=frozen["post_id"],
+            occurrence_id=frozen.get("occurrence_id"),
+            content=frozen["content"],
+            frozen_point=frozen["knowledge_point"],
+            group_id=group_id,
+        )
         if point is None:
             raise Skip("drip_nothing_fits", "nothing left in the drip fits the group's age band")
         frozen = {**frozen, "knowledge_point": point}
     if channel == "wecom_customer_group":
-        return render_customer_group(frozen, group_id=group_id, host_id=host_id, sender=credentials["sender"],
-                                     chat_id=credentials["chat_id"])
+        return render_customer_group(
+            frozen, group_id=group_id, host_id=host_id, sender=credentials["sender"], chat_id=credentials["chat_id"]
+        )
     return render_robot(frozen, group_id=group_id, host_id=host_id)

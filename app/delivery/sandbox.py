@@ -5,6 +5,7 @@ Shapes and error codes follow WeCom's: the robot takes 20 messages a minute per 
 (0 not sent, 1 sent, 2 not a customer group of the sender, 3 already received a mass message that day).
 The host's tap is `POST /sandbox/groupmsg/<msgid>/send`. Keys starting with `invalid` behave as revoked robots.
 """
+
 import json
 import secrets
 import time
@@ -87,8 +88,12 @@ def add_msg_template():
         return wechat_error(44004, ERRORS[44004])
     fail_list = [c for c in chat_ids if str(c).startswith("missing")]
     msgid = "msg" + secrets.token_urlsafe(18)
-    record = {"sender": payload["sender"], "created": int(time.time()), "payload": payload,
-              "status": {c: 0 for c in chat_ids if c not in fail_list}}
+    record = {
+        "sender": payload["sender"],
+        "created": int(time.time()),
+        "payload": payload,
+        "status": {c: 0 for c in chat_ids if c not in fail_list},
+    }
     _redis().set(_groupmsg_key(msgid), json.dumps(record, ensure_ascii=False), ex=GROUPMSG_TTL_SECONDS)
     return jsonify({"errcode": 0, "errmsg": "ok", "fail_list": fail_list, "msgid": msgid})
 
@@ -104,8 +109,11 @@ def get_groupmsg_send_result():
     record = json.loads(raw)
     if payload.get("userid") != record["sender"]:
         return wechat_error(41048, ERRORS[41048])
-    send_list = [{"chat_id": chat, "userid": record["sender"], "status": status}
-                 | ({"send_time": record["sent"]} if status == 1 else {}) for chat, status in record["status"].items()]
+    send_list = [
+        {"chat_id": chat, "userid": record["sender"], "status": status}
+        | ({"send_time": record["sent"]} if status == 1 else {})
+        for chat, status in record["status"].items()
+    ]
     return jsonify({"errcode": 0, "errmsg": "ok", "next_cursor": "", "send_list": send_list})
 
 

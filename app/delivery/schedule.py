@@ -4,6 +4,7 @@ A schedule is stored as local wall times; each time zone among a post's groups g
 so "08:00 daily" is 08:00 in Shanghai for Shanghai groups and 08:00 in London for London groups. DST is
 APScheduler's (a wall time that does not exist that day is skipped; an ambiguous one fires once).
 """
+
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -51,7 +52,7 @@ def _local(value: str, field: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError):
-        raise _invalid("Use a local date-time like 2026-11-23T08:00.", field)
+        raise _invalid("Use a local date-time like 2026-11-23T08:00.", field) from None
     if parsed.tzinfo is not None:
         raise _invalid("Give a local wall time without a zone: each group's own zone applies.", field)
     return parsed.replace(second=0, microsecond=0)
@@ -61,7 +62,7 @@ def _hour_minute(value: str) -> tuple[int, int]:
     try:
         parsed = datetime.strptime(value, "%H:%M")
     except (TypeError, ValueError):
-        raise _invalid("Use a local time like 08:00.", "time")
+        raise _invalid("Use a local time like 08:00.", "time") from None
     return parsed.hour, parsed.minute
 
 
@@ -82,13 +83,18 @@ def trigger(schedule: dict, tz: str) -> BaseTrigger:
         days = schedule.get("weekdays") or []
         if not days or any(not isinstance(d, int) or not 1 <= d <= 7 for d in days):
             raise _invalid("Weekly schedules need weekdays 1 (Monday) to 7 (Sunday).", "weekdays")
-        return CronTrigger(day_of_week=",".join(WEEKDAY_NAMES[d - 1] for d in sorted(set(days))), hour=hour,
-                           minute=minute, timezone=zone, end_date=until)
+        return CronTrigger(
+            day_of_week=",".join(WEEKDAY_NAMES[d - 1] for d in sorted(set(days))),
+            hour=hour,
+            minute=minute,
+            timezone=zone,
+            end_date=until,
+        )
     if kind == "cron":
         try:
             return CronTrigger(**_cron_fields(schedule.get("cron") or ""), timezone=zone, end_date=until)
         except Exception as exc:  # APScheduler's parser raises several types for malformed fields; all mean 422
-            raise _invalid(f"The cron expression is not valid: {exc}.", "cron")
+            raise _invalid(f"The cron expression is not valid: {exc}.", "cron") from exc
     raise _invalid("kind must be once, daily, weekly or cron.", "kind")
 
 

@@ -1,4 +1,4 @@
-from datetime import timezone
+from datetime import UTC
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
@@ -13,19 +13,28 @@ MOMENT = validate.Range(min=EARLIEST, max=LATEST)
 Id = lambda **kw: fields.Integer(validate=validate.Range(min=1, max=2**53), **kw)  # noqa: E731
 # Years 2000–2199, within the bounds of every instant taken from outside (app.core.clock), where no zone's
 # offset can carry a wall time past datetime's limits (a 500 while storing a post's first occurrence).
-LOCAL_DATETIME = validate.Regexp(r"^2[01]\d\d-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$",
-                                 error="Use YYYY-MM-DDTHH:MM (local time, years 2000–2199).")
+LOCAL_DATETIME = validate.Regexp(
+    r"^2[01]\d\d-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$", error="Use YYYY-MM-DDTHH:MM (local time, years 2000–2199)."
+)
 
 
 class TargetFilterSchema(Schema):
     institution_id = Id(load_default=None, allow_none=True)
     class_id = Id(load_default=None, allow_none=True)
-    age_bands = fields.List(fields.String(validate=validate.OneOf(AGE_BANDS)), load_default=list,
-                            validate=validate.Length(max=len(AGE_BANDS)))
-    tags = fields.List(fields.String(validate=validate.Length(min=1, max=32)), load_default=list,
-                       validate=validate.Length(max=10), metadata={"description": "Groups carrying all of these tags."})
-    channels = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), load_default=list,
-                           validate=validate.Length(max=len(CHANNELS)))
+    age_bands = fields.List(
+        fields.String(validate=validate.OneOf(AGE_BANDS)),
+        load_default=list,
+        validate=validate.Length(max=len(AGE_BANDS)),
+    )
+    tags = fields.List(
+        fields.String(validate=validate.Length(min=1, max=32)),
+        load_default=list,
+        validate=validate.Length(max=10),
+        metadata={"description": "Groups carrying all of these tags."},
+    )
+    channels = fields.List(
+        fields.String(validate=validate.OneOf(CHANNELS)), load_default=list, validate=validate.Length(max=len(CHANNELS))
+    )
 
 
 class TargetsSchema(Schema):
@@ -43,11 +52,18 @@ class ScheduleSchema(Schema):
 
     kind = fields.String(required=True, validate=validate.OneOf(SCHEDULE_KINDS))
     at = fields.String(validate=LOCAL_DATETIME, metadata={"description": "once: local date-time."})
-    time = fields.String(validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"), metadata={"description": "daily/weekly: HH:MM."})
-    weekdays = fields.List(fields.Integer(validate=validate.Range(min=1, max=7)), validate=validate.Length(min=1, max=7),
-                           metadata={"description": "weekly: 1 = Monday … 7 = Sunday."})
-    cron = fields.String(validate=validate.Length(min=9, max=100),
-                         metadata={"description": "cron: 5 fields, day of week 0 or 7 = Sunday."})
+    time = fields.String(
+        validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"), metadata={"description": "daily/weekly: HH:MM."}
+    )
+    weekdays = fields.List(
+        fields.Integer(validate=validate.Range(min=1, max=7)),
+        validate=validate.Length(min=1, max=7),
+        metadata={"description": "weekly: 1 = Monday … 7 = Sunday."},
+    )
+    cron = fields.String(
+        validate=validate.Length(min=9, max=100),
+        metadata={"description": "cron: 5 fields, day of week 0 or 7 = Sunday."},
+    )
     until = fields.String(validate=LOCAL_DATETIME, metadata={"description": "Recurring: last local date-time."})
 
     @validates_schema
@@ -60,15 +76,24 @@ class ScheduleSchema(Schema):
 
     @post_load
     def _only_relevant(self, data, **kwargs):
-        keep = {"once": ("at",), "daily": ("time", "until"), "weekly": ("time", "weekdays", "until"),
-                "cron": ("cron", "until")}[data["kind"]]
+        keep = {
+            "once": ("at",),
+            "daily": ("time", "until"),
+            "weekly": ("time", "weekdays", "until"),
+            "cron": ("cron", "until"),
+        }[data["kind"]]
         return {"kind": data["kind"]} | {k: data[k] for k in keep if k in data}
 
 
 class PostInSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(sorted(KINDS)))
-    content = fields.Dict(required=True, metadata={"description": "text: {text}; markdown: {markdown}; miniprogram_card: "
-                          "{title, description, page, pic_media_id}; product_card: {product_id, text, pic_media_id}."})
+    content = fields.Dict(
+        required=True,
+        metadata={
+            "description": "text: {text}; markdown: {markdown}; miniprogram_card: "
+            "{title, description, page, pic_media_id}; product_card: {product_id, text, pic_media_id}."
+        },
+    )
     targets = fields.Nested(TargetsSchema, required=True)
     schedule = fields.Nested(ScheduleSchema, required=True)
 
@@ -116,10 +141,19 @@ class PreviewSchema(Schema):
     post_id = fields.Integer()
     group_id = fields.Integer()
     channel = fields.String()
-    payload = fields.Dict(allow_none=True, metadata={
-        "description": "Exactly what the channel receives; credentials as <placeholders>. Null when skipped."})
-    skip = fields.Nested(SkipSchema, allow_none=True, metadata={
-        "description": "Set when the group would get nothing now (its delivery would end `skipped`, not failed)."})
+    payload = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "Exactly what the channel receives; credentials as <placeholders>. Null when skipped."
+        },
+    )
+    skip = fields.Nested(
+        SkipSchema,
+        allow_none=True,
+        metadata={
+            "description": "Set when the group would get nothing now (its delivery would end `skipped`, not failed)."
+        },
+    )
 
 
 class OccurrenceSchema(Schema):
@@ -185,9 +219,12 @@ class RetryInSchema(Schema):
     delivery_ids = fields.List(Id(), validate=validate.Length(min=1, max=10_000))
     post_id = Id()
     group_id = Id()
-    states = fields.List(fields.String(validate=validate.OneOf(("failed", "dead", "unknown"))), load_default=lambda: ["failed", "dead"],
-                         validate=validate.Length(min=1, max=3),
-                         metadata={"description": "Unknown deliveries may have arrived already: include them knowingly."})
+    states = fields.List(
+        fields.String(validate=validate.OneOf(("failed", "dead", "unknown"))),
+        load_default=lambda: ["failed", "dead"],
+        validate=validate.Length(min=1, max=3),
+        metadata={"description": "Unknown deliveries may have arrived already: include them knowingly."},
+    )
 
 
 class RetryResultSchema(Schema):
@@ -195,12 +232,16 @@ class RetryResultSchema(Schema):
 
 
 class FiguresWindowArgsSchema(Schema):
-    since = fields.AwareDateTime(load_default=None, validate=MOMENT, metadata={"description": "Count from this moment (inclusive)."})
-    until = fields.AwareDateTime(load_default=None, validate=MOMENT, metadata={"description": "Count up to this moment (exclusive)."})
+    since = fields.AwareDateTime(
+        load_default=None, validate=MOMENT, metadata={"description": "Count from this moment (inclusive)."}
+    )
+    until = fields.AwareDateTime(
+        load_default=None, validate=MOMENT, metadata={"description": "Count up to this moment (exclusive)."}
+    )
 
     @post_load
     def in_utc(self, data, **kwargs):
-        data = {k: v.astimezone(timezone.utc) if v is not None else None for k, v in data.items()}
+        data = {k: v.astimezone(UTC) if v is not None else None for k, v in data.items()}
         if data["since"] is not None and data["until"] is not None and data["until"] <= data["since"]:
             raise ValidationError("Must be after since.", "until")
         return data
@@ -209,7 +250,9 @@ class FiguresWindowArgsSchema(Schema):
 class GroupFiguresSchema(Schema):
     group_id = fields.Integer()
     member_count = fields.Integer()
-    fans = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "Members per fan level."})
+    fans = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "Members per fan level."}
+    )
     posts = fields.Integer()
     deliveries = fields.Dict(keys=fields.String(), values=fields.Integer())
     last_sent_at = fields.DateTime(allow_none=True)

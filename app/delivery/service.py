@@ -1,4 +1,5 @@
 """Posts: create, edit, pause, resume, cancel, preview; delivery logs, figures and operator retries."""
+
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -12,7 +13,8 @@ from app.core.pagination import keyset_page
 from app.coupons import service as coupons
 from app.delivery import engine, kinds, schedule
 from app.delivery.models import DELIVERY_STATES, Delivery, Post, PostOccurrence, PostTarget, SandboxMessage
-from app.groups import ladder, service as groups
+from app.groups import ladder
+from app.groups import service as groups
 from app.groups.service import Actor
 from app.orders import service as orders
 
@@ -43,8 +45,11 @@ def _check_schedule(*, post: Post, zones: list[str], now: datetime) -> None:
     for tz in zones or ["Asia/Shanghai"]:
         schedule.trigger(post.schedule, tz)
     if zones and all(schedule.next_fire(post.schedule, tz, after=now, not_before=now) is None for tz in zones):
-        raise Invalid("The schedule has no time left to fire in the target groups' zones.", code="schedule_in_past",
-                      errors={"schedule": ["In the past."]})
+        raise Invalid(
+            "The schedule has no time left to fire in the target groups' zones.",
+            code="schedule_in_past",
+            errors={"schedule": ["In the past."]},
+        )
 
 
 def _check_customer_groups(*, post: Post, targeted: list) -> None:
@@ -53,14 +58,20 @@ def _check_customer_groups(*, post: Post, targeted: list) -> None:
     if not mine:
         return
     if kinds.KINDS[post.kind].is_card and not post.content.get("pic_media_id"):
-        raise Invalid("Cards to WeCom customer groups need pic_media_id.", code="pic_media_id_required",
-                      errors={"content": {"pic_media_id": ["Required for customer groups."]}})
+        raise Invalid(
+            "Cards to WeCom customer groups need pic_media_id.",
+            code="pic_media_id_required",
+            errors={"content": {"pic_media_id": ["Required for customer groups."]}},
+        )
     my_days = {}
     for tz in set(mine.values()):
         days = schedule.local_days(post.schedule, tz, start=post.starts_at, horizon=CAP_HORIZON)
         if len(days) != len(set(days)):
-            raise Conflict("WeCom customer groups take one mass message a day; this schedule fires more often.",
-                           code="daily_mass_message_cap", errors={"group_ids": sorted(mine)})
+            raise Conflict(
+                "WeCom customer groups take one mass message a day; this schedule fires more often.",
+                code="daily_mass_message_cap",
+                errors={"group_ids": sorted(mine)},
+            )
         my_days[tz] = set(days)
     others = db.session.scalars(select(Post).where(Post.status == "active", Post.id != (post.id or 0)))
     for other in others:
@@ -69,10 +80,15 @@ def _check_customer_groups(*, post: Post, targeted: list) -> None:
             start = max(other.starts_at, post.starts_at)
             clash = my_days[tz] & set(schedule.local_days(other.schedule, tz, start=start, horizon=CAP_HORIZON))
             if clash:
-                raise Conflict("WeCom customer groups take one mass message a day; another post already uses these days.",
-                               code="daily_mass_message_cap",
-                               errors={"post_id": other.id, "group_ids": sorted(g.id for g in shared if g.timezone == tz),
-                                       "dates": sorted(d.isoformat() for d in clash)[:10]})
+                raise Conflict(
+                    "WeCom customer groups take one mass message a day; another post already uses these days.",
+                    code="daily_mass_message_cap",
+                    errors={
+                        "post_id": other.id,
+                        "group_ids": sorted(g.id for g in shared if g.timezone == tz),
+                        "dates": sorted(d.isoformat() for d in clash)[:10],
+                    },
+                )
 
 
 def _check_coupon(post: Post) -> None:
@@ -80,11 +96,16 @@ def _check_coupon(post: Post) -> None:
     from app.accounts import service as accounts
 
     author = accounts.get_user(user_id=post.author_id)
-    status = coupons.droppable_status(template_id=post.content["template_id"],
-                                      actor=Actor(id=author.id, operator="operator" in accounts.roles_of(author)))
+    status = coupons.droppable_status(
+        template_id=post.content["template_id"],
+        actor=Actor(id=author.id, operator="operator" in accounts.roles_of(author)),
+    )
     if status in ("draft", "ended"):
-        raise Conflict("Only live coupons can be dropped into groups.", code="coupon_not_shareable",
-                       errors={"content": {"template_id": [f"The coupon is {status}."]}})
+        raise Conflict(
+            "Only live coupons can be dropped into groups.",
+            code="coupon_not_shareable",
+            errors={"content": {"template_id": [f"The coupon is {status}."]}},
+        )
 
 
 def _validate_and_plan(post: Post, *, actor: Actor, now: datetime) -> None:
@@ -121,8 +142,19 @@ def create_post(*, actor: Actor, kind: str, content: dict, targets: dict, schedu
     now = now_utc()
     clean = kinds.validate_content(kind, content)
     mode, group_ids, group_filter = _resolve_targets(targets=targets, actor=actor)
-    post = Post(author_id=actor.id, kind=kind, content=clean, target_mode=mode, target_filter=group_filter,
-                schedule=schedule_spec, starts_at=now, status="active", version=1, created_at=now, updated_at=now)
+    post = Post(
+        author_id=actor.id,
+        kind=kind,
+        content=clean,
+        target_mode=mode,
+        target_filter=group_filter,
+        schedule=schedule_spec,
+        starts_at=now,
+        status="active",
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
     db.session.add(post)
     db.session.flush()
     for group_id in group_ids or []:
@@ -139,13 +171,25 @@ def get_post(*, post_id: int, actor: Actor) -> Post:
 
 def post_group_ids(*, post_id: int) -> list[int]:
     """The explicit target groups of a post."""
-    return list(db.session.scalars(select(PostTarget.group_id).where(PostTarget.post_id == post_id).order_by(PostTarget.group_id)))
+    return list(
+        db.session.scalars(
+            select(PostTarget.group_id).where(PostTarget.post_id == post_id).order_by(PostTarget.group_id)
+        )
+    )
 
 
 def post_reached_group(*, post_id: int, group_id: int) -> bool:
     """Whether a post went (or is going) into a group: a delivery of it there that is not a skip or a miss."""
-    return db.session.scalar(select(Delivery.id).where(Delivery.post_id == post_id, Delivery.group_id == group_id,
-                                                       Delivery.state.not_in(("skipped", "missed"))).limit(1)) is not None
+    return (
+        db.session.scalar(
+            select(Delivery.id)
+            .where(
+                Delivery.post_id == post_id, Delivery.group_id == group_id, Delivery.state.not_in(("skipped", "missed"))
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def list_posts(*, actor: Actor, status: str | None, cursor: str | None, limit: int) -> tuple[list[Post], str | None]:
@@ -155,8 +199,9 @@ def list_posts(*, actor: Actor, status: str | None, cursor: str | None, limit: i
         stmt = stmt.where(Post.author_id == actor.id)
     if status:
         stmt = stmt.where(Post.status == status)
-    return keyset_page(stmt, columns=[Post.id], kinds=[int], cursor=cursor, limit=limit, key_of=lambda p: (p.id,),
-                       session=db.session)
+    return keyset_page(
+        stmt, columns=[Post.id], kinds=[int], cursor=cursor, limit=limit, key_of=lambda p: (p.id,), session=db.session
+    )
 
 
 def update_post(*, post_id: int, actor: Actor, changes: dict) -> Post:
@@ -232,8 +277,9 @@ def preview(*, post_id: int, group_id: int, actor: Actor) -> dict:
     placeholders = {"sender": "<sender>", "chat_id": "<chat_id>"}
     preview = {"post_id": post.id, "group_id": group.id, "channel": group.channel, "payload": None, "skip": None}
     try:
-        preview["payload"] = kinds.render(frozen, channel=group.channel, group_id=group.id, host_id=group.host_id,
-                                          credentials=placeholders)
+        preview["payload"] = kinds.render(
+            frozen, channel=group.channel, group_id=group.id, host_id=group.host_id, credentials=placeholders
+        )
     except kinds.Skip as skip:
         preview["skip"] = {"code": skip.code, "reason": skip.reason}
     return preview
@@ -242,17 +288,31 @@ def preview(*, post_id: int, group_id: int, actor: Actor) -> dict:
 def list_occurrences(*, post_id: int, actor: Actor) -> list[PostOccurrence]:
     """A post's occurrences, latest first (the planned next ones included)."""
     _post(post_id=post_id, actor=actor)
-    return list(db.session.scalars(select(PostOccurrence).where(PostOccurrence.post_id == post_id)
-                                   .order_by(PostOccurrence.due_at.desc(), PostOccurrence.id.desc()).limit(200)))
+    return list(
+        db.session.scalars(
+            select(PostOccurrence)
+            .where(PostOccurrence.post_id == post_id)
+            .order_by(PostOccurrence.due_at.desc(), PostOccurrence.id.desc())
+            .limit(200)
+        )
+    )
 
 
 def _delivery_page(stmt, *, cursor: str | None, limit: int):
-    return keyset_page(stmt, columns=[Delivery.id], kinds=[int], cursor=cursor, limit=limit, key_of=lambda d: (d.id,),
-                       session=db.session)
+    return keyset_page(
+        stmt,
+        columns=[Delivery.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda d: (d.id,),
+        session=db.session,
+    )
 
 
-def post_deliveries(*, post_id: int, actor: Actor, group_id: int | None, state: str | None, cursor: str | None,
-                    limit: int) -> tuple[list[Delivery], str | None]:
+def post_deliveries(
+    *, post_id: int, actor: Actor, group_id: int | None, state: str | None, cursor: str | None, limit: int
+) -> tuple[list[Delivery], str | None]:
     """The delivery log of a post, newest first, with failure reasons."""
     _post(post_id=post_id, actor=actor)
     stmt = select(Delivery).where(Delivery.post_id == post_id)
@@ -263,8 +323,9 @@ def post_deliveries(*, post_id: int, actor: Actor, group_id: int | None, state: 
     return _delivery_page(stmt, cursor=cursor, limit=limit)
 
 
-def group_deliveries(*, group_id: int, actor: Actor, post_id: int | None, state: str | None, cursor: str | None,
-                     limit: int) -> tuple[list[Delivery], str | None]:
+def group_deliveries(
+    *, group_id: int, actor: Actor, post_id: int | None, state: str | None, cursor: str | None, limit: int
+) -> tuple[list[Delivery], str | None]:
     """The delivery log of a group, newest first."""
     groups.get_group(group_id=group_id, actor=actor)
     stmt = select(Delivery).where(Delivery.group_id == group_id)
@@ -275,20 +336,33 @@ def group_deliveries(*, group_id: int, actor: Actor, post_id: int | None, state:
     return _delivery_page(stmt, cursor=cursor, limit=limit)
 
 
-def sandbox_messages(*, group_id: int, actor: Actor, cursor: str | None, limit: int) -> tuple[list[SandboxMessage], str | None]:
+def sandbox_messages(
+    *, group_id: int, actor: Actor, cursor: str | None, limit: int
+) -> tuple[list[SandboxMessage], str | None]:
     """What a sandbox-channel group would have seen, newest first."""
     groups.get_group(group_id=group_id, actor=actor)
     stmt = select(SandboxMessage).where(SandboxMessage.group_id == group_id)
-    return keyset_page(stmt, columns=[SandboxMessage.id], kinds=[int], cursor=cursor, limit=limit,
-                       key_of=lambda m: (m.id,), session=db.session)
+    return keyset_page(
+        stmt,
+        columns=[SandboxMessage.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda m: (m.id,),
+        session=db.session,
+    )
 
 
-def retry_deliveries(*, delivery_ids: list[int] | None, post_id: int | None, group_id: int | None,
-                     states: list[str]) -> int:
+def retry_deliveries(
+    *, delivery_ids: list[int] | None, post_id: int | None, group_id: int | None, states: list[str]
+) -> int:
     """Operators send failed, dead or unknown deliveries again (unknown ones may then arrive twice: their call)."""
     if not delivery_ids and post_id is None and group_id is None:
-        raise Invalid("Name deliveries, a post or a group.", code="retry_scope_missing",
-                      errors={"delivery_ids": ["Give delivery_ids, post_id or group_id."]})
+        raise Invalid(
+            "Name deliveries, a post or a group.",
+            code="retry_scope_missing",
+            errors={"delivery_ids": ["Give delivery_ids, post_id or group_id."]},
+        )
     now = now_utc()
     chosen = select(Delivery.id).where(Delivery.state.in_(states))
     if delivery_ids:
@@ -299,9 +373,20 @@ def retry_deliveries(*, delivery_ids: list[int] | None, post_id: int | None, gro
         chosen = chosen.where(Delivery.group_id == group_id)
     chosen = chosen.limit(RETRY_MAX)
     retried = db.session.execute(
-        update(Delivery).where(Delivery.id.in_(chosen.scalar_subquery()), Delivery.state.in_(states))
-        .values(state="pending", attempts=0, manual_retries=Delivery.manual_retries + 1, queued_at=None,
-                available_at=now, error_code=None, error_message="", finished_at=None, updated_at=now)).rowcount
+        update(Delivery)
+        .where(Delivery.id.in_(chosen.scalar_subquery()), Delivery.state.in_(states))
+        .values(
+            state="pending",
+            attempts=0,
+            manual_retries=Delivery.manual_retries + 1,
+            queued_at=None,
+            available_at=now,
+            error_code=None,
+            error_message="",
+            finished_at=None,
+            updated_at=now,
+        )
+    ).rowcount
     db.session.commit()
     return retried
 
@@ -311,14 +396,30 @@ def group_figures(*, group_id: int, actor: Actor, since: datetime | None = None,
     and (in [since, until), all time by default) clicks, coupon claims, attributed orders and GMV."""
     group = groups.get_group(group_id=group_id, actor=actor)
     window = {"group_id": group_id, "since": since, "until": until}
-    commerce = {"clicks": affiliate.group_click_count(**window), "claims": coupons.group_claim_count(**window),
-                **orders.group_order_figures(**window)}
-    by_state = Counter(dict(db.session.execute(select(Delivery.state, func.count()).where(Delivery.group_id == group_id)
-                                               .group_by(Delivery.state)).all()))
+    commerce = {
+        "clicks": affiliate.group_click_count(**window),
+        "claims": coupons.group_claim_count(**window),
+        **orders.group_order_figures(**window),
+    }
+    by_state = Counter(
+        dict(
+            db.session.execute(
+                select(Delivery.state, func.count()).where(Delivery.group_id == group_id).group_by(Delivery.state)
+            ).all()
+        )
+    )
     posts = db.session.scalar(select(func.count(func.distinct(Delivery.post_id))).where(Delivery.group_id == group_id))
-    last_sent = db.session.scalar(select(func.max(Delivery.finished_at)).where(Delivery.group_id == group_id,
-                                                                                Delivery.state == "sent"))
-    return {"group_id": group.id, "member_count": group.member_count, "fans": ladder.fan_counts(group_id=group_id, actor=actor),
-            "posts": int(posts or 0),
-            "deliveries": {state: int(by_state.get(state, 0)) for state in DELIVERY_STATES},
-            "last_sent_at": last_sent, "since": since, "until": until, **commerce}
+    last_sent = db.session.scalar(
+        select(func.max(Delivery.finished_at)).where(Delivery.group_id == group_id, Delivery.state == "sent")
+    )
+    return {
+        "group_id": group.id,
+        "member_count": group.member_count,
+        "fans": ladder.fan_counts(group_id=group_id, actor=actor),
+        "posts": int(posts or 0),
+        "deliveries": {state: int(by_state.get(state, 0)) for state in DELIVERY_STATES},
+        "last_sent_at": last_sent,
+        "since": since,
+        "until": until,
+        **commerce,
+    }

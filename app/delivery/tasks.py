@@ -1,15 +1,31 @@
 """The delivery engine's clock jobs and RQ jobs."""
+
 from app.core.scheduler import ScheduledJob
 from app.delivery import engine
 
 SCHEDULE = [
     # Sub-second, so a due post is written and enqueued well within a second of its time.
-    ScheduledJob(id="delivery-tick", func=engine.tick, trigger="interval", trigger_args={"seconds": engine.TICK.total_seconds()},
-                 misfire_grace_time=5),
-    ScheduledJob(id="delivery-reconcile", func=engine.reconcile, trigger="interval", trigger_args={"seconds": 30},
-                 misfire_grace_time=60),
-    ScheduledJob(id="delivery-poll-customer-groups", func=engine.poll_customer_groups, trigger="interval",
-                 trigger_args={"minutes": 1}, misfire_grace_time=60),
+    ScheduledJob(
+        id="delivery-tick",
+        func=engine.tick,
+        trigger="interval",
+        trigger_args={"seconds": engine.TICK.total_seconds()},
+        misfire_grace_time=5,
+    ),
+    ScheduledJob(
+        id="delivery-reconcile",
+        func=engine.reconcile,
+        trigger="interval",
+        trigger_args={"seconds": 30},
+        misfire_grace_time=60,
+    ),
+    ScheduledJob(
+        id="delivery-poll-customer-groups",
+        func=engine.poll_customer_groups,
+        trigger="interval",
+        trigger_args={"minutes": 1},
+        misfire_grace_time=60,
+    ),
 ]
 
 

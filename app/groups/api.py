@@ -1,4 +1,5 @@
 """Institutions, classes, groups, members, group roles, invites and fan-ladder views."""
+
 from flask import g
 from flask_smorest import Blueprint
 
@@ -6,15 +7,33 @@ from app.core import access
 from app.core.pagination import PageArgsSchema
 from app.groups import ladder, service
 from app.groups.models import GROUP_ROLES
-from app.groups.schemas import (ClassInSchema, ClassListSchema, ClassSchema, DemandInSchema, DemandSchema,
-                                FanCountsSchema, GroupInSchema, GroupListArgsSchema, GroupPageSchema, GroupPatchSchema,
-                                GroupSchema, InstitutionInSchema, InstitutionPageSchema, InstitutionPatchSchema,
-                                InstitutionSchema, GroupInviteSchema, JoinSchema, MemberListArgsSchema, MemberPageSchema,
-                                MembershipListSchema, MembershipSchema, RolesSchema)
+from app.groups.schemas import (
+    ClassInSchema,
+    ClassListSchema,
+    ClassSchema,
+    DemandInSchema,
+    DemandSchema,
+    FanCountsSchema,
+    GroupInSchema,
+    GroupInviteSchema,
+    GroupListArgsSchema,
+    GroupPageSchema,
+    GroupPatchSchema,
+    GroupSchema,
+    InstitutionInSchema,
+    InstitutionPageSchema,
+    InstitutionPatchSchema,
+    InstitutionSchema,
+    JoinSchema,
+    MemberListArgsSchema,
+    MemberPageSchema,
+    MembershipListSchema,
+    MembershipSchema,
+    RolesSchema,
+)
 
 blp = Blueprint("groups", __name__, url_prefix="/api/v1", description="Institutions, classes, groups and members.")
 ROLE = "any(" + ", ".join(GROUP_ROLES) + "):role"
-
 
 
 @blp.route("/institutions", methods=["POST"])
@@ -85,8 +104,13 @@ def create_group(args):
 @blp.response(200, GroupPageSchema)
 def list_groups(args):
     """Groups you host (operators: all)."""
-    items, cursor = service.list_groups(actor=access.current_actor(), cursor=args["cursor"], limit=args["limit"],
-                                        institution_id=args["institution_id"], channel=args["channel"])
+    items, cursor = service.list_groups(
+        actor=access.current_actor(),
+        cursor=args["cursor"],
+        limit=args["limit"],
+        institution_id=args["institution_id"],
+        channel=args["channel"],
+    )
     return {"items": items, "next_cursor": cursor}
 
 
@@ -122,7 +146,12 @@ def group_invite(group_id: int):
 def join_group(args):
     """Join the group of an invite scene (from the scanned mini-program code)."""
     group, member = service.join_group(user_id=g.user.id, scene=args["scene"])
-    return {"group_id": group.id, "group_name": group.name, "joined_at": member.joined_at, "fan_level": member.fan_level}
+    return {
+        "group_id": group.id,
+        "group_name": group.name,
+        "joined_at": member.joined_at,
+        "fan_level": member.fan_level,
+    }
 
 
 @blp.route("/groups/<int:group_id>/leave", methods=["POST"])
@@ -138,8 +167,12 @@ def leave_group(group_id: int):
 @blp.response(200, MembershipListSchema)
 def my_groups():
     """The groups you are a member of."""
-    return {"items": [{"group_id": grp.id, "group_name": grp.name, "joined_at": m.joined_at, "fan_level": m.fan_level}
-                      for grp, m in service.my_groups(user_id=g.user.id)]}
+    return {
+        "items": [
+            {"group_id": grp.id, "group_name": grp.name, "joined_at": m.joined_at, "fan_level": m.fan_level}
+            for grp, m in service.my_groups(user_id=g.user.id)
+        ]
+    }
 
 
 @blp.route("/groups/<int:group_id>/members", methods=["GET"])
@@ -148,11 +181,23 @@ def my_groups():
 @blp.response(200, MemberPageSchema)
 def list_members(args, group_id: int):
     """Current members (optionally at one fan level), newest first."""
-    members, roles, cursor = service.list_members(group_id=group_id, actor=access.current_actor(), level=args["level"],
-                                                  cursor=args["cursor"], limit=args["limit"])
-    return {"items": [{"user_id": m.user_id, "nickname": name, "joined_at": m.joined_at, "fan_level": m.fan_level,
-                       "fan_level_at": m.fan_level_at, "roles": roles[m.user_id]} for m, name in members],
-            "next_cursor": cursor}
+    members, roles, cursor = service.list_members(
+        group_id=group_id, actor=access.current_actor(), level=args["level"], cursor=args["cursor"], limit=args["limit"]
+    )
+    return {
+        "items": [
+            {
+                "user_id": m.user_id,
+                "nickname": name,
+                "joined_at": m.joined_at,
+                "fan_level": m.fan_level,
+                "fan_level_at": m.fan_level_at,
+                "roles": roles[m.user_id],
+            }
+            for m, name in members
+        ],
+        "next_cursor": cursor,
+    }
 
 
 @blp.route(f"/groups/<int:group_id>/members/<int:user_id>/roles/<{ROLE}>", methods=["PUT"])

@@ -1,4 +1,5 @@
 """Channel credentials: validated per channel and encrypted at rest with Fernet (key from DATA_ENCRYPTION_KEY)."""
+
 import base64
 import hashlib
 import json
@@ -31,12 +32,18 @@ def validate(channel: str, credentials: dict[str, str] | None) -> dict[str, str]
     needed = REQUIRED_FIELDS[channel]
     missing = [f for f in needed if not str(credentials.get(f) or "").strip()]
     if missing:
-        raise Invalid(f"The {channel} channel needs credentials: {', '.join(needed)}.", code="credentials_missing",
-                      errors={"credentials": {f: ["Missing data for required field."] for f in missing}})
+        raise Invalid(
+            f"The {channel} channel needs credentials: {', '.join(needed)}.",
+            code="credentials_missing",
+            errors={"credentials": {f: ["Missing data for required field."] for f in missing}},
+        )
     clean = {f: str(credentials[f]).strip() for f in needed}
     if channel == "wecom_customer_group" and clean["corp_id"] != current_app.config["WECOM_CORP_ID"]:
-        raise Invalid("Only groups of the platform's WeCom corp can be posted into.", code="wecom_corp_unknown",
-                      errors={"credentials": {"corp_id": ["Unknown corp."]}})
+        raise Invalid(
+            "Only groups of the platform's WeCom corp can be posted into.",
+            code="wecom_corp_unknown",
+            errors={"credentials": {"corp_id": ["Unknown corp."]}},
+        )
     return clean
 
 

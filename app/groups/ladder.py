@@ -7,6 +7,7 @@ Thresholds (see docs/FAN_LADDER.md): a member's level is the highest one whose r
 - casual: joined, nothing more.
 Windows let a level fall again when a member goes quiet; trust lasts a year from the second purchase.
 """
+
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -48,14 +49,20 @@ def _signals_by_member(group_ids: list[int]) -> dict[tuple[int, int], Signals]:
     e = MemberEvent
     counted = lambda condition: func.sum(case((condition, 1), else_=0))  # noqa: E731
     rows = db.session.execute(
-        select(e.group_id, e.user_id,
-               counted(e.kind.in_(("clicked", "viewed")) & (e.occurred_at >= now - ACTIVE_WINDOW)).label("engagements"),
-               counted((e.kind == "demand") & (e.occurred_at >= now - DEMAND_WINDOW)).label("demands"),
-               counted((e.kind == "purchased") & (e.occurred_at >= now - PURCHASE_WINDOW)).label("purchases"))
+        select(
+            e.group_id,
+            e.user_id,
+            counted(e.kind.in_(("clicked", "viewed")) & (e.occurred_at >= now - ACTIVE_WINDOW)).label("engagements"),
+            counted((e.kind == "demand") & (e.occurred_at >= now - DEMAND_WINDOW)).label("demands"),
+            counted((e.kind == "purchased") & (e.occurred_at >= now - PURCHASE_WINDOW)).label("purchases"),
+        )
         .where(e.group_id.in_(group_ids), e.occurred_at >= now - PURCHASE_WINDOW, e.kind != "joined")
-        .group_by(e.group_id, e.user_id))
-    return {(r.group_id, r.user_id): Signals(int(r.engagements or 0), int(r.demands or 0), int(r.purchases or 0))
-            for r in rows}
+        .group_by(e.group_id, e.user_id)
+    )
+    return {
+        (r.group_id, r.user_id): Signals(int(r.engagements or 0), int(r.demands or 0), int(r.purchases or 0))
+        for r in rows
+    }
 
 
 def recompute_fan_levels() -> int:
@@ -63,15 +70,21 @@ def recompute_fan_levels() -> int:
     changed = 0
     last_id = 0
     while True:
-        group_ids = list(db.session.scalars(select(ChatGroup.id).where(ChatGroup.id > last_id).order_by(ChatGroup.id)
-                                            .limit(GROUPS_PER_BATCH)))
+        group_ids = list(
+            db.session.scalars(
+                select(ChatGroup.id).where(ChatGroup.id > last_id).order_by(ChatGroup.id).limit(GROUPS_PER_BATCH)
+            )
+        )
         if not group_ids:
             return changed
         last_id = group_ids[-1]
         signals = _signals_by_member(group_ids)
         now = now_utc()
-        members = db.session.execute(select(GroupMember.id, GroupMember.group_id, GroupMember.user_id, GroupMember.fan_level)
-                                     .where(GroupMember.group_id.in_(group_ids), GroupMember.left_at.is_(None)))
+        members = db.session.execute(
+            select(GroupMember.id, GroupMember.group_id, GroupMember.user_id, GroupMember.fan_level).where(
+                GroupMember.group_id.in_(group_ids), GroupMember.left_at.is_(None)
+            )
+        )
         moves: dict[str, list[int]] = {level: [] for level in FAN_LEVELS}
         for m in members:
             level = level_for(signals.get((m.group_id, m.user_id), Signals(0, 0, 0)))
@@ -79,14 +92,20 @@ def recompute_fan_levels() -> int:
                 moves[level].append(m.id)
         for level, ids in moves.items():
             if ids:
-                changed += db.session.execute(update(GroupMember).where(GroupMember.id.in_(ids))
-                                              .values(fan_level=level, fan_level_at=now)).rowcount
+                changed += db.session.execute(
+                    update(GroupMember).where(GroupMember.id.in_(ids)).values(fan_level=level, fan_level_at=now)
+                ).rowcount
         db.session.commit()
 
 
 def fan_counts(*, group_id: int, actor: Actor) -> dict[str, int]:
     """How many current members stand at each level of the group's ladder."""
     get_group(group_id=group_id, actor=actor)
-    counts = dict(db.session.execute(select(GroupMember.fan_level, func.count()).where(
-        GroupMember.group_id == group_id, GroupMember.left_at.is_(None)).group_by(GroupMember.fan_level)).all())
+    counts = dict(
+        db.session.execute(
+            select(GroupMember.fan_level, func.count())
+            .where(GroupMember.group_id == group_id, GroupMember.left_at.is_(None))
+            .group_by(GroupMember.fan_level)
+        ).all()
+    )
     return {level: int(counts.get(level, 0)) for level in FAN_LEVELS}

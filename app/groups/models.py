@@ -32,7 +32,10 @@ class Institution(db.Model):
 
 class InstitutionClass(db.Model):
     __tablename__ = "institution_classes"
-    __table_args__ = (UniqueConstraint("institution_id", "name"), CheckConstraint(_in("age_band", AGE_BANDS), name="known_age_band"))
+    __table_args__ = (
+        UniqueConstraint("institution_id", "name"),
+        CheckConstraint(_in("age_band", AGE_BANDS), name="known_age_band"),
+    )
 
     id: Mapped[IdPk]
     institution_id: Mapped[int] = mapped_column(BigId, ForeignKey("institutions.id", ondelete="CASCADE"), index=True)

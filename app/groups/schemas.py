@@ -52,13 +52,18 @@ class ClassListSchema(Schema):
 class CredentialsSchema(Schema):
     """Secrets of the group's channel: accepted on write, never returned."""
 
-    webhook_key = fields.String(validate=validate.Length(min=8, max=128),
-                                metadata={"description": "wecom_webhook: the robot's webhook key."})
+    webhook_key = fields.String(
+        validate=validate.Length(min=8, max=128), metadata={"description": "wecom_webhook: the robot's webhook key."}
+    )
     corp_id = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "wecom_customer_group."})
-    sender = fields.String(validate=validate.Length(min=1, max=64),
-                           metadata={"description": "wecom_customer_group: the host's WeCom userid."})
-    chat_id = fields.String(validate=validate.Length(min=1, max=64),
-                            metadata={"description": "wecom_customer_group: the customer group's chat id."})
+    sender = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "wecom_customer_group: the host's WeCom userid."},
+    )
+    chat_id = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "wecom_customer_group: the customer group's chat id."},
+    )
 
 
 class GroupInSchema(Schema):
@@ -92,7 +97,9 @@ class GroupSchema(Schema):
     institution_id = fields.Integer(allow_none=True)
     class_id = fields.Integer(allow_none=True)
     channel = fields.String()
-    credentials_set = fields.Method("_credentials_set", metadata={"description": "Credentials are stored (never shown)."})
+    credentials_set = fields.Method(
+        "_credentials_set", metadata={"description": "Credentials are stored (never shown)."}
+    )
     age_band = fields.String()
     tags = fields.List(fields.String())
     timezone = fields.String()
@@ -165,8 +172,11 @@ class RolesSchema(Schema):
 
 class FanCountsSchema(Schema):
     group_id = fields.Integer()
-    counts = fields.Dict(keys=fields.String(), values=fields.Integer(),
-                         metadata={"description": "Members per fan level: casual, active, demand, trust."})
+    counts = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "Members per fan level: casual, active, demand, trust."},
+    )
 
 
 class DemandInSchema(Schema):

@@ -1,4 +1,5 @@
 """Groups use cases: institutions and classes, chat groups and their credentials, members, roles, invites."""
+
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,8 +16,15 @@ from app.core.db import among, db
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.groups import credentials as creds
-from app.groups.models import (EVENT_KINDS, ChatGroup, GroupMember, GroupMemberRole, Institution, InstitutionClass,
-                               MemberEvent)
+from app.groups.models import (
+    EVENT_KINDS,
+    ChatGroup,
+    GroupMember,
+    GroupMemberRole,
+    Institution,
+    InstitutionClass,
+    MemberEvent,
+)
 
 SCENE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 DEMAND_TEXT_MAX = 500
@@ -51,11 +59,14 @@ def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid(f"'{name}' is not an IANA time zone.", code="unknown_timezone", errors={"timezone": ["Unknown time zone."]})
+        raise Invalid(
+            f"'{name}' is not an IANA time zone.", code="unknown_timezone", errors={"timezone": ["Unknown time zone."]}
+        ) from None
     return name
 
 
 # -- institutions and classes ------------------------------------------------------------------------------
+
 
 def _institution(*, institution_id: int, actor: Actor) -> Institution:
     institution = db.session.get(Institution, institution_id)
@@ -94,8 +105,15 @@ def list_institutions(*, actor: Actor, cursor: str | None, limit: int) -> tuple[
     stmt = select(Institution)
     if not actor.operator:
         stmt = stmt.where(Institution.owner_id == actor.id)
-    return keyset_page(stmt, columns=[Institution.id], kinds=[int], cursor=cursor, limit=limit,
-                       key_of=lambda i: (i.id,), session=db.session)
+    return keyset_page(
+        stmt,
+        columns=[Institution.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda i: (i.id,),
+        session=db.session,
+    )
 
 
 def create_class(*, institution_id: int, actor: Actor, name: str, age_band: str) -> InstitutionClass:
@@ -106,7 +124,7 @@ def create_class(*, institution_id: int, actor: Actor, name: str, age_band: str)
         with db.session.begin_nested():
             db.session.add(klass)
     except IntegrityError:
-        raise Conflict("The institution already has a class of this name.", code="class_name_taken")
+        raise Conflict("The institution already has a class of this name.", code="class_name_taken") from None
     db.session.commit()
     return klass
 
@@ -114,11 +132,17 @@ def create_class(*, institution_id: int, actor: Actor, name: str, age_band: str)
 def list_classes(*, institution_id: int, actor: Actor) -> list[InstitutionClass]:
     """The classes of an institution the actor manages."""
     _institution(institution_id=institution_id, actor=actor)
-    return list(db.session.scalars(select(InstitutionClass).where(InstitutionClass.institution_id == institution_id)
-                                   .order_by(InstitutionClass.id)))
+    return list(
+        db.session.scalars(
+            select(InstitutionClass)
+            .where(InstitutionClass.institution_id == institution_id)
+            .order_by(InstitutionClass.id)
+        )
+    )
 
 
 # -- groups ------------------------------------------------------------------------------------------------
+
 
 def _group(*, group_id: int, actor: Actor) -> ChatGroup:
     group = db.session.get(ChatGroup, group_id)
@@ -135,17 +159,30 @@ def _check_placement(*, actor: Actor, institution_id: int | None, class_id: int 
     if class_id is not None:
         klass = db.session.get(InstitutionClass, class_id)
         if klass is None or klass.institution_id != institution_id:
-            raise Invalid("The class must belong to the group's institution.", code="class_not_in_institution",
-                          errors={"class_id": ["Not a class of the institution."]})
+            raise Invalid(
+                "The class must belong to the group's institution.",
+                code="class_not_in_institution",
+                errors={"class_id": ["Not a class of the institution."]},
+            )
 
 
 def _new_scene() -> str:
     return "g" + "".join(secrets.choice(SCENE_ALPHABET) for _ in range(11))
 
 
-def create_group(*, actor: Actor, name: str, channel: str, credentials: dict | None, age_band: str, tags: list[str],
-                 timezone: str, institution_id: int | None = None, class_id: int | None = None,
-                 host_id: int | None = None) -> ChatGroup:
+def create_group(
+    *,
+    actor: Actor,
+    name: str,
+    channel: str,
+    credentials: dict | None,
+    age_band: str,
+    tags: list[str],
+    timezone: str,
+    institution_id: int | None = None,
+    class_id: int | None = None,
+    host_id: int | None = None,
+) -> ChatGroup:
     """Register a group; hosts register their own, operators may name another host."""
     if host_id is not None and host_id != actor.id and not actor.operator:
         raise Forbidden("Only operators register groups for other hosts.", code="host_assignment_forbidden")
@@ -153,14 +190,28 @@ def create_group(*, actor: Actor, name: str, channel: str, credentials: dict | N
         from app.accounts import service as accounts
 
         if "host" not in accounts.roles_of(accounts.get_user(user_id=host_id)):
-            raise Invalid("The group's host must hold the host role.", code="not_a_host", errors={"host_id": ["Not a host."]})
+            raise Invalid(
+                "The group's host must hold the host role.", code="not_a_host", errors={"host_id": ["Not a host."]}
+            )
     _check_placement(actor=actor, institution_id=institution_id, class_id=class_id)
     secret = creds.encrypt(creds.validate(channel, credentials))
     now = now_utc()
-    group = ChatGroup(name=name.strip(), host_id=host_id or actor.id, channel=channel, credentials_encrypted=secret,
-                      age_band=age_band, tags=sorted(set(tags)), timezone=check_timezone(timezone),
-                      institution_id=institution_id, class_id=class_id, member_count=0, invite_scene=_new_scene(),
-                      is_active=True, created_at=now, updated_at=now)
+    group = ChatGroup(
+        name=name.strip(),
+        host_id=host_id or actor.id,
+        channel=channel,
+        credentials_encrypted=secret,
+        age_band=age_band,
+        tags=sorted(set(tags)),
+        timezone=check_timezone(timezone),
+        institution_id=institution_id,
+        class_id=class_id,
+        member_count=0,
+        invite_scene=_new_scene(),
+        is_active=True,
+        created_at=now,
+        updated_at=now,
+    )
     db.session.add(group)
     db.session.commit()
     return group
@@ -195,8 +246,9 @@ def update_group(*, group_id: int, actor: Actor, changes: dict) -> ChatGroup:
     return group
 
 
-def list_groups(*, actor: Actor, cursor: str | None, limit: int, institution_id: int | None = None,
-                channel: str | None = None) -> tuple[list[ChatGroup], str | None]:
+def list_groups(
+    *, actor: Actor, cursor: str | None, limit: int, institution_id: int | None = None, channel: str | None = None
+) -> tuple[list[ChatGroup], str | None]:
     """Groups the actor hosts (operators: all), newest first."""
     stmt = select(ChatGroup)
     if not actor.operator:
@@ -205,23 +257,36 @@ def list_groups(*, actor: Actor, cursor: str | None, limit: int, institution_id:
         stmt = stmt.where(ChatGroup.institution_id == institution_id)
     if channel is not None:
         stmt = stmt.where(ChatGroup.channel == channel)
-    return keyset_page(stmt, columns=[ChatGroup.id], kinds=[int], cursor=cursor, limit=limit,
-                       key_of=lambda g: (g.id,), session=db.session)
+    return keyset_page(
+        stmt,
+        columns=[ChatGroup.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda g: (g.id,),
+        session=db.session,
+    )
 
 
 def group_invite(*, group_id: int, actor: Actor) -> dict:
     """The group's invite scene and a mini-program code image that carries it."""
-    from app.wechat import service as wechat
     import base64
+
+    from app.wechat import service as wechat
 
     group = _group(group_id=group_id, actor=actor)
     page = current_app.config["MINIPROGRAM_HOME_PAGE"]
     image = wechat.miniprogram_code_png(scene=group.invite_scene, page=page)
-    return {"group_id": group.id, "scene": group.invite_scene, "page": page,
-            "image": "data:image/png;base64," + base64.b64encode(image).decode()}
+    return {
+        "group_id": group.id,
+        "scene": group.invite_scene,
+        "page": page,
+        "image": "data:image/png;base64," + base64.b64encode(image).decode(),
+    }
 
 
 # -- members -----------------------------------------------------------------------------------------------
+
 
 def join_group(*, user_id: int, scene: str) -> tuple[ChatGroup, GroupMember]:
     """Join the group whose invite carries `scene` (joining again after leaving rejoins; twice is a no-op)."""
@@ -229,22 +294,33 @@ def join_group(*, user_id: int, scene: str) -> tuple[ChatGroup, GroupMember]:
     if group is None or not group.is_active:
         raise NotFound("No active group has this invite.", code="invite_not_found")
     now = now_utc()
-    member = db.session.scalar(select(GroupMember).where(GroupMember.group_id == group.id, GroupMember.user_id == user_id))
+    member = db.session.scalar(
+        select(GroupMember).where(GroupMember.group_id == group.id, GroupMember.user_id == user_id)
+    )
     if member is None:
         member = GroupMember(group_id=group.id, user_id=user_id, joined_at=now, fan_level="casual", fan_level_at=now)
         try:
             with db.session.begin_nested():
                 db.session.add(member)
         except IntegrityError:
-            member = db.session.scalar(select(GroupMember).where(GroupMember.group_id == group.id,
-                                                                 GroupMember.user_id == user_id))
+            member = db.session.scalar(
+                select(GroupMember).where(GroupMember.group_id == group.id, GroupMember.user_id == user_id)
+            )
             return group, member
         joined = True
     else:
-        joined = db.session.execute(update(GroupMember).where(GroupMember.id == member.id, GroupMember.left_at.is_not(None))
-                                    .values(left_at=None, joined_at=now)).rowcount == 1
+        joined = (
+            db.session.execute(
+                update(GroupMember)
+                .where(GroupMember.id == member.id, GroupMember.left_at.is_not(None))
+                .values(left_at=None, joined_at=now)
+            ).rowcount
+            == 1
+        )
     if joined:
-        db.session.execute(update(ChatGroup).where(ChatGroup.id == group.id).values(member_count=ChatGroup.member_count + 1))
+        db.session.execute(
+            update(ChatGroup).where(ChatGroup.id == group.id).values(member_count=ChatGroup.member_count + 1)
+        )
         db.session.add(MemberEvent(group_id=group.id, user_id=user_id, kind="joined", detail="", occurred_at=now))
     db.session.commit()
     db.session.refresh(group)
@@ -254,35 +330,50 @@ def join_group(*, user_id: int, scene: str) -> tuple[ChatGroup, GroupMember]:
 
 def leave_group(*, user_id: int, group_id: int) -> None:
     """Leave a group; roles held in it are dropped."""
-    left = db.session.execute(update(GroupMember).where(GroupMember.group_id == group_id, GroupMember.user_id == user_id,
-                                                        GroupMember.left_at.is_(None)).values(left_at=now_utc())).rowcount
+    left = db.session.execute(
+        update(GroupMember)
+        .where(GroupMember.group_id == group_id, GroupMember.user_id == user_id, GroupMember.left_at.is_(None))
+        .values(left_at=now_utc())
+    ).rowcount
     if not left:
         raise NotFound("You are not a member of this group.", code="not_a_member")
-    db.session.execute(update(ChatGroup).where(ChatGroup.id == group_id, ChatGroup.member_count > 0)
-                       .values(member_count=ChatGroup.member_count - 1))
+    db.session.execute(
+        update(ChatGroup)
+        .where(ChatGroup.id == group_id, ChatGroup.member_count > 0)
+        .values(member_count=ChatGroup.member_count - 1)
+    )
     db.session.query(GroupMemberRole).filter_by(group_id=group_id, user_id=user_id).delete()
     db.session.commit()
 
 
 def my_groups(*, user_id: int) -> list[tuple[ChatGroup, GroupMember]]:
     """The groups the user is a member of."""
-    rows = db.session.execute(select(ChatGroup, GroupMember).join(GroupMember, GroupMember.group_id == ChatGroup.id)
-                              .where(GroupMember.user_id == user_id, GroupMember.left_at.is_(None))
-                              .order_by(GroupMember.id))
+    rows = db.session.execute(
+        select(ChatGroup, GroupMember)
+        .join(GroupMember, GroupMember.group_id == ChatGroup.id)
+        .where(GroupMember.user_id == user_id, GroupMember.left_at.is_(None))
+        .order_by(GroupMember.id)
+    )
     return [(g, m) for g, m in rows]
 
 
 def _active_member(group_id: int, user_id: int) -> GroupMember | None:
-    return db.session.scalar(select(GroupMember).where(GroupMember.group_id == group_id, GroupMember.user_id == user_id,
-                                                       GroupMember.left_at.is_(None)))
+    return db.session.scalar(
+        select(GroupMember).where(
+            GroupMember.group_id == group_id, GroupMember.user_id == user_id, GroupMember.left_at.is_(None)
+        )
+    )
 
 
 def member_roles(*, group_id: int, user_ids: list[int]) -> dict[int, list[str]]:
     """The group roles each of `user_ids` holds in the group."""
     found: dict[int, list[str]] = {u: [] for u in user_ids}
     if user_ids:
-        for row in db.session.execute(select(GroupMemberRole.user_id, GroupMemberRole.role).where(
-                GroupMemberRole.group_id == group_id, GroupMemberRole.user_id.in_(user_ids)).order_by(GroupMemberRole.role)):
+        for row in db.session.execute(
+            select(GroupMemberRole.user_id, GroupMemberRole.role)
+            .where(GroupMemberRole.group_id == group_id, GroupMemberRole.user_id.in_(user_ids))
+            .order_by(GroupMemberRole.role)
+        ):
             found[row.user_id].append(row.role)
     return found
 
@@ -295,8 +386,11 @@ def grant_group_role(*, group_id: int, user_id: int, role: str, actor: Actor) ->
     if db.session.get(GroupMemberRole, (group_id, user_id, role)) is None:
         try:
             with db.session.begin_nested():
-                db.session.add(GroupMemberRole(group_id=group_id, user_id=user_id, role=role, granted_at=now_utc(),
-                                               granted_by_id=actor.id))
+                db.session.add(
+                    GroupMemberRole(
+                        group_id=group_id, user_id=user_id, role=role, granted_at=now_utc(), granted_by_id=actor.id
+                    )
+                )
         except IntegrityError:
             pass
     db.session.commit()
@@ -311,8 +405,9 @@ def revoke_group_role(*, group_id: int, user_id: int, role: str, actor: Actor) -
     return member_roles(group_id=group_id, user_ids=[user_id])[user_id]
 
 
-def list_members(*, group_id: int, actor: Actor, level: str | None, cursor: str | None,
-                 limit: int) -> tuple[list[tuple[GroupMember, str]], dict[int, list[str]], str | None]:
+def list_members(
+    *, group_id: int, actor: Actor, level: str | None, cursor: str | None, limit: int
+) -> tuple[list[tuple[GroupMember, str]], dict[int, list[str]], str | None]:
     """Current members of a group (optionally at one fan level), with nicknames and roles, newest first."""
     from app.accounts import service as accounts
 
@@ -320,8 +415,15 @@ def list_members(*, group_id: int, actor: Actor, level: str | None, cursor: str 
     stmt = select(GroupMember).where(GroupMember.group_id == group_id, GroupMember.left_at.is_(None))
     if level is not None:
         stmt = stmt.where(GroupMember.fan_level == level)
-    members, next_cursor = keyset_page(stmt, columns=[GroupMember.id], kinds=[int], cursor=cursor, limit=limit,
-                                       key_of=lambda m: (m.id,), session=db.session)
+    members, next_cursor = keyset_page(
+        stmt,
+        columns=[GroupMember.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda m: (m.id,),
+        session=db.session,
+    )
     names = {m.user_id: accounts.get_user(user_id=m.user_id).nickname for m in members}
     roles = member_roles(group_id=group_id, user_ids=[m.user_id for m in members])
     return [(m, names[m.user_id]) for m in members], roles, next_cursor
@@ -329,8 +431,17 @@ def list_members(*, group_id: int, actor: Actor, level: str | None, cursor: str 
 
 # -- member events and the fan ladder ----------------------------------------------------------------------
 
-def record_member_event(*, group_id: int, user_id: int, kind: str, occurred_at: datetime | None = None,
-                        ref: str | None = None, detail: str = "", commit: bool = True) -> bool:
+
+def record_member_event(
+    *,
+    group_id: int,
+    user_id: int,
+    kind: str,
+    occurred_at: datetime | None = None,
+    ref: str | None = None,
+    detail: str = "",
+    commit: bool = True,
+) -> bool:
     """Record what a member did in a group (other domains call this: clicks, views, purchases).
 
     Returns False when the user is not a current member or the same (kind, ref) was recorded before.
@@ -340,8 +451,14 @@ def record_member_event(*, group_id: int, user_id: int, kind: str, occurred_at: 
         raise ValueError(f"unknown member event kind {kind!r}")
     if _active_member(group_id, user_id) is None:
         return False
-    event = MemberEvent(group_id=group_id, user_id=user_id, kind=kind, ref=ref, detail=detail[:DEMAND_TEXT_MAX],
-                        occurred_at=occurred_at or now_utc())
+    event = MemberEvent(
+        group_id=group_id,
+        user_id=user_id,
+        kind=kind,
+        ref=ref,
+        detail=detail[:DEMAND_TEXT_MAX],
+        occurred_at=occurred_at or now_utc(),
+    )
     try:
         with db.session.begin_nested():
             db.session.add(event)
@@ -362,13 +479,24 @@ def record_member_events(*, events: list[MemberEventIn]) -> int:
     if unknown:
         raise ValueError(f"unknown member event kinds {sorted(unknown)}")
     members = current_members(pairs={(e.group_id, e.user_id) for e in events})
-    rows = [{"group_id": e.group_id, "user_id": e.user_id, "kind": e.kind, "ref": e.ref,
-             "detail": e.detail[:DEMAND_TEXT_MAX], "occurred_at": e.occurred_at}
-            for e in events if (e.group_id, e.user_id) in members]
+    rows = [
+        {
+            "group_id": e.group_id,
+            "user_id": e.user_id,
+            "kind": e.kind,
+            "ref": e.ref,
+            "detail": e.detail[:DEMAND_TEXT_MAX],
+            "occurred_at": e.occurred_at,
+        }
+        for e in events
+        if (e.group_id, e.user_id) in members
+    ]
     if not rows:
         return 0
     dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(MemberEvent).on_conflict_do_nothing(index_elements=["group_id", "user_id", "kind", "ref"])
+    statement = dialect.insert(MemberEvent).on_conflict_do_nothing(
+        index_elements=["group_id", "user_id", "kind", "ref"]
+    )
     return len(db.session.execute(statement.returning(MemberEvent.id), rows).all())
 
 
@@ -377,8 +505,11 @@ def current_members(*, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
     if not pairs:
         return set()
     group_ids, user_ids = {g for g, _ in pairs}, {u for _, u in pairs}
-    rows = db.session.execute(select(GroupMember.group_id, GroupMember.user_id).where(
-        among(GroupMember.group_id, group_ids), among(GroupMember.user_id, user_ids), GroupMember.left_at.is_(None)))
+    rows = db.session.execute(
+        select(GroupMember.group_id, GroupMember.user_id).where(
+            among(GroupMember.group_id, group_ids), among(GroupMember.user_id, user_ids), GroupMember.left_at.is_(None)
+        )
+    )
     return {(r.group_id, r.user_id) for r in rows} & pairs
 
 
@@ -398,6 +529,7 @@ def post_demand(*, group_id: int, user_id: int, text: str) -> MemberEvent:
 
 # -- what the delivery domain needs ------------------------------------------------------------------------
 
+
 def assert_groups_postable(*, group_ids: list[int], actor: Actor) -> list[ChatGroup]:
     """Every group exists, and a host may post into each (their own); 404/403 otherwise."""
     groups = {g.id: g for g in db.session.scalars(select(ChatGroup).where(ChatGroup.id.in_(set(group_ids))))}
@@ -406,12 +538,15 @@ def assert_groups_postable(*, group_ids: list[int], actor: Actor) -> list[ChatGr
         raise NotFound("Some groups do not exist.", code="group_not_found", errors={"group_ids": missing})
     foreign = sorted(g.id for g in groups.values() if not actor.operator and g.host_id != actor.id)
     if foreign:
-        raise Forbidden("You can only post into groups you host.", code="group_not_yours", errors={"group_ids": foreign})
+        raise Forbidden(
+            "You can only post into groups you host.", code="group_not_yours", errors={"group_ids": foreign}
+        )
     return [groups[i] for i in group_ids]
 
 
-def target_groups_select(*, group_ids: list[int] | None, group_filter: dict | None, host_id: int | None,
-                         timezone: str | None = None) -> Select:
+def target_groups_select(
+    *, group_ids: list[int] | None, group_filter: dict | None, host_id: int | None, timezone: str | None = None
+) -> Select:
     """A SELECT of (id, channel, timezone) of the active groups a post targets, resolved now.
 
     `host_id` restricts to one host's groups (posts by hosts); `timezone` to the groups of one zone.
@@ -435,8 +570,9 @@ def target_groups_select(*, group_ids: list[int] | None, group_filter: dict | No
     return stmt
 
 
-def target_groups(*, group_ids: list[int] | None, group_filter: dict | None, host_id: int | None,
-                  timezone: str | None = None) -> list:
+def target_groups(
+    *, group_ids: list[int] | None, group_filter: dict | None, host_id: int | None, timezone: str | None = None
+) -> list:
     """Rows (id, channel, timezone) of the active groups a post targets now (tags are matched here: JSON
     lists are not portable SQL)."""
     stmt = target_groups_select(group_ids=group_ids, group_filter=group_filter, host_id=host_id, timezone=timezone)
@@ -453,11 +589,27 @@ def target_timezones(*, group_ids: list[int] | None, group_filter: dict | None, 
 
 def delivery_targets(*, group_ids: list[int]) -> dict[int, DeliveryTarget]:
     """Channel, zone and clear credentials of each group (delivery workers only)."""
-    rows = db.session.execute(select(ChatGroup.id, ChatGroup.name, ChatGroup.host_id, ChatGroup.channel,
-                                     ChatGroup.timezone, ChatGroup.credentials_encrypted)
-                              .where(ChatGroup.id.in_(group_ids)))
-    return {r.id: DeliveryTarget(id=r.id, name=r.name, host_id=r.host_id, channel=r.channel, timezone=r.timezone,
-                                 credentials=creds.decrypt(r.credentials_encrypted)) for r in rows}
+    rows = db.session.execute(
+        select(
+            ChatGroup.id,
+            ChatGroup.name,
+            ChatGroup.host_id,
+            ChatGroup.channel,
+            ChatGroup.timezone,
+            ChatGroup.credentials_encrypted,
+        ).where(ChatGroup.id.in_(group_ids))
+    )
+    return {
+        r.id: DeliveryTarget(
+            id=r.id,
+            name=r.name,
+            host_id=r.host_id,
+            channel=r.channel,
+            timezone=r.timezone,
+            credentials=creds.decrypt(r.credentials_encrypted),
+        )
+        for r in rows
+    }
 
 
 def group_brief(*, group_id: int) -> ChatGroup:

@@ -1,4 +1,5 @@
 """Operator adjustments to users' balances, and the scheduled ledger check's outcome."""
+
 from flask import g
 from flask_smorest import Blueprint
 
@@ -17,8 +18,13 @@ blp = Blueprint("ledger_admin", __name__, url_prefix="/api/v1/admin", descriptio
 @blp.response(201, AdjustmentSchema)
 def create_adjustment(args):
     """Credit or debit a user's balance with a reason (a journal against the platform's adjustments account)."""
-    journal_id = service.adjust(user_id=args["user_id"], amount_fen=args["amount_fen"], account=args["account"],
-                                reason=args["reason"], operator_id=g.user.id)
+    journal_id = service.adjust(
+        user_id=args["user_id"],
+        amount_fen=args["amount_fen"],
+        account=args["account"],
+        reason=args["reason"],
+        operator_id=g.user.id,
+    )
     return {"journal_id": journal_id, **args}
 
 

@@ -7,8 +7,16 @@ from app.core.db import BigId, IdPk, db
 
 USER_KINDS = ("pending", "available", "withdrawing", "withdrawn")
 PLATFORM_KINDS = ("platform_revenue", "commission_receivable", "adjustments")
-JOURNAL_KINDS = ("order_paid", "refund", "clawback", "settlement", "withdrawal", "payout_success", "payout_failure",
-                 "adjustment")
+JOURNAL_KINDS = (
+    "order_paid",
+    "refund",
+    "clawback",
+    "settlement",
+    "withdrawal",
+    "payout_success",
+    "payout_failure",
+    "adjustment",
+)
 
 
 class LedgerAccount(db.Model):
@@ -20,10 +28,15 @@ class LedgerAccount(db.Model):
 
     __tablename__ = "ledger_accounts"
     __table_args__ = (
-        CheckConstraint("kind IN ('pending', 'available', 'withdrawing', 'withdrawn', 'platform_revenue', "
-                        "'commission_receivable', 'adjustments')", name="known_kind"),
-        CheckConstraint("(owner_id IS NULL) = (kind IN ('platform_revenue', 'commission_receivable', 'adjustments'))",
-                        name="owner_matches_kind"),
+        CheckConstraint(
+            "kind IN ('pending', 'available', 'withdrawing', 'withdrawn', 'platform_revenue', "
+            "'commission_receivable', 'adjustments')",
+            name="known_kind",
+        ),
+        CheckConstraint(
+            "(owner_id IS NULL) = (kind IN ('platform_revenue', 'commission_receivable', 'adjustments'))",
+            name="owner_matches_kind",
+        ),
     )
 
     id: Mapped[IdPk]
@@ -39,8 +52,11 @@ class LedgerJournal(db.Model):
 
     __tablename__ = "ledger_journals"
     __table_args__ = (
-        CheckConstraint("kind IN ('order_paid', 'refund', 'clawback', 'settlement', 'withdrawal', 'payout_success', "
-                        "'payout_failure', 'adjustment')", name="known_kind"),
+        CheckConstraint(
+            "kind IN ('order_paid', 'refund', 'clawback', 'settlement', 'withdrawal', 'payout_success', "
+            "'payout_failure', 'adjustment')",
+            name="known_kind",
+        ),
     )
 
     id: Mapped[IdPk]

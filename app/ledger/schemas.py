@@ -5,9 +5,12 @@ from app.core.http import STORABLE
 
 class AdjustmentInSchema(Schema):
     user_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2**53))
-    amount_fen = fields.Integer(required=True, strict=True,
-                                validate=[validate.Range(min=-10**9, max=10**9), validate.NoneOf([0])],
-                                metadata={"description": "Positive credits the user, negative debits (never below zero)."})
+    amount_fen = fields.Integer(
+        required=True,
+        strict=True,
+        validate=[validate.Range(min=-(10**9), max=10**9), validate.NoneOf([0])],
+        metadata={"description": "Positive credits the user, negative debits (never below zero)."},
+    )
     account = fields.String(load_default="available", validate=validate.OneOf(["pending", "available"]))
     reason = fields.String(required=True, validate=[validate.Length(min=1, max=500), STORABLE])
 
@@ -42,6 +45,8 @@ class JournalSchema(Schema):
 class VerificationSchema(Schema):
     checked_at = fields.DateTime(allow_none=True, metadata={"description": "When the scheduled check last ran."})
     unbalanced_journals = fields.Integer(metadata={"description": "Journals whose lines did not sum to zero."})
-    drifted_accounts = fields.Integer(metadata={"description": "Accounts whose cached balance differed from their lines."})
+    drifted_accounts = fields.Integer(
+        metadata={"description": "Accounts whose cached balance differed from their lines."}
+    )
     runs = fields.Integer()
     runs_with_problems = fields.Integer()

@@ -1,4 +1,5 @@
 """Settlement: pending commission becomes available once an order is completed and the holding period passed."""
+
 from app.core.queue import enqueue
 from app.orders import service as orders
 

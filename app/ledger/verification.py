@@ -4,6 +4,7 @@ A problem is an operations alarm, not a user's error: each run logs what it foun
 other consistency checks raise too) and records its outcome in Redis, which operators read through
 `GET /api/v1/admin/ledger/verification` (when it last ran, what it found, how many runs found problems).
 """
+
 import logging
 from datetime import datetime
 
@@ -24,11 +25,20 @@ def check() -> int:
     if unbalanced:
         log.error("ledger: %d journal(s) do not sum to zero: %s", len(unbalanced), ", ".join(map(str, unbalanced)))
     if drift:
-        log.error("ledger: %d cached balance(s) differ from their lines: %s", len(drift),
-                  "; ".join(f"{code} cached {cached} fen, lines {derived} fen" for code, cached, derived in drift))
+        log.error(
+            "ledger: %d cached balance(s) differ from their lines: %s",
+            len(drift),
+            "; ".join(f"{code} cached {cached} fen, lines {derived} fen" for code, cached, derived in drift),
+        )
     pipe = get_redis().pipeline()
-    pipe.hset(RECORD, mapping={"checked_at": now_utc().isoformat(), "unbalanced_journals": len(unbalanced),
-                               "drifted_accounts": len(drift)})
+    pipe.hset(
+        RECORD,
+        mapping={
+            "checked_at": now_utc().isoformat(),
+            "unbalanced_journals": len(unbalanced),
+            "drifted_accounts": len(drift),
+        },
+    )
     pipe.hincrby(RECORD, "runs", 1)
     pipe.hincrby(RECORD, "runs_with_problems", 1 if unbalanced or drift else 0)
     pipe.execute()
@@ -43,7 +53,9 @@ def enqueue_check() -> None:
 def last_check() -> dict:
     """The latest run's outcome and the run counts (`checked_at` None before the first run)."""
     raw = {k.decode(): v.decode() for k, v in get_redis().hgetall(RECORD).items()}
-    counts = {name: int(raw.get(name, 0)) for name in ("unbalanced_journals", "drifted_accounts", "runs",
-                                                       "runs_with_problems")}
+    counts = {
+        name: int(raw.get(name, 0))
+        for name in ("unbalanced_journals", "drifted_accounts", "runs", "runs_with_problems")
+    }
     checked_at = datetime.fromisoformat(raw["checked_at"]) if "checked_at" in raw else None
     return {"checked_at": checked_at, **counts}

@@ -4,6 +4,7 @@ Two ways to write, one way to decide: webhooks and the checkout insert through S
 imports on PostgreSQL (`set_based`) take ids ahead from the sequences and COPY the rows. The rows, the
 attribution decisions, the share arithmetic and the journals are built by the same code either way.
 """
+
 from collections import defaultdict
 
 from sqlalchemy import insert
@@ -18,9 +19,23 @@ from app.orders import posting
 from app.orders.events import OrderEventIn, completed_at, product_of, refunds_of
 from app.orders.models import Order, OrderEvent, OrderLine
 
-ORDER_COLUMNS = ("source", "external_id", "buyer_id", "buyer_openid", "tracking_code", "status", "paid_fen",
-                 "refunded_fen", "version", "event_at", "paid_at", "completed_at", "settled_at", "created_at",
-                 "updated_at")
+ORDER_COLUMNS = (
+    "source",
+    "external_id",
+    "buyer_id",
+    "buyer_openid",
+    "tracking_code",
+    "status",
+    "paid_fen",
+    "refunded_fen",
+    "version",
+    "event_at",
+    "paid_at",
+    "completed_at",
+    "settled_at",
+    "created_at",
+    "updated_at",
+)
 LINE_COLUMNS = ("order_id", "line_key", "product_id", "quantity", "paid_fen", "refunded_fen", "seller_bp")
 EVENT_COLUMNS = ("order_id", "version", "status", "event_at", "applied", "payload", "received_at")
 
@@ -39,18 +54,25 @@ def _insert(model, rows: list[dict], set_based: bool) -> list[int]:
 
 
 def event_row(order_id: int, event: OrderEventIn, applied: bool) -> dict:
-    return {"order_id": order_id, "version": event.version, "status": event.status, "event_at": event.event_at,
-            "applied": applied, "payload": event.payload, "received_at": now_utc()}
+    return {
+        "order_id": order_id,
+        "version": event.version,
+        "status": event.status,
+        "event_at": event.event_at,
+        "applied": applied,
+        "payload": event.payload,
+        "received_at": now_utc(),
+    }
 
 
 def copy_events(rows: list[dict]) -> None:
     """COPY the events of orders created in this transaction (their (order, version) cannot exist yet)."""
-    bulk.copy_rows(OrderEvent.__table__, EVENT_COLUMNS,
-                   (tuple(row[c] for c in EVENT_COLUMNS) for row in rows))
+    bulk.copy_rows(OrderEvent.__table__, EVENT_COLUMNS, (tuple(row[c] for c in EVENT_COLUMNS) for row in rows))
 
 
-def create_orders(snapshots: list[OrderEventIn], products: dict, buyers: dict[str, int], *,
-                  set_based: bool = False) -> dict[tuple[str, str], int]:
+def create_orders(
+    snapshots: list[OrderEventIn], products: dict, buyers: dict[str, int], *, set_based: bool = False
+) -> dict[tuple[str, str], int]:
     """Write new orders with their lines, attribute every line and post the paid (and any refund) journals.
 
     `set_based` only on PostgreSQL. Returns the new order ids keyed by (source, external id). A concurrent
@@ -60,31 +82,61 @@ def create_orders(snapshots: list[OrderEventIn], products: dict, buyers: dict[st
     order_rows = []
     for e in snapshots:
         refunds = refunds_of(e)
-        order_rows.append({
-            "source": e.source, "external_id": e.external_id, "buyer_id": e.buyer_id or buyers.get(e.buyer_openid),
-            "buyer_openid": e.buyer_openid, "tracking_code": e.tracking_code, "status": e.status,
-            "paid_fen": sum(l.paid_fen for l in e.lines), "refunded_fen": sum(refunds.values()), "version": e.version,
-            "event_at": e.event_at, "paid_at": e.paid_at or e.event_at, "completed_at": completed_at(e),
-            "settled_at": None, "created_at": now, "updated_at": now})
+        order_rows.append(
+            {
+                "source": e.source,
+                "external_id": e.external_id,
+                "buyer_id": e.buyer_id or buyers.get(e.buyer_openid),
+                "buyer_openid": e.buyer_openid,
+                "tracking_code": e.tracking_code,
+                "status": e.status,
+                "paid_fen": sum(line.paid_fen for line in e.lines),
+                "refunded_fen": sum(refunds.values()),
+                "version": e.version,
+                "event_at": e.event_at,
+                "paid_at": e.paid_at or e.event_at,
+                "completed_at": completed_at(e),
+                "settled_at": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
     order_ids = _insert(Order, order_rows, set_based)
     line_rows, line_products = [], []
     for order_id, e in zip(order_ids, snapshots):
         refunds = refunds_of(e)
         for line in e.lines:
             product = product_of(products, e, line)
-            line_rows.append({"order_id": order_id, "line_key": line.line_id, "product_id": product.id,
-                              "quantity": line.quantity, "paid_fen": line.paid_fen,
-                              "refunded_fen": refunds[line.line_id], "seller_bp": product.commission_rate_bp})
+            line_rows.append(
+                {
+                    "order_id": order_id,
+                    "line_key": line.line_id,
+                    "product_id": product.id,
+                    "quantity": line.quantity,
+                    "paid_fen": line.paid_fen,
+                    "refunded_fen": refunds[line.line_id],
+                    "seller_bp": product.commission_rate_bp,
+                }
+            )
             line_products.append(product)
     line_ids = _insert(OrderLine, line_rows, set_based)
-    to_attribute = {order_id: affiliate.OrderIn(order_id=order_id, buyer_id=row["buyer_id"],
-                                                tracking_code=row["tracking_code"], paid_at=row["paid_at"])
-                    for order_id, row in zip(order_ids, order_rows)}
+    to_attribute = {
+        order_id: affiliate.OrderIn(
+            order_id=order_id, buyer_id=row["buyer_id"], tracking_code=row["tracking_code"], paid_at=row["paid_at"]
+        )
+        for order_id, row in zip(order_ids, order_rows)
+    }
     refunded_after: dict[int, int] = {}
     for line_id, row, product in zip(line_ids, line_rows, line_products):
-        to_attribute[row["order_id"]].lines.append(affiliate.LineIn(
-            order_line_id=line_id, product_id=product.id, category_id=product.category_id, paid_fen=row["paid_fen"],
-            seller_bp=row["seller_bp"]))
+        to_attribute[row["order_id"]].lines.append(
+            affiliate.LineIn(
+                order_line_id=line_id,
+                product_id=product.id,
+                category_id=product.category_id,
+                paid_fen=row["paid_fen"],
+                seller_bp=row["seller_bp"],
+            )
+        )
         refunded_after[line_id] = row["refunded_fen"]
     attributed = affiliate.attribute_orders(orders=list(to_attribute.values()), set_based=set_based)
     by_order = defaultdict(list)
@@ -95,21 +147,38 @@ def create_orders(snapshots: list[OrderEventIn], products: dict, buyers: dict[st
     for order_id, e in zip(order_ids, snapshots):
         rows = by_order[order_id]
         drafts.append(posting.paid_journal(order_id=order_id, attributions=rows))
-        drafts.append(posting.refund_journal(order_id=order_id, version=e.version, attributions=rows,
-                                             refunded_before={}, refunded_after=refunded_after, settled=False))
+        drafts.append(
+            posting.refund_journal(
+                order_id=order_id,
+                version=e.version,
+                attributions=rows,
+                refunded_before={},
+                refunded_after=refunded_after,
+                settled=False,
+            )
+        )
     ledger.post_journals(drafts)
     return {(e.source, e.external_id): order_id for order_id, e in zip(order_ids, snapshots)}
 
 
 def _record_purchases(attributions_by_order: dict[int, list[dict]], orders_by_id: dict[int, dict]) -> None:
     """A buyer who is a member of the order's group climbs the fan ladder (non-members are ignored there)."""
-    wanted = {(order_id, row["group_id"], orders_by_id[order_id]["buyer_id"])
-              for order_id, rows in attributions_by_order.items() for row in rows
-              if row["group_id"] is not None and orders_by_id[order_id]["buyer_id"] is not None
-              and orders_by_id[order_id]["status"] != "cancelled"}
+    wanted = {
+        (order_id, row["group_id"], orders_by_id[order_id]["buyer_id"])
+        for order_id, rows in attributions_by_order.items()
+        for row in rows
+        if row["group_id"] is not None
+        and orders_by_id[order_id]["buyer_id"] is not None
+        and orders_by_id[order_id]["status"] != "cancelled"
+    }
     members = groups.current_members(pairs={(group_id, buyer_id) for _, group_id, buyer_id in wanted})
     for order_id, group_id, buyer_id in sorted(wanted):
         if (group_id, buyer_id) in members:
-            groups.record_member_event(group_id=group_id, user_id=buyer_id, kind="purchased",
-                                       occurred_at=orders_by_id[order_id]["paid_at"], ref=f"order:{order_id}",
-                                       commit=False)
+            groups.record_member_event(
+                group_id=group_id,
+                user_id=buyer_id,
+                kind="purchased",
+                occurred_at=orders_by_id[order_id]["paid_at"],
+                ref=f"order:{order_id}",
+                commit=False,
+            )

@@ -6,13 +6,15 @@ completed_at, buyer_id, buyer_openid, tracking_code) repeated on each of its row
 consecutive. A bad row rejects its whole order (an event always carries the whole order) and is
 reported by its line number; every other order is kept.
 """
+
 import csv
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from queue import Full, Queue
 from threading import Event, Thread
-from typing import Callable, Iterable, Iterator, TextIO
+from typing import TextIO
 
 from marshmallow import ValidationError
 
@@ -23,8 +25,17 @@ from app.orders.webhooks import event_from
 
 BATCH_SIZE = 5000
 READ_AHEAD = 2  # batches validated ahead of the one being ingested
-ORDER_FIELDS = ("external_id", "status", "version", "event_at", "paid_at", "completed_at", "buyer_id",
-                "buyer_openid", "tracking_code")
+ORDER_FIELDS = (
+    "external_id",
+    "status",
+    "version",
+    "event_at",
+    "paid_at",
+    "completed_at",
+    "buyer_id",
+    "buyer_openid",
+    "tracking_code",
+)
 LINE_FIELDS = ("line_id", "product_id", "product_external_id", "quantity", "paid_fen", "refunded_fen")
 INT_FIELDS = {"version", "buyer_id", "product_id", "quantity", "paid_fen", "refunded_fen"}
 # ASCII digits only: str.isdigit() also passes "²", which int() refuses.
@@ -152,8 +163,9 @@ def _read_ahead(chunks: Iterator[_Chunk]) -> Iterator[_Chunk]:
         reader.join()
 
 
-def import_rows(*, rows: Iterable[_Row], source: str, on_row: Callable[[], None] = lambda: None,
-                batch_size: int = BATCH_SIZE) -> ImportReport:
+def import_rows(
+    *, rows: Iterable[_Row], source: str, on_row: Callable[[], None] = lambda: None, batch_size: int = BATCH_SIZE
+) -> ImportReport:
     """Validate each order, ingest the good ones in batches, and report the bad ones by line number.
 
     Raises Invalid (422) for a source name no union or merchant may have, before reading anything.
@@ -170,8 +182,14 @@ def import_rows(*, rows: Iterable[_Row], source: str, on_row: Callable[[], None]
     return report
 
 
-def import_file(*, stream: TextIO, source: str, fmt: str = "jsonl", on_row: Callable[[], None] = lambda: None,
-                batch_size: int = BATCH_SIZE) -> ImportReport:
+def import_file(
+    *,
+    stream: TextIO,
+    source: str,
+    fmt: str = "jsonl",
+    on_row: Callable[[], None] = lambda: None,
+    batch_size: int = BATCH_SIZE,
+) -> ImportReport:
     """Import a statement (`fmt` "jsonl" or "csv"): idempotent; bad orders reported by line number, good ones kept."""
     rows = read_csv(stream) if fmt == "csv" else read_jsonl(stream)
     return import_rows(rows=rows, source=source, on_row=on_row, batch_size=batch_size)

@@ -1,4 +1,5 @@
 """The journals an order produces: paid (pending shares), refund or clawback (pro-rata reversal), settlement."""
+
 from app.affiliate.commission import SHARES, reversed_share
 from app.ledger.service import JournalDraft, LineDraft
 
@@ -22,8 +23,15 @@ def _reversed(a: dict, amount_field: str, refunded_fen: int) -> int:
     return reversed_share(share_fen=a[amount_field], paid_fen=a["base_fen"], refunded_fen=refunded_fen)
 
 
-def refund_journal(*, order_id: int, version: int, attributions: list[dict], refunded_before: dict[int, int],
-                   refunded_after: dict[int, int], settled: bool) -> JournalDraft:
+def refund_journal(
+    *,
+    order_id: int,
+    version: int,
+    attributions: list[dict],
+    refunded_before: dict[int, int],
+    refunded_after: dict[int, int],
+    settled: bool,
+) -> JournalDraft:
     """Reverse the same fraction of every share (level-2 included) as was refunded since the last event.
 
     Reversals are computed on the cumulative refund, so repeated partial refunds never drift from the

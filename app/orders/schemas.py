@@ -13,12 +13,21 @@ MOMENT = validate.Range(min=EARLIEST, max=LATEST)
 
 class OrderLineInSchema(Schema):
     line_id = fields.String(required=True, validate=[validate.Length(min=1, max=64), STORABLE])
-    product_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**53))
-    product_external_id = fields.String(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=128), STORABLE])
+    product_id = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**53)
+    )
+    product_external_id = fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(min=1, max=128), STORABLE]
+    )
     quantity = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10**6))
     paid_fen = fields.Integer(required=True, strict=True, validate=FEN)
-    refunded_fen = fields.Integer(load_default=None, allow_none=True, strict=True, validate=FEN,
-                                  metadata={"description": "Cumulative refund of this line."})
+    refunded_fen = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=FEN,
+        metadata={"description": "Cumulative refund of this line."},
+    )
 
     @validates_schema
     def _consistent(self, data, **kwargs):
@@ -35,8 +44,12 @@ class OrderInSchema(Schema):
     event_at = fields.AwareDateTime(required=True, validate=MOMENT)
     paid_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=MOMENT)
     completed_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=MOMENT)
-    buyer_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**53))
-    buyer_openid = fields.String(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=64), STORABLE])
+    buyer_id = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**53)
+    )
+    buyer_openid = fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(min=1, max=64), STORABLE]
+    )
     tracking_code = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9]{1,16}$"))
     lines = fields.List(fields.Nested(OrderLineInSchema), required=True, validate=validate.Length(min=1, max=200))
 

@@ -5,6 +5,7 @@ Headers: `X-Mmq-Timestamp` (Unix seconds) and `X-Mmq-Signature` (hex digest, opt
 compared in constant time; an event id already processed for the source is acknowledged without effect.
 The event record commits in the same transaction as the order change it caused.
 """
+
 import hashlib
 import hmac
 import json
@@ -49,12 +50,20 @@ def _verify(source: str, timestamp: str | None, signature: str | None, body: byt
     if abs(now_utc().timestamp() - int(timestamp)) > TOLERANCE_SECONDS:
         raise _refused("The timestamp is too far from now.", "timestamp_out_of_tolerance")
     known_shape = SOURCE_NAME.fullmatch(source) is not None
-    row = db.session.scalar(select(OrderWebhookSource).where(OrderWebhookSource.name == source,
-                                                             OrderWebhookSource.is_active.is_(True))) if known_shape else None
+    row = (
+        db.session.scalar(
+            select(OrderWebhookSource).where(OrderWebhookSource.name == source, OrderWebhookSource.is_active.is_(True))
+        )
+        if known_shape
+        else None
+    )
     # An unknown source is checked against a throwaway secret, so it costs the same and reads the same.
     secret = row.secret if row is not None else secrets.token_hex(16)
     given = signature.removeprefix("sha256=").strip().lower()
-    if not hmac.compare_digest(sign(secret=secret, timestamp=timestamp, body=body).encode(), given.encode()) or row is None:
+    if (
+        not hmac.compare_digest(sign(secret=secret, timestamp=timestamp, body=body).encode(), given.encode())
+        or row is None
+    ):
         raise _refused("The signature does not match.", "signature_invalid")
 
 
@@ -62,9 +71,11 @@ def _record_event(source: str, event_id: str):
     def record(results) -> None:
         dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
         inserted = db.session.execute(
-            dialect.insert(OrderWebhookEvent).values(source=source, event_id=event_id, order_id=results[0].order_id,
-                                                     received_at=now_utc())
-            .on_conflict_do_nothing(index_elements=["source", "event_id"]).returning(OrderWebhookEvent.id)).scalar()
+            dialect.insert(OrderWebhookEvent)
+            .values(source=source, event_id=event_id, order_id=results[0].order_id, received_at=now_utc())
+            .on_conflict_do_nothing(index_elements=["source", "event_id"])
+            .returning(OrderWebhookEvent.id)
+        ).scalar()
         if inserted is None:
             raise _Duplicate()
 
@@ -77,13 +88,16 @@ def receive(*, source: str, timestamp: str | None, signature: str | None, body: 
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested past the decoder's limit
-        raise ApiError("The body is not JSON.", status=400, code="invalid_json")
+        raise ApiError("The body is not JSON.", status=400, code="invalid_json") from None
     try:
         data = WebhookInSchema().load(payload if isinstance(payload, dict) else {})
     except ValidationError as exc:
-        raise Invalid("The event is not valid; see errors.", code="validation_error", errors=exc.messages)
-    seen = db.session.scalar(select(OrderWebhookEvent.order_id).where(OrderWebhookEvent.source == source,
-                                                                       OrderWebhookEvent.event_id == data["event_id"]))
+        raise Invalid("The event is not valid; see errors.", code="validation_error", errors=exc.messages) from exc
+    seen = db.session.scalar(
+        select(OrderWebhookEvent.order_id).where(
+            OrderWebhookEvent.source == source, OrderWebhookEvent.event_id == data["event_id"]
+        )
+    )
     if seen is not None:
         return {"order_id": seen, "outcome": "duplicate"}
     event = event_from(source=source, order=data["order"], payload=payload["order"])
@@ -97,10 +111,19 @@ def receive(*, source: str, timestamp: str | None, signature: str | None, body: 
 def event_from(*, source: str, order: dict, payload: dict) -> service.OrderEventIn:
     """Build an ingestion event from a validated order object (webhook body or statement-file row)."""
     return service.OrderEventIn(
-        source=source, external_id=order["external_id"], status=order["status"], version=order["version"],
-        event_at=order["event_at"], paid_at=order["paid_at"], completed_at=order["completed_at"],
-        buyer_id=order["buyer_id"], buyer_openid=order["buyer_openid"], tracking_code=order["tracking_code"],
-        lines=[service.LineEvent(**line) for line in order["lines"]], payload=payload)
+        source=source,
+        external_id=order["external_id"],
+        status=order["status"],
+        version=order["version"],
+        event_at=order["event_at"],
+        paid_at=order["paid_at"],
+        completed_at=order["completed_at"],
+        buyer_id=order["buyer_id"],
+        buyer_openid=order["buyer_openid"],
+        tracking_code=order["tracking_code"],
+        lines=[service.LineEvent(**line) for line in order["lines"]],
+        payload=payload,
+    )
 
 
 def check_source_name(*, name: str) -> None:

@@ -1,4 +1,5 @@
 """A user's withdrawals of available earnings; operators' view of every withdrawal and the payouts behind it."""
+
 from flask import g
 from flask_smorest import Blueprint
 
@@ -6,8 +7,14 @@ from app.core import access
 from app.core.idempotency import idempotent
 from app.core.pagination import PageArgsSchema
 from app.payouts import service
-from app.payouts.schemas import (AdminWithdrawalPageSchema, WithdrawalDetailSchema, WithdrawalInSchema,
-                                 WithdrawalPageSchema, WithdrawalSchema, WithdrawalSearchArgsSchema)
+from app.payouts.schemas import (
+    AdminWithdrawalPageSchema,
+    WithdrawalDetailSchema,
+    WithdrawalInSchema,
+    WithdrawalPageSchema,
+    WithdrawalSchema,
+    WithdrawalSearchArgsSchema,
+)
 
 blp = Blueprint("payouts", __name__, url_prefix="/api/v1", description="Withdrawals to the WeChat wallet.")
 
@@ -40,7 +47,9 @@ def get_withdrawal(withdrawal_id: int):
     return service.get_withdrawal(user_id=g.user.id, withdrawal_id=withdrawal_id)
 
 
-admin = Blueprint("payouts_admin", __name__, url_prefix="/api/v1/admin", description="Operators: withdrawals and payouts.")
+admin = Blueprint(
+    "payouts_admin", __name__, url_prefix="/api/v1/admin", description="Operators: withdrawals and payouts."
+)
 
 
 @admin.route("/withdrawals", methods=["GET"])

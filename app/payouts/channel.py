@@ -3,6 +3,7 @@
 WeChat is moving merchants to the v3 "商家转账" API; a v3 channel only has to answer the same
 `send` and `query` with the same outcomes.
 """
+
 from dataclasses import dataclass
 
 import requests
@@ -27,8 +28,13 @@ def send(*, partner_trade_no: str, openid: str, amount_fen: int, description: st
     """Ask WeChat Pay to transfer `amount_fen` to `openid`; the same trade number pays at most once."""
     try:
         result = clients().pay.transfer.transfer(
-            user_id=openid, amount=amount_fen, desc=description, check_name="NO_CHECK",
-            out_trade_no=partner_trade_no, client_ip=current_app.config.get("PAYOUT_CLIENT_IP", "127.0.0.1"))
+            user_id=openid,
+            amount=amount_fen,
+            desc=description,
+            check_name="NO_CHECK",
+            out_trade_no=partner_trade_no,
+            client_ip=current_app.config.get("PAYOUT_CLIENT_IP", "127.0.0.1"),
+        )
     except WeChatPayException as exc:
         if exc.errcode in UNDECIDED_CODES or exc.return_code != "SUCCESS":
             return Outcome("unknown", exc.errcode or exc.return_code, exc.errmsg or exc.return_msg)

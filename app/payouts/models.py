@@ -21,8 +21,13 @@ class Withdrawal(db.Model):
     __table_args__ = (
         CheckConstraint("amount_fen >= 100", name="at_least_one_yuan"),
         CheckConstraint("status IN ('pending', 'unknown', 'succeeded', 'failed')", name="known_status"),
-        Index("uq_withdrawals_one_in_flight", "user_id", unique=True, postgresql_where=text(IN_FLIGHT),
-              sqlite_where=text(IN_FLIGHT)),
+        Index(
+            "uq_withdrawals_one_in_flight",
+            "user_id",
+            unique=True,
+            postgresql_where=text(IN_FLIGHT),
+            sqlite_where=text(IN_FLIGHT),
+        ),
         Index("ix_withdrawals_user_id_requested_at", "user_id", "requested_at"),
         Index("ix_withdrawals_status_updated_at", "status", "updated_at"),
     )

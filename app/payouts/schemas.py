@@ -10,8 +10,12 @@ MOMENT = validate.Range(min=EARLIEST, max=LATEST)
 
 
 class WithdrawalInSchema(Schema):
-    amount_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10**9),
-                                metadata={"description": "At least 100 (1 yuan)."})
+    amount_fen = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(min=1, max=10**9),
+        metadata={"description": "At least 100 (1 yuan)."},
+    )
 
 
 class WithdrawalSchema(Schema):
@@ -31,12 +35,20 @@ class WithdrawalPageSchema(PageSchema):
 
 class WithdrawalSearchArgsSchema(Schema):
     status = fields.String(load_default=None, validate=validate.OneOf(WITHDRAWAL_STATUSES))
-    stuck = fields.Boolean(load_default=False, metadata={
-        "description": "Only in-flight (pending or unknown) withdrawals untouched for a minute: what the "
-                       "payouts-resolve job picks up."})
+    stuck = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Only in-flight (pending or unknown) withdrawals untouched for a minute: what the "
+            "payouts-resolve job picks up."
+        },
+    )
     user_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**53))
-    requested_from = fields.AwareDateTime(load_default=None, validate=MOMENT, metadata={"description": "Requested at or after."})
-    requested_until = fields.AwareDateTime(load_default=None, validate=MOMENT, metadata={"description": "Requested before."})
+    requested_from = fields.AwareDateTime(
+        load_default=None, validate=MOMENT, metadata={"description": "Requested at or after."}
+    )
+    requested_until = fields.AwareDateTime(
+        load_default=None, validate=MOMENT, metadata={"description": "Requested before."}
+    )
     cursor = fields.String(load_default=None)
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 

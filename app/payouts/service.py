@@ -7,6 +7,7 @@ money to available; an undecided answer leaves the withdrawal `unknown` until a 
 Every outcome is applied by a conditional UPDATE on the status and a journal with a unique key, so a
 job that runs twice has one effect.
 """
+
 import secrets
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -40,29 +41,52 @@ def _day_start(at: datetime) -> datetime:
 def request_withdrawal(*, user_id: int, openid: str, amount_fen: int) -> Withdrawal:
     """Reserve `amount_fen` of the user's available balance for a payout and queue the transfer."""
     if amount_fen < MINIMUM_FEN:
-        raise Invalid("The minimum withdrawal is 1 yuan.", code="amount_below_minimum",
-                      errors={"amount_fen": [f"At least {MINIMUM_FEN}."]})
+        raise Invalid(
+            "The minimum withdrawal is 1 yuan.",
+            code="amount_below_minimum",
+            errors={"amount_fen": [f"At least {MINIMUM_FEN}."]},
+        )
     now = now_utc()
     cap = current_app.config.get("WITHDRAWAL_DAILY_CAP_FEN", 200_000)
-    today = db.session.scalar(select(func.coalesce(func.sum(Withdrawal.amount_fen), 0)).where(
-        Withdrawal.user_id == user_id, Withdrawal.requested_at >= _day_start(now), Withdrawal.status != "failed"))
+    today = db.session.scalar(
+        select(func.coalesce(func.sum(Withdrawal.amount_fen), 0)).where(
+            Withdrawal.user_id == user_id, Withdrawal.requested_at >= _day_start(now), Withdrawal.status != "failed"
+        )
+    )
     if today + amount_fen > cap:
-        raise Invalid("This would pass today's withdrawal limit.", code="daily_cap_exceeded",
-                      errors={"amount_fen": [f"At most {max(cap - today, 0)} more today."]})
-    withdrawal = Withdrawal(user_id=user_id, amount_fen=amount_fen, status="pending", openid=openid,
-                            partner_trade_no="mmqw" + secrets.token_hex(14), attempts=0, requested_at=now, updated_at=now)
+        raise Invalid(
+            "This would pass today's withdrawal limit.",
+            code="daily_cap_exceeded",
+            errors={"amount_fen": [f"At most {max(cap - today, 0)} more today."]},
+        )
+    withdrawal = Withdrawal(
+        user_id=user_id,
+        amount_fen=amount_fen,
+        status="pending",
+        openid=openid,
+        partner_trade_no="mmqw" + secrets.token_hex(14),
+        attempts=0,
+        requested_at=now,
+        updated_at=now,
+    )
     try:
         with db.session.begin_nested():
             db.session.add(withdrawal)
     except IntegrityError:
         db.session.rollback()
-        raise Conflict("A withdrawal is already in progress.", code="withdrawal_in_flight")
+        raise Conflict("A withdrawal is already in progress.", code="withdrawal_in_flight") from None
     try:
-        ledger.post_journals([JournalDraft(key=f"withdrawal:{withdrawal.id}:request", kind="withdrawal",
-                                           withdrawal_id=withdrawal.id, lines=[
-                                               LineDraft(user_id, "available", -amount_fen),
-                                               LineDraft(user_id, "withdrawing", amount_fen)])],
-                             guard=frozenset({(user_id, "available")}))
+        ledger.post_journals(
+            [
+                JournalDraft(
+                    key=f"withdrawal:{withdrawal.id}:request",
+                    kind="withdrawal",
+                    withdrawal_id=withdrawal.id,
+                    lines=[LineDraft(user_id, "available", -amount_fen), LineDraft(user_id, "withdrawing", amount_fen)],
+                )
+            ],
+            guard=frozenset({(user_id, "available")}),
+        )
     except ledger.InsufficientBalance:
         db.session.rollback()
         raise
@@ -82,8 +106,15 @@ def get_withdrawal(*, user_id: int, withdrawal_id: int) -> Withdrawal:
 
 def list_withdrawals(*, user_id: int, cursor: str | None, limit: int) -> tuple[list[Withdrawal], str | None]:
     """The user's withdrawals, newest first."""
-    return keyset_page(select(Withdrawal).where(Withdrawal.user_id == user_id), columns=[Withdrawal.id], kinds=[int],
-                       cursor=cursor, limit=limit, key_of=lambda w: (w.id,), session=db.session)
+    return keyset_page(
+        select(Withdrawal).where(Withdrawal.user_id == user_id),
+        columns=[Withdrawal.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda w: (w.id,),
+        session=db.session,
+    )
 
 
 def _finish(withdrawal: Withdrawal, outcome: channel.Outcome) -> str:
@@ -91,35 +122,67 @@ def _finish(withdrawal: Withdrawal, outcome: channel.Outcome) -> str:
     now = now_utc()
     final = "succeeded" if outcome.status == "succeeded" else "failed"
     moved = db.session.execute(
-        update(Withdrawal).where(Withdrawal.id == withdrawal.id, Withdrawal.status.in_(IN_FLIGHT))
-        .values(status=final, updated_at=now, finished_at=now, payment_no=outcome.payment_no,
-                failure_code=outcome.code if final == "failed" else None,
-                failure_message=(outcome.message or "")[:255] if final == "failed" else None)
-        .execution_options(synchronize_session=False)).rowcount
+        update(Withdrawal)
+        .where(Withdrawal.id == withdrawal.id, Withdrawal.status.in_(IN_FLIGHT))
+        .values(
+            status=final,
+            updated_at=now,
+            finished_at=now,
+            payment_no=outcome.payment_no,
+            failure_code=outcome.code if final == "failed" else None,
+            failure_message=(outcome.message or "")[:255] if final == "failed" else None,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
     if moved:
         target = "withdrawn" if final == "succeeded" else "available"
-        ledger.post_journals([JournalDraft(
-            key=f"withdrawal:{withdrawal.id}:{final}", kind="payout_success" if final == "succeeded" else "payout_failure",
-            withdrawal_id=withdrawal.id, lines=[LineDraft(withdrawal.user_id, "withdrawing", -withdrawal.amount_fen),
-                                                LineDraft(withdrawal.user_id, target, withdrawal.amount_fen)])])
+        ledger.post_journals(
+            [
+                JournalDraft(
+                    key=f"withdrawal:{withdrawal.id}:{final}",
+                    kind="payout_success" if final == "succeeded" else "payout_failure",
+                    withdrawal_id=withdrawal.id,
+                    lines=[
+                        LineDraft(withdrawal.user_id, "withdrawing", -withdrawal.amount_fen),
+                        LineDraft(withdrawal.user_id, target, withdrawal.amount_fen),
+                    ],
+                )
+            ]
+        )
     db.session.commit()
     return final
 
 
 def _mark_unknown(withdrawal: Withdrawal, outcome: channel.Outcome) -> str:
-    db.session.execute(update(Withdrawal).where(Withdrawal.id == withdrawal.id, Withdrawal.status.in_(IN_FLIGHT))
-                       .values(status="unknown", updated_at=now_utc(), failure_code=outcome.code,
-                               failure_message=(outcome.message or "")[:255])
-                       .execution_options(synchronize_session=False))
+    db.session.execute(
+        update(Withdrawal)
+        .where(Withdrawal.id == withdrawal.id, Withdrawal.status.in_(IN_FLIGHT))
+        .values(
+            status="unknown",
+            updated_at=now_utc(),
+            failure_code=outcome.code,
+            failure_message=(outcome.message or "")[:255],
+        )
+        .execution_options(synchronize_session=False)
+    )
     db.session.commit()
     return "unknown"
 
 
 def _record_attempt(withdrawal_id: int, action: str, outcome: channel.Outcome, operator_id: int | None) -> None:
     """Keep WeChat's answer; it commits with the change the answer causes."""
-    db.session.add(WithdrawalAttempt(withdrawal_id=withdrawal_id, action=action, outcome=outcome.status,
-                                     code=outcome.code, message=(outcome.message or "")[:255] or None,
-                                     payment_no=outcome.payment_no, created_by_id=operator_id, at=now_utc()))
+    db.session.add(
+        WithdrawalAttempt(
+            withdrawal_id=withdrawal_id,
+            action=action,
+            outcome=outcome.status,
+            code=outcome.code,
+            message=(outcome.message or "")[:255] or None,
+            payment_no=outcome.payment_no,
+            created_by_id=operator_id,
+            at=now_utc(),
+        )
+    )
 
 
 def pay(withdrawal_id: int, *, operator_id: int | None = None) -> str:
@@ -127,12 +190,19 @@ def pay(withdrawal_id: int, *, operator_id: int | None = None) -> str:
     withdrawal = db.session.get(Withdrawal, withdrawal_id)
     if withdrawal is None or withdrawal.status != "pending":
         return withdrawal.status if withdrawal else "missing"
-    db.session.execute(update(Withdrawal).where(Withdrawal.id == withdrawal_id)
-                       .values(attempts=Withdrawal.attempts + 1, updated_at=now_utc())
-                       .execution_options(synchronize_session=False))
+    db.session.execute(
+        update(Withdrawal)
+        .where(Withdrawal.id == withdrawal_id)
+        .values(attempts=Withdrawal.attempts + 1, updated_at=now_utc())
+        .execution_options(synchronize_session=False)
+    )
     db.session.commit()
-    outcome = channel.send(partner_trade_no=withdrawal.partner_trade_no, openid=withdrawal.openid,
-                           amount_fen=withdrawal.amount_fen, description="妈妈圈佣金提现")
+    outcome = channel.send(
+        partner_trade_no=withdrawal.partner_trade_no,
+        openid=withdrawal.openid,
+        amount_fen=withdrawal.amount_fen,
+        description="妈妈圈佣金提现",
+    )
     _record_attempt(withdrawal_id, "transfer", outcome, operator_id)
     if outcome.status == "unknown":
         return _mark_unknown(withdrawal, outcome)
@@ -147,14 +217,21 @@ def resolve(withdrawal_id: int, *, operator_id: int | None = None) -> str:
     outcome = channel.query(partner_trade_no=withdrawal.partner_trade_no)
     _record_attempt(withdrawal_id, "query", outcome, operator_id)
     if outcome.status == "not_found":
-        moved = db.session.execute(update(Withdrawal).where(Withdrawal.id == withdrawal_id, Withdrawal.status == "unknown")
-                                   .values(status="pending", updated_at=now_utc())
-                                   .execution_options(synchronize_session=False)).rowcount
+        moved = db.session.execute(
+            update(Withdrawal)
+            .where(Withdrawal.id == withdrawal_id, Withdrawal.status == "unknown")
+            .values(status="pending", updated_at=now_utc())
+            .execution_options(synchronize_session=False)
+        ).rowcount
         db.session.commit()
         return pay(withdrawal_id, operator_id=operator_id) if moved else withdrawal.status
     if outcome.status == "unknown":
-        db.session.execute(update(Withdrawal).where(Withdrawal.id == withdrawal_id).values(updated_at=now_utc())
-                           .execution_options(synchronize_session=False))
+        db.session.execute(
+            update(Withdrawal)
+            .where(Withdrawal.id == withdrawal_id)
+            .values(updated_at=now_utc())
+            .execution_options(synchronize_session=False)
+        )
         db.session.commit()
         return "unknown"
     return _finish(withdrawal, outcome)
@@ -171,16 +248,27 @@ def _stuck(cutoff: datetime):
 
 def resolve_stuck(*, older_than: timedelta = STUCK_AFTER) -> int:
     """Queue a query for every unknown withdrawal and a new attempt for pending ones whose job was lost (scheduled)."""
-    rows = db.session.execute(select(Withdrawal.id, Withdrawal.status).where(_stuck(now_utc() - older_than))
-                              .order_by(Withdrawal.id).limit(1000)).all()
+    rows = db.session.execute(
+        select(Withdrawal.id, Withdrawal.status)
+        .where(_stuck(now_utc() - older_than))
+        .order_by(Withdrawal.id)
+        .limit(1000)
+    ).all()
     for withdrawal_id, status in rows:
         enqueue("payouts", _next_step(status), withdrawal_id)
     return len(rows)
 
 
-def search_withdrawals(*, status: str | None, stuck: bool, user_id: int | None, requested_from: datetime | None,
-                       requested_until: datetime | None, cursor: str | None,
-                       limit: int) -> tuple[list[Withdrawal], str | None]:
+def search_withdrawals(
+    *,
+    status: str | None,
+    stuck: bool,
+    user_id: int | None,
+    requested_from: datetime | None,
+    requested_until: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Withdrawal], str | None]:
     """Operators' withdrawal search, newest first; `stuck` keeps the in-flight ones the job would pick up now."""
     stmt = select(Withdrawal)
     if status is not None:
@@ -193,8 +281,15 @@ def search_withdrawals(*, status: str | None, stuck: bool, user_id: int | None, 
         stmt = stmt.where(Withdrawal.requested_at >= requested_from)
     if requested_until is not None:
         stmt = stmt.where(Withdrawal.requested_at < requested_until)
-    return keyset_page(stmt, columns=[Withdrawal.id], kinds=[int], cursor=cursor, limit=limit, key_of=lambda w: (w.id,),
-                       session=db.session)
+    return keyset_page(
+        stmt,
+        columns=[Withdrawal.id],
+        kinds=[int],
+        cursor=cursor,
+        limit=limit,
+        key_of=lambda w: (w.id,),
+        session=db.session,
+    )
 
 
 def withdrawal_detail(*, withdrawal_id: int) -> dict:
@@ -202,10 +297,14 @@ def withdrawal_detail(*, withdrawal_id: int) -> dict:
     withdrawal = db.session.get(Withdrawal, withdrawal_id, populate_existing=True)
     if withdrawal is None:
         raise NotFound("No such withdrawal.", code="withdrawal_not_found")
-    attempts = db.session.scalars(select(WithdrawalAttempt).where(WithdrawalAttempt.withdrawal_id == withdrawal_id)
-                                  .order_by(WithdrawalAttempt.id)).all()
-    return {"withdrawal": withdrawal, "attempts": list(attempts),
-            "journals": ledger.journals_of_withdrawal(withdrawal_id=withdrawal_id)}
+    attempts = db.session.scalars(
+        select(WithdrawalAttempt).where(WithdrawalAttempt.withdrawal_id == withdrawal_id).order_by(WithdrawalAttempt.id)
+    ).all()
+    return {
+        "withdrawal": withdrawal,
+        "attempts": list(attempts),
+        "journals": ledger.journals_of_withdrawal(withdrawal_id=withdrawal_id),
+    }
 
 
 def resolve_now(*, withdrawal_id: int, operator_id: int) -> dict:

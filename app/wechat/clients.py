@@ -4,6 +4,7 @@ Base URLs come from config. wechatpy fetches access tokens from absolute URLs, s
 derive the token URL from the configured base too. When the base is the in-process sandbox address, the
 clients' HTTP sessions are given a transport that hands requests to the sandbox WSGI app directly.
 """
+
 from flask import Flask, current_app
 from wechatpy import WeChatClient, WeChatPay
 from wechatpy.enterprise import WeChatClient as WeComClient
@@ -32,8 +33,9 @@ class WeComApiClient(WeComClient):
         self.API_BASE_URL = base_url
 
     def fetch_access_token(self):
-        return self._fetch_access_token(url=self.API_BASE_URL + "gettoken",
-                                        params={"corpid": self.corp_id, "corpsecret": self.secret})
+        return self._fetch_access_token(
+            url=self.API_BASE_URL + "gettoken", params={"corpid": self.corp_id, "corpsecret": self.secret}
+        )
 
 
 class Clients:
@@ -43,13 +45,28 @@ class Clients:
         config = app.config
         storage = RedisStorage(app.extensions["redis"], prefix=KEY_PREFIX + "wechatpy")
         timeout = config["WECHAT_TIMEOUT_SECONDS"]
-        self.miniprogram = MiniProgramClient(base_url=config["WECHAT_API_BASE"], appid=config["WECHAT_APPID"],
-                                             secret=config["WECHAT_SECRET"], session=storage, timeout=timeout)
-        self.wecom = WeComApiClient(base_url=config["WECOM_API_BASE"], corp_id=config["WECOM_CORP_ID"],
-                                    secret=config["WECOM_SECRET"], session=storage, timeout=timeout)
-        self.pay = WeChatPay(appid=config["WECHAT_APPID"], api_key=config["WECHAT_PAY_API_KEY"],
-                             mch_id=config["WECHAT_PAY_MCH_ID"], mch_cert=config["WECHAT_PAY_CERT_FILE"],
-                             mch_key=config["WECHAT_PAY_KEY_FILE"], timeout=timeout)
+        self.miniprogram = MiniProgramClient(
+            base_url=config["WECHAT_API_BASE"],
+            appid=config["WECHAT_APPID"],
+            secret=config["WECHAT_SECRET"],
+            session=storage,
+            timeout=timeout,
+        )
+        self.wecom = WeComApiClient(
+            base_url=config["WECOM_API_BASE"],
+            corp_id=config["WECOM_CORP_ID"],
+            secret=config["WECOM_SECRET"],
+            session=storage,
+            timeout=timeout,
+        )
+        self.pay = WeChatPay(
+            appid=config["WECHAT_APPID"],
+            api_key=config["WECHAT_PAY_API_KEY"],
+            mch_id=config["WECHAT_PAY_MCH_ID"],
+            mch_cert=config["WECHAT_PAY_CERT_FILE"],
+            mch_key=config["WECHAT_PAY_KEY_FILE"],
+            timeout=timeout,
+        )
         self.pay.API_BASE_URL = config["WECHAT_PAY_API_BASE"]
         self.http_sessions = [self.miniprogram._http, self.wecom._http, self.pay._http]
         if config["WECHAT_SANDBOX"]:

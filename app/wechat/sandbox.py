@@ -3,6 +3,7 @@
 It answers with WeChat's real response shapes and error codes. State (issued access tokens and what
 later issues record) lives in Redis so every process sees the same sandbox.
 """
+
 import base64
 import hashlib
 import json
@@ -10,7 +11,7 @@ import re
 import secrets
 import struct
 import zlib
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import requests
@@ -82,7 +83,10 @@ def create_sandbox_app(main_app: Flask) -> Flask:
     def issue_token(kind: str) -> Response:
         token = secrets.token_urlsafe(24)
         redis().set(key("sandbox", kind, "token", token), 1, ex=TOKEN_TTL_SECONDS)
-        return jsonify({"access_token": token, "expires_in": TOKEN_TTL_SECONDS} | ({"errcode": 0, "errmsg": "ok"} if kind == "wecom" else {}))
+        return jsonify(
+            {"access_token": token, "expires_in": TOKEN_TTL_SECONDS}
+            | ({"errcode": 0, "errmsg": "ok"} if kind == "wecom" else {})
+        )
 
     @sandbox.get("/cgi-bin/token")
     def token():
@@ -94,13 +98,19 @@ def create_sandbox_app(main_app: Flask) -> Flask:
 
     @sandbox.get("/cgi-bin/gettoken")
     def wecom_token():
-        if request.args.get("corpid") != sandbox.config["WECOM_CORP_ID"] or request.args.get("corpsecret") != sandbox.config["WECOM_SECRET"]:
+        if (
+            request.args.get("corpid") != sandbox.config["WECOM_CORP_ID"]
+            or request.args.get("corpsecret") != sandbox.config["WECOM_SECRET"]
+        ):
             return wechat_error(40001, "invalid credential")
         return issue_token("wecom")
 
     @sandbox.get("/sns/jscode2session")
     def jscode2session():
-        if request.args.get("appid") != sandbox.config["WECHAT_APPID"] or request.args.get("secret") != sandbox.config["WECHAT_SECRET"]:
+        if (
+            request.args.get("appid") != sandbox.config["WECHAT_APPID"]
+            or request.args.get("secret") != sandbox.config["WECHAT_SECRET"]
+        ):
             return wechat_error(40125)
         code = request.args.get("js_code", "")
         if code == "sandbox:!throttled":
@@ -150,7 +160,12 @@ def qr_like_png(text: str, width: int = 430) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(rows), 6)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(rows), 6))
+        + chunk(b"IEND", b"")
+    )
 
 
 class InProcessTransport(BaseAdapter):
@@ -163,8 +178,9 @@ class InProcessTransport(BaseAdapter):
     def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
         url = urlsplit(request.url)
         body = request.body.encode() if isinstance(request.body, str) else request.body
-        answer = self.client.open(path=url.path, query_string=url.query, method=request.method,
-                                  headers=dict(request.headers), data=body)
+        answer = self.client.open(
+            path=url.path, query_string=url.query, method=request.method, headers=dict(request.headers), data=body
+        )
         response = requests.Response()
         response.status_code = answer.status_code
         response._content = answer.get_data()

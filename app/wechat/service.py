@@ -1,7 +1,8 @@
 """WeChat calls the domains need, with WeChat's failures turned into clear API errors."""
+
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import requests
 from wechatpy.exceptions import WeChatClientException, WeChatException
@@ -21,12 +22,19 @@ def translated_errors(action: str) -> Iterator[None]:
         errcode = exc.errcode
         details = {"errcode": errcode, "errmsg": exc.errmsg}
         if errcode == 45011:
-            raise ApiError(f"WeChat is rate limiting {action}; try again shortly.", status=429,
-                           code="wechat_rate_limited", errors=details)
-        raise UpstreamError(f"WeChat refused {action}.", code="wechat_error", errors=details)
+            raise ApiError(
+                f"WeChat is rate limiting {action}; try again shortly.",
+                status=429,
+                code="wechat_rate_limited",
+                errors=details,
+            ) from exc
+        raise UpstreamError(f"WeChat refused {action}.", code="wechat_error", errors=details) from exc
     except (WeChatException, requests.RequestException) as exc:
-        raise UpstreamError(f"WeChat could not be reached for {action}.", code="wechat_unreachable",
-                            errors={"reason": type(exc).__name__})
+        raise UpstreamError(
+            f"WeChat could not be reached for {action}.",
+            code="wechat_unreachable",
+            errors={"reason": type(exc).__name__},
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -43,8 +51,9 @@ def code_to_session(*, code: str) -> WeChatIdentity:
     except UpstreamError as exc:
         errcode = (exc.errors or {}).get("errcode")
         if errcode in LOGIN_REJECTED:
-            raise ApiError("WeChat did not accept this login code.", status=401, code="wechat_login_failed",
-                           errors=exc.errors)
+            raise ApiError(
+                "WeChat did not accept this login code.", status=401, code="wechat_login_failed", errors=exc.errors
+            ) from exc
         raise
     if not isinstance(result, dict) or not result.get("openid"):
         raise UpstreamError("WeChat answered the login without an openid.", code="wechat_bad_response")

@@ -30,6 +30,7 @@ lingers up to 2 s on each before closing it, and a thread still running waits be
 version of this scenario, whose threads stopped one after the other, reported a p99 of ~20 s while no
 claim took more than a fraction of a second (gunicorn's access log, in order and per request).
 """
+
 import sys
 import time
 
@@ -131,15 +132,33 @@ end
 
 def _sold_out(ctx, tokens: list[str], template_id: int) -> dict:
     lua = SOLD_OUT_LUA % {"tokens": ",".join(f'"{t}"' for t in tokens), "path": f"/api/v1/coupons/{template_id}/claim"}
-    result = ctx.wrk(f"/api/v1/coupons/{template_id}/claim", duration=10, connections=CONNECTIONS, threads=THREADS,
-                     lua=lua)
+    result = ctx.wrk(
+        f"/api/v1/coupons/{template_id}/claim", duration=10, connections=CONNECTIONS, threads=THREADS, lua=lua
+    )
     counts = _granted(ctx, template_id)
-    ok = (counts["db_rows"] == STOCK and result.socket_errors == 0 and result.requests > 0
-          and result.rps / ctx.healthz.rps >= TARGET_RATIO)
-    return ctx.line("claim_sold_out", result.rps, "refusals/s", ctx.healthz.rps, TARGET_RATIO, ok=ok,
-                    p50_ms=result.p50_ms, p99_ms=result.p99_ms, healthz_p99_ms=ctx.healthz.p99_ms,
-                    granted_after=counts["db_rows"], wrk_requests=result.requests, wrk_non2xx=result.non2xx,
-                    cpu_us_per_request=result.cpu_us, per_web_core=result.per_web_core(), machine=result.machine)
+    ok = (
+        counts["db_rows"] == STOCK
+        and result.socket_errors == 0
+        and result.requests > 0
+        and result.rps / ctx.healthz.rps >= TARGET_RATIO
+    )
+    return ctx.line(
+        "claim_sold_out",
+        result.rps,
+        "refusals/s",
+        ctx.healthz.rps,
+        TARGET_RATIO,
+        ok=ok,
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
+        healthz_p99_ms=ctx.healthz.p99_ms,
+        granted_after=counts["db_rows"],
+        wrk_requests=result.requests,
+        wrk_non2xx=result.non2xx,
+        cpu_us_per_request=result.cpu_us,
+        per_web_core=result.per_web_core(),
+        machine=result.machine,
+    )
 
 
 def _tokens(ctx) -> list[str]:
@@ -161,21 +180,45 @@ def _template(ctx, *, gate: str, stock: int, name: str) -> int:
         actor = templates.Actor(id=operator.id, operator=True)
         now = now_utc()
         template = templates.create_template(
-            actor=actor, budget_id=None,
-            values={"name": name, "description": "", "kind": "fixed", "amount_off_fen": 500, "threshold_fen": 0,
-                    "percent_off_bp": 0, "cap_fen": 0, "scope": "all", "validity_kind": "days", "valid_from": None,
-                    "valid_until": None, "valid_days": 7, "claim_starts_at": now - timedelta(minutes=1),
-                    "claim_ends_at": now + timedelta(hours=2), "stock": stock, "per_user_limit": 1,
-                    "per_day_limit": None, "claim_gate": gate, "group_id": None},
-            scope_ids={"category_ids": [], "product_ids": [], "excluded_category_ids": [], "excluded_product_ids": []})
+            actor=actor,
+            budget_id=None,
+            values={
+                "name": name,
+                "description": "",
+                "kind": "fixed",
+                "amount_off_fen": 500,
+                "threshold_fen": 0,
+                "percent_off_bp": 0,
+                "cap_fen": 0,
+                "scope": "all",
+                "validity_kind": "days",
+                "valid_from": None,
+                "valid_until": None,
+                "valid_days": 7,
+                "claim_starts_at": now - timedelta(minutes=1),
+                "claim_ends_at": now + timedelta(hours=2),
+                "stock": stock,
+                "per_user_limit": 1,
+                "per_day_limit": None,
+                "claim_gate": gate,
+                "group_id": None,
+            },
+            scope_ids={"category_ids": [], "product_ids": [], "excluded_category_ids": [], "excluded_product_ids": []},
+        )
         templates.change_status(template_id=template.id, actor=actor, status="active")
         return template.id
 
 
 def _lua(tokens: list[str], template_id: int, prefix: str, attempts: int, starts, stamps) -> str:
-    return LUA % {"tokens": ",".join(f'"{t}"' for t in tokens), "per_thread": attempts // THREADS,
-                  "threads": THREADS, "prefix": prefix, "path": f"/api/v1/coupons/{template_id}/claim",
-                  "starts": starts, "stamps": stamps}
+    return LUA % {
+        "tokens": ",".join(f'"{t}"' for t in tokens),
+        "per_thread": attempts // THREADS,
+        "threads": THREADS,
+        "prefix": prefix,
+        "path": f"/api/v1/coupons/{template_id}/claim",
+        "starts": starts,
+        "stamps": stamps,
+    }
 
 
 def _burst(ctx, tokens: list[str], template_id: int, prefix: str, attempts: int, duration: int):
@@ -187,9 +230,15 @@ def _burst(ctx, tokens: list[str], template_id: int, prefix: str, attempts: int,
         return [float(line) for line in path.read_text().split()] if path.exists() else []
 
     spawned = time.time()
-    result = ctx.wrk(f"/api/v1/coupons/{template_id}/claim", duration=duration, connections=CONNECTIONS,
-                     threads=THREADS, lua=_lua(tokens, template_id, prefix, attempts, starts, stamps), timeout_s=30,
-                     stop_when=lambda: len(stamped(stamps)) >= THREADS)
+    result = ctx.wrk(
+        f"/api/v1/coupons/{template_id}/claim",
+        duration=duration,
+        connections=CONNECTIONS,
+        threads=THREADS,
+        lua=_lua(tokens, template_id, prefix, attempts, starts, stamps),
+        timeout_s=30,
+        stop_when=lambda: len(stamped(stamps)) >= THREADS,
+    )
     begun, ends = stamped(starts), stamped(stamps)
     if len(ends) < THREADS or not begun:
         return result, None, None
@@ -203,8 +252,12 @@ def _granted(ctx, template_id: int) -> dict:
 
     with ctx.app.app_context():
         drain.drain(wait_seconds=30)  # land what the scheduler's drain has not landed yet
-        rows = db.session.scalar(select(func.count()).select_from(UserCoupon).where(UserCoupon.template_id == template_id))
-        users = db.session.scalar(select(func.count(func.distinct(UserCoupon.user_id))).where(UserCoupon.template_id == template_id))
+        rows = db.session.scalar(
+            select(func.count()).select_from(UserCoupon).where(UserCoupon.template_id == template_id)
+        )
+        users = db.session.scalar(
+            select(func.count(func.distinct(UserCoupon.user_id))).where(UserCoupon.template_id == template_id)
+        )
         counter = db.session.get(CouponTemplate, template_id).claimed
         snapshot = gate.snapshot(template_id=template_id)
         in_flight = len(gate.in_flight(template_id=template_id))
@@ -213,13 +266,20 @@ def _granted(ctx, template_id: int) -> dict:
     redis_granted = None
     if snapshot is not None:
         redis_granted = sum(v for k, v in snapshot.items() if k.startswith("u:"))
-    return {"db_rows": rows, "db_users": users, "db_counter": counter,
-            "redis_remaining": None if snapshot is None else snapshot["remaining"],
-            "redis_granted": redis_granted, "redis_in_flight": in_flight, "redis_refused": refused}
+    return {
+        "db_rows": rows,
+        "db_users": users,
+        "db_counter": counter,
+        "redis_remaining": None if snapshot is None else snapshot["remaining"],
+        "redis_granted": redis_granted,
+        "redis_in_flight": in_flight,
+        "redis_refused": refused,
+    }
 
 
-def _drop(ctx, tokens: list[str], *, gate: str, name: str, target: float, healthz_64, baseline,
-          prefix: str) -> tuple[int, dict]:
+def _drop(
+    ctx, tokens: list[str], *, gate: str, name: str, target: float, healthz_64, baseline, prefix: str
+) -> tuple[int, dict]:
     """One drop of STOCK to ATTEMPTS taps; its line judges it against `baseline` (a /healthz run)."""
     template_id = _template(ctx, gate=gate, stock=STOCK, name=name)
     result, seconds, wrk_start_s = _burst(ctx, tokens, template_id, prefix, ATTEMPTS, DROP_SECONDS)
@@ -228,23 +288,44 @@ def _drop(ctx, tokens: list[str], *, gate: str, name: str, target: float, health
     counts = _granted(ctx, template_id)
     exact = counts["db_rows"] == counts["db_users"] == counts["db_counter"] == STOCK
     if gate == "redis":
-        exact = (exact and counts["redis_granted"] == STOCK and counts["redis_remaining"] == 0
-                 and counts["redis_in_flight"] == 0 and counts["redis_refused"] == 0)
+        exact = (
+            exact
+            and counts["redis_granted"] == STOCK
+            and counts["redis_remaining"] == 0
+            and counts["redis_in_flight"] == 0
+            and counts["redis_refused"] == 0
+        )
     attempts_per_s = ATTEMPTS / seconds
     p99_ok = result.p99_ms <= P99_FACTOR * healthz_64.p99_ms
     ratio_ok = attempts_per_s / baseline.rps >= target
-    return template_id, ctx.line("claim" if gate == "redis" else "claim_sql", attempts_per_s, "attempts/s", baseline.rps, target,
-                    ok=finished and exact and ratio_ok and (p99_ok or gate == "sql") and result.socket_errors == 0,
-                    finished=finished,
-                    granted=counts["db_rows"], exactly_stock=exact, seconds=round(seconds, 3),
-                    wrk_start_s=None if wrk_start_s is None else round(wrk_start_s, 3),
-                    granted_per_s=round(counts["db_rows"] / seconds, 1), p50_ms=result.p50_ms,
-                    p99_ms=result.p99_ms, healthz_p99_ms=baseline.p99_ms,
-                    healthz_p99_ms_at_64=healthz_64.p99_ms, healthz_rps_at_64=round(healthz_64.rps, 1),
-                    p99_ok=p99_ok, counts=counts,
-                    socket_errors=result.socket_errors, wrk_requests=result.requests, wrk_non2xx=result.non2xx,
-                    cpu_us_per_request=result.cpu_us, healthz_cpu_us_per_request=baseline.cpu_us,
-                    machine=result.machine, healthz_machine=baseline.machine)
+    return template_id, ctx.line(
+        "claim" if gate == "redis" else "claim_sql",
+        attempts_per_s,
+        "attempts/s",
+        baseline.rps,
+        target,
+        ok=finished and exact and ratio_ok and (p99_ok or gate == "sql") and result.socket_errors == 0,
+        finished=finished,
+        granted=counts["db_rows"],
+        exactly_stock=exact,
+        seconds=round(seconds, 3),
+        wrk_start_s=None if wrk_start_s is None else round(wrk_start_s, 3),
+        granted_per_s=round(counts["db_rows"] / seconds, 1),
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
+        healthz_p99_ms=baseline.p99_ms,
+        healthz_p99_ms_at_64=healthz_64.p99_ms,
+        healthz_rps_at_64=round(healthz_64.rps, 1),
+        p99_ok=p99_ok,
+        counts=counts,
+        socket_errors=result.socket_errors,
+        wrk_requests=result.requests,
+        wrk_non2xx=result.non2xx,
+        cpu_us_per_request=result.cpu_us,
+        healthz_cpu_us_per_request=baseline.cpu_us,
+        machine=result.machine,
+        healthz_machine=baseline.machine,
+    )
 
 
 def run(ctx) -> list[dict]:
@@ -259,13 +340,32 @@ def run(ctx) -> list[dict]:
     drops = []
     for n in range(1, GATED_DROPS + 1):
         baseline = ctx.wrk("/healthz", duration=10)  # as the harness's baseline, right before this drop
-        drops.append(_drop(ctx, tokens, gate="redis", name=f"20:00 闪购券 #{n}", target=TARGET_RATIO,
-                           healthz_64=healthz_64, baseline=baseline, prefix=f"redis-drop-{n}"))
+        drops.append(
+            _drop(
+                ctx,
+                tokens,
+                gate="redis",
+                name=f"20:00 闪购券 #{n}",
+                target=TARGET_RATIO,
+                healthz_64=healthz_64,
+                baseline=baseline,
+                prefix=f"redis-drop-{n}",
+            )
+        )
     gated, gated_line = sorted(drops, key=lambda drop: drop[1]["ratio"])[GATED_DROPS // 2]
-    gated_line["drops"] = [{k: line[k] for k in ("ratio", "value", "baseline", "seconds", "p99_ms", "exactly_stock")}
-                           for _, line in drops]
+    gated_line["drops"] = [
+        {k: line[k] for k in ("ratio", "value", "baseline", "seconds", "p99_ms", "exactly_stock")} for _, line in drops
+    ]
     gated_line["ok"] = gated_line["ok"] and all(line["exactly_stock"] and line["finished"] for _, line in drops)
     sold_out_line = _sold_out(ctx, tokens, gated)
-    _, sql_line = _drop(ctx, tokens, gate="sql", name="20:00 闪购券（纯SQL）", target=SQL_TARGET_RATIO,
-                        healthz_64=healthz_64, baseline=ctx.healthz, prefix="sql-drop")
+    _, sql_line = _drop(
+        ctx,
+        tokens,
+        gate="sql",
+        name="20:00 闪购券（纯SQL）",
+        target=SQL_TARGET_RATIO,
+        healthz_64=healthz_64,
+        baseline=ctx.healthz,
+        prefix="sql-drop",
+    )
     return [gated_line, sold_out_line, sql_line]

@@ -9,6 +9,7 @@ PostgreSQL are compared with the clicks the stream received and with the redirec
 (a request in flight when wrk stops may be counted without wrk seeing its answer, so at least those).
 Target: redirects/s ÷ /healthz rps ≥ 0.65 with every click counted.
 """
+
 import time
 
 TARGET_RATIO = 0.65
@@ -31,17 +32,27 @@ def _links(ctx) -> list[str]:
 
     with ctx.app.app_context():
         sharer = accounts.ensure_user(openid="bench-sharer", nickname="分享者")
-        product = catalog.create_product(source="union", external_id="bench-click", fields={
-            "title": "儿童电动牙刷", "price_fen": 5900, "commission_rate_bp": 1500,
-            "link_url": "https://union.example/item/1"})
-        return [affiliate.create_share_link(sharer_id=sharer.id, product_id=product.id, group_id=g).code
-                for g in range(1, CODES + 1)]
+        product = catalog.create_product(
+            source="union",
+            external_id="bench-click",
+            fields={
+                "title": "儿童电动牙刷",
+                "price_fen": 5900,
+                "commission_rate_bp": 1500,
+                "link_url": "https://union.example/item/1",
+            },
+        )
+        return [
+            affiliate.create_share_link(sharer_id=sharer.id, product_id=product.id, group_id=g).code
+            for g in range(1, CODES + 1)
+        ]
 
 
 def _counted(ctx) -> tuple[int, int, int]:
     from sqlalchemy import func, select
 
-    from app.affiliate import clicks, service as affiliate
+    from app.affiliate import clicks
+    from app.affiliate import service as affiliate
     from app.affiliate.models import Click
     from app.core.db import db
     from app.core.redis import get_redis, key
@@ -50,8 +61,11 @@ def _counted(ctx) -> tuple[int, int, int]:
         deadline = time.monotonic() + 120
         while clicks.backlog() and time.monotonic() < deadline:
             affiliate.persist_clicks()
-        received = int(dict(get_redis().xinfo_stream(key(clicks.STREAM))).get("entries-added", -1)) \
-            if get_redis().exists(key(clicks.STREAM)) else 0
+        received = (
+            int(dict(get_redis().xinfo_stream(key(clicks.STREAM))).get("entries-added", -1))
+            if get_redis().exists(key(clicks.STREAM))
+            else 0
+        )
         return db.session.scalar(select(func.count()).select_from(Click)), clicks.backlog(), received
 
 
@@ -66,8 +80,22 @@ def run(ctx) -> list[dict]:
     persisted, backlog, received = _counted(ctx)
     # Redis 6.2 has no entries-added; there the stream is empty once drained and persisted is the count.
     every_click = backlog == 0 and (received < 0 or persisted == received) and persisted >= redirected
-    return [ctx.line("click", result.rps, "redirects/s", ctx.healthz.rps, TARGET_RATIO,
-                     ok=None if every_click and result.socket_errors == 0 and result.non2xx == 0 else False,
-                     p99_ms=result.p99_ms, healthz_p99_ms=ctx.healthz.p99_ms, clicks_persisted=persisted,
-                     clicks_received=received, redirects_answered=redirected, backlog=backlog, errors=result.non2xx + result.socket_errors,
-                     cpu_us_per_request=result.cpu_us, per_web_core=result.per_web_core())]
+    return [
+        ctx.line(
+            "click",
+            result.rps,
+            "redirects/s",
+            ctx.healthz.rps,
+            TARGET_RATIO,
+            ok=None if every_click and result.socket_errors == 0 and result.non2xx == 0 else False,
+            p99_ms=result.p99_ms,
+            healthz_p99_ms=ctx.healthz.p99_ms,
+            clicks_persisted=persisted,
+            clicks_received=received,
+            redirects_answered=redirected,
+            backlog=backlog,
+            errors=result.non2xx + result.socket_errors,
+            cpu_us_per_request=result.cpu_us,
+            per_web_core=result.per_web_core(),
+        )
+    ]

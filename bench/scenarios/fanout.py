@@ -12,6 +12,7 @@ A local HTTP sink imitates the WeCom robot endpoint (20 messages a minute per ke
   the middle and restarted. Every group's message must arrive exactly once, or its delivery be `unknown`;
   none may arrive twice.
 """
+
 import json
 import multiprocessing
 import signal
@@ -19,7 +20,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -56,9 +57,15 @@ def _sink(port: int, ready) -> None:
 
         def do_GET(self):
             with lock:
-                stats = {text: {"messages": sum(keys.values()), "keys": len(keys), "max_per_key": max(keys.values()),
-                                "per_key": keys if self.path.endswith("?detail=" + text) else None}
-                         for text, keys in received.items()}
+                stats = {
+                    text: {
+                        "messages": sum(keys.values()),
+                        "keys": len(keys),
+                        "max_per_key": max(keys.values()),
+                        "per_key": keys if self.path.endswith("?detail=" + text) else None,
+                    }
+                    for text, keys in received.items()
+                }
             self._answer({"rejected": rejected[0], "texts": stats})
 
         def do_POST(self):
@@ -79,7 +86,9 @@ def _sink(port: int, ready) -> None:
                     limited = False
                     text = (payload.get("text") or {}).get("content", "")
                     received[text][robot] += 1
-            self._answer({"errcode": 45009, "errmsg": "api freq out of limit"} if limited else {"errcode": 0, "errmsg": "ok"})
+            self._answer(
+                {"errcode": 45009, "errmsg": "api freq out of limit"} if limited else {"errcode": 0, "errmsg": "ok"}
+            )
 
     class Server(ThreadingHTTPServer):
         daemon_threads = True
@@ -116,11 +125,23 @@ def _setup_groups(ctx) -> int:
     with ctx.app.app_context():
         host = accounts.ensure_user(openid="bench-host", nickname="bench host", roles=("host",))
         now = now_utc()
-        rows = [{"name": f"bench group {i}", "host_id": host.id, "channel": "wecom_webhook",
-                 "credentials_encrypted": credentials.encrypt({"webhook_key": f"bench-robot-{i:05d}"}),
-                 "age_band": "3-6y", "tags": ["bench"], "timezone": TZ, "member_count": 0,
-                 "invite_scene": f"gbench{i:05d}", "is_active": True, "created_at": now, "updated_at": now}
-                for i in range(GROUPS)]
+        rows = [
+            {
+                "name": f"bench group {i}",
+                "host_id": host.id,
+                "channel": "wecom_webhook",
+                "credentials_encrypted": credentials.encrypt({"webhook_key": f"bench-robot-{i:05d}"}),
+                "age_band": "3-6y",
+                "tags": ["bench"],
+                "timezone": TZ,
+                "member_count": 0,
+                "invite_scene": f"gbench{i:05d}",
+                "is_active": True,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(GROUPS)
+        ]
         db.session.execute(insert(ChatGroup), rows)
         db.session.commit()
         return host.id
@@ -131,13 +152,17 @@ def _schedule_post(ctx, host_id: int, text: str, *, lead_seconds: float = 8) -> 
     from app.delivery import service
     from app.groups.service import Actor
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     due = (now + timedelta(seconds=lead_seconds + 60)).replace(second=0, microsecond=0)
     local = due.astimezone(ZoneInfo(TZ)).strftime("%Y-%m-%dT%H:%M")
     with ctx.app.app_context():
-        service.create_post(actor=Actor(id=host_id, operator=False), kind="text", content={"text": text},
-                            targets={"filter": {"channels": ["wecom_webhook"]}},
-                            schedule_spec={"kind": "once", "at": local})
+        service.create_post(
+            actor=Actor(id=host_id, operator=False),
+            kind="text",
+            content={"text": text},
+            targets={"filter": {"channels": ["wecom_webhook"]}},
+            schedule_spec={"kind": "once", "at": local},
+        )
     return due
 
 
@@ -149,8 +174,11 @@ def _counts(ctx, text: str) -> dict[str, int]:
 
     with ctx.app.app_context():
         post_id = db.session.scalar(select(Post.id).where(Post.content["text"].as_string() == text))
-        rows = db.session.execute(select(Delivery.state, (Delivery.queued_at.is_(None)).label("unqueued"), func.count())
-                                  .where(Delivery.post_id == post_id).group_by(Delivery.state, "unqueued")).all()
+        rows = db.session.execute(
+            select(Delivery.state, (Delivery.queued_at.is_(None)).label("unqueued"), func.count())
+            .where(Delivery.post_id == post_id)
+            .group_by(Delivery.state, "unqueued")
+        ).all()
         db.session.remove()
     out: dict[str, int] = defaultdict(int)
     for state, unqueued, n in rows:
@@ -191,19 +219,29 @@ def run(ctx) -> list[dict]:
 
 def _run(ctx, sink_url: str) -> list[dict]:
     raw_rate = _raw_accept_rate(sink_url)
-    ctx.env.update({"WECOM_WEBHOOK_URL": sink_url, "DELIVERY_SEND_CONCURRENCY": str(CONCURRENCY),
-                    "DELIVERY_SENDING_TIMEOUT_SECONDS": "10", "DELIVERY_REQUEUE_AFTER_SECONDS": "10",
-                    "SCHEDULER_LEADER_TTL_SECONDS": "5"})
+    ctx.env.update(
+        {
+            "WECOM_WEBHOOK_URL": sink_url,
+            "DELIVERY_SEND_CONCURRENCY": str(CONCURRENCY),
+            "DELIVERY_SENDING_TIMEOUT_SECONDS": "10",
+            "DELIVERY_REQUEUE_AFTER_SECONDS": "10",
+            "SCHEDULER_LEADER_TTL_SECONDS": "5",
+        }
+    )
     host_id = _setup_groups(ctx)
     workers = [ctx.start_worker("deliveries") for _ in range(WORKERS)]
     scheduler = ctx.start_scheduler()
 
     due = _schedule_post(ctx, host_id, "run-1")
-    time.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds() - 0.5))
-    enqueued_at = _wait_until(lambda: (lambda c: c["total"] == GROUPS and c["unqueued"] == 0 and time.time())(_counts(ctx, "run-1")),
-                              timeout=120)
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds() - 0.5))
+    enqueued_at = _wait_until(
+        lambda: (lambda c: c["total"] == GROUPS and c["unqueued"] == 0 and time.time())(_counts(ctx, "run-1")),
+        timeout=120,
+    )
     enqueue_s = (enqueued_at - due.timestamp()) if enqueued_at else float("inf")
-    delivered_at = _wait_until(lambda: _sink_stats(sink_url, "run-1")["messages"] >= GROUPS and time.time(), timeout=600, poll=0.05)
+    delivered_at = _wait_until(
+        lambda: _sink_stats(sink_url, "run-1")["messages"] >= GROUPS and time.time(), timeout=600, poll=0.05
+    )
     time.sleep(2)
     first = _sink_stats(sink_url, "run-1")
     delivered_s = (delivered_at - due.timestamp()) if delivered_at else float("inf")
@@ -212,32 +250,77 @@ def _run(ctx, sink_url: str) -> list[dict]:
 
     # Failure run: SIGKILL the worker and the scheduler mid fan-out, restart them, check exactly once or unknown.
     due2 = _schedule_post(ctx, host_id, "run-2")
-    time.sleep(max(0.0, (due2 - datetime.now(timezone.utc)).total_seconds()))
+    time.sleep(max(0.0, (due2 - datetime.now(UTC)).total_seconds()))
     _wait_until(lambda: _sink_stats(sink_url, "run-2")["messages"] >= GROUPS // 3, timeout=120, poll=0.02)
     for proc in workers + [scheduler]:
         ctx.stop(proc, sig=signal.SIGKILL)
     killed_at = _sink_stats(sink_url, "run-2")["messages"]
     workers = [ctx.start_worker("deliveries") for _ in range(WORKERS)]
     scheduler = ctx.start_scheduler()
-    settled = _wait_until(lambda: (lambda c: c["total"] == GROUPS and c["pending"] + c["sending"] == 0 and c)(_counts(ctx, "run-2")),
-                          timeout=300, poll=0.5)
+    settled = _wait_until(
+        lambda: (lambda c: c["total"] == GROUPS and c["pending"] + c["sending"] == 0 and c)(_counts(ctx, "run-2")),
+        timeout=300,
+        poll=0.5,
+    )
     time.sleep(2)
     second = _sink_stats(sink_url, "run-2")
     states2 = dict(_counts(ctx, "run-2"))
     for proc in workers + [scheduler]:
         ctx.stop(proc)
-    exactly_once_or_unknown = (bool(settled) and second["max_per_key"] <= 1
-                               and second["messages"] + states2.get("unknown", 0) >= GROUPS
-                               and states2.get("sent", 0) <= second["messages"])
+    exactly_once_or_unknown = (
+        bool(settled)
+        and second["max_per_key"] <= 1
+        and second["messages"] + states2.get("unknown", 0) >= GROUPS
+        and states2.get("sent", 0) <= second["messages"]
+    )
     return [
-        ctx.line("fanout_enqueue", enqueue_s, "s", 1.0, 1.0, ok=enqueue_s <= 1.0, higher_is_better=False,
-                 deliveries=states.get("total", 0)),
-        ctx.line("fanout_delivered", delivered_s, "s", delivered_s, 1.0, ok=delivered_at is not None, deliveries_per_s=round(rate, 1)),
-        ctx.line("fanout_throughput", rate, "deliveries/s", raw_rate, 0.5, states=states, workers=WORKERS,
-                 concurrency_per_worker=CONCURRENCY),
-        ctx.line("fanout_exactly_once", first["messages"], "messages", GROUPS, 1.0,
-                 ok=first["messages"] == GROUPS and first["keys"] == GROUPS and first["max_per_key"] == 1,
-                 sink_rejected_45009=first["rejected"]),
-        ctx.line("fanout_kill9", second["messages"], "messages", GROUPS, 1.0, ok=exactly_once_or_unknown,
-                 received_before_kill=killed_at, max_per_key=second["max_per_key"], states=states2),
+        ctx.line(
+            "fanout_enqueue",
+            enqueue_s,
+            "s",
+            1.0,
+            1.0,
+            ok=enqueue_s <= 1.0,
+            higher_is_better=False,
+            deliveries=states.get("total", 0),
+        ),
+        ctx.line(
+            "fanout_delivered",
+            delivered_s,
+            "s",
+            delivered_s,
+            1.0,
+            ok=delivered_at is not None,
+            deliveries_per_s=round(rate, 1),
+        ),
+        ctx.line(
+            "fanout_throughput",
+            rate,
+            "deliveries/s",
+            raw_rate,
+            0.5,
+            states=states,
+            workers=WORKERS,
+            concurrency_per_worker=CONCURRENCY,
+        ),
+        ctx.line(
+            "fanout_exactly_once",
+            first["messages"],
+            "messages",
+            GROUPS,
+            1.0,
+            ok=first["messages"] == GROUPS and first["keys"] == GROUPS and first["max_per_key"] == 1,
+            sink_rejected_45009=first["rejected"],
+        ),
+        ctx.line(
+            "fanout_kill9",
+            second["messages"],
+            "messages",
+            GROUPS,
+            1.0,
+            ok=exactly_once_or_unknown,
+            received_before_kill=killed_at,
+            max_per_key=second["max_per_key"],
+            states=states2,
+        ),
     ]

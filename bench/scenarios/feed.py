@@ -16,11 +16,12 @@ own tokenizer, 2,000 authors, posts, their product links) and VACUUMs (ANALYZE).
 Targets: ≥ 0.45 × /healthz for the feed and product search (the issue's figure); p99 reported on each line.
 The uncached lines are reported against the same target so the cost without the caches stays visible.
 """
+
 import json
 import random
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,11 +33,34 @@ PRODUCTS = 1_000_000
 POSTS = 100_000
 AUTHORS = 2_000
 TARGET_RATIO = 0.45
-WORDS = ["牙刷", "湿巾", "奶瓶", "纸尿裤", "辅食", "米粉", "积木", "绘本", "安全座椅", "推车", "睡袋", "围兜",
-         "水杯", "洗发水", "面霜", "爬行垫", "保温杯", "磨牙棒", "牙膏", "防晒", "雨衣", "拼图", "彩笔", "书包"]
+WORDS = [
+    "牙刷",
+    "湿巾",
+    "奶瓶",
+    "纸尿裤",
+    "辅食",
+    "米粉",
+    "积木",
+    "绘本",
+    "安全座椅",
+    "推车",
+    "睡袋",
+    "围兜",
+    "水杯",
+    "洗发水",
+    "面霜",
+    "爬行垫",
+    "保温杯",
+    "磨牙棒",
+    "牙膏",
+    "防晒",
+    "雨衣",
+    "拼图",
+    "彩笔",
+    "书包",
+]
 ADJECTIVES = ["儿童", "婴儿", "宝宝", "软毛", "有机", "便携", "加厚", "卡通", "无香", "大容量"]
-BANDS = {"pregnancy": (-10, -1), "0-6m": (0, 5), "6-12m": (6, 11), "1-3y": (12, 35), "3-6y": (36, 71),
-         "6y+": (72, 216)}
+BANDS = {"pregnancy": (-10, -1), "0-6m": (0, 5), "6-12m": (6, 11), "1-3y": (12, 35), "3-6y": (36, 71), "6y+": (72, 216)}
 
 
 def _copy(cursor, table: str, columns: list[str], rows) -> None:
@@ -51,24 +75,58 @@ def generate(ctx) -> list[int]:
     from app.core.db import db
 
     rng = random.Random(6)
-    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
     started = time.monotonic()
     with ctx.app.app_context():
         raw = db.engine.raw_connection()
         try:
             cur = raw.driver_connection.cursor()
+
             def products():
                 for i in range(PRODUCTS):
                     title, merchant = f"{rng.choice(ADJECTIVES)}{rng.choice(WORDS)} {i % 997}号", f"店铺{i % 5000}"
-                    yield ("union", f"B{i}", title, "", json.dumps([f"https://img.example/{i}.jpg"]),
-                           500 + (i * 37) % 50000, 1000 + i % 2000, merchant, False, True, base + timedelta(seconds=i),
-                           base + timedelta(seconds=i), search_tokens(title, merchant))
+                    yield (
+                        "union",
+                        f"B{i}",
+                        title,
+                        "",
+                        json.dumps([f"https://img.example/{i}.jpg"]),
+                        500 + (i * 37) % 50000,
+                        1000 + i % 2000,
+                        merchant,
+                        False,
+                        True,
+                        base + timedelta(seconds=i),
+                        base + timedelta(seconds=i),
+                        search_tokens(title, merchant),
+                    )
 
-            _copy(cur, "products", ["source", "external_id", "title", "description", "images", "price_fen",
-                                    "commission_rate_bp", "merchant", "is_breastmilk_substitute", "is_active",
-                                    "created_at", "updated_at", "search_tokens"], products())
-            _copy(cur, "users", ["openid", "nickname", "invite_code", "created_at"],
-                  ((f"bench-author-{i}", f"妈妈{i}", f"BA{i:06d}", base) for i in range(AUTHORS)))
+            _copy(
+                cur,
+                "products",
+                [
+                    "source",
+                    "external_id",
+                    "title",
+                    "description",
+                    "images",
+                    "price_fen",
+                    "commission_rate_bp",
+                    "merchant",
+                    "is_breastmilk_substitute",
+                    "is_active",
+                    "created_at",
+                    "updated_at",
+                    "search_tokens",
+                ],
+                products(),
+            )
+            _copy(
+                cur,
+                "users",
+                ["openid", "nickname", "invite_code", "created_at"],
+                ((f"bench-author-{i}", f"妈妈{i}", f"BA{i:06d}", base) for i in range(AUTHORS)),
+            )
             raw.commit()
             cur.execute("SELECT min(id) FROM products")
             first_product = cur.fetchone()[0]
@@ -85,29 +143,71 @@ def generate(ctx) -> list[int]:
                     views = rng.randrange(500)
                     chosen = list(dict.fromkeys(rng.choice(linked) for _ in range(1 + i % 3)))
                     links.append(chosen)
-                    yield (first_author + i % AUTHORS, f"<p>分享第{i}条：{rng.choice(WORDS)}真好用</p>",
-                           json.dumps([f"https://img.example/post/{i}/{k}.jpg" for k in range(i % 4)]),
-                           json.dumps(chosen), low, high,
-                           "published", False, 0, 0, views, views, "2026-01", at, at, at)
+                    yield (
+                        first_author + i % AUTHORS,
+                        f"<p>分享第{i}条：{rng.choice(WORDS)}真好用</p>",
+                        json.dumps([f"https://img.example/post/{i}/{k}.jpg" for k in range(i % 4)]),
+                        json.dumps(chosen),
+                        low,
+                        high,
+                        "published",
+                        False,
+                        0,
+                        0,
+                        views,
+                        views,
+                        "2026-01",
+                        at,
+                        at,
+                        at,
+                    )
 
-            _copy(cur, "member_posts", ["author_id", "text", "image_urls", "product_ids", "min_age_months", "max_age_months",
-                                        "status", "hidden", "report_count", "cleared_report_count", "view_count",
-                                        "score", "license_version", "created_at", "updated_at", "published_at"],
-                  posts())
+            _copy(
+                cur,
+                "member_posts",
+                [
+                    "author_id",
+                    "text",
+                    "image_urls",
+                    "product_ids",
+                    "min_age_months",
+                    "max_age_months",
+                    "status",
+                    "hidden",
+                    "report_count",
+                    "cleared_report_count",
+                    "view_count",
+                    "score",
+                    "license_version",
+                    "created_at",
+                    "updated_at",
+                    "published_at",
+                ],
+                posts(),
+            )
             cur.execute("SELECT min(id) FROM member_posts")
             first_post = cur.fetchone()[0]
 
-            _copy(cur, "member_post_products", ["post_id", "product_id", "position"],
-                  ((first_post + i, product_id, position) for i, chosen in enumerate(links)
-                   for position, product_id in enumerate(chosen)))
+            _copy(
+                cur,
+                "member_post_products",
+                ["post_id", "product_id", "position"],
+                (
+                    (first_post + i, product_id, position)
+                    for i, chosen in enumerate(links)
+                    for position, product_id in enumerate(chosen)
+                ),
+            )
             raw.commit()
             # As autovacuum would after a bulk load, but before measuring: visibility maps, the GIN pending list.
             raw.driver_connection.autocommit = True
             cur.execute("VACUUM (ANALYZE)")
         finally:
             raw.close()
-    print(f"bench: feed: generated {PRODUCTS} products and {POSTS} posts in {time.monotonic() - started:.1f}s",
-          file=sys.stderr)
+    print(
+        f"bench: feed: generated {PRODUCTS} products and {POSTS} posts in {time.monotonic() - started:.1f}s",
+        file=sys.stderr,
+    )
     return linked
 
 
@@ -135,7 +235,9 @@ def _deep_pages(base_url: str, count: int) -> list[str]:
 def run(ctx) -> list[dict]:
     rng = random.Random(7)
     linked = generate(ctx)
-    mix = [f"/api/v1/member-posts?age_band={quote(band)}&sort={sort}" for band in BANDS for sort in ("newest", "popular")]
+    mix = [
+        f"/api/v1/member-posts?age_band={quote(band)}&sort={sort}" for band in BANDS for sort in ("newest", "popular")
+    ]
     mix += [f"/api/v1/member-posts?product_id={pid}" for pid in rng.sample(sorted(set(linked)), 300)]
     mix += _deep_pages(ctx.base_url, 200)
     rng.shuffle(mix)
@@ -145,18 +247,33 @@ def run(ctx) -> list[dict]:
         ctx.wrk(path, duration=3, lua=lua)
         result = ctx.wrk(path, duration=10, lua=lua)
         ok = None if result.non2xx == 0 and result.socket_errors == 0 else False
-        return ctx.line(name, result.rps, "requests/s", ctx.healthz.rps, TARGET_RATIO, ok=ok, p99_ms=result.p99_ms,
-                        p50_ms=result.p50_ms, healthz_p99_ms=ctx.healthz.p99_ms,
-                        non2xx=result.non2xx, socket_errors=result.socket_errors,
-                        cpu_us_per_request=result.cpu_us, per_web_core=result.per_web_core())
+        return ctx.line(
+            name,
+            result.rps,
+            "requests/s",
+            ctx.healthz.rps,
+            TARGET_RATIO,
+            ok=ok,
+            p99_ms=result.p99_ms,
+            p50_ms=result.p50_ms,
+            healthz_p99_ms=ctx.healthz.p99_ms,
+            non2xx=result.non2xx,
+            socket_errors=result.socket_errors,
+            cpu_us_per_request=result.cpu_us,
+            per_web_core=result.per_web_core(),
+        )
 
-    lines = [measure("feed_first_page", "/api/v1/member-posts"),
-             measure("feed_mix", "/api/v1/member-posts", _cycle_lua(mix)),
-             measure("product_search", "/api/v1/products", _cycle_lua(search))]
+    lines = [
+        measure("feed_first_page", "/api/v1/member-posts"),
+        measure("feed_mix", "/api/v1/member-posts", _cycle_lua(mix)),
+        measure("product_search", "/api/v1/products", _cycle_lua(search)),
+    ]
     port = free_port()
-    uncached = ctx.spawn([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-                         name="gunicorn-uncached", env={"PORT": str(port), "CONTENT_FEED_CACHE_SECONDS": "0",
-                                                        "CATALOG_SEARCH_CACHE_SECONDS": "0"})
+    uncached = ctx.spawn(
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+        name="gunicorn-uncached",
+        env={"PORT": str(port), "CONTENT_FEED_CACHE_SECONDS": "0", "CATALOG_SEARCH_CACHE_SECONDS": "0"},
+    )
     cached_base, ctx.base_url = ctx.base_url, f"http://127.0.0.1:{port}"
     try:
         wait_ready(ctx.base_url)
