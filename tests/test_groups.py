@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.core.db import db
-from app.groups import ladder, service
+from app.groups import ladder, service, tasks
 from app.groups.models import ChatGroup
 from tests.helpers import assert_error
 
@@ -212,19 +212,19 @@ def test_fan_ladder_climbs_from_events(api, frozen_clock):
     outsider = api.as_user("outsider")
     assert not service.record_member_event(group_id=gid, user_id=outsider.user["id"], kind="purchased", ref="order-9")
     assert_error(outsider.post(f"/api/v1/groups/{gid}/demands", json={"text": "hi"}), 403, "not_a_member")
-    assert ladder.recompute_fan_levels() == 4
+    assert tasks.recompute_fan_levels() == 4
     counts = host.get(f"/api/v1/groups/{gid}/fans").get_json()["counts"]
     assert counts == {"casual": 1, "active": 1, "demand": 2, "trust": 1}
     at_demand = host.get(f"/api/v1/groups/{gid}/members?level=demand").get_json()["items"]
     assert sorted(m["user_id"] for m in at_demand) == sorted([ids["demand"], ids["buyer"]])
-    assert ladder.recompute_fan_levels() == 0
+    assert tasks.recompute_fan_levels() == 0
     frozen_clock(start + timedelta(days=31))
-    ladder.recompute_fan_levels()
+    tasks.recompute_fan_levels()
     host = api.as_user("host1")
     counts = host.get(f"/api/v1/groups/{gid}/fans").get_json()["counts"]
     assert counts == {"casual": 2, "active": 0, "demand": 2, "trust": 1}
     frozen_clock(start + timedelta(days=61))
-    ladder.recompute_fan_levels()
+    tasks.recompute_fan_levels()
     host = api.as_user("host1")
     assert host.get(f"/api/v1/groups/{gid}/fans").get_json()["counts"] == {
         "casual": 3,
@@ -283,7 +283,7 @@ def test_clicks_and_purchases_through_the_groups_links_climb_the_ladder(api, fro
     ]
 
     def level():
-        ladder.recompute_fan_levels()
+        tasks.recompute_fan_levels()
         members = api.as_user("host1").get(f"/api/v1/groups/{gid}/members").get_json()["items"]
         return {m["user_id"]: m["fan_level"] for m in members}[mom.user["id"]]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, delete, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, and_, delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -560,3 +560,8 @@ def existing_user_ids(*, user_ids: list[int]) -> set[int]:
     if not wanted:
         return set()
     return set(db.session.scalars(select(User.id).where(among(User.id, wanted))))
+
+
+def nickname_of(user_id: ColumnElement[int]) -> ScalarSelect[str]:
+    """The nickname of the user `user_id` names, as a column other domains select beside their rows (no query each)."""
+    return select(User.nickname).where(User.id == user_id).scalar_subquery()

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import BigId, IdPk, db
+from app.core.db import BigId, IdPk, db, one_of
 
 REVIEW_STATES = ("draft", "pending_review", "approved", "rejected")
 ITEM_KINDS = ("course", "lesson", "knowledge_point")
@@ -27,10 +27,6 @@ AGE_BAND_MONTHS = {
 }
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
 def _age_checks() -> tuple[CheckConstraint, ...]:
     return (
         CheckConstraint(
@@ -44,7 +40,7 @@ def _age_checks() -> tuple[CheckConstraint, ...]:
 
 class Course(db.Model):
     __tablename__ = "courses"
-    __table_args__ = (CheckConstraint(_in("status", REVIEW_STATES), name="known_status"),)
+    __table_args__ = (CheckConstraint(one_of("status", REVIEW_STATES), name="known_status"),)
 
     id: Mapped[IdPk]
     partner_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
@@ -63,7 +59,7 @@ class Course(db.Model):
 class Lesson(db.Model):
     __tablename__ = "lessons"
     __table_args__ = (
-        CheckConstraint(_in("status", REVIEW_STATES), name="known_status"),
+        CheckConstraint(one_of("status", REVIEW_STATES), name="known_status"),
         Index("ix_lessons_course_position", "course_id", "position"),
     )
 
@@ -84,7 +80,7 @@ class KnowledgePoint(db.Model):
 
     __tablename__ = "knowledge_points"
     __table_args__ = (
-        CheckConstraint(_in("status", REVIEW_STATES), name="known_status"),
+        CheckConstraint(one_of("status", REVIEW_STATES), name="known_status"),
         *_age_checks(),
         Index("ix_knowledge_points_lesson_position", "lesson_id", "position"),
         Index("ix_knowledge_points_course_status", "course_id", "status"),
@@ -116,9 +112,9 @@ class ContentReview(db.Model):
 
     __tablename__ = "content_reviews"
     __table_args__ = (
-        CheckConstraint(_in("item_kind", ITEM_KINDS), name="known_item_kind"),
+        CheckConstraint(one_of("item_kind", ITEM_KINDS), name="known_item_kind"),
         CheckConstraint(
-            _in("action", ("submitted", "approved", "rejected", "resubmitted_by_edit")), name="known_action"
+            one_of("action", ("submitted", "approved", "rejected", "resubmitted_by_edit")), name="known_action"
         ),
         Index("ix_content_reviews_item", "item_kind", "item_id", "id"),
     )
@@ -147,7 +143,7 @@ class CopyrightAcceptance(db.Model):
 class MemberPost(db.Model):
     __tablename__ = "member_posts"
     __table_args__ = (
-        CheckConstraint(_in("status", POST_STATES), name="known_status"),
+        CheckConstraint(one_of("status", POST_STATES), name="known_status"),
         CheckConstraint("report_count >= 0", name="report_count_not_negative"),
         CheckConstraint(
             "min_age_months IS NULL OR max_age_months IS NULL OR min_age_months <= max_age_months", name="age_ordered"
@@ -234,7 +230,7 @@ class ContentItem(db.Model):
     __tablename__ = "content_items"
     __table_args__ = (
         UniqueConstraint("kind", "ref_id"),
-        CheckConstraint(_in("kind", CONTENT_KINDS), name="known_kind"),
+        CheckConstraint(one_of("kind", CONTENT_KINDS), name="known_kind"),
     )
 
     id: Mapped[IdPk]

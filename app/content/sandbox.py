@@ -6,7 +6,7 @@ without a string `content` gets 47001; a bad access token 40001.
 
 from flask import current_app, jsonify
 
-from app.wechat.sandbox import json_body, sandbox_route, wechat_error
+from app.wechat.service import json_body, sandbox_route, wechat_error
 
 
 @sandbox_route("/wxa/msg_sec_check", methods=["POST"])

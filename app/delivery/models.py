@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import BigId, IdPk, db
+from app.core.db import BigId, IdPk, db, one_of
 
 # Every kind the engine knows; the ones whose source domain has not landed are refused by the API.
 POST_KINDS = ("text", "markdown", "miniprogram_card", "product_card", "coupon_drop", "knowledge_point")
@@ -17,15 +17,11 @@ OCCURRENCE_STATES = ("scheduled", "dispatched", "missed", "cancelled", "refused"
 DELIVERY_STATES = ("pending", "sending", "submitted", "sent", "failed", "dead", "unknown", "missed", "skipped")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
 class Post(db.Model):
     __tablename__ = "posts"
     __table_args__ = (
-        CheckConstraint(_in("kind", POST_KINDS), name="known_kind"),
-        CheckConstraint(_in("status", POST_STATUSES), name="known_status"),
+        CheckConstraint(one_of("kind", POST_KINDS), name="known_kind"),
+        CheckConstraint(one_of("status", POST_STATUSES), name="known_status"),
         CheckConstraint("target_mode IN ('groups', 'filter')", name="known_target_mode"),
         Index("ix_posts_author_id_id", "author_id", "id"),
     )
@@ -61,7 +57,7 @@ class PostOccurrence(db.Model):
     __tablename__ = "post_occurrences"
     __table_args__ = (
         UniqueConstraint("post_id", "timezone", "slot"),
-        CheckConstraint(_in("state", OCCURRENCE_STATES), name="known_state"),
+        CheckConstraint(one_of("state", OCCURRENCE_STATES), name="known_state"),
         Index("ix_post_occurrences_state_due_at", "state", "due_at"),
     )
 
@@ -87,7 +83,7 @@ class Delivery(db.Model):
         UniqueConstraint("post_id", "group_id", "occurrence_id"),
         # wecom_customer_group: one mass message per group per local day (NULL for other channels).
         UniqueConstraint("group_id", "quota_day"),
-        CheckConstraint(_in("state", DELIVERY_STATES), name="known_state"),
+        CheckConstraint(one_of("state", DELIVERY_STATES), name="known_state"),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
         Index("ix_deliveries_state_available_at", "state", "available_at"),
         Index("ix_deliveries_occurrence_id", "occurrence_id"),

@@ -13,7 +13,7 @@ import time
 from flask import current_app, jsonify, request
 
 from app.core.redis import key
-from app.wechat.sandbox import json_body, sandbox_route, wechat_error
+from app.wechat.service import json_body, sandbox_route, wechat_error
 
 ROBOT_LIMIT = 20
 ROBOT_MESSAGE_TYPES = {"text", "markdown", "image", "news", "file", "template_card"}

@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 
 from app.core import access
 from app.core.pagination import PageArgsSchema
-from app.groups import ladder, service
+from app.groups import institutions, ladder, members, service
 from app.groups.models import GROUP_ROLES
 from app.groups.schemas import (
     ClassInSchema,
@@ -42,7 +42,7 @@ ROLE = "any(" + ", ".join(GROUP_ROLES) + "):role"
 @blp.response(201, InstitutionSchema)
 def create_institution(args):
     """Register an institution (kindergarten or parenting organisation) you manage."""
-    return service.create_institution(actor=access.current_actor(), **args)
+    return institutions.create_institution(actor=access.current_actor(), **args)
 
 
 @blp.route("/institutions", methods=["GET"])
@@ -51,7 +51,9 @@ def create_institution(args):
 @blp.response(200, InstitutionPageSchema)
 def list_institutions(args):
     """Institutions you manage (operators: all)."""
-    items, cursor = service.list_institutions(actor=access.current_actor(), cursor=args["cursor"], limit=args["limit"])
+    items, cursor = institutions.list_institutions(
+        actor=access.current_actor(), cursor=args["cursor"], limit=args["limit"]
+    )
     return {"items": items, "next_cursor": cursor}
 
 
@@ -60,7 +62,7 @@ def list_institutions(args):
 @blp.response(200, InstitutionSchema)
 def get_institution(institution_id: int):
     """One institution you manage."""
-    return service.get_institution(institution_id=institution_id, actor=access.current_actor())
+    return institutions.get_institution(institution_id=institution_id, actor=access.current_actor())
 
 
 @blp.route("/institutions/<int:institution_id>", methods=["PATCH"])
@@ -69,7 +71,7 @@ def get_institution(institution_id: int):
 @blp.response(200, InstitutionSchema)
 def update_institution(args, institution_id: int):
     """Change an institution's name, kind or city."""
-    return service.update_institution(institution_id=institution_id, actor=access.current_actor(), changes=args)
+    return institutions.update_institution(institution_id=institution_id, actor=access.current_actor(), changes=args)
 
 
 @blp.route("/institutions/<int:institution_id>/classes", methods=["POST"])
@@ -78,7 +80,7 @@ def update_institution(args, institution_id: int):
 @blp.response(201, ClassSchema)
 def create_class(args, institution_id: int):
     """Add a class to an institution."""
-    return service.create_class(institution_id=institution_id, actor=access.current_actor(), **args)
+    return institutions.create_class(institution_id=institution_id, actor=access.current_actor(), **args)
 
 
 @blp.route("/institutions/<int:institution_id>/classes", methods=["GET"])
@@ -86,7 +88,7 @@ def create_class(args, institution_id: int):
 @blp.response(200, ClassListSchema)
 def list_classes(institution_id: int):
     """The classes of an institution."""
-    return {"items": service.list_classes(institution_id=institution_id, actor=access.current_actor())}
+    return {"items": institutions.list_classes(institution_id=institution_id, actor=access.current_actor())}
 
 
 @blp.route("/groups", methods=["POST"])
@@ -145,7 +147,7 @@ def group_invite(group_id: int):
 @blp.response(200, MembershipSchema)
 def join_group(args):
     """Join the group of an invite scene (from the scanned mini-program code)."""
-    group, member = service.join_group(user_id=g.user.id, scene=args["scene"])
+    group, member = members.join_group(user_id=g.user.id, scene=args["scene"])
     return {
         "group_id": group.id,
         "group_name": group.name,
@@ -159,7 +161,7 @@ def join_group(args):
 @blp.response(204)
 def leave_group(group_id: int):
     """Leave a group."""
-    service.leave_group(user_id=g.user.id, group_id=group_id)
+    members.leave_group(user_id=g.user.id, group_id=group_id)
 
 
 @blp.route("/me/groups", methods=["GET"])
@@ -181,7 +183,7 @@ def my_groups():
 @blp.response(200, MemberPageSchema)
 def list_members(args, group_id: int):
     """Current members (optionally at one fan level), newest first."""
-    members, roles, cursor = service.list_members(
+    page, roles, cursor = members.list_members(
         group_id=group_id, actor=access.current_actor(), level=args["level"], cursor=args["cursor"], limit=args["limit"]
     )
     return {
@@ -194,7 +196,7 @@ def list_members(args, group_id: int):
                 "fan_level_at": m.fan_level_at,
                 "roles": roles[m.user_id],
             }
-            for m, name in members
+            for m, name in page
         ],
         "next_cursor": cursor,
     }
@@ -205,7 +207,7 @@ def list_members(args, group_id: int):
 @blp.response(200, RolesSchema)
 def grant_group_role(group_id: int, user_id: int, role: str):
     """Give a member a role in the group: expert, welfare_officer, teacher or obstetrician."""
-    roles = service.grant_group_role(group_id=group_id, user_id=user_id, role=role, actor=access.current_actor())
+    roles = members.grant_group_role(group_id=group_id, user_id=user_id, role=role, actor=access.current_actor())
     return {"group_id": group_id, "user_id": user_id, "roles": roles}
 
 
@@ -214,7 +216,7 @@ def grant_group_role(group_id: int, user_id: int, role: str):
 @blp.response(200, RolesSchema)
 def revoke_group_role(group_id: int, user_id: int, role: str):
     """Take a role away from a member."""
-    roles = service.revoke_group_role(group_id=group_id, user_id=user_id, role=role, actor=access.current_actor())
+    roles = members.revoke_group_role(group_id=group_id, user_id=user_id, role=role, actor=access.current_actor())
     return {"group_id": group_id, "user_id": user_id, "roles": roles}
 
 
@@ -232,7 +234,7 @@ def fan_counts(group_id: int):
 @blp.response(201, DemandSchema)
 def post_demand(args, group_id: int):
     """Ask a question or make a request in a group you belong to."""
-    return service.post_demand(group_id=group_id, user_id=g.user.id, text=args["text"])
+    return members.post_demand(group_id=group_id, user_id=g.user.id, text=args["text"])
 
 
 blueprints = [blp]

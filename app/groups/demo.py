@@ -3,8 +3,9 @@
 from sqlalchemy import select
 
 from app.accounts import service as accounts
+from app.core.clock import DEFAULT_ZONE_NAME
 from app.core.db import db
-from app.groups import service
+from app.groups import institutions, members, service
 from app.groups.models import ChatGroup
 
 SEED_ORDER = 20
@@ -21,8 +22,8 @@ def seed() -> list[str]:
     ):
         return []
     h1 = service.Actor(id=host1.id, operator=False)
-    kindergarten = service.create_institution(actor=h1, name="阳光幼儿园", kind="kindergarten", city="上海")
-    klass = service.create_class(institution_id=kindergarten.id, actor=h1, name="大一班", age_band="3-6y")
+    kindergarten = institutions.create_institution(actor=h1, name="阳光幼儿园", kind="kindergarten", city="上海")
+    klass = institutions.create_class(institution_id=kindergarten.id, actor=h1, name="大一班", age_band="3-6y")
     class_group = service.create_group(
         actor=h1,
         name="阳光幼儿园大一班家长群",
@@ -30,7 +31,7 @@ def seed() -> list[str]:
         credentials=None,
         age_band="3-6y",
         tags=["kindergarten", "shanghai"],
-        timezone="Asia/Shanghai",
+        timezone=DEFAULT_ZONE_NAME,
         institution_id=kindergarten.id,
         class_id=klass.id,
     )
@@ -41,16 +42,16 @@ def seed() -> list[str]:
         credentials=None,
         age_band="1-3y",
         tags=["toddler"],
-        timezone="Asia/Shanghai",
+        timezone=DEFAULT_ZONE_NAME,
     )
     for openid in ("mom01", "mom02", "mom03", "mom04", "mom05"):
-        service.join_group(user_id=accounts.find_user(ref=openid).id, scene=class_group.invite_scene)
+        members.join_group(user_id=accounts.find_user(ref=openid).id, scene=class_group.invite_scene)
     for openid in ("mom06", "mom07", "mom08", "mom09", "mom10"):
-        service.join_group(user_id=accounts.find_user(ref=openid).id, scene=baby_group.invite_scene)
-    service.grant_group_role(
+        members.join_group(user_id=accounts.find_user(ref=openid).id, scene=baby_group.invite_scene)
+    members.grant_group_role(
         group_id=class_group.id, user_id=accounts.find_user(ref="mom01").id, role="teacher", actor=h1
     )
-    service.post_demand(
+    members.post_demand(
         group_id=class_group.id, user_id=accounts.find_user(ref="mom02").id, text="宝宝不爱刷牙怎么办？"
     )
     return []

@@ -65,37 +65,37 @@ def _signals_by_member(group_ids: list[int]) -> dict[tuple[int, int], Signals]:
     }
 
 
-def recompute_fan_levels() -> int:
-    """Recompute every current member's level, a batch of groups at a time; returns how many changed."""
+def recompute_batch(*, after_group_id: int) -> tuple[int, int] | None:
+    """Recompute the levels of the current members of the next GROUPS_PER_BATCH groups after `after_group_id`.
+
+    Returns how many levels changed and the last group id of the batch, or None when no group is left.
+    """
+    group_ids = list(
+        db.session.scalars(
+            select(ChatGroup.id).where(ChatGroup.id > after_group_id).order_by(ChatGroup.id).limit(GROUPS_PER_BATCH)
+        )
+    )
+    if not group_ids:
+        return None
+    signals = _signals_by_member(group_ids)
+    now = now_utc()
+    members = db.session.execute(
+        select(GroupMember.id, GroupMember.group_id, GroupMember.user_id, GroupMember.fan_level).where(
+            GroupMember.group_id.in_(group_ids), GroupMember.left_at.is_(None)
+        )
+    )
+    moves: dict[str, list[int]] = {level: [] for level in FAN_LEVELS}
+    for m in members:
+        level = level_for(signals.get((m.group_id, m.user_id), Signals(0, 0, 0)))
+        if level != m.fan_level:
+            moves[level].append(m.id)
     changed = 0
-    last_id = 0
-    while True:
-        group_ids = list(
-            db.session.scalars(
-                select(ChatGroup.id).where(ChatGroup.id > last_id).order_by(ChatGroup.id).limit(GROUPS_PER_BATCH)
-            )
-        )
-        if not group_ids:
-            return changed
-        last_id = group_ids[-1]
-        signals = _signals_by_member(group_ids)
-        now = now_utc()
-        members = db.session.execute(
-            select(GroupMember.id, GroupMember.group_id, GroupMember.user_id, GroupMember.fan_level).where(
-                GroupMember.group_id.in_(group_ids), GroupMember.left_at.is_(None)
-            )
-        )
-        moves: dict[str, list[int]] = {level: [] for level in FAN_LEVELS}
-        for m in members:
-            level = level_for(signals.get((m.group_id, m.user_id), Signals(0, 0, 0)))
-            if level != m.fan_level:
-                moves[level].append(m.id)
-        for level, ids in moves.items():
-            if ids:
-                changed += db.session.execute(
-                    update(GroupMember).where(GroupMember.id.in_(ids)).values(fan_level=level, fan_level_at=now)
-                ).rowcount
-        db.session.commit()
+    for level, ids in moves.items():
+        if ids:
+            changed += db.session.execute(
+                update(GroupMember).where(GroupMember.id.in_(ids)).values(fan_level=level, fan_level_at=now)
+            ).rowcount
+    return changed, group_ids[-1]
 
 
 def fan_counts(*, group_id: int, actor: Actor) -> dict[str, int]:

@@ -3,7 +3,8 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import BigId, IdPk, db
+from app.core.clock import DEFAULT_ZONE_NAME
+from app.core.db import BigId, IdPk, db, one_of
 
 CHANNELS = ("wecom_webhook", "wecom_customer_group", "sandbox")
 AGE_BANDS = ("pregnancy", "0-6m", "6-12m", "1-3y", "3-6y", "6y+")
@@ -13,13 +14,9 @@ FAN_LEVELS = ("casual", "active", "demand", "trust")
 EVENT_KINDS = ("joined", "clicked", "viewed", "demand", "purchased")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
 class Institution(db.Model):
     __tablename__ = "institutions"
-    __table_args__ = (CheckConstraint(_in("kind", INSTITUTION_KINDS), name="known_kind"),)
+    __table_args__ = (CheckConstraint(one_of("kind", INSTITUTION_KINDS), name="known_kind"),)
 
     id: Mapped[IdPk]
     name: Mapped[str] = mapped_column(String(128))
@@ -34,7 +31,7 @@ class InstitutionClass(db.Model):
     __tablename__ = "institution_classes"
     __table_args__ = (
         UniqueConstraint("institution_id", "name"),
-        CheckConstraint(_in("age_band", AGE_BANDS), name="known_age_band"),
+        CheckConstraint(one_of("age_band", AGE_BANDS), name="known_age_band"),
     )
 
     id: Mapped[IdPk]
@@ -49,8 +46,8 @@ class ChatGroup(db.Model):
 
     __tablename__ = "chat_groups"
     __table_args__ = (
-        CheckConstraint(_in("channel", CHANNELS), name="known_channel"),
-        CheckConstraint(_in("age_band", AGE_BANDS), name="known_age_band"),
+        CheckConstraint(one_of("channel", CHANNELS), name="known_channel"),
+        CheckConstraint(one_of("age_band", AGE_BANDS), name="known_age_band"),
         CheckConstraint("member_count >= 0", name="member_count_not_negative"),
         Index("ix_chat_groups_timezone_active", "timezone", "is_active"),
     )
@@ -65,7 +62,7 @@ class ChatGroup(db.Model):
     credentials_encrypted: Mapped[str] = mapped_column(Text, default="")
     age_band: Mapped[str] = mapped_column(String(16))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_ZONE_NAME)
     member_count: Mapped[int] = mapped_column(Integer, default=0)
     invite_scene: Mapped[str] = mapped_column(String(32), unique=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -77,7 +74,7 @@ class GroupMember(db.Model):
     __tablename__ = "group_members"
     __table_args__ = (
         UniqueConstraint("group_id", "user_id"),
-        CheckConstraint(_in("fan_level", FAN_LEVELS), name="known_fan_level"),
+        CheckConstraint(one_of("fan_level", FAN_LEVELS), name="known_fan_level"),
         Index("ix_group_members_group_level", "group_id", "fan_level"),
     )
 
@@ -92,7 +89,7 @@ class GroupMember(db.Model):
 
 class GroupMemberRole(db.Model):
     __tablename__ = "group_member_roles"
-    __table_args__ = (CheckConstraint(_in("role", GROUP_ROLES), name="known_role"),)
+    __table_args__ = (CheckConstraint(one_of("role", GROUP_ROLES), name="known_role"),)
 
     group_id: Mapped[int] = mapped_column(BigId, ForeignKey("chat_groups.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), primary_key=True)
@@ -106,7 +103,7 @@ class MemberEvent(db.Model):
 
     __tablename__ = "member_events"
     __table_args__ = (
-        CheckConstraint(_in("kind", EVENT_KINDS), name="known_kind"),
+        CheckConstraint(one_of("kind", EVENT_KINDS), name="known_kind"),
         # Callers that pass a reference (an order id, a click id) make the event idempotent.
         UniqueConstraint("group_id", "user_id", "kind", "ref"),
         Index("ix_member_events_group_user_at", "group_id", "user_id", "occurred_at"),

@@ -1,5 +1,6 @@
 from marshmallow import Schema, fields, validate
 
+from app.core.clock import DEFAULT_ZONE_NAME
 from app.core.pagination import PageArgsSchema, PageSchema
 from app.groups.models import AGE_BANDS, CHANNELS, FAN_LEVELS, GROUP_ROLES, INSTITUTION_KINDS
 
@@ -72,7 +73,7 @@ class GroupInSchema(Schema):
     credentials = fields.Nested(CredentialsSchema, load_default=None)
     age_band = fields.String(required=True, validate=validate.OneOf(AGE_BANDS))
     tags = fields.List(Tag, load_default=list, validate=validate.Length(max=20))
-    timezone = fields.String(load_default="Asia/Shanghai", validate=validate.Length(min=1, max=64))
+    timezone = fields.String(load_default=DEFAULT_ZONE_NAME, validate=validate.Length(min=1, max=64))
     institution_id = Id(load_default=None, allow_none=True)
     class_id = Id(load_default=None, allow_none=True)
     host_id = Id(load_default=None, allow_none=True, metadata={"description": "Operators only: the group's host."})

@@ -1,30 +1,32 @@
 """Groups use cases: institutions and classes, chat groups and their credentials, members, roles, invites."""
 
+import base64
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
-from sqlalchemy import Select, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, literal, select
 from sqlalchemy.exc import IntegrityError
 
+from app.accounts import service as accounts
 from app.core.access import Actor
 from app.core.clock import now_utc
-from app.core.db import among, db
-from app.core.errors import Conflict, Forbidden, Invalid, NotFound
+from app.core.db import among, db, upsert_insert
+from app.core.errors import Forbidden, Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.groups import credentials as creds
+from app.groups import institutions
+from app.groups.models import AGE_BANDS as AGE_BANDS  # other domains' schemas offer these as choices
+from app.groups.models import CHANNELS as CHANNELS
 from app.groups.models import (
     EVENT_KINDS,
     ChatGroup,
     GroupMember,
-    GroupMemberRole,
-    Institution,
-    InstitutionClass,
     MemberEvent,
 )
+from app.wechat import service as wechat
 
 SCENE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 DEMAND_TEXT_MAX = 500
@@ -40,6 +42,19 @@ class DeliveryTarget:
     channel: str
     timezone: str
     credentials: dict[str, str]
+
+
+@dataclass(frozen=True)
+class GroupBrief:
+    """What other domains read of a group (no credentials, no ORM row)."""
+
+    id: int
+    name: str
+    host_id: int
+    channel: str
+    timezone: str
+    age_band: str
+    member_count: int
 
 
 @dataclass(frozen=True)
@@ -65,82 +80,6 @@ def check_timezone(name: str) -> str:
     return name
 
 
-# -- institutions and classes ------------------------------------------------------------------------------
-
-
-def _institution(*, institution_id: int, actor: Actor) -> Institution:
-    institution = db.session.get(Institution, institution_id)
-    if institution is None:
-        raise NotFound("No such institution.", code="institution_not_found")
-    if not actor.operator and institution.owner_id != actor.id:
-        raise Forbidden("This institution is managed by someone else.", code="institution_not_yours")
-    return institution
-
-
-def create_institution(*, actor: Actor, name: str, kind: str, city: str) -> Institution:
-    """Register an institution, managed by the actor."""
-    institution = Institution(name=name.strip(), kind=kind, city=city.strip(), owner_id=actor.id, created_at=now_utc())
-    db.session.add(institution)
-    db.session.commit()
-    return institution
-
-
-def get_institution(*, institution_id: int, actor: Actor) -> Institution:
-    """One institution the actor manages."""
-    return _institution(institution_id=institution_id, actor=actor)
-
-
-def update_institution(*, institution_id: int, actor: Actor, changes: dict) -> Institution:
-    """Rename or re-describe an institution."""
-    institution = _institution(institution_id=institution_id, actor=actor)
-    for field in ("name", "kind", "city"):
-        if field in changes:
-            setattr(institution, field, changes[field].strip() if field != "kind" else changes[field])
-    db.session.commit()
-    return institution
-
-
-def list_institutions(*, actor: Actor, cursor: str | None, limit: int) -> tuple[list[Institution], str | None]:
-    """Institutions the actor manages (operators: all), newest first."""
-    stmt = select(Institution)
-    if not actor.operator:
-        stmt = stmt.where(Institution.owner_id == actor.id)
-    return keyset_page(
-        stmt,
-        columns=[Institution.id],
-        kinds=[int],
-        cursor=cursor,
-        limit=limit,
-        key_of=lambda i: (i.id,),
-        session=db.session,
-    )
-
-
-def create_class(*, institution_id: int, actor: Actor, name: str, age_band: str) -> InstitutionClass:
-    """Add a class to an institution; names are unique within it."""
-    _institution(institution_id=institution_id, actor=actor)
-    klass = InstitutionClass(institution_id=institution_id, name=name.strip(), age_band=age_band, created_at=now_utc())
-    try:
-        with db.session.begin_nested():
-            db.session.add(klass)
-    except IntegrityError:
-        raise Conflict("The institution already has a class of this name.", code="class_name_taken") from None
-    db.session.commit()
-    return klass
-
-
-def list_classes(*, institution_id: int, actor: Actor) -> list[InstitutionClass]:
-    """The classes of an institution the actor manages."""
-    _institution(institution_id=institution_id, actor=actor)
-    return list(
-        db.session.scalars(
-            select(InstitutionClass)
-            .where(InstitutionClass.institution_id == institution_id)
-            .order_by(InstitutionClass.id)
-        )
-    )
-
-
 # -- groups ------------------------------------------------------------------------------------------------
 
 
@@ -151,19 +90,6 @@ def _group(*, group_id: int, actor: Actor) -> ChatGroup:
     if not actor.operator and group.host_id != actor.id:
         raise Forbidden("This group is hosted by someone else.", code="group_not_yours")
     return group
-
-
-def _check_placement(*, actor: Actor, institution_id: int | None, class_id: int | None) -> None:
-    if institution_id is not None:
-        _institution(institution_id=institution_id, actor=actor)
-    if class_id is not None:
-        klass = db.session.get(InstitutionClass, class_id)
-        if klass is None or klass.institution_id != institution_id:
-            raise Invalid(
-                "The class must belong to the group's institution.",
-                code="class_not_in_institution",
-                errors={"class_id": ["Not a class of the institution."]},
-            )
 
 
 def _new_scene() -> str:
@@ -186,14 +112,15 @@ def create_group(
     """Register a group; hosts register their own, operators may name another host."""
     if host_id is not None and host_id != actor.id and not actor.operator:
         raise Forbidden("Only operators register groups for other hosts.", code="host_assignment_forbidden")
-    if host_id is not None and host_id != actor.id:
-        from app.accounts import service as accounts
-
-        if "host" not in accounts.roles_of(accounts.get_user(user_id=host_id)):
-            raise Invalid(
-                "The group's host must hold the host role.", code="not_a_host", errors={"host_id": ["Not a host."]}
-            )
-    _check_placement(actor=actor, institution_id=institution_id, class_id=class_id)
+    if (
+        host_id is not None
+        and host_id != actor.id
+        and "host" not in accounts.roles_of(accounts.get_user(user_id=host_id))
+    ):
+        raise Invalid(
+            "The group's host must hold the host role.", code="not_a_host", errors={"host_id": ["Not a host."]}
+        )
+    institutions.check_placement(actor=actor, institution_id=institution_id, class_id=class_id)
     secret = creds.encrypt(creds.validate(channel, credentials))
     now = now_utc()
     group = ChatGroup(
@@ -213,7 +140,7 @@ def create_group(
         updated_at=now,
     )
     db.session.add(group)
-    db.session.commit()
+    db.session.flush()
     return group
 
 
@@ -232,7 +159,7 @@ def update_group(*, group_id: int, actor: Actor, changes: dict) -> ChatGroup:
     if "institution_id" in changes or "class_id" in changes:
         institution_id = changes.get("institution_id", group.institution_id)
         class_id = changes.get("class_id", group.class_id if institution_id == group.institution_id else None)
-        _check_placement(actor=actor, institution_id=institution_id, class_id=class_id)
+        institutions.check_placement(actor=actor, institution_id=institution_id, class_id=class_id)
         group.institution_id, group.class_id = institution_id, class_id
     if "timezone" in changes:
         group.timezone = check_timezone(changes["timezone"])
@@ -242,7 +169,6 @@ def update_group(*, group_id: int, actor: Actor, changes: dict) -> ChatGroup:
         if field in changes:
             setattr(group, field, changes[field].strip() if field == "name" else changes[field])
     group.updated_at = now_utc()
-    db.session.commit()
     return group
 
 
@@ -270,10 +196,6 @@ def list_groups(
 
 def group_invite(*, group_id: int, actor: Actor) -> dict:
     """The group's invite scene and a mini-program code image that carries it."""
-    import base64
-
-    from app.wechat import service as wechat
-
     group = _group(group_id=group_id, actor=actor)
     page = current_app.config["MINIPROGRAM_HOME_PAGE"]
     image = wechat.miniprogram_code_png(scene=group.invite_scene, page=page)
@@ -285,65 +207,7 @@ def group_invite(*, group_id: int, actor: Actor) -> dict:
     }
 
 
-# -- members -----------------------------------------------------------------------------------------------
-
-
-def join_group(*, user_id: int, scene: str) -> tuple[ChatGroup, GroupMember]:
-    """Join the group whose invite carries `scene` (joining again after leaving rejoins; twice is a no-op)."""
-    group = db.session.scalar(select(ChatGroup).where(ChatGroup.invite_scene == scene.strip()))
-    if group is None or not group.is_active:
-        raise NotFound("No active group has this invite.", code="invite_not_found")
-    now = now_utc()
-    member = db.session.scalar(
-        select(GroupMember).where(GroupMember.group_id == group.id, GroupMember.user_id == user_id)
-    )
-    if member is None:
-        member = GroupMember(group_id=group.id, user_id=user_id, joined_at=now, fan_level="casual", fan_level_at=now)
-        try:
-            with db.session.begin_nested():
-                db.session.add(member)
-        except IntegrityError:
-            member = db.session.scalar(
-                select(GroupMember).where(GroupMember.group_id == group.id, GroupMember.user_id == user_id)
-            )
-            return group, member
-        joined = True
-    else:
-        joined = (
-            db.session.execute(
-                update(GroupMember)
-                .where(GroupMember.id == member.id, GroupMember.left_at.is_not(None))
-                .values(left_at=None, joined_at=now)
-            ).rowcount
-            == 1
-        )
-    if joined:
-        db.session.execute(
-            update(ChatGroup).where(ChatGroup.id == group.id).values(member_count=ChatGroup.member_count + 1)
-        )
-        db.session.add(MemberEvent(group_id=group.id, user_id=user_id, kind="joined", detail="", occurred_at=now))
-    db.session.commit()
-    db.session.refresh(group)
-    db.session.refresh(member)
-    return group, member
-
-
-def leave_group(*, user_id: int, group_id: int) -> None:
-    """Leave a group; roles held in it are dropped."""
-    left = db.session.execute(
-        update(GroupMember)
-        .where(GroupMember.group_id == group_id, GroupMember.user_id == user_id, GroupMember.left_at.is_(None))
-        .values(left_at=now_utc())
-    ).rowcount
-    if not left:
-        raise NotFound("You are not a member of this group.", code="not_a_member")
-    db.session.execute(
-        update(ChatGroup)
-        .where(ChatGroup.id == group_id, ChatGroup.member_count > 0)
-        .values(member_count=ChatGroup.member_count - 1)
-    )
-    db.session.query(GroupMemberRole).filter_by(group_id=group_id, user_id=user_id).delete()
-    db.session.commit()
+# -- members as other domains see them ----------------------------------------------------------------------
 
 
 def my_groups(*, user_id: int) -> list[tuple[ChatGroup, GroupMember]]:
@@ -357,7 +221,8 @@ def my_groups(*, user_id: int) -> list[tuple[ChatGroup, GroupMember]]:
     return [(g, m) for g, m in rows]
 
 
-def _active_member(group_id: int, user_id: int) -> GroupMember | None:
+def active_member(*, group_id: int, user_id: int) -> GroupMember | None:
+    """The user's current membership of the group, if any."""
     return db.session.scalar(
         select(GroupMember).where(
             GroupMember.group_id == group_id, GroupMember.user_id == user_id, GroupMember.left_at.is_(None)
@@ -365,68 +230,9 @@ def _active_member(group_id: int, user_id: int) -> GroupMember | None:
     )
 
 
-def member_roles(*, group_id: int, user_ids: list[int]) -> dict[int, list[str]]:
-    """The group roles each of `user_ids` holds in the group."""
-    found: dict[int, list[str]] = {u: [] for u in user_ids}
-    if user_ids:
-        for row in db.session.execute(
-            select(GroupMemberRole.user_id, GroupMemberRole.role)
-            .where(GroupMemberRole.group_id == group_id, GroupMemberRole.user_id.in_(user_ids))
-            .order_by(GroupMemberRole.role)
-        ):
-            found[row.user_id].append(row.role)
-    return found
-
-
-def grant_group_role(*, group_id: int, user_id: int, role: str, actor: Actor) -> list[str]:
-    """Give a member a role inside the group (granting a held role changes nothing)."""
-    _group(group_id=group_id, actor=actor)
-    if _active_member(group_id, user_id) is None:
-        raise NotFound("The user is not a member of this group.", code="not_a_member")
-    if db.session.get(GroupMemberRole, (group_id, user_id, role)) is None:
-        try:
-            with db.session.begin_nested():
-                db.session.add(
-                    GroupMemberRole(
-                        group_id=group_id, user_id=user_id, role=role, granted_at=now_utc(), granted_by_id=actor.id
-                    )
-                )
-        except IntegrityError:
-            pass
-    db.session.commit()
-    return member_roles(group_id=group_id, user_ids=[user_id])[user_id]
-
-
-def revoke_group_role(*, group_id: int, user_id: int, role: str, actor: Actor) -> list[str]:
-    """Take a role away from a member."""
-    _group(group_id=group_id, actor=actor)
-    db.session.query(GroupMemberRole).filter_by(group_id=group_id, user_id=user_id, role=role).delete()
-    db.session.commit()
-    return member_roles(group_id=group_id, user_ids=[user_id])[user_id]
-
-
-def list_members(
-    *, group_id: int, actor: Actor, level: str | None, cursor: str | None, limit: int
-) -> tuple[list[tuple[GroupMember, str]], dict[int, list[str]], str | None]:
-    """Current members of a group (optionally at one fan level), with nicknames and roles, newest first."""
-    from app.accounts import service as accounts
-
-    _group(group_id=group_id, actor=actor)
-    stmt = select(GroupMember).where(GroupMember.group_id == group_id, GroupMember.left_at.is_(None))
-    if level is not None:
-        stmt = stmt.where(GroupMember.fan_level == level)
-    members, next_cursor = keyset_page(
-        stmt,
-        columns=[GroupMember.id],
-        kinds=[int],
-        cursor=cursor,
-        limit=limit,
-        key_of=lambda m: (m.id,),
-        session=db.session,
-    )
-    names = {m.user_id: accounts.get_user(user_id=m.user_id).nickname for m in members}
-    roles = member_roles(group_id=group_id, user_ids=[m.user_id for m in members])
-    return [(m, names[m.user_id]) for m in members], roles, next_cursor
+def member_group(*, group_id: int, user_id: int) -> GroupBrief | None:
+    """The group, when the user is a current member of it."""
+    return group_brief(group_id=group_id) if active_member(group_id=group_id, user_id=user_id) else None
 
 
 # -- member events and the fan ladder ----------------------------------------------------------------------
@@ -440,16 +246,14 @@ def record_member_event(
     occurred_at: datetime | None = None,
     ref: str | None = None,
     detail: str = "",
-    commit: bool = True,
 ) -> bool:
     """Record what a member did in a group (other domains call this: clicks, views, purchases).
 
     Returns False when the user is not a current member or the same (kind, ref) was recorded before.
-    With commit=False the event joins the caller's transaction.
     """
     if kind not in EVENT_KINDS:
         raise ValueError(f"unknown member event kind {kind!r}")
-    if _active_member(group_id, user_id) is None:
+    if active_member(group_id=group_id, user_id=user_id) is None:
         return False
     event = MemberEvent(
         group_id=group_id,
@@ -464,8 +268,6 @@ def record_member_event(
             db.session.add(event)
     except IntegrityError:
         return False
-    if commit:
-        db.session.commit()
     return True
 
 
@@ -493,10 +295,7 @@ def record_member_events(*, events: list[MemberEventIn]) -> int:
     ]
     if not rows:
         return 0
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(MemberEvent).on_conflict_do_nothing(
-        index_elements=["group_id", "user_id", "kind", "ref"]
-    )
+    statement = upsert_insert(MemberEvent).on_conflict_do_nothing(index_elements=["group_id", "user_id", "kind", "ref"])
     return len(db.session.execute(statement.returning(MemberEvent.id), rows).all())
 
 
@@ -513,26 +312,12 @@ def current_members(*, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
     return {(r.group_id, r.user_id) for r in rows} & pairs
 
 
-def post_demand(*, group_id: int, user_id: int, text: str) -> MemberEvent:
-    """A member asks a question or makes a request in the group (a demand event for the fan ladder)."""
-    if db.session.get(ChatGroup, group_id) is None:
-        raise NotFound("No such group.", code="group_not_found")
-    if _active_member(group_id, user_id) is None:
-        raise Forbidden("Only members of the group can post demands in it.", code="not_a_member")
-    if not text.strip():
-        raise Invalid("The demand text cannot be blank.", code="demand_blank", errors={"text": ["Blank."]})
-    event = MemberEvent(group_id=group_id, user_id=user_id, kind="demand", detail=text.strip(), occurred_at=now_utc())
-    db.session.add(event)
-    db.session.commit()
-    return event
-
-
 # -- what the delivery domain needs ------------------------------------------------------------------------
 
 
-def assert_groups_postable(*, group_ids: list[int], actor: Actor) -> list[ChatGroup]:
+def assert_groups_postable(*, group_ids: list[int], actor: Actor) -> list[GroupBrief]:
     """Every group exists, and a host may post into each (their own); 404/403 otherwise."""
-    groups = {g.id: g for g in db.session.scalars(select(ChatGroup).where(ChatGroup.id.in_(set(group_ids))))}
+    groups = group_briefs(group_ids=group_ids)
     missing = sorted(set(group_ids) - set(groups))
     if missing:
         raise NotFound("Some groups do not exist.", code="group_not_found", errors={"group_ids": missing})
@@ -612,12 +397,48 @@ def delivery_targets(*, group_ids: list[int]) -> dict[int, DeliveryTarget]:
     }
 
 
-def group_brief(*, group_id: int) -> ChatGroup:
+def _brief(group) -> GroupBrief:
+    return GroupBrief(
+        id=group.id,
+        name=group.name,
+        host_id=group.host_id,
+        channel=group.channel,
+        timezone=group.timezone,
+        age_band=group.age_band,
+        member_count=group.member_count,
+    )
+
+
+def group_briefs(*, group_ids: list[int]) -> dict[int, GroupBrief]:
+    """The groups of `group_ids` that exist, by id (one query)."""
+    wanted = set(group_ids)
+    if not wanted:
+        return {}
+    rows = db.session.execute(
+        select(
+            ChatGroup.id,
+            ChatGroup.name,
+            ChatGroup.host_id,
+            ChatGroup.channel,
+            ChatGroup.timezone,
+            ChatGroup.age_band,
+            ChatGroup.member_count,
+        ).where(among(ChatGroup.id, wanted))
+    )
+    return {row.id: _brief(row) for row in rows}
+
+
+def group_brief(*, group_id: int) -> GroupBrief:
     """A group by id (404 if missing), for other domains' read-only use."""
-    group = db.session.get(ChatGroup, group_id)
-    if group is None:
+    found = group_briefs(group_ids=[group_id]).get(group_id)
+    if found is None:
         raise NotFound("No such group.", code="group_not_found")
-    return group
+    return found
+
+
+def hosted_group(*, group_id: int, actor: Actor) -> GroupBrief:
+    """A group the actor hosts (operators: any); 404/403 otherwise."""
+    return _brief(_group(group_id=group_id, actor=actor))
 
 
 def sharing_host_id(*, group_id: int, user_id: int) -> int:
@@ -626,6 +447,6 @@ def sharing_host_id(*, group_id: int, user_id: int) -> int:
     if host_id is None:
         raise NotFound("No such group.", code="group_not_found")
     # Anyone else could mint links paying this host (and counting as this group's) from outside it.
-    if user_id != host_id and _active_member(group_id, user_id) is None:
+    if user_id != host_id and active_member(group_id=group_id, user_id=user_id) is None:
         raise Forbidden("Only members of the group can share links for it.", code="not_a_member")
     return host_id

@@ -180,5 +180,4 @@ def _record_purchases(attributions_by_order: dict[int, list[dict]], orders_by_id
                 kind="purchased",
                 occurred_at=orders_by_id[order_id]["paid_at"],
                 ref=f"order:{order_id}",
-                commit=False,
             )

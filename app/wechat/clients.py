@@ -12,6 +12,7 @@ from wechatpy.session.redisstorage import RedisStorage
 
 from app.core.config import SANDBOX_BASE_URL
 from app.core.redis import KEY_PREFIX
+from app.wechat.sandbox import mount_in_process
 
 
 class MiniProgramClient(WeChatClient):
@@ -70,8 +71,6 @@ class Clients:
         self.pay.API_BASE_URL = config["WECHAT_PAY_API_BASE"]
         self.http_sessions = [self.miniprogram._http, self.wecom._http, self.pay._http]
         if config["WECHAT_SANDBOX"]:
-            from app.wechat.sandbox import mount_in_process
-
             for session in self.http_sessions:
                 mount_in_process(session, SANDBOX_BASE_URL, app)
 
