@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.content import drip
 from app.content.models import DripSent
 from app.core.db import db
-from app.delivery import engine
+from app.delivery import tasks
 from app.delivery.models import Delivery
 from tests.content_helpers import KP, approve_all, make_group
 from tests.helpers import assert_error
@@ -74,7 +74,7 @@ def received_points(host, group_id):
 
 def at(frozen_clock, moment):
     frozen_clock(moment)
-    engine.tick()
+    tasks.tick()
 
 
 def test_drip_follows_course_order_fits_ages_never_repeats_and_skips(people, frozen_clock, api):
@@ -214,25 +214,41 @@ def test_pick_is_stable_per_occurrence(people):
     course_id, p = build_course(partner, operator)
     group_id = make_group(host)["id"]
     post = drip_post(host, {"course_id": course_id}, [group_id])
-    first = drip.pick(post_id=post["id"], occurrence_id=77, content={"course_id": course_id}, group_id=group_id)
-    again = drip.pick(post_id=post["id"], occurrence_id=77, content={"course_id": course_id}, group_id=group_id)
-    following = drip.pick(post_id=post["id"], occurrence_id=78, content={"course_id": course_id}, group_id=group_id)
+    first = drip.pick(
+        post_id=post["id"], occurrence_id=77, content={"course_id": course_id}, group_id=group_id, age_band="1-3y"
+    )
+    again = drip.pick(
+        post_id=post["id"], occurrence_id=77, content={"course_id": course_id}, group_id=group_id, age_band="1-3y"
+    )
+    following = drip.pick(
+        post_id=post["id"], occurrence_id=78, content={"course_id": course_id}, group_id=group_id, age_band="1-3y"
+    )
     assert first["id"] == again["id"] == p["a"] and following["id"] == p["b"]
-    drip.pick(post_id=post["id"], occurrence_id=79, content={"course_id": course_id}, group_id=group_id)
-    assert drip.pick(post_id=post["id"], occurrence_id=80, content={"course_id": course_id}, group_id=group_id) is None
+    drip.pick(
+        post_id=post["id"], occurrence_id=79, content={"course_id": course_id}, group_id=group_id, age_band="1-3y"
+    )
+    assert (
+        drip.pick(
+            post_id=post["id"], occurrence_id=80, content={"course_id": course_id}, group_id=group_id, age_band="1-3y"
+        )
+        is None
+    )
 
 
-def test_demo_seed_builds_an_approved_course_a_drip_and_a_post(app, api):
+def test_demo_seeds_build_an_approved_course_a_drip_and_a_post(app, api):
     from app.accounts import demo as accounts_demo
     from app.content import demo as content_demo
     from app.content.models import KnowledgePoint, MemberPost
+    from app.delivery import demo as delivery_demo
     from app.delivery.models import Post
     from app.groups import demo as groups_demo
 
     accounts_demo.seed()
     groups_demo.seed()
     content_demo.seed()
+    delivery_demo.seed()
     content_demo.seed()
+    delivery_demo.seed()
     points = db.session.scalars(select(KnowledgePoint)).all()
     assert len(points) == 4 and {p.status for p in points} == {"approved"}
     assert db.session.scalar(select(Post.kind).where(Post.kind == "knowledge_point")) == "knowledge_point"

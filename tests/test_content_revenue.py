@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from app.affiliate import service as affiliate
 from app.core.money import share_of
-from app.delivery import engine
+from app.delivery import tasks
 from tests.affiliate_helpers import ingest, make_product
 from tests.content_helpers import approve_all, join, make_group, publish
 from tests.helpers import assert_error
@@ -128,7 +128,7 @@ def test_knowledge_point_card_credits_the_partner_and_fills_the_dashboard(api, f
         },
     ).get_json()
     frozen_clock(datetime(2026, 11, 23, 0, 5, tzinfo=UTC))
-    engine.tick()
+    tasks.tick()
     message = host.get(f"/api/v1/groups/{group['id']}/sandbox-messages").get_json()["items"][0]["payload"]
     assert message["template_card"]["main_title"]["title"] == "选牙刷"
     code = parse_qs(urlsplit(message["template_card"]["card_action"]["pagepath"]).query)["code"][0]

@@ -147,7 +147,9 @@ def test_post_validation(mom, app, api):
     assert_error(mom.post("/api/v1/member-posts", json={"text": "x", "product_ids": [999999]}), 422, "unknown_products")
     banned = make_product(is_breastmilk_substitute=True)
     assert_error(
-        mom.post("/api/v1/member-posts", json={"text": "x", "product_ids": [banned.id]}), 422, "product_not_shareable"
+        mom.post("/api/v1/member-posts", json={"text": "x", "product_ids": [banned.id]}),
+        422,
+        "product_not_advertisable",
     )
     assert_error(
         mom.post(

@@ -12,7 +12,7 @@ from app.affiliate.models import ShareLink
 from app.catalog.models import Product
 from app.core.db import db
 from app.core.redis import get_redis, key
-from app.delivery import channels, engine
+from app.delivery import channels, engine, sending, tasks
 from app.delivery.models import Delivery
 from app.delivery.sandbox import robot_messages
 from tests.helpers import assert_error
@@ -59,7 +59,7 @@ def deliveries(post_id=None):
 
 def at(frozen_clock, moment):
     frozen_clock(moment)
-    engine.tick()
+    tasks.tick()
 
 
 @pytest.fixture
@@ -224,7 +224,7 @@ def test_exactly_once_with_two_scheduler_replicas(app, api, frozen_clock):
             try:
                 barrier.wait()
                 for _ in range(3):
-                    engine.tick()
+                    tasks.tick()
             except Exception as exc:  # surfaced below
                 errors.append(exc)
             finally:
@@ -309,7 +309,7 @@ def test_unknown_outcome_is_never_resent(host, frozen_clock, monkeypatch, api):
     monkeypatch.undo()
     for minutes in (6, 30, 120):
         at(frozen_clock, T0 + timedelta(minutes=minutes))
-        engine.reconcile()
+        tasks.reconcile()
     assert deliveries(created["id"])[0].state == "unknown" and robot_messages(get_redis(), "robot-key-slow") == []
     log = host.get(f"/api/v1/posts/{created['id']}/deliveries").get_json()["items"]
     assert log[0]["state"] == "unknown" and "may have been sent" in log[0]["error_message"]
@@ -318,7 +318,7 @@ def test_unknown_outcome_is_never_resent(host, frozen_clock, monkeypatch, api):
     assert operator.post(
         "/api/v1/admin/deliveries/retry", json={"post_id": created["id"], "states": ["unknown"]}
     ).get_json() == {"retried": 1}
-    engine.tick()
+    tasks.tick()
     assert deliveries(created["id"])[0].state == "sent" and len(robot_messages(get_redis(), "robot-key-slow")) == 1
 
 
@@ -334,8 +334,8 @@ def test_worker_lost_mid_send_becomes_unknown(host, frozen_clock, monkeypatch):
     )
     db.session.commit()
     frozen_clock(T0 + timedelta(minutes=10))
-    assert engine.reconcile()["unknown"] == 1
-    engine.send_chunk([row.id])
+    assert tasks.reconcile()["unknown"] == 1
+    tasks.send_chunk([row.id])
     assert deliveries(created["id"])[0].state == "unknown" and seen(host, gid) == []
 
 
@@ -349,8 +349,8 @@ def test_reconciler_requeues_lost_jobs(host, frozen_clock, monkeypatch):
     at(frozen_clock, T0 + timedelta(minutes=6))
     assert deliveries(created["id"])[0].state == "pending"
     frozen_clock(T0 + timedelta(minutes=8))
-    assert engine.reconcile()["requeued"] == 1
-    engine.tick()
+    assert tasks.reconcile()["requeued"] == 1
+    tasks.tick()
     assert deliveries(created["id"])[0].state == "sent" and len(seen(host, gid)) == 1
 
 
@@ -368,13 +368,13 @@ def test_failures_back_off_then_die_and_operator_retries(host, frozen_clock, app
         moment += timedelta(minutes=31)
         at(frozen_clock, moment)
     by_group = {d.group_id: d for d in deliveries(created["id"])}
-    assert by_group[gid].state == "dead" and by_group[gid].attempts == engine.MAX_ATTEMPTS
+    assert by_group[gid].state == "dead" and by_group[gid].attempts == sending.MAX_ATTEMPTS
     monkeypatch.undo()
     operator = api.as_user("op", roles=("operator",))
     assert operator.post(
         "/api/v1/admin/deliveries/retry", json={"delivery_ids": [by_group[gid].id, by_group[revoked].id]}
     ).get_json() == {"retried": 2}
-    engine.tick()
+    tasks.tick()
     by_group = {d.group_id: d for d in deliveries(created["id"])}
     assert by_group[gid].state == "sent"
     assert by_group[revoked].state == "dead" and by_group[revoked].error_code == "93000"
@@ -399,7 +399,7 @@ def test_misfire_after_downtime(host, frozen_clock, monkeypatch):
     monkeypatch.undo()
     frozen_clock(T0 + timedelta(minutes=45))
     (row,) = deliveries(on_time["id"])
-    assert engine.send_chunk([row.id]) == {"missed": 1}
+    assert tasks.send_chunk([row.id]) == {"missed": 1}
     assert seen(host, gid) == []
     figures = host.get(f"/api/v1/groups/{gid}/figures").get_json()
     assert figures["deliveries"]["missed"] == 2 and figures["deliveries"]["sent"] == 0 and figures["posts"] == 2
@@ -443,7 +443,7 @@ def test_product_cards_preview_is_what_is_sent(host, frozen_clock):
             },
         ),
         422,
-        "breastmilk_substitute_refused",
+        "product_not_advertisable",
     )
     created = post(host, [gid, robot], kind="product_card", content={"product_id": toothbrush.id, "text": "刷牙不哭"})
     preview = host.get(f"/api/v1/posts/{created['id']}/preview?group_id={gid}").get_json()
@@ -612,9 +612,9 @@ def test_customer_group_mass_message_confirmed_by_host(host, frozen_clock, app, 
     at(frozen_clock, T0 + timedelta(minutes=5))
     (row,) = deliveries(daily["id"])
     assert row.state == "submitted" and row.external_id.startswith("msg")
-    assert engine.poll_customer_groups() == {}
+    assert tasks.poll_customer_groups() == {}
     assert client.post(f"/wechat-sandbox/sandbox/groupmsg/{row.external_id}/send").get_json()["errcode"] == 0
-    assert engine.poll_customer_groups() == {"sent": 1}
+    assert tasks.poll_customer_groups() == {"sent": 1}
     assert deliveries(daily["id"])[0].state == "sent"
 
 
@@ -757,13 +757,13 @@ def test_delivery_state_machine_never_resends_what_may_have_arrived(host, frozen
                 moment += timedelta(minutes=value)
             frozen_clock(moment)
             if kind == "reconcile":
-                engine.reconcile()
-            engine.tick()
+                tasks.reconcile()
+            tasks.tick()
             (row,) = deliveries(created["id"])
             landed = [i for i, c in enumerate(calls) if c in ("sent", "unknown")]
             assert not landed or landed[0] == len(calls) - 1, calls
             failures = sum(c == "failed" for c in calls)
-            assert row.attempts <= engine.MAX_ATTEMPTS and failures <= engine.MAX_ATTEMPTS
+            assert row.attempts <= sending.MAX_ATTEMPTS and failures <= sending.MAX_ATTEMPTS
             if calls:
                 last = calls[-1]
                 # A cooled-down delivery has not been tried yet: after a long wait it is missed, not sent late.
@@ -776,7 +776,7 @@ def test_delivery_state_machine_never_resends_what_may_have_arrived(host, frozen
                 }[last]
                 assert row.state in expected, (calls, row.state)
                 if last == "failed" and row.state == "dead":
-                    assert failures == engine.MAX_ATTEMPTS
+                    assert failures == sending.MAX_ATTEMPTS
             else:
                 assert row.state in ("pending", "missed")
         monkeypatch.undo()
@@ -925,3 +925,57 @@ def test_group_figures_count_clicks_claims_orders_and_gmv(host, frozen_clock, ap
     ).get_json()
     assert (widest["clicks"], widest["orders"]) == (1, 1)
     assert_error(api.as_user("host2", roles=("host",)).get(f"/api/v1/groups/{gid}/figures"), 403, "group_not_yours")
+
+
+def test_rendering_a_delivery_writes_nothing(host, frozen_clock, api, monkeypatch):
+    """Codes and a drip's point are made when the occurrence goes out; the sender's render step only reads."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from app.core.db import use_case
+    from tests.affiliate_helpers import make_product
+    from tests.content_helpers import KP, approve_all, make_course
+    from tests.coupon_factories import create_template
+
+    partner = api.as_user("partner", roles=("partner",))
+    operator = api.as_user("op", roles=("operator",))
+    gid, robot = group(host), robot_group(host, "robot-key-render")
+    course, lessons, _ = make_course(partner, points=1)
+    toothbrush = make_product(title="儿童软毛牙刷")
+    carded = partner.post(
+        f"/api/v1/partner/lessons/{lessons[0]['id']}/knowledge-points",
+        json=KP | {"title": "选牙刷", "position": 2, "product_ids": [toothbrush.id]},
+    ).get_json()
+    approve_all(partner, operator, course["id"])
+    coupon = create_template(operator)
+    created = [
+        post(host, [gid, robot], kind="product_card", content={"product_id": toothbrush.id}),
+        post(operator, [gid, robot], kind="coupon_drop", content={"template_id": coupon["id"]}),
+        post(host, [gid, robot], kind="knowledge_point", content={"course_id": course["id"]}),
+        post(host, [gid, robot], kind="knowledge_point", content={"knowledge_point_id": carded["id"]}),
+    ]
+    monkeypatch.setattr(engine, "enqueue", lambda *a, **k: None)
+    at(frozen_clock, T0 + timedelta(minutes=5))
+    ids = [d.id for c in created for d in deliveries(c["id"])]
+    assert len(ids) == 8 and {d.state for d in deliveries()} == {"pending"}
+    with use_case():
+        chunk = sending.claim(ids)
+    statements: list[str] = []
+
+    def seen_statement(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement.lstrip().split(None, 1)[0].upper())
+
+    event.listen(Engine, "before_cursor_execute", seen_statement)
+    try:
+        with use_case():
+            sending.render(chunk)
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen_statement)
+    assert statements and set(statements) <= {"SELECT", "BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}, statements
+    assert len(chunk.payloads) == 8 and chunk.outcomes == {}
+    sending.send(chunk)
+    with use_case():
+        assert sending.record(chunk) == {"sent": 8}
+    kinds_seen = [m["msgtype"] for m in seen(host, gid)]
+    pages = [m["template_card"]["card_action"]["pagepath"] for m in seen(host, gid) if "template_card" in m]
+    assert kinds_seen.count("template_card") == 3 and all("code=" in page for page in pages)

@@ -6,7 +6,7 @@ from app.affiliate import clicks, service
 from app.affiliate.models import Click, ShareLink
 from app.core.db import db
 from app.core.redis import get_redis, key
-from app.delivery import engine
+from app.delivery import tasks
 from tests.affiliate_helpers import ingest, make_product
 from tests.content_helpers import KP, approve_all, join, make_course, publish
 from tests.helpers import assert_error
@@ -34,7 +34,7 @@ def _delivered(host, frozen_clock, group_id: int, kind: str = "text", content: d
     )
     assert response.status_code == 201, response.get_json()
     frozen_clock(T0 + timedelta(minutes=5))
-    engine.tick()
+    tasks.tick()
     return response.get_json()["id"]
 
 

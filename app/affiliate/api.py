@@ -1,4 +1,6 @@
-"""Share links and clicks (moms); commission rules and platform switches (operators)."""
+"""Clicks on share links (moms); commission rules and platform switches (operators).
+
+Moms make their share links through the delivery domain (`POST /share-links`), which checks group, post and content."""
 
 import re
 import secrets
@@ -18,8 +20,6 @@ from app.affiliate.schemas import (
     RuleListSchema,
     RuleSchema,
     SettingsSchema,
-    ShareLinkCreateSchema,
-    ShareLinkSchema,
 )
 from app.core import access
 from app.core.pagination import PageArgsSchema
@@ -30,28 +30,6 @@ VISITOR_COOKIE_SECONDS = 365 * 24 * 3600
 
 blp = Blueprint("affiliate", __name__, url_prefix="/api/v1", description="Share links and clicks.")
 short = Blueprint("share_redirect", __name__, url_prefix="", description="Short share links.")
-
-
-@blp.route("/share-links", methods=["POST"])
-@access.authenticated
-@blp.arguments(ShareLinkCreateSchema)
-@blp.response(201, ShareLinkSchema)
-def create_share_link(args):
-    """Make a tracked share link for a product: short code, mini-program path, card and code image."""
-    shared = service.share_link_for_sharer(sharer_id=g.user.id, **args)
-    link = shared.link
-    return {
-        "id": link.id,
-        "code": shared.code,
-        "path": shared.path,
-        "url": shared.url,
-        "product_id": link.product_id,
-        "group_id": link.group_id,
-        "post_id": link.post_id,
-        "content_id": link.content_id,
-        "card": shared.card,
-        "code_image": service.share_code_image(code=shared.code, product_id=link.product_id),
-    }
 
 
 @blp.route("/clicks", methods=["POST"])

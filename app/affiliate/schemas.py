@@ -48,54 +48,6 @@ class SettingsSchema(Schema):
     level2_enabled = fields.Boolean(required=True)
 
 
-class ShareLinkCreateSchema(Schema):
-    product_id = fields.Integer(required=True, strict=True, validate=ID)
-    group_id = fields.Integer(
-        load_default=None,
-        allow_none=True,
-        validate=ID,
-        metadata={
-            "description": "A group you are a member (or the host) of; its host earns the host share. 403 `not_a_member` otherwise."
-        },
-    )
-    post_id = fields.Integer(
-        load_default=None,
-        allow_none=True,
-        validate=ID,
-        metadata={
-            "description": "A post the group got (needs group_id). 422 `post_requires_group`, `post_not_in_group`."
-        },
-    )
-    content_id = fields.Integer(
-        load_default=None,
-        allow_none=True,
-        validate=ID,
-        metadata={
-            "description": "Content recommending the product (with post_id: the content that post carried); its author "
-            "earns the content share. 404 `content_not_found`, 422 `product_not_in_content`, `content_not_in_post`."
-        },
-    )
-
-
-class ShareCardSchema(Schema):
-    title = fields.String()
-    image = fields.String(allow_none=True)
-    price_fen = fields.Integer()
-
-
-class ShareLinkSchema(Schema):
-    id = fields.Integer()
-    code = fields.String()
-    path = fields.String(metadata={"description": "The mini-program page carrying the code."})
-    url = fields.String(metadata={"description": "The short link for browsers: redirects and counts the click."})
-    product_id = fields.Integer()
-    group_id = fields.Integer(allow_none=True)
-    post_id = fields.Integer(allow_none=True)
-    content_id = fields.Integer(allow_none=True)
-    card = fields.Nested(ShareCardSchema)
-    code_image = fields.String(metadata={"description": "The mini-program code (PNG data URL); its scene is the code."})
-
-
 class ClickSchema(Schema):
     code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9]{1,16}$"))
 

@@ -19,7 +19,6 @@ from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.redis import get_redis, key
-from app.groups import service as groups
 from app.wechat import service as wechat
 
 CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -204,7 +203,8 @@ def create_share_link(
 
     Other domains call this for product cards: the delivery and content domains pass the group's `host_id`
     and the content's `content_author_id`, which earn the host and content shares on orders through the link.
-    It trusts its caller with them; a mom's own link comes through `share_link_for_sharer`, which checks.
+    It trusts its caller with them; a mom's own link comes through `app.delivery.flows.share_link_for_sharer`,
+    which checks them.
     Inactive products and breast-milk substitutes (Advertising Law art. 20) cannot be shared.
     """
     product = catalog.get_product(product_id=product_id)
@@ -240,50 +240,6 @@ def create_share_link(
     db.session.commit()
     clicks.cache_link(link.code, _cache_payload(link, product))
     return _shared(link, product)
-
-
-def share_link_for_sharer(
-    *,
-    sharer_id: int,
-    product_id: int,
-    group_id: int | None = None,
-    post_id: int | None = None,
-    content_id: int | None = None,
-) -> SharedLink:
-    """A mom's own share link (the API's): her group's host and the content's author earn, nobody the client names."""
-    # Imported here: both domains make their cards' links through this module.
-    from app.content import service as content
-    from app.delivery import service as delivery
-
-    host_id = groups.sharing_host_id(group_id=group_id, user_id=sharer_id) if group_id is not None else None
-    if post_id is not None and group_id is None:
-        raise Invalid(
-            "A post is shared from the group it went into; name the group.",
-            code="post_requires_group",
-            errors={"group_id": ["Required with post_id."]},
-        )
-    if post_id is not None and not delivery.post_reached_group(post_id=post_id, group_id=group_id):
-        raise Invalid(
-            "The group did not get this post.",
-            code="post_not_in_group",
-            errors={"post_id": ["Not a post of the group."]},
-        )
-    author_id = (
-        None
-        if content_id is None
-        else content.content_author_for_link(
-            content_id=content_id, product_id=product_id, post_id=post_id, group_id=group_id
-        )
-    )
-    return create_share_link(
-        sharer_id=sharer_id,
-        product_id=product_id,
-        group_id=group_id,
-        post_id=post_id,
-        content_id=content_id,
-        host_id=host_id,
-        content_author_id=author_id,
-    )
 
 
 def share_code_image(*, code: str, product_id: int) -> str:

@@ -4,7 +4,7 @@ from flask import g, request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
-from app.content import pgc, posts_api, revenue, service
+from app.content import pgc, revenue, ugc_api
 from app.content.schemas import (
     BulkJsonSchema,
     BulkReportSchema,
@@ -28,8 +28,6 @@ from app.content.schemas import (
     ReviewQueueSchema,
     ReviewTrailSchema,
     SubmitSchema,
-    UpcomingArgsSchema,
-    UpcomingSchema,
 )
 from app.core import access
 from app.core.errors import ApiError, Invalid
@@ -259,15 +257,4 @@ def view_knowledge_point(knowledge_point_id: int):
     return revenue.view_knowledge_point(knowledge_point_id=knowledge_point_id)
 
 
-@blp.route("/drips/<int(max=9007199254740992):post_id>/upcoming", methods=["GET"])
-@access.roles("host")
-@blp.arguments(UpcomingArgsSchema, location="query")
-@blp.response(200, UpcomingSchema)
-def drip_upcoming(args, post_id: int):
-    """What your drip (a knowledge_point post naming a course or topic) sends one of your groups next."""
-    return service.drip_upcoming(
-        post_id=post_id, group_id=args["group_id"], limit=args["limit"], actor=access.current_actor()
-    )
-
-
-blueprints = [blp, posts_api.blp]
+blueprints = [blp, ugc_api.blp]

@@ -1,15 +1,17 @@
-"""Demo content: the partner's approved toothbrushing course, a drip of it into the toddler group, a mom's post."""
+"""Demo content: the partner's approved toothbrushing course (topic 刷牙) and a mom's post.
+
+The delivery demo drips the course into the toddler group.
+"""
 
 from sqlalchemy import select
 
 from app.accounts import service as accounts
-from app.content import pgc, ugc
+from app.content import flows, pgc, ugc
 from app.content.models import Course
-from app.core.db import db
-from app.delivery import service as delivery
-from app.groups import service as groups
+from app.core.db import db, transactional
 
 SEED_ORDER = 40
+TOPIC = "刷牙"
 POINTS = [  # (lesson, title, body, min months, max months)
     (
         "第一课 爱上刷牙",
@@ -24,19 +26,18 @@ POINTS = [  # (lesson, title, body, min months, max months)
 ]
 
 
+@transactional
 def seed() -> list[str]:
-    """Create and approve the course, start its drip and publish a post (skipped when the course exists)."""
-    partner, operator, host2 = (accounts.find_user(ref=ref) for ref in ("partner", "operator", "host2"))
-    if None in (partner, operator, host2) or db.session.scalar(
-        select(Course.id).where(Course.partner_id == partner.id)
-    ):
+    """Create and approve the course and publish a mom's post (skipped when the course exists)."""
+    partner, operator = (accounts.find_user(ref=ref) for ref in ("partner", "operator"))
+    if None in (partner, operator) or db.session.scalar(select(Course.id).where(Course.partner_id == partner.id)):
         return []
     actor = pgc.Actor(id=partner.id, operator=False)
     course = pgc.create_course(
         actor=actor,
         title="宝宝刷牙课",
         description="<p>从第一颗牙开始。</p>",
-        topic="刷牙",
+        topic=TOPIC,
         cover_url=None,
         tags=["口腔"],
     )
@@ -49,19 +50,9 @@ def seed() -> list[str]:
     for kind in pgc.MODELS:
         for item in pgc.review_queue(kind=kind, cursor=None, limit=100)[0]:
             pgc.review(kind=kind, item_id=item.id, operator_id=operator.id, decision="approve", reason=None)
-    host_actor = groups.Actor(id=host2.id, operator=False)
-    group_ids = [g.id for g in groups.list_groups(actor=host_actor, cursor=None, limit=10)[0]]
-    if group_ids:
-        delivery.create_post(
-            actor=host_actor,
-            kind="knowledge_point",
-            content={"course_id": course.id},
-            targets={"group_ids": group_ids},
-            schedule_spec={"kind": "weekly", "time": "08:00", "weekdays": [1, 3, 5]},
-        )
     mom = accounts.find_user(ref="mom06")
     if mom is not None:
-        ugc.create_post(
+        flows.create_member_post(
             author_id=mom.id,
             values={"text": "<p>用了儿歌计时，宝宝终于肯刷牙了！</p>"},
             publish=True,

@@ -6,8 +6,9 @@ every target group gets the next knowledge point that is approved (with its less
 group's child age band, and that the group has not received before (from any drip): courses in id order,
 then lessons and points by position. A group with nothing left that fits is skipped: nothing is sent and
 its delivery ends `skipped` (code `drip_nothing_fits`), which is no failure; the next occurrence looks again,
-so points approved meanwhile go out then. What each group got is recorded in drip_sent, keyed by the
-occurrence, so a retried send repeats the same point and never moves on.
+so points approved meanwhile go out then. Each group's point is chosen and recorded in drip_sent when the
+occurrence goes out (its deliveries are written), keyed by the occurrence: the sender only renders what was
+chosen, so a retried send repeats the same point and never moves on.
 """
 
 import html
@@ -16,11 +17,11 @@ import nh3
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 
+from app.content import pgc
 from app.content.models import AGE_BAND_MONTHS, Course, DripSent, KnowledgePoint, Lesson
 from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import Conflict, Invalid
-from app.groups import service as groups
 
 PICK_ATTEMPTS = 3
 
@@ -34,14 +35,23 @@ def _approved_points():
     )
 
 
+def _approved_course_filter(content: dict):
+    if content.get("course_id") is not None:
+        return Course.id == content["course_id"]
+    return Course.topic == content.get("topic")
+
+
+def is_source(*, content: dict) -> bool:
+    """Whether a drip's course, or a course on its topic, is approved."""
+    found = db.session.scalar(
+        select(Course.id).where(_approved_course_filter(content), Course.status == "approved").limit(1)
+    )
+    return found is not None
+
+
 def check_source(*, content: dict) -> None:
     """A drip names an approved course, or a topic with an approved course (else 422)."""
-    course_filter = (
-        (Course.id == content["course_id"])
-        if content.get("course_id") is not None
-        else (Course.topic == content.get("topic"))
-    )
-    if db.session.scalar(select(Course.id).where(course_filter, Course.status == "approved").limit(1)) is None:
+    if not is_source(content=content):
         raise Invalid(
             "The drip names no approved course.",
             code="drip_source_not_approved",
@@ -63,8 +73,6 @@ def frozen_point(point: KnowledgePoint) -> dict:
 
 def fixed_point(*, knowledge_point_id: int) -> dict:
     """Freeze one knowledge point for an occurrence; refused (409) when it is no longer approved."""
-    from app.content import pgc
-
     return frozen_point(pgc.postable_knowledge_point(knowledge_point_id=knowledge_point_id))
 
 
@@ -81,17 +89,25 @@ def _candidates(*, content: dict, group_id: int, age_band: str):
     return stmt.order_by(Course.id, Lesson.position, Lesson.id, KnowledgePoint.position, KnowledgePoint.id)
 
 
-def upcoming(*, content: dict, group_id: int, limit: int) -> list[KnowledgePoint]:
+def upcoming(*, content: dict, group_id: int, age_band: str, limit: int) -> list[dict]:
     """The next knowledge points this group would get, in order (nothing is recorded)."""
-    group = groups.group_brief(group_id=group_id)
-    return list(
-        db.session.scalars(_candidates(content=content, group_id=group_id, age_band=group.age_band).limit(limit))
-    )
+    points = db.session.scalars(_candidates(content=content, group_id=group_id, age_band=age_band).limit(limit))
+    return [
+        {
+            "id": point.id,
+            "title": point.title,
+            "course_id": point.course_id,
+            "lesson_id": point.lesson_id,
+            "min_age_months": point.min_age_months,
+            "max_age_months": point.max_age_months,
+        }
+        for point in points
+    ]
 
 
-def pick(*, post_id: int, occurrence_id: int | None, content: dict, group_id: int) -> dict | None:
+def pick(*, post_id: int, occurrence_id: int | None, content: dict, group_id: int, age_band: str) -> dict | None:
     """The knowledge point this group gets at this occurrence, recorded once (a preview records nothing);
-    None when nothing left fits the group."""
+    None when nothing left fits the group's age band."""
     if occurrence_id is not None:
         already = db.session.scalar(
             select(KnowledgePoint).join(
@@ -106,9 +122,8 @@ def pick(*, post_id: int, occurrence_id: int | None, content: dict, group_id: in
         )
         if already is not None:
             return frozen_point(already)
-    group = groups.group_brief(group_id=group_id)
     for _ in range(PICK_ATTEMPTS):
-        point = db.session.scalar(_candidates(content=content, group_id=group_id, age_band=group.age_band).limit(1))
+        point = db.session.scalar(_candidates(content=content, group_id=group_id, age_band=age_band).limit(1))
         if point is None:
             return None
         if occurrence_id is None:
@@ -134,7 +149,6 @@ def pick(*, post_id: int, occurrence_id: int | None, content: dict, group_id: in
             if already is not None:
                 return frozen_point(db.session.get(KnowledgePoint, already))
             continue
-        db.session.commit()
         return frozen_point(point)
     raise Conflict("The drip is busy for this group; try again.", code="drip_busy")
 
@@ -154,4 +168,3 @@ def record_fixed(*, post_id: int, occurrence_id: int, group_id: int, point_id: i
             )
     except IntegrityError:
         return  # received before (or this send is a retry): nothing new to note
-    db.session.commit()

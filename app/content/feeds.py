@@ -23,7 +23,7 @@ from app.catalog import service as catalog
 from app.content.models import AGE_BAND_MONTHS, MemberPost, MemberPostProduct
 from app.content.schemas import PostSchema
 from app.core import pagecache
-from app.core.db import db, is_postgres, isoformat_sql, reads_outside_transaction
+from app.core.db import after_commit, db, is_postgres, isoformat_sql, reads_outside_transaction
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.redis import key
 
@@ -171,8 +171,9 @@ def _generations_bumped_by(post: MemberPost) -> list[str]:
 
 
 def post_changed(*, post: MemberPost) -> None:
-    """Make the cached pages of every feed showing (or now not showing) `post` stale; call after committing."""
-    pagecache.bump(_generations_bumped_by(post))
+    """Make the cached pages of every feed showing (or now not showing) `post` stale once the change commits."""
+    generations = _generations_bumped_by(post)
+    after_commit(lambda: pagecache.bump(generations))
 
 
 def _render(

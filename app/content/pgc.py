@@ -109,7 +109,7 @@ def create_course(
     now = now_utc()
     course = Course(partner_id=actor.id, cover_url=cover_url, status="draft", created_at=now, updated_at=now, **values)
     db.session.add(course)
-    db.session.commit()
+    db.session.flush()
     return course
 
 
@@ -126,7 +126,7 @@ def update_course(*, course_id: int, actor: Actor, changes: dict) -> Course:
     """Change a course; an approved course goes back to review."""
     course = _owned("course", course_id, actor)
     _apply_changes("course", course, _clean("course", changes), actor)
-    db.session.commit()
+    db.session.flush()
     return course
 
 
@@ -162,7 +162,7 @@ def create_lesson(*, course_id: int, actor: Actor, title: str, summary: str, pos
         **values,
     )
     db.session.add(lesson)
-    db.session.commit()
+    db.session.flush()
     return lesson
 
 
@@ -170,7 +170,7 @@ def update_lesson(*, lesson_id: int, actor: Actor, changes: dict) -> Lesson:
     """Change a lesson; an approved lesson goes back to review."""
     lesson = _owned("lesson", lesson_id, actor)
     _apply_changes("lesson", lesson, _clean("lesson", changes), actor)
-    db.session.commit()
+    db.session.flush()
     return lesson
 
 
@@ -192,7 +192,7 @@ def create_knowledge_point(*, lesson_id: int, actor: Actor, values: dict) -> Kno
         **cleaned,
     )
     db.session.add(point)
-    db.session.commit()
+    db.session.flush()
     return point
 
 
@@ -213,7 +213,7 @@ def update_knowledge_point(*, knowledge_point_id: int, actor: Actor, changes: di
             errors={"min_age_months": ["Must not exceed max_age_months."]},
         )
     _apply_changes("knowledge_point", point, _clean("knowledge_point", changes), actor)
-    db.session.commit()
+    db.session.flush()
     return point
 
 
@@ -359,7 +359,7 @@ def bulk_upload(*, course_id: int, actor: Actor, rows: list[tuple[int, Any]]) ->
             )
         )
         report.created += 1
-    db.session.commit()
+    db.session.flush()
     report.errors.sort(key=lambda e: e["row"])
     return report
 
@@ -401,7 +401,7 @@ def submit(*, kind: str, item_id: int, actor: Actor) -> dict[str, int]:
             counts[item_kind] += 1
     if not any(counts.values()):
         raise Conflict("Nothing here is a draft or rejected.", code="not_submittable")
-    db.session.commit()
+    db.session.flush()
     return counts
 
 
@@ -418,7 +418,7 @@ def review(*, kind: str, item_id: int, operator_id: int, decision: str, reason: 
     item.reject_reason = reason.strip() if decision == "reject" and reason else None
     item.updated_at = now_utc()
     _trail(kind, item.id, item.status, operator_id, item.reject_reason)
-    db.session.commit()
+    db.session.flush()
     return item
 
 

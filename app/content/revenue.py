@@ -1,17 +1,18 @@
-"""Content revenue share: share codes on content's product cards, and the authors' and partners' figures.
+"""Content revenue share: content ids for share links, who a link credits, and authors' and partners' figures.
 
 Every piece of content that can earn (a member post, a knowledge point) gets one content item id; share
 links made for its cards carry it as content_id and its author as content_author_id, so the affiliate
 attribution pays the content share to the author on top of the sharer's commission. A member post's own
 cards are the author's links (she recommended the products); a member re-sharing a post gets links of her
-own with the author kept. Knowledge-point cards posted into a group are the host's links with the partner
-as content author.
+own with the author kept (`app.content.flows`). Knowledge-point cards posted into a group are the host's
+links with the partner as content author (made by the delivery domain when the post goes out).
 """
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.affiliate import service as affiliate
+from app.content import pgc
 from app.content.models import ContentItem, DripSent, KnowledgePoint, MemberPost
 from app.core.clock import now_utc
 from app.core.db import db
@@ -21,7 +22,7 @@ from app.groups import service as groups
 
 
 def content_item_id(*, kind: str, ref_id: int, author_id: int) -> int:
-    """The content id of a post or point, created on first use (not committed here)."""
+    """The content id of a post or point, created on first use."""
     found = db.session.scalar(select(ContentItem.id).filter_by(kind=kind, ref_id=ref_id))
     if found is not None:
         return found
@@ -32,41 +33,6 @@ def content_item_id(*, kind: str, ref_id: int, author_id: int) -> int:
         return item.id
     except IntegrityError:
         return db.session.scalar(select(ContentItem.id).filter_by(kind=kind, ref_id=ref_id))
-
-
-def post_share_codes(*, post: MemberPost, sharer_id: int) -> list[str]:
-    """Share codes for each product of a member post, for `sharer_id`, crediting the author's content share."""
-    content_id = content_item_id(kind="member_post", ref_id=post.id, author_id=post.author_id)
-    return [
-        affiliate.create_share_link(
-            sharer_id=sharer_id, product_id=product_id, content_id=content_id, content_author_id=post.author_id
-        ).code
-        for product_id in post.product_ids
-    ]
-
-
-def share_post(*, post_id: int, sharer_id: int) -> list[dict]:
-    """A member's own share codes for a visible post's products (her commission, the author's content share)."""
-    post = db.session.get(MemberPost, post_id)
-    if post is None or post.status != "published" or post.hidden:
-        raise NotFound("No such post.", code="post_not_found")
-    codes = post_share_codes(post=post, sharer_id=sharer_id)
-    db.session.commit()
-    return [{"product_id": product_id, "share_code": code} for product_id, code in zip(post.product_ids, codes)]
-
-
-def knowledge_point_link(*, point: dict, host_id: int, group_id: int, post_id: int):
-    """The host's share link for a knowledge point's product, crediting the partner's content share."""
-    content_id = content_item_id(kind="knowledge_point", ref_id=point["id"], author_id=point["partner_id"])
-    return affiliate.create_share_link(
-        sharer_id=host_id,
-        product_id=point["product_id"],
-        group_id=group_id,
-        post_id=post_id,
-        host_id=host_id,
-        content_id=content_id,
-        content_author_id=point["partner_id"],
-    )
 
 
 def _shareable_source(item: ContentItem | None) -> MemberPost | KnowledgePoint | None:
@@ -118,16 +84,15 @@ def link_author(*, content_id: int, product_id: int, post_id: int | None, group_
 
 def view_knowledge_point(*, knowledge_point_id: int) -> KnowledgePoint:
     """An approved knowledge point opened in the mini-program (the view is counted)."""
-    from app.content.drip import fixed_point
-
-    fixed_point(knowledge_point_id=knowledge_point_id)
+    point = pgc.postable_knowledge_point(knowledge_point_id=knowledge_point_id)
     db.session.execute(
-        KnowledgePoint.__table__.update()
+        update(KnowledgePoint)
         .where(KnowledgePoint.id == knowledge_point_id)
         .values(view_count=KnowledgePoint.view_count + 1)
+        .execution_options(synchronize_session=False)
     )
-    db.session.commit()
-    return db.session.get(KnowledgePoint, knowledge_point_id)
+    db.session.refresh(point)
+    return point
 
 
 def _with_figures(rows: list[dict], kind: str) -> list[dict]:
@@ -193,7 +158,8 @@ def partner_dashboard(*, partner_id: int, cursor: str | None, limit: int) -> tup
         else []
     )
     # Reach counts each group's members now (the groups domain keeps no member history).
-    members = {gid: groups.group_brief(group_id=gid).member_count for gid in {group_id for _, group_id, _ in sends}}
+    briefs = groups.group_briefs(group_ids=[group_id for _, group_id, _ in sends])
+    members = {group_id: brief.member_count for group_id, brief in briefs.items()}
     reach: dict[int, int] = {}
     deliveries: dict[int, int] = {}
     for point_id, group_id, count in sends:

@@ -383,34 +383,3 @@ class LicenseSchema(Schema):
 
 class LicenseAcceptSchema(Schema):
     version = fields.String(required=True, validate=validate.Length(min=1, max=16))
-
-
-class UpcomingArgsSchema(Schema):
-    group_id = fields.Integer(required=True, validate=ID)
-    limit = fields.Integer(load_default=5, validate=validate.Range(min=1, max=50))
-
-
-class UpcomingPointSchema(Schema):
-    id = fields.Integer()
-    title = fields.String()
-    course_id = fields.Integer()
-    lesson_id = fields.Integer()
-    min_age_months = fields.Integer()
-    max_age_months = fields.Integer()
-
-
-class UpcomingSchema(Schema):
-    post_id = fields.Integer()
-    group_id = fields.Integer()
-    next_at = fields.DateTime(
-        allow_none=True, metadata={"description": "When the drip next fires for this group (UTC)."}
-    )
-    next_outcome = fields.String(
-        allow_none=True,
-        metadata={
-            "enum": ["send", "skip"],
-            "description": "What that firing does for the group: send the first item, or skip it (nothing left fits its "
-            "age band; the delivery ends `skipped`, which is no failure). Null when nothing is planned.",
-        },
-    )
-    items = fields.List(fields.Nested(UpcomingPointSchema))

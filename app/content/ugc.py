@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.catalog import service as catalog
-from app.content import feeds, revenue, sanitize
+from app.content import feeds, sanitize
 from app.content.models import AGE_BAND_MONTHS, CopyrightAcceptance, MemberPost, MemberPostProduct, MemberPostReport
 from app.core.clock import now_utc
 from app.core.db import db
@@ -22,7 +22,6 @@ from app.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound, Up
 from app.core.pagination import keyset_page
 from app.groups import service as groups
 from app.wechat import service as wechat
-from app.wechat.clients import clients
 
 RISKY_CONTENT = 87014
 EDITABLE = ("draft", "rejected")
@@ -64,15 +63,13 @@ def _record_acceptance(user_id: int, version: str) -> None:
 def accept_license(*, user_id: int, version: str) -> LicenseStatus:
     """Record the user's acceptance of the shared-copyright licence (accepting twice changes nothing)."""
     _record_acceptance(user_id, version)
-    db.session.commit()
     return license_status(user_id=user_id)
 
 
 def check_text_safety(*, text: str) -> None:
     """Ask WeChat whether the text is safe to publish; risky text is a 422 `content_risky`."""
     try:
-        with wechat.translated_errors("the content safety check"):
-            clients().miniprogram.wxa.check_text_security(text)
+        wechat.check_text_security(text=text)
     except UpstreamError as exc:
         if (exc.errors or {}).get("errcode") == RISKY_CONTENT:
             raise Invalid(
@@ -94,26 +91,23 @@ def _clean_text(text: str) -> str:
 
 
 def _check_products(product_ids: list[int]) -> list[int]:
+    """The products in the author's order: each known, on sale and one that may be advertised."""
     ordered = list(dict.fromkeys(product_ids))
-    products = catalog.require_products(product_ids=ordered)
-    inactive = sorted(p.id for p in products.values() if not p.is_active)
+    catalog.require_products(product_ids=ordered)
+    on_sale = catalog.product_cards(product_ids=ordered)
+    inactive = [pid for pid in ordered if pid not in on_sale]
     if inactive:
         raise Invalid("Some products are not on sale.", code="product_inactive", errors={"product_ids": inactive})
-    banned = sorted(p.id for p in products.values() if p.is_breastmilk_substitute)
-    if banned:
-        raise Invalid(
-            "Breast-milk substitutes may not be advertised.",
-            code="product_not_shareable",
-            errors={"product_ids": banned},
-        )
+    for product_id in ordered:
+        catalog.require_advertisable(product_id=product_id)
     return ordered
 
 
 def _group_age(author_id: int, group_id: int) -> tuple[int, int]:
-    for group, _ in groups.my_groups(user_id=author_id):
-        if group.id == group_id:
-            return AGE_BAND_MONTHS[group.age_band]
-    raise Forbidden("You can only post from groups you are a member of.", code="not_a_group_member")
+    group = groups.member_group(group_id=group_id, user_id=author_id)
+    if group is None:
+        raise Forbidden("You can only post from groups you are a member of.", code="not_a_group_member")
+    return AGE_BAND_MONTHS[group.age_band]
 
 
 def _own_post(post_id: int, author_id: int) -> MemberPost:
@@ -176,12 +170,12 @@ def _publish(post: MemberPost, accept_license_version: str | None) -> None:
     now = now_utc()
     post.status, post.reject_reason, post.license_version = "published", None, current_license()
     post.published_at, post.updated_at = now, now
-    # Last: making share links commits (the affiliate service owns that transaction).
-    post.share_codes = revenue.post_share_codes(post=post, sharer_id=post.author_id)
+    db.session.flush()
+    feeds.post_changed(post=post)
 
 
 def create_post(*, author_id: int, values: dict, publish: bool, accept_license_version: str | None) -> MemberPost:
-    """Write a post (a draft, or published at once when `publish`)."""
+    """Write a post (a draft, or published at once when `publish`: its share codes are the flow's)."""
     now = now_utc()
     post = MemberPost(
         author_id=author_id,
@@ -199,16 +193,9 @@ def create_post(*, author_id: int, values: dict, publish: bool, accept_license_v
         updated_at=now,
     )
     db.session.add(post)
-    try:
-        _set_fields(post, {"product_ids": [], **values} if "product_ids" not in values else values)
-        if publish:
-            _publish(post, accept_license_version)
-    except ApiError:
-        db.session.rollback()
-        raise
-    db.session.commit()
+    _set_fields(post, {"product_ids": [], **values} if "product_ids" not in values else values)
     if publish:
-        feeds.post_changed(post=post)
+        _publish(post, accept_license_version)
     return post
 
 
@@ -217,28 +204,25 @@ def update_post(*, post_id: int, author_id: int, changes: dict) -> MemberPost:
     post = _own_post(post_id, author_id)
     if post.status not in EDITABLE:
         raise Conflict("Only drafts and rejected posts can be edited.", code="post_not_editable")
-    try:
-        _set_fields(post, changes)
-    except ApiError:
-        db.session.rollback()
-        raise
+    _set_fields(post, changes)
     post.updated_at = now_utc()
-    db.session.commit()
     return post
 
 
 def publish_post(*, post_id: int, author_id: int, accept_license_version: str | None) -> MemberPost:
-    """Publish one's own draft or rejected post after the safety check."""
+    """Publish one's own draft or rejected post after the safety check (its share codes are the flow's)."""
     post = _own_post(post_id, author_id)
     if post.status not in EDITABLE:
         raise Conflict(f"A {post.status.replace('_', ' ')} post cannot be published.", code="post_not_publishable")
-    try:
-        _publish(post, accept_license_version)
-    except ApiError:
-        db.session.rollback()
-        raise
-    db.session.commit()
-    feeds.post_changed(post=post)
+    _publish(post, accept_license_version)
+    return post
+
+
+def shareable_post(*, post_id: int) -> MemberPost:
+    """A post members may share now: published and not hidden (404 otherwise)."""
+    post = db.session.get(MemberPost, post_id)
+    if post is None or not visible(post):
+        raise NotFound("No such post.", code="post_not_found")
     return post
 
 
@@ -256,8 +240,8 @@ def view_post(*, post_id: int, viewer_id: int | None) -> MemberPost:
             update(MemberPost)
             .where(MemberPost.id == post.id)
             .values(view_count=MemberPost.view_count + 1, score=MemberPost.score + 1)
+            .execution_options(synchronize_session=False)
         )
-        db.session.commit()
         db.session.refresh(post)
     return post
 
@@ -303,8 +287,8 @@ def report_post(*, post_id: int, reporter_id: int, reason: str) -> MemberPost:
         update(MemberPost)
         .where(MemberPost.id == post.id)
         .values(report_count=MemberPost.report_count + 1, hidden=MemberPost.hidden | reaches)
+        .execution_options(synchronize_session=False)
     )
-    db.session.commit()
     db.session.refresh(post)
     if post.hidden:
         feeds.post_changed(post=post)
@@ -344,6 +328,6 @@ def moderate(*, post_id: int, decision: str, reason: str | None) -> MemberPost:
     elif decision == "take_down":
         post.status, post.reject_reason = "taken_down", reason
     post.updated_at = now_utc()
-    db.session.commit()
+    db.session.flush()
     feeds.post_changed(post=post)
     return post

@@ -1,10 +1,12 @@
-"""Posts and schedules, previews, delivery logs, sandbox-channel messages, figures and operator retries."""
+"""Posts and schedules, previews, drips, delivery logs, sandbox-channel messages, figures and operator retries;
+moms' own share links (crediting their group's host and the content's author)."""
 
+from flask import g
 from flask_smorest import Blueprint
 
 from app.core import access
 from app.core.pagination import PageArgsSchema
-from app.delivery import service
+from app.delivery import flows, service
 from app.delivery.schemas import (
     DeliveryPageSchema,
     FiguresWindowArgsSchema,
@@ -22,10 +24,20 @@ from app.delivery.schemas import (
     RetryInSchema,
     RetryResultSchema,
     SandboxMessagePageSchema,
+    ShareLinkCreateSchema,
+    ShareLinkSchema,
+    UpcomingArgsSchema,
+    UpcomingSchema,
 )
 
 blp = Blueprint(
     "delivery", __name__, url_prefix="/api/v1", description="Scheduled posts and their deliveries into groups."
+)
+share_links = Blueprint(
+    "share_links",
+    __name__,
+    url_prefix="/api/v1",
+    description="Moms' share links: the group's host and the content's author earn their shares.",
 )
 
 
@@ -123,7 +135,7 @@ def cancel_post(post_id: int):
 @blp.response(200, PreviewSchema)
 def preview_post(args, post_id: int):
     """The exact payload a group's channel would receive, rendered by the code the workers send with."""
-    return service.preview(post_id=post_id, group_id=args["group_id"], actor=access.current_actor())
+    return flows.preview(post_id=post_id, group_id=args["group_id"], actor=access.current_actor())
 
 
 @blp.route("/posts/<int:post_id>/occurrences", methods=["GET"])
@@ -207,4 +219,24 @@ def retry_deliveries(args):
     }
 
 
-blueprints = [blp]
+@blp.route("/drips/<int(max=9007199254740992):post_id>/upcoming", methods=["GET"])
+@access.roles("host")
+@blp.arguments(UpcomingArgsSchema, location="query")
+@blp.response(200, UpcomingSchema)
+def drip_upcoming(args, post_id: int):
+    """What your drip (a knowledge_point post naming a course or topic) sends one of your groups next."""
+    return flows.drip_upcoming(
+        post_id=post_id, group_id=args["group_id"], limit=args["limit"], actor=access.current_actor()
+    )
+
+
+@share_links.route("/share-links", methods=["POST"])
+@access.authenticated
+@share_links.arguments(ShareLinkCreateSchema)
+@share_links.response(201, ShareLinkSchema)
+def create_share_link(args):
+    """Make a tracked share link for a product: short code, mini-program path, card and code image."""
+    return flows.share_link_for_sharer(sharer_id=g.user.id, **args)
+
+
+blueprints = [blp, share_links]

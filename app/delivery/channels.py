@@ -15,7 +15,11 @@ from urllib3.exceptions import NewConnectionError
 from wechatpy.exceptions import WeChatClientException
 
 from app.core.redis import key
+from app.wechat import service as wechat
 
+ROBOT = "wecom_webhook"
+CUSTOMER_GROUP = "wecom_customer_group"
+SANDBOX = "sandbox"  # recorded for the group's sandbox-messages view instead of being sent
 ROBOT_LIMIT = 20  # messages per robot…
 ROBOT_WINDOW_MS = 60_000  # …per sliding minute (WeCom answers 45009 beyond it)
 ROBOT_COOLDOWN_MS = 60_000  # after a 45009 the robot rests a full window
@@ -78,10 +82,12 @@ class RobotLimiter:
 
 
 def new_http_session(pool_size: int) -> requests.Session:
+    """A session for robot sends: `pool_size` connections, no retries (a retry could deliver twice)."""
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    wechat.serve_from_sandbox(session)
     return session
 
 
@@ -119,10 +125,10 @@ def send_robot(session: requests.Session, *, url: str, webhook_key: str, payload
     return Outcome("dead" if errcode in ROBOT_PERMANENT else "failed", error_code=str(errcode), error_message=message)
 
 
-def send_customer_group(client, *, payload: dict) -> Outcome:
+def send_customer_group(*, payload: dict) -> Outcome:
     """Create the mass-message task in WeCom; the host still has to confirm it (state `submitted`)."""
     try:
-        result = client.external_contact.add_msg_template(payload)
+        result = wechat.add_group_mass_message(payload)
     except WeChatClientException as exc:
         errcode = exc.errcode
         if errcode is None:

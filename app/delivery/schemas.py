@@ -4,13 +4,14 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from app.core.clock import EARLIEST, LATEST
 from app.core.pagination import PageArgsSchema, PageSchema
-from app.delivery.kinds import KINDS
+from app.delivery import kinds
 from app.delivery.models import DELIVERY_STATES, POST_STATUSES, SCHEDULE_KINDS
-from app.groups.models import AGE_BANDS, CHANNELS
+from app.groups.service import AGE_BANDS, CHANNELS
 
 # Beyond these, converting to UTC overflows (a 500); no real window of figures reaches them.
 MOMENT = validate.Range(min=EARLIEST, max=LATEST)
-Id = lambda **kw: fields.Integer(validate=validate.Range(min=1, max=2**53), **kw)  # noqa: E731
+ID_RANGE = validate.Range(min=1, max=2**53)
+Id = lambda **kw: fields.Integer(validate=ID_RANGE, **kw)  # noqa: E731
 # Years 2000–2199, within the bounds of every instant taken from outside (app.core.clock), where no zone's
 # offset can carry a wall time past datetime's limits (a 500 while storing a post's first occurrence).
 LOCAL_DATETIME = validate.Regexp(
@@ -86,14 +87,8 @@ class ScheduleSchema(Schema):
 
 
 class PostInSchema(Schema):
-    kind = fields.String(required=True, validate=validate.OneOf(sorted(KINDS)))
-    content = fields.Dict(
-        required=True,
-        metadata={
-            "description": "text: {text}; markdown: {markdown}; miniprogram_card: "
-            "{title, description, page, pic_media_id}; product_card: {product_id, text, pic_media_id}."
-        },
-    )
+    kind = fields.String(required=True, validate=validate.OneOf(kinds.names()))
+    content = fields.Dict(required=True, metadata={"description": kinds.content_help()})
     targets = fields.Nested(TargetsSchema, required=True)
     schedule = fields.Nested(ScheduleSchema, required=True)
 
@@ -264,3 +259,82 @@ class GroupFiguresSchema(Schema):
     gmv_fen = fields.Integer(metadata={"description": "Paid amount of the attributed order lines."})
     refunded_fen = fields.Integer()
     net_gmv_fen = fields.Integer(metadata={"description": "gmv_fen minus refunds."})
+
+
+class UpcomingArgsSchema(Schema):
+    group_id = fields.Integer(required=True, validate=ID_RANGE)
+    limit = fields.Integer(load_default=5, validate=validate.Range(min=1, max=50))
+
+
+class UpcomingPointSchema(Schema):
+    id = fields.Integer()
+    title = fields.String()
+    course_id = fields.Integer()
+    lesson_id = fields.Integer()
+    min_age_months = fields.Integer()
+    max_age_months = fields.Integer()
+
+
+class UpcomingSchema(Schema):
+    post_id = fields.Integer()
+    group_id = fields.Integer()
+    next_at = fields.DateTime(
+        allow_none=True, metadata={"description": "When the drip next fires for this group (UTC)."}
+    )
+    next_outcome = fields.String(
+        allow_none=True,
+        metadata={
+            "enum": ["send", "skip"],
+            "description": "What that firing does for the group: send the first item, or skip it (nothing left fits its "
+            "age band; the delivery ends `skipped`, which is no failure). Null when nothing is planned.",
+        },
+    )
+    items = fields.List(fields.Nested(UpcomingPointSchema))
+
+
+class ShareLinkCreateSchema(Schema):
+    product_id = fields.Integer(required=True, strict=True, validate=ID_RANGE)
+    group_id = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=ID_RANGE,
+        metadata={
+            "description": "A group you are a member (or the host) of; its host earns the host share. 403 `not_a_member` otherwise."
+        },
+    )
+    post_id = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=ID_RANGE,
+        metadata={
+            "description": "A post the group got (needs group_id). 422 `post_requires_group`, `post_not_in_group`."
+        },
+    )
+    content_id = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=ID_RANGE,
+        metadata={
+            "description": "Content recommending the product (with post_id: the content that post carried); its author "
+            "earns the content share. 404 `content_not_found`, 422 `product_not_in_content`, `content_not_in_post`."
+        },
+    )
+
+
+class ShareCardSchema(Schema):
+    title = fields.String()
+    image = fields.String(allow_none=True)
+    price_fen = fields.Integer()
+
+
+class ShareLinkSchema(Schema):
+    id = fields.Integer()
+    code = fields.String()
+    path = fields.String(metadata={"description": "The mini-program page carrying the code."})
+    url = fields.String(metadata={"description": "The short link for browsers: redirects and counts the click."})
+    product_id = fields.Integer()
+    group_id = fields.Integer(allow_none=True)
+    post_id = fields.Integer(allow_none=True)
+    content_id = fields.Integer(allow_none=True)
+    card = fields.Nested(ShareCardSchema)
+    code_image = fields.String(metadata={"description": "The mini-program code (PNG data URL); its scene is the code."})

@@ -6,16 +6,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 
 from app.affiliate import service as affiliate
-from app.core.clock import now_utc
+from app.core.access import Actor
+from app.core.clock import DEFAULT_ZONE_NAME, now_utc
 from app.core.db import db
-from app.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
+from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.pagination import keyset_page
 from app.coupons import service as coupons
-from app.delivery import engine, kinds, schedule
+from app.delivery import kinds, planning, schedule
+from app.delivery.channels import CUSTOMER_GROUP
 from app.delivery.models import DELIVERY_STATES, Delivery, Post, PostOccurrence, PostTarget, SandboxMessage
-from app.groups import ladder
 from app.groups import service as groups
-from app.groups.service import Actor
 from app.orders import service as orders
 
 CAP_HORIZON = timedelta(days=31)
@@ -42,7 +42,7 @@ def _resolve_targets(*, targets: dict, actor: Actor) -> tuple[str, list[int] | N
 
 
 def _check_schedule(*, post: Post, zones: list[str], now: datetime) -> None:
-    for tz in zones or ["Asia/Shanghai"]:
+    for tz in zones or [DEFAULT_ZONE_NAME]:
         schedule.trigger(post.schedule, tz)
     if zones and all(schedule.next_fire(post.schedule, tz, after=now, not_before=now) is None for tz in zones):
         raise Invalid(
@@ -54,10 +54,10 @@ def _check_schedule(*, post: Post, zones: list[str], now: datetime) -> None:
 
 def _check_customer_groups(*, post: Post, targeted: list) -> None:
     """wecom_customer_group: one mass message per group per local day, and cards need a picture."""
-    mine = {g.id: g.timezone for g in targeted if g.channel == engine.CUSTOMER_GROUP}
+    mine = {g.id: g.timezone for g in targeted if g.channel == CUSTOMER_GROUP}
     if not mine:
         return
-    if kinds.KINDS[post.kind].is_card and not post.content.get("pic_media_id"):
+    if kinds.of(post.kind).is_card and not post.content.get("pic_media_id"):
         raise Invalid(
             "Cards to WeCom customer groups need pic_media_id.",
             code="pic_media_id_required",
@@ -75,7 +75,7 @@ def _check_customer_groups(*, post: Post, targeted: list) -> None:
         my_days[tz] = set(days)
     others = db.session.scalars(select(Post).where(Post.status == "active", Post.id != (post.id or 0)))
     for other in others:
-        shared = [g for g in groups.target_groups(**engine.post_targets(other)) if g.id in mine]
+        shared = [g for g in groups.target_groups(**planning.post_targets(other)) if g.id in mine]
         for tz in {g.timezone for g in shared}:
             start = max(other.starts_at, post.starts_at)
             clash = my_days[tz] & set(schedule.local_days(other.schedule, tz, start=start, horizon=CAP_HORIZON))
@@ -91,56 +91,20 @@ def _check_customer_groups(*, post: Post, targeted: list) -> None:
                 )
 
 
-def _check_coupon(post: Post) -> None:
-    """Coupon drops carry a live coupon the author issued (operators: any)."""
-    from app.accounts import service as accounts
-
-    author = accounts.get_user(user_id=post.author_id)
-    status = coupons.droppable_status(
-        template_id=post.content["template_id"],
-        actor=Actor(id=author.id, operator="operator" in accounts.roles_of(author)),
-    )
-    if status in ("draft", "ended"):
-        raise Conflict(
-            "Only live coupons can be dropped into groups.",
-            code="coupon_not_shareable",
-            errors={"content": {"template_id": [f"The coupon is {status}."]}},
-        )
-
-
-def _validate_and_plan(post: Post, *, actor: Actor, now: datetime) -> None:
-    """Check the flushed post against catalog, schedule and channel rules, then plan it; a refusal undoes it all."""
-    try:
-        _check_and_plan(post, now=now)
-    except ApiError:
-        db.session.rollback()
-        raise
-
-
 def _check_and_plan(post: Post, *, now: datetime) -> None:
-    if post.kind == "product_card":
-        from app.catalog import service as catalog
-
-        product = catalog.get_product(product_id=post.content["product_id"])
-        kinds.check_product(product)
-        post.product_id = product.id
-    if post.kind == "coupon_drop":
-        _check_coupon(post)
-    if post.kind == "knowledge_point" and post.content.get("knowledge_point_id") is not None:
-        from app.content import pgc
-
-        pgc.postable_knowledge_point(knowledge_point_id=post.content["knowledge_point_id"])
+    """Check the flushed post against its sources, schedule and channel rules, then plan its next occurrences."""
+    post.product_id = kinds.of(post.kind).check(post.content, author=planning.post_author(post))
     db.session.flush()
-    targeted = groups.target_groups(**engine.post_targets(post))
+    targeted = groups.target_groups(**planning.post_targets(post))
     _check_schedule(post=post, zones=sorted({g.timezone for g in targeted}), now=now)
     _check_customer_groups(post=post, targeted=targeted)
-    engine.plan_post(post, now=now)
+    planning.plan_post(post, now=now)
 
 
 def create_post(*, actor: Actor, kind: str, content: dict, targets: dict, schedule_spec: dict) -> Post:
     """Schedule a post into groups (hosts: only their own)."""
     now = now_utc()
-    clean = kinds.validate_content(kind, content)
+    clean = kinds.of(kind).validate(content)
     mode, group_ids, group_filter = _resolve_targets(targets=targets, actor=actor)
     post = Post(
         author_id=actor.id,
@@ -159,8 +123,7 @@ def create_post(*, actor: Actor, kind: str, content: dict, targets: dict, schedu
     db.session.flush()
     for group_id in group_ids or []:
         db.session.add(PostTarget(post_id=post.id, group_id=group_id))
-    _validate_and_plan(post, actor=actor, now=now)
-    db.session.commit()
+    _check_and_plan(post, now=now)
     return post
 
 
@@ -211,7 +174,7 @@ def update_post(*, post_id: int, actor: Actor, changes: dict) -> Post:
         raise Conflict(f"A {post.status} post cannot be edited.", code="post_closed")
     now = now_utc()
     if "content" in changes:
-        post.content = kinds.validate_content(post.kind, changes["content"])
+        post.content = kinds.of(post.kind).validate(changes["content"])
     if "targets" in changes:
         mode, group_ids, group_filter = _resolve_targets(targets=changes["targets"], actor=actor)
         db.session.query(PostTarget).filter_by(post_id=post.id).delete()
@@ -223,9 +186,8 @@ def update_post(*, post_id: int, actor: Actor, changes: dict) -> Post:
     post.version += 1
     post.starts_at = now
     post.updated_at = now
-    engine.drop_future_occurrences(post.id)
-    _validate_and_plan(post, actor=actor, now=now)
-    db.session.commit()
+    planning.drop_future_occurrences(post.id)
+    _check_and_plan(post, now=now)
     return post
 
 
@@ -235,8 +197,7 @@ def pause_post(*, post_id: int, actor: Actor) -> Post:
     if post.status != "active":
         raise Conflict(f"Only an active post can be paused (this one is {post.status}).", code="post_not_active")
     post.status, post.updated_at = "paused", now_utc()
-    engine.drop_future_occurrences(post.id)
-    db.session.commit()
+    planning.drop_future_occurrences(post.id)
     return post
 
 
@@ -247,14 +208,8 @@ def resume_post(*, post_id: int, actor: Actor) -> Post:
         raise Conflict(f"Only a paused post can be resumed (this one is {post.status}).", code="post_not_paused")
     now = now_utc()
     post.status, post.starts_at, post.updated_at = "active", now, now
-    targeted = groups.target_groups(**engine.post_targets(post))
-    try:
-        _check_customer_groups(post=post, targeted=targeted)
-    except ApiError:
-        db.session.rollback()
-        raise
-    engine.plan_post(post, now=now)
-    db.session.commit()
+    _check_customer_groups(post=post, targeted=groups.target_groups(**planning.post_targets(post)))
+    planning.plan_post(post, now=now)
     return post
 
 
@@ -264,25 +219,17 @@ def cancel_post(*, post_id: int, actor: Actor) -> Post:
     if post.status in ("cancelled", "finished"):
         raise Conflict(f"The post is already {post.status}.", code="post_closed")
     post.status, post.updated_at = "cancelled", now_utc()
-    engine.drop_future_occurrences(post.id, state="cancelled")
-    db.session.commit()
+    planning.drop_future_occurrences(post.id, state="cancelled")
     return post
 
 
-def preview(*, post_id: int, group_id: int, actor: Actor) -> dict:
-    """The exact payload the group's channel would receive now (credential fields shown as placeholders)."""
-    post = _post(post_id=post_id, actor=actor)
-    group = groups.assert_groups_postable(group_ids=[group_id], actor=actor)[0]
-    frozen = kinds.snapshot(post_id=post.id, kind=post.kind, content=post.content, author_id=post.author_id)
-    placeholders = {"sender": "<sender>", "chat_id": "<chat_id>"}
-    preview = {"post_id": post.id, "group_id": group.id, "channel": group.channel, "payload": None, "skip": None}
-    try:
-        preview["payload"] = kinds.render(
-            frozen, channel=group.channel, group_id=group.id, host_id=group.host_id, credentials=placeholders
+def next_occurrence_at(*, post_id: int, timezone: str) -> datetime | None:
+    """When the post is next planned to go out in a time zone."""
+    return db.session.scalar(
+        select(func.min(PostOccurrence.due_at)).where(
+            PostOccurrence.post_id == post_id, PostOccurrence.timezone == timezone, PostOccurrence.state == "scheduled"
         )
-    except kinds.Skip as skip:
-        preview["skip"] = {"code": skip.code, "reason": skip.reason}
-    return preview
+    )
 
 
 def list_occurrences(*, post_id: int, actor: Actor) -> list[PostOccurrence]:
@@ -327,7 +274,7 @@ def group_deliveries(
     *, group_id: int, actor: Actor, post_id: int | None, state: str | None, cursor: str | None, limit: int
 ) -> tuple[list[Delivery], str | None]:
     """The delivery log of a group, newest first."""
-    groups.get_group(group_id=group_id, actor=actor)
+    groups.hosted_group(group_id=group_id, actor=actor)
     stmt = select(Delivery).where(Delivery.group_id == group_id)
     if post_id is not None:
         stmt = stmt.where(Delivery.post_id == post_id)
@@ -340,7 +287,7 @@ def sandbox_messages(
     *, group_id: int, actor: Actor, cursor: str | None, limit: int
 ) -> tuple[list[SandboxMessage], str | None]:
     """What a sandbox-channel group would have seen, newest first."""
-    groups.get_group(group_id=group_id, actor=actor)
+    groups.hosted_group(group_id=group_id, actor=actor)
     stmt = select(SandboxMessage).where(SandboxMessage.group_id == group_id)
     return keyset_page(
         stmt,
@@ -387,14 +334,13 @@ def retry_deliveries(
             updated_at=now,
         )
     ).rowcount
-    db.session.commit()
     return retried
 
 
 def group_figures(*, group_id: int, actor: Actor, since: datetime | None = None, until: datetime | None = None) -> dict:
     """Per-group figures for the host: deliveries by state, posts reaching it, members and their fan levels,
     and (in [since, until), all time by default) clicks, coupon claims, attributed orders and GMV."""
-    group = groups.get_group(group_id=group_id, actor=actor)
+    group = groups.hosted_group(group_id=group_id, actor=actor)
     window = {"group_id": group_id, "since": since, "until": until}
     commerce = {
         "clicks": affiliate.group_click_count(**window),
@@ -415,7 +361,7 @@ def group_figures(*, group_id: int, actor: Actor, since: datetime | None = None,
     return {
         "group_id": group.id,
         "member_count": group.member_count,
-        "fans": ladder.fan_counts(group_id=group_id, actor=actor),
+        "fans": groups.fan_counts(group_id=group.id, actor=actor),
         "posts": int(posts or 0),
         "deliveries": {state: int(by_state.get(state, 0)) for state in DELIVERY_STATES},
         "last_sent_at": last_sent,

@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 
 from app.core import access
 from app.core.pagination import PageArgsSchema
-from app.groups import institutions, ladder, members, service
+from app.groups import institutions, members, service
 from app.groups.models import GROUP_ROLES
 from app.groups.schemas import (
     ClassInSchema,
@@ -225,7 +225,7 @@ def revoke_group_role(group_id: int, user_id: int, role: str):
 @blp.response(200, FanCountsSchema)
 def fan_counts(group_id: int):
     """How many members stand at each level of the fan ladder."""
-    return {"group_id": group_id, "counts": ladder.fan_counts(group_id=group_id, actor=access.current_actor())}
+    return {"group_id": group_id, "counts": service.fan_counts(group_id=group_id, actor=access.current_actor())}
 
 
 @blp.route("/groups/<int:group_id>/demands", methods=["POST"])

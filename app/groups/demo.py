@@ -4,13 +4,14 @@ from sqlalchemy import select
 
 from app.accounts import service as accounts
 from app.core.clock import DEFAULT_ZONE_NAME
-from app.core.db import db
+from app.core.db import db, transactional
 from app.groups import institutions, members, service
 from app.groups.models import ChatGroup
 
 SEED_ORDER = 20
 
 
+@transactional
 def seed() -> list[str]:
     """Create the demo institution, groups and memberships (skipped when the groups exist)."""
     host1 = accounts.find_user(ref="host1")

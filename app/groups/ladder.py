@@ -16,7 +16,6 @@ from sqlalchemy import case, func, select, update
 from app.core.clock import now_utc
 from app.core.db import db
 from app.groups.models import FAN_LEVELS, ChatGroup, GroupMember, MemberEvent
-from app.groups.service import Actor, get_group
 
 ACTIVE_WINDOW = timedelta(days=30)
 ACTIVE_MIN_ENGAGEMENTS = 3
@@ -96,16 +95,3 @@ def recompute_batch(*, after_group_id: int) -> tuple[int, int] | None:
                 update(GroupMember).where(GroupMember.id.in_(ids)).values(fan_level=level, fan_level_at=now)
             ).rowcount
     return changed, group_ids[-1]
-
-
-def fan_counts(*, group_id: int, actor: Actor) -> dict[str, int]:
-    """How many current members stand at each level of the group's ladder."""
-    get_group(group_id=group_id, actor=actor)
-    counts = dict(
-        db.session.execute(
-            select(GroupMember.fan_level, func.count())
-            .where(GroupMember.group_id == group_id, GroupMember.left_at.is_(None))
-            .group_by(GroupMember.fan_level)
-        ).all()
-    )
-    return {level: int(counts.get(level, 0)) for level in FAN_LEVELS}

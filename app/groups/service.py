@@ -7,7 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
-from sqlalchemy import Select, literal, select
+from sqlalchemy import Select, func, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts import service as accounts
@@ -22,6 +22,7 @@ from app.groups.models import AGE_BANDS as AGE_BANDS  # other domains' schemas o
 from app.groups.models import CHANNELS as CHANNELS
 from app.groups.models import (
     EVENT_KINDS,
+    FAN_LEVELS,
     ChatGroup,
     GroupMember,
     MemberEvent,
@@ -450,3 +451,16 @@ def sharing_host_id(*, group_id: int, user_id: int) -> int:
     if user_id != host_id and active_member(group_id=group_id, user_id=user_id) is None:
         raise Forbidden("Only members of the group can share links for it.", code="not_a_member")
     return host_id
+
+
+def fan_counts(*, group_id: int, actor: Actor) -> dict[str, int]:
+    """How many current members stand at each level of the fan ladder of a group the actor hosts."""
+    _group(group_id=group_id, actor=actor)
+    counts = dict(
+        db.session.execute(
+            select(GroupMember.fan_level, func.count())
+            .where(GroupMember.group_id == group_id, GroupMember.left_at.is_(None))
+            .group_by(GroupMember.fan_level)
+        ).all()
+    )
+    return {level: int(counts.get(level, 0)) for level in FAN_LEVELS}

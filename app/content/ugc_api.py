@@ -3,7 +3,7 @@
 from flask import current_app, g
 from flask_smorest import Blueprint
 
-from app.content import feeds, revenue, ugc
+from app.content import feeds, flows, revenue, ugc
 from app.content.schemas import (
     DashboardSchema,
     FeedArgsSchema,
@@ -37,7 +37,9 @@ def _one(post) -> dict:
 def create_post(args):
     """Write a post; with publish=true it is checked by WeChat content safety and published at once."""
     publish, version = args.pop("publish"), args.pop("accept_license_version")
-    return _one(ugc.create_post(author_id=g.user.id, values=args, publish=publish, accept_license_version=version))
+    return _one(
+        flows.create_member_post(author_id=g.user.id, values=args, publish=publish, accept_license_version=version)
+    )
 
 
 @blp.route("/member-posts", methods=["GET"])
@@ -86,7 +88,9 @@ def update_post(args, post_id: int):
 def publish_post(args, post_id: int):
     """Publish your draft or rejected post (content safety check; the licence must be accepted)."""
     return _one(
-        ugc.publish_post(post_id=post_id, author_id=g.user.id, accept_license_version=args["accept_license_version"])
+        flows.publish_member_post(
+            post_id=post_id, author_id=g.user.id, accept_license_version=args["accept_license_version"]
+        )
     )
 
 
@@ -104,7 +108,7 @@ def report_post(args, post_id: int):
 @blp.response(200, ShareCodeListSchema)
 def share_post(post_id: int):
     """Your own share codes for a post's products: your commission, and the author keeps her content share."""
-    return {"items": revenue.share_post(post_id=post_id, sharer_id=g.user.id)}
+    return {"items": flows.share_member_post(post_id=post_id, sharer_id=g.user.id)}
 
 
 @blp.route("/me/content/dashboard", methods=["GET"])
