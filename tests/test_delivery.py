@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from app.affiliate.models import ShareLink
 from app.catalog.models import Product
 from app.core.db import db
+from app.core.errors import Invalid
 from app.core.redis import get_redis, key
 from app.delivery import channels, engine, sending, tasks
 from app.delivery.models import Delivery
@@ -979,3 +980,13 @@ def test_rendering_a_delivery_writes_nothing(host, frozen_clock, api, monkeypatc
     kinds_seen = [m["msgtype"] for m in seen(host, gid)]
     pages = [m["template_card"]["card_action"]["pagepath"] for m in seen(host, gid) if "template_card" in m]
     assert kinds_seen.count("template_card") == 3 and all("code=" in page for page in pages)
+
+
+def test_every_kind_is_one_class_the_posts_table_allows():
+    from app.delivery import kinds
+    from app.delivery.models import POST_KINDS
+
+    assert kinds.names() == sorted(POST_KINDS)
+    with pytest.raises(Invalid) as unknown:
+        kinds.of("poll")
+    assert unknown.value.code == "post_kind_unavailable"

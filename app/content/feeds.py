@@ -24,7 +24,7 @@ from app.content.models import AGE_BAND_MONTHS, MemberPost, MemberPostProduct
 from app.content.schemas import PostSchema
 from app.core import pagecache
 from app.core.db import after_commit, db, is_postgres, isoformat_sql, reads_outside_transaction
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import decode_cursor, encode_cursor, page_json
 from app.core.redis import key
 
 # What a post row shows (PostSchema without its product cards), and what its cards need.
@@ -190,15 +190,15 @@ def _render(
                 limit=limit,
                 rendered=True,
             )
-        return f'{{"items":[{",".join(row.json for row in rows)}],"next_cursor":{json.dumps(next_cursor)}}}'
+        return page_json([row.json for row in rows], next_cursor)
     page = feed(group_id=group_id, product_id=product_id, age_band=age_band, sort=sort, cursor=cursor, limit=limit)
-    # Rendered by hand (the shape of PostSchema, which documents it): a schema dump costs more than the SQL.
+    # In the shape of PostSchema (which documents it), as the SQL path writes it: a schema dump costs more.
     items = shape_posts(page.items, page.cards)
     for item in items:
         for name in DATETIME_FIELDS:
             if item[name] is not None:
                 item[name] = item[name].isoformat()
-    return json.dumps({"items": items, "next_cursor": page.next_cursor}, ensure_ascii=False, separators=(",", ":"))
+    return page_json([json.dumps(item, ensure_ascii=False, separators=(",", ":")) for item in items], page.next_cursor)
 
 
 def feed_json(

@@ -21,6 +21,14 @@ class PageSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+def page_json(items: Sequence[str], next_cursor: str | None) -> str:
+    """A page response (`{"items": [...], "next_cursor": ...}`) from items already rendered as JSON text.
+
+    Hot lists render their rows' JSON in SQL (PostgreSQL) and join it here, not decode and encode it again.
+    """
+    return f'{{"items":[{",".join(items)}],"next_cursor":{json.dumps(next_cursor)}}}'
+
+
 def encode_cursor(values: Sequence[Any]) -> str:
     plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
     return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")

@@ -5,7 +5,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import BigId, IdPk, db, one_of
 
-# Every kind the engine knows; the ones whose source domain has not landed are refused by the API.
+# Every kind of app.delivery.kinds (a kind is one class there; the table allows these names).
 POST_KINDS = ("text", "markdown", "miniprogram_card", "product_card", "coupon_drop", "knowledge_point")
 POST_STATUSES = ("active", "paused", "cancelled", "finished")
 SCHEDULE_KINDS = ("once", "daily", "weekly", "cron")
@@ -15,6 +15,8 @@ OCCURRENCE_STATES = ("scheduled", "dispatched", "missed", "cancelled", "refused"
 # skipped: there was nothing to send to this group this time (a drip with nothing left that fits the group's
 # age band); final like sent, and not a failure: never retried, and the next occurrence tries again.
 DELIVERY_STATES = ("pending", "sending", "submitted", "sent", "failed", "dead", "unknown", "missed", "skipped")
+# What operators may send again (unknown ones may have arrived: only when asked).
+RETRYABLE_STATES = ("failed", "dead", "unknown")
 
 
 class Post(db.Model):

@@ -5,7 +5,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from app.core.clock import EARLIEST, LATEST
 from app.core.pagination import PageArgsSchema, PageSchema
 from app.delivery import kinds
-from app.delivery.models import DELIVERY_STATES, POST_STATUSES, SCHEDULE_KINDS
+from app.delivery.models import DELIVERY_STATES, POST_STATUSES, RETRYABLE_STATES, SCHEDULE_KINDS
 from app.groups.service import AGE_BANDS, CHANNELS
 
 # Beyond these, converting to UTC overflows (a 500); no real window of figures reaches them.
@@ -215,9 +215,9 @@ class RetryInSchema(Schema):
     post_id = Id()
     group_id = Id()
     states = fields.List(
-        fields.String(validate=validate.OneOf(("failed", "dead", "unknown"))),
+        fields.String(validate=validate.OneOf(RETRYABLE_STATES)),
         load_default=lambda: ["failed", "dead"],
-        validate=validate.Length(min=1, max=3),
+        validate=validate.Length(min=1, max=len(RETRYABLE_STATES)),
         metadata={"description": "Unknown deliveries may have arrived already: include them knowingly."},
     )
 

@@ -19,7 +19,6 @@ from app.groups import service as groups
 from app.orders import service as orders
 
 CAP_HORIZON = timedelta(days=31)
-RETRYABLE_STATES = ("failed", "dead", "unknown")
 RETRY_MAX = 10_000
 
 

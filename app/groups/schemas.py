@@ -2,7 +2,7 @@ from marshmallow import Schema, fields, validate
 
 from app.core.clock import DEFAULT_ZONE_NAME
 from app.core.pagination import PageArgsSchema, PageSchema
-from app.groups.models import AGE_BANDS, CHANNELS, FAN_LEVELS, GROUP_ROLES, INSTITUTION_KINDS
+from app.groups.models import AGE_BANDS, CHANNELS, FAN_LEVELS, INSTITUTION_KINDS
 
 Tag = fields.String(validate=validate.Length(min=1, max=32))
 Id = lambda **kw: fields.Integer(validate=validate.Range(min=1, max=2**53), **kw)  # noqa: E731
@@ -159,10 +159,6 @@ class MemberPageSchema(PageSchema):
 
 class MemberListArgsSchema(PageArgsSchema):
     level = fields.String(load_default=None, validate=validate.OneOf(FAN_LEVELS))
-
-
-class RolePathSchema(Schema):
-    role = fields.String(validate=validate.OneOf(GROUP_ROLES))
 
 
 class RolesSchema(Schema):
