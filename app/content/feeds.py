@@ -10,7 +10,6 @@ On PostgreSQL a page's rows come back as their JSON text, product cards included
 is joined, not decoded, converted and encoded again in Python.
 """
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -24,7 +23,7 @@ from app.content.models import AGE_BAND_MONTHS, MemberPost, MemberPostProduct
 from app.content.schemas import PostSchema
 from app.core import pagecache
 from app.core.db import after_commit, db, is_postgres, isoformat_sql, reads_outside_transaction
-from app.core.pagination import decode_cursor, encode_cursor, page_json
+from app.core.pagination import compact_json, decode_cursor, encode_cursor, page_json
 from app.core.redis import key
 
 # What a post row shows (PostSchema without its product cards), and what its cards need.
@@ -198,7 +197,7 @@ def _render(
         for name in DATETIME_FIELDS:
             if item[name] is not None:
                 item[name] = item[name].isoformat()
-    return page_json([json.dumps(item, ensure_ascii=False, separators=(",", ":")) for item in items], page.next_cursor)
+    return page_json([compact_json(item) for item in items], page.next_cursor)
 
 
 def feed_json(

@@ -98,8 +98,7 @@ def _check_products(product_ids: list[int]) -> list[int]:
     inactive = [pid for pid in ordered if pid not in on_sale]
     if inactive:
         raise Invalid("Some products are not on sale.", code="product_inactive", errors={"product_ids": inactive})
-    for product_id in ordered:
-        catalog.require_advertisable(product_id=product_id)
+    catalog.require_advertisable(product_ids=ordered)
     return ordered
 
 

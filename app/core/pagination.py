@@ -21,10 +21,16 @@ class PageSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
-def page_json(items: Sequence[str], next_cursor: str | None) -> str:
-    """A page response (`{"items": [...], "next_cursor": ...}`) from items already rendered as JSON text.
+def compact_json(value: Any) -> str:
+    """JSON text without spaces, non-ASCII kept as it is (what hand-rendered pages and answers are made of)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
-    Hot lists render their rows' JSON in SQL (PostgreSQL) and join it here, not decode and encode it again.
+
+def page_json(items: list[str], next_cursor: str | None) -> str:
+    """A page `{"items": [...], "next_cursor": ...}` of items already rendered as JSON text.
+
+    For hot reads whose items come out of the database as JSON (a schema dump would cost more than their
+    SQL); the view's response schema still documents the shape.
     """
     return f'{{"items":[{",".join(items)}],"next_cursor":{json.dumps(next_cursor)}}}'
 

@@ -287,8 +287,9 @@ class MiniProgramCardKind(CardKind):
 
 
 def _on_sale_card(product_id: int) -> dict:
-    """The product's card (title, price) while it is on sale and may be advertised (422 otherwise)."""
-    catalog.require_advertisable(product_id=product_id)
+    """The product's card (title, price) while it is on sale and may be advertised (404 unknown, 422 otherwise)."""
+    catalog.get_product(product_id=product_id)
+    catalog.require_advertisable(product_ids=[product_id])
     card = catalog.product_cards(product_ids=[product_id]).get(product_id)
     if card is None:
         raise Invalid(

@@ -1,4 +1,4 @@
-"""Posts: create, edit, pause, resume, cancel, preview; delivery logs, figures and operator retries."""
+"""Posts: create, edit, pause, resume, cancel; delivery logs, figures and operator retries (previews: flows)."""
 
 from collections import Counter
 from datetime import datetime, timedelta
