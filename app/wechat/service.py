@@ -5,10 +5,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import requests
+from wechatpy import WeChatPay
 from wechatpy.exceptions import WeChatClientException, WeChatException
 
 from app.core.errors import ApiError, UpstreamError
 from app.wechat.clients import clients
+from app.wechat.sandbox import sandbox_route as sandbox_route  # domains add their WeChat endpoints to the sandbox
 
 LOGIN_REJECTED = {40029, 40163, 40226}  # invalid code, code already used, high-risk user
 
@@ -35,6 +37,11 @@ def translated_errors(action: str) -> Iterator[None]:
             code="wechat_unreachable",
             errors={"reason": type(exc).__name__},
         ) from exc
+
+
+def pay_client() -> WeChatPay:
+    """The WeChat Pay (v2) client: payments, refunds and transfers (wrap calls in `translated_errors`)."""
+    return clients().pay
 
 
 @dataclass(frozen=True)
