@@ -21,6 +21,20 @@ class PageSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+def compact_json(value: Any) -> str:
+    """JSON text without spaces, non-ASCII kept as it is (what hand-rendered pages and answers are made of)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def page_json(items: list[str], next_cursor: str | None) -> str:
+    """A page `{"items": [...], "next_cursor": ...}` of items already rendered as JSON text.
+
+    For hot reads whose items come out of the database as JSON (a schema dump would cost more than their
+    SQL); the view's response schema still documents the shape.
+    """
+    return f'{{"items":[{",".join(items)}],"next_cursor":{json.dumps(next_cursor)}}}'
+
+
 def encode_cursor(values: Sequence[Any]) -> str:
     plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
     return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
