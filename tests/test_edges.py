@@ -1,4 +1,5 @@
-"""Jobs are edges: each declares its transactions, and the clock, the queue and the worker refuse one that does not."""
+"""The edges own the transactions: a view's use case commits only when it answers below 400, and jobs declare
+theirs (the clock, the queue and the worker refuse a function that does not)."""
 
 import pytest
 from rq import Queue
@@ -9,10 +10,30 @@ from app.catalog.models import Category
 from app.core.clock import now_utc
 from app.core.db import db, use_case
 from app.core.jobs import EdgeJob, UnmarkedJob, batch_job, job
+from app.core.models import IdempotencyRecord
 from app.core.queue import enqueue
 from app.core.redis import get_redis
 from app.core.scheduler import ScheduledJob
 from app.core.worker import run_worker
+from app.ledger.models import LedgerJournal
+
+
+def _count(model) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_a_refused_request_leaves_nothing_written_and_its_key_free(api):
+    operator = api.as_user("op", roles=("operator",))
+    mom = api.as_user("mom")
+    debit = {"user_id": mom.user["id"], "amount_fen": -500, "account": "available", "reason": "too much"}
+    headers = {"Idempotency-Key": "adjust-1"}
+    # The journal's lines are written before the guarded balance refuses the debit: the edge rolls all of it back.
+    refused = operator.post("/api/v1/admin/adjustments", json=debit, headers=headers)
+    assert refused.status_code == 409 and refused.get_json()["code"] == "insufficient_balance"
+    assert (_count(LedgerJournal), _count(IdempotencyRecord)) == (0, 0)
+    credit = dict(debit, amount_fen=500, reason="the key was not spent by the refusal")
+    assert operator.post("/api/v1/admin/adjustments", json=credit, headers=headers).status_code == 201
+    assert (_count(LedgerJournal), _count(IdempotencyRecord)) == (1, 1)
 
 
 def _categories() -> int:
@@ -33,7 +54,7 @@ def test_the_queue_refuses_a_function_that_is_not_a_job(app):
     with pytest.raises(UnmarkedJob):
         enqueue("default", add_category, "奶粉")
     with pytest.raises(UnmarkedJob):
-        enqueue("default", "tests.test_job_edges.add_category", "奶粉")
+        enqueue("default", "tests.test_edges.add_category", "奶粉")
 
 
 def test_the_worker_fails_a_job_that_is_not_one_and_runs_nothing(app):
