@@ -13,6 +13,7 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from app.accounts import service as accounts_service
 from app.core import access
 from app.core import redis as redis_store
 from app.core.config import check_production_safety, load_config
@@ -57,7 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     api = Api(app)
     register_error_handlers(app)
-    access.init_app(app)
+    access.init_app(app, authenticate=accounts_service.authenticate)
 
     domain_modules("models")  # importing registers every table with the metadata
     from app.core.health import blp as health_blp
@@ -88,7 +89,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
         sandbox = app.extensions.setdefault("wechat_sandbox", create_sandbox_app(app))
         app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/wechat-sandbox": sandbox})
-    from app.coupons.lane import ClaimLane
+    from app.coupons.flash.lane import ClaimLane
 
     app.wsgi_app = ClaimLane(app, app.wsgi_app)
     return app

@@ -49,7 +49,7 @@ def ingest(
 ):
     """Ingest one order event through the one entry point."""
     from app.core.clock import now_utc
-    from app.orders import service as orders
+    from app.orders import flows as order_flows
 
     lines = lines or [
         {
@@ -60,7 +60,7 @@ def ingest(
             "refunded_fen": refunded_fen,
         }
     ]
-    return orders.ingest_order(
+    return order_flows.ingest_order(
         source=source,
         external_id=external_id,
         status=status,

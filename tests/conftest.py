@@ -15,13 +15,15 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from flask import has_app_context
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from app import create_app
 from app.affiliate import clicks
 from app.core import clock
 from app.core.config import database_uri
-from app.core.db import db
+from app.core.db import db, in_use_case
 from app.core.redis import claim_numbered_db, release_numbered_db
 from tests.helpers import ApiClient
 
@@ -73,6 +75,21 @@ def stores(tmp_path_factory):
         cleanup()
 
 
+class EdgeClient(FlaskClient):
+    """A test client whose requests start once what the test did so far has committed.
+
+    The test body is an edge of its own: what it set up through services (which only flush) commits before
+    the next request, as a mini-program's previous call has before its next one starts. Requests share the
+    test's app context, and so its session: without this, a request that is refused would roll the test's
+    setup back with its own work.
+    """
+
+    def open(self, *args, **kwargs):
+        if has_app_context() and not in_use_case():  # threads sending requests have no test body to commit
+            db.session.commit()
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app(stores):
     application = create_app(
@@ -87,6 +104,7 @@ def app(stores):
             "WECHAT_SANDBOX_REFUND_SECONDS": 0,
         }
     )
+    application.test_client_class = EdgeClient
     with application.app_context():
         from flask_migrate import upgrade
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from app import create_app
 from app.core.db import db
 from app.core.errors import ApiError
-from app.coupons import claims, drain, gate
+from app.coupons import claims
+from app.coupons.flash import drain, gate
 
 
 def _claims(app, template_id: int, users: list[int]) -> None:

@@ -3,11 +3,12 @@ import json
 import pytest
 from flask import g, jsonify
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from app.accounts import service as accounts
 from app.catalog.models import Category
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import db, use_case
 from app.core.idempotency import idempotent
 from tests.helpers import assert_error
 
@@ -82,14 +83,14 @@ def _create_category_view():
 
     category = Category(name=request.get_json()["name"], created_at=now_utc())
     db.session.add(category)
-    db.session.commit()
+    db.session.flush()
     return jsonify({"id": category.id, "name": category.name}), 201
 
 
 def _call(app, user, body, key):
     view = idempotent(_create_category_view)
     headers = {"Idempotency-Key": key} if key is not None else {}
-    with app.test_request_context("/api/v1/things", method="POST", json=body, headers=headers):
+    with app.test_request_context("/api/v1/things", method="POST", json=body, headers=headers), use_case():
         g.user = user
         return app.make_response(view())
 
@@ -135,9 +136,8 @@ def test_idempotency_keys_are_per_user_and_required(app):
 def test_a_failed_request_stores_nothing_so_the_key_can_be_retried(app):
     user = accounts.ensure_user(openid="alice", nickname="alice")
     _call(app, user, {"name": "奶粉"}, "k1")
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         _call(app, user, {"name": "奶粉"}, "k2")  # unique name: the effect fails, so does the key
-    db.session.rollback()
     assert _call(app, user, {"name": "辅食"}, "k2").status_code == 201
 
 

@@ -7,8 +7,8 @@ from itertools import count
 import pytest
 from sqlalchemy import func, select
 
+from app.checkout import flows, service
 from app.checkout import sandbox as pay_sandbox
-from app.checkout import service
 from app.checkout.models import CheckoutOrder, CheckoutPayment, CheckoutRefund
 from app.core.clock import now_utc
 from app.core.db import db
@@ -242,10 +242,10 @@ def test_unpaid_orders_expire_and_release_the_coupon(app, api, operator, shop, c
     coupon = claim(mom, template["id"]).get_json()
     order = place(mom, [{"product_id": shop["toy"].id, "quantity": 1}], coupon_id=coupon["id"]).get_json()["order"]
     frozen_clock(now_utc() + timedelta(minutes=14))
-    assert service.expire_unpaid_orders() == {"expired": 0, "paid": 0, "skipped": 0}
+    assert flows.expire_unpaid_orders() == {"expired": 0, "paid": 0, "skipped": 0}
     frozen_clock(now_utc() + timedelta(minutes=2))
-    assert service.expire_unpaid_orders() == {"expired": 1, "paid": 0, "skipped": 0}
-    assert service.expire_unpaid_orders() == {"expired": 0, "paid": 0, "skipped": 0}
+    assert flows.expire_unpaid_orders() == {"expired": 1, "paid": 0, "skipped": 0}
+    assert flows.expire_unpaid_orders() == {"expired": 0, "paid": 0, "skipped": 0}
     assert mom.get(f"/api/v1/orders/{order['id']}").get_json()["order"]["status"] == "expired"
     assert coupon_status(coupon["id"]) == "available"
     # The WeChat order is closed: the buyer can no longer pay it.
@@ -263,7 +263,7 @@ def test_expiry_finds_a_payment_whose_notification_was_lost(app, api, operator, 
     order = place(mom, [{"product_id": shop["toy"].id, "quantity": 1}], coupon_id=coupon["id"]).get_json()["order"]
     pay_sandbox.mark_paid(order["out_trade_no"])
     frozen_clock(now_utc() + timedelta(minutes=16))
-    assert service.expire_unpaid_orders() == {"expired": 0, "paid": 1, "skipped": 0}
+    assert flows.expire_unpaid_orders() == {"expired": 0, "paid": 1, "skipped": 0}
     assert mom.get(f"/api/v1/orders/{order['id']}").get_json()["order"]["status"] == "paid"
     assert coupon_status(coupon["id"]) == "used"
 
@@ -406,7 +406,7 @@ def test_paid_own_orders_enter_the_affiliate_pipeline(app, api, operator, client
     assert sharer.get("/api/v1/me/earnings").get_json()["balances"]["pending"] == 0
     detail = operator.get(f"/api/v1/admin/orders/{found[0]['id']}").get_json()
     assert (detail["order"]["status"], detail["order"]["refunded_fen"]) == ("refunded", 20000)
-    assert service.resend_to_affiliate() == 0
+    assert flows.resend_to_affiliate() == 0
 
 
 def test_the_sweeper_resends_what_the_pipeline_missed(app, api, operator, client, monkeypatch):
@@ -417,10 +417,10 @@ def test_the_sweeper_resends_what_the_pipeline_missed(app, api, operator, client
     pay(app, client, order["out_trade_no"])
     search = f"/api/v1/admin/orders?source=own&external_id={order['out_trade_no']}"
     assert operator.get(search).get_json()["items"] == []
-    assert service.resend_to_affiliate() == 1
+    assert flows.resend_to_affiliate() == 1
     assert len(operator.get(search).get_json()["items"]) == 1
-    assert service.resend_to_affiliate() == 0
-    assert service.push_to_affiliate(order_id=order["id"]) == "up_to_date"
+    assert flows.resend_to_affiliate() == 0
+    assert flows.push_to_affiliate(order_id=order["id"]) == "up_to_date"
 
 
 def test_a_failed_checkout_right_after_a_flash_claim_can_be_retried_with_its_key(app, api, operator, shop, monkeypatch):
@@ -441,7 +441,7 @@ def test_a_failed_checkout_right_after_a_flash_claim_can_be_retried_with_its_key
 
 def test_own_orders_complete_so_their_commission_settles(app, api, operator, client, frozen_clock):
     """Union orders complete when the merchant says so; ours complete CHECKOUT_COMPLETE_DAYS after payment."""
-    from app.ledger import settlement
+    from app.orders import tasks as order_tasks
 
     product = make_product(price_fen=10000)
     sharer = api.as_user("sharer")
@@ -455,14 +455,14 @@ def test_own_orders_complete_so_their_commission_settles(app, api, operator, cli
     refunded(operator, client, returned["id"], "all")
     paid_at = now_utc()
     frozen_clock(paid_at + timedelta(days=9))
-    assert service.complete_paid_orders() == 0
+    assert flows.complete_paid_orders() == 0
     frozen_clock(paid_at + timedelta(days=10, minutes=1))
-    assert service.complete_paid_orders() == 1  # the fully refunded order has nothing left to complete
-    assert service.complete_paid_orders() == 0
+    assert flows.complete_paid_orders() == 1  # the fully refunded order has nothing left to complete
+    assert flows.complete_paid_orders() == 0
     search = operator.get(f"/api/v1/admin/orders?source=own&external_id={kept['out_trade_no']}").get_json()["items"]
     assert search[0]["status"] == "completed"
     frozen_clock(paid_at + timedelta(days=17, minutes=2))
-    settlement.settle()
+    order_tasks.settle()
     assert sharer.get("/api/v1/me/earnings").get_json()["balances"] == {
         "pending": 0,
         "available": 750,
@@ -487,7 +487,7 @@ def test_buyers_cancel_unpaid_orders_and_get_their_coupon_back(app, api, operato
     assert simulated.status_code == 409
     assert place(mom, [{"product_id": shop["book"].id, "quantity": 1}], coupon_id=coupon["id"]).status_code == 201
     # The expiry job leaves a cancelled order alone.
-    assert service.expire_unpaid_orders() == {"expired": 0, "paid": 0, "skipped": 0}
+    assert flows.expire_unpaid_orders() == {"expired": 0, "paid": 0, "skipped": 0}
 
 
 def test_only_unpaid_own_orders_can_be_cancelled(app, api, operator, shop, client):

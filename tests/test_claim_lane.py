@@ -10,7 +10,7 @@ import pytest
 from flask import request_started
 
 from app.core.db import db
-from app.coupons import lane
+from app.coupons.flash import lane
 from app.coupons.models import UserCoupon
 from tests.coupon_factories import claim, create_template
 
@@ -182,7 +182,7 @@ def test_an_error_after_the_script_hands_the_claim_to_the_view_which_replays_it(
     assert flask_dispatches == [1] and "handing a claim to the view" in caplog.text
     monkeypatch.undo()
     assert claim(mom, template["id"], key="once").get_json()["id"] == answered.get_json()["id"]
-    from app.coupons import drain
+    from app.coupons.flash import drain
 
     drain.drain()
     db.session.expire_all()

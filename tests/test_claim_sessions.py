@@ -13,7 +13,7 @@ import pytest
 from app.accounts import service as accounts
 from app.core.clock import now_utc
 from app.core.redis import get_redis
-from app.coupons import gate
+from app.coupons.flash import gate
 from tests.coupon_factories import claim, create_template
 from tests.helpers import assert_error
 

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.accounts import service as accounts
-from app.core.db import db
+from app.core.db import db, use_case
 from app.core.errors import ApiError
-from app.coupons import claims, drain, gate
+from app.coupons import claims
+from app.coupons.flash import drain, gate, loading
 from app.coupons.models import CouponTemplate, UserCoupon
 from tests.coupon_factories import create_template
 
@@ -48,7 +49,8 @@ def _kill(child: subprocess.Popen) -> int:
 def test_kill_9_mid_burst_and_mid_drain_then_reconcile(app, api, stores, tmp_path, pause):
     operator = api.as_user("op", roles=("operator",))
     template = create_template(operator, stock=60)
-    users = [accounts.ensure_user(openid=f"burst-{i}", nickname="b").id for i in range(200)]
+    with use_case():  # committed before the child processes look for them
+        users = [accounts.ensure_user(openid=f"burst-{i}", nickname="b").id for i in range(200)]
     env = dict(
         os.environ,
         BURST_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
@@ -78,7 +80,7 @@ def test_kill_9_mid_burst_and_mid_drain_then_reconcile(app, api, stores, tmp_pat
     landed_before = db.session.scalar(select(func.count()).select_from(UserCoupon))
     assert 0 < landed_before < len(told)
 
-    reports = claims.reconcile(template_id=template["id"])
+    reports = loading.reconcile(template_id=template["id"])
     db.session.expire_all()
     held = dict(
         db.session.execute(

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from app.core.config import check_production_safety, load_config
 from app.core.db import db
 from app.core.redis import connect
-from app.coupons import claims, gate
+from app.coupons.flash import gate, loading
 from app.coupons.models import CouponTemplate, UserCoupon
 from tests.coupon_factories import claim, create_template
 from tests.helpers import assert_error
@@ -117,7 +117,7 @@ def test_told_claimed_coupons_survive_a_crash_of_redis_itself(app, api, private_
     server.kill_9()
     server.start()
 
-    assert [(r.claimed, r.gate_remaining, r.in_flight) for r in claims.reconcile(template_id=template["id"])] == [
+    assert [(r.claimed, r.gate_remaining, r.in_flight) for r in loading.reconcile(template_id=template["id"])] == [
         (4, 1, 0)
     ]
     assert _coupon_ids(template["id"]) == told
@@ -177,7 +177,7 @@ def test_production_verifies_durability_unless_told_otherwise():
 def test_per_day_limits_count_days_in_the_configured_zone(app, monkeypatch):
     from datetime import datetime
 
-    from app.coupons.claims import claim_day
+    from app.coupons.flash.gate import claim_day
 
     evening_utc = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)  # 04:00 the next day in Shanghai
     with app.app_context():

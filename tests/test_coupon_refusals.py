@@ -5,8 +5,9 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from app.core.db import db
-from app.coupons import claims, drain, gate, refusals
+from app.core.db import db, use_case
+from app.coupons import refusals
+from app.coupons.flash import drain, gate, loading
 from app.coupons.models import CouponRefusalResolution, CouponTemplate, UserCoupon
 from tests.coupon_factories import claim, create_template
 from tests.helpers import assert_error
@@ -103,7 +104,7 @@ def test_list_then_reissue_and_dismiss(app, api, operator):
     assert db.session.get(CouponTemplate, template["id"], populate_existing=True).claimed == 3
     snapshot = gate.snapshot(template_id=template["id"])
     assert (snapshot["remaining"], snapshot[f"u:{mom.user['id']}"]) == (2, 2)
-    (report,) = claims.reconcile(template_id=template["id"])
+    (report,) = loading.reconcile(template_id=template["id"])
     assert (report.refused, report.db_repaired, report.gate_remaining) == (0, False, 2)
 
 
@@ -173,11 +174,11 @@ def test_two_operators_resolving_at_once_settle_it_once(app, api, operator):
         with app.app_context():
             barrier.wait()
             try:
-                results.append(
-                    refusals.resolve_refusal(
+                with use_case():
+                    resolved = refusals.resolve_refusal(
                         entry_id=entry["id"], action="reissue", note=None, operator_id=operator.user["id"]
-                    ).id
-                )
+                    )
+                    results.append(resolved.id)
             finally:
                 db.session.remove()
 

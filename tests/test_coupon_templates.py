@@ -268,7 +268,8 @@ def test_templates_past_their_window_end_by_job(app, operator, frozen_clock):
 
 @pytest.mark.commits  # the racing activation commits in its own session while the edit is refused
 def test_an_edit_racing_an_activation_leaves_the_live_template_alone(app, operator, monkeypatch):
-    from app.coupons import gate, templates
+    from app.coupons import templates
+    from app.coupons.flash import gate
 
     template = create_template(operator, activate=False, stock=10)
     path = f"/api/v1/coupon-templates/{template['id']}"

@@ -545,7 +545,7 @@ def test_a_coupon_drop_for_a_breastmilk_substitute_is_refused_when_scheduled(hos
             "schedule": {"kind": "once", "at": "2026-11-22T20:05"},
         },
     )
-    assert_error(drop, 422, "breastmilk_substitute_refused")
+    assert_error(drop, 422, "product_not_advertisable")
 
 
 def test_customer_group_mass_message_confirmed_by_host(host, frozen_clock, app, client):
@@ -825,7 +825,7 @@ def test_group_figures_count_clicks_claims_orders_and_gmv(host, frozen_clock, ap
     import json
 
     from app.affiliate import service as affiliate
-    from app.coupons import drain as coupon_drain
+    from app.coupons.flash import drain as coupon_drain
     from app.orders import webhooks
     from tests.affiliate_helpers import make_product, sign_headers
     from tests.coupon_factories import claim, create_template

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 from app.affiliate import service as affiliate
-from app.ledger import settlement
+from app.orders import tasks as order_tasks
 from tests.affiliate_helpers import ingest, make_product, user_id
 from tests.helpers import assert_error
 
@@ -21,7 +21,7 @@ def test_earnings_totals_and_entries_with_why_trace(api, frozen_clock):
     affiliate.persist_clicks()
     order = ingest(external_id="E1", product=product, buyer_id=buyer_id, status="completed")
     frozen_clock(T0 + timedelta(days=8))
-    settlement.settle()
+    order_tasks.settle()
     ingest(external_id="E1", product=product, buyer_id=buyer_id, status="refunded", version=2, refunded_fen=2000)
 
     body = sharer.get("/api/v1/me/earnings").get_json()

@@ -6,9 +6,9 @@ from sqlalchemy import func, select, text
 from app.affiliate import service as affiliate
 from app.core.db import db
 from app.ledger import service as ledger
-from app.ledger import settlement
 from app.ledger.models import LedgerJournal, LedgerLine
-from app.orders import service as orders
+from app.orders import flows as order_flows
+from app.orders import tasks as order_tasks
 from tests.affiliate_helpers import ingest, make_product, user_id
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
@@ -64,14 +64,14 @@ def test_settlement_waits_for_completion_and_holding(setup, frozen_clock):
     s = setup
     _order(s)
     frozen_clock(T0 + timedelta(days=30))
-    assert orders.settle_due() == 0  # paid, never completed
+    assert order_flows.settle_due() == 0  # paid, never completed
     _order(s, status="completed", version=2)
     frozen_clock(T0 + timedelta(days=37) - timedelta(seconds=1))
-    assert settlement.settle() == 0
+    assert order_tasks.settle() == 0
     frozen_clock(T0 + timedelta(days=37))
-    assert settlement.settle() == 1
+    assert order_tasks.settle() == 1
     assert _bal(s["sharer"]) == {"pending": 0, "available": 500, "withdrawing": 0, "withdrawn": 0}
-    assert settlement.settle() == 0  # idempotent
+    assert order_tasks.settle() == 0  # idempotent
     _clean()
 
 
@@ -79,7 +79,7 @@ def test_refund_after_settlement_claws_back_and_nets_later(setup, frozen_clock):
     s = setup
     _order(s, status="completed")
     frozen_clock(T0 + timedelta(days=8))
-    settlement.settle()
+    order_tasks.settle()
     _order(s, status="refunded", version=2, refunded=5000)
     assert _bal(s["sharer"])["available"] == 250 and _bal(s["grandma"])["available"] == 50
     kinds = set(db.session.scalars(select(LedgerJournal.kind)))
@@ -94,7 +94,7 @@ def test_partial_refund_then_settlement_moves_the_rest(setup, frozen_clock):
     _order(s, status="completed")
     _order(s, status="refunded", version=2, refunded=2500)
     frozen_clock(T0 + timedelta(days=8))
-    settlement.settle()
+    order_tasks.settle()
     assert _bal(s["sharer"]) == {"pending": 0, "available": 375, "withdrawing": 0, "withdrawn": 0}
     assert _bal(s["grandma"])["available"] == 75
     _clean()
@@ -106,7 +106,7 @@ def test_negative_available_nets_against_later_earnings(setup, frozen_clock, api
     s = setup
     _order(s, status="completed")
     frozen_clock(T0 + timedelta(days=8))
-    settlement.settle()
+    order_tasks.settle()
     # the sharer withdrew everything meanwhile (simulated by posting the withdrawal journal)
     ledger.post_journals(
         [
@@ -123,7 +123,7 @@ def test_negative_available_nets_against_later_earnings(setup, frozen_clock, api
     assert _bal(s["sharer"])["available"] == -500
     _order(s, status="completed", external_id="O2")
     frozen_clock(T0 + timedelta(days=16))
-    settlement.settle()
+    order_tasks.settle()
     assert _bal(s["sharer"])["available"] == 0
     _clean()
 

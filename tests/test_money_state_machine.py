@@ -23,7 +23,7 @@ from app.core import clock
 from app.core.db import db
 from app.ledger import service as ledger
 from app.ledger.models import LedgerAccount, LedgerJournal, LedgerLine
-from app.orders import service as orders
+from app.orders import flows as order_flows
 from app.payouts import service as payouts
 from app.payouts.models import Withdrawal
 from tests.affiliate_helpers import make_product
@@ -82,7 +82,7 @@ def machine_for(app, client):
             self.headers = {"Authorization": f"Bearer {accounts.login(code=f'sandbox:{self.openid}').token}"}
 
         def _ingest(self, order: dict, *, version: int | None = None):
-            return orders.ingest_order(
+            return order_flows.ingest_order(
                 source="union",
                 external_id=order["external_id"],
                 status=order["status"],
@@ -145,7 +145,7 @@ def machine_for(app, client):
         def settle(self, days):
             self.now += timedelta(days=days)
             clock.freeze(self.now)
-            orders.settle_due()
+            order_flows.settle_due()
 
         @rule(yuan=st.integers(min_value=0, max_value=30), ending=st.sampled_from(ENDINGS), reuse=st.booleans())
         def withdraw(self, yuan, ending, reuse):

@@ -13,6 +13,7 @@ from app.catalog import service as catalog
 from app.core.db import db
 from app.ledger import service as ledger
 from app.ledger.models import LedgerJournal, LedgerLine
+from app.orders import flows as order_flows
 from app.orders import importing, webhooks
 from app.orders import service as orders
 from app.orders.models import Order, OrderEvent, OrderLine
@@ -142,7 +143,7 @@ def _statement(people, products, links) -> list[dict]:
 def _outcome(source: str, external_id: str) -> dict:
     """An order as the operators see it, with ids replaced by what they point at so two orders compare."""
     order_id = db.session.scalar(select(Order.id).where(Order.source == source, Order.external_id == external_id))
-    detail = orders.order_detail(order_id=order_id)
+    detail = order_flows.order_detail(order_id=order_id)
     keys = {line.id: line.line_key for line in detail["lines"]}
     by_attribution = {a["id"]: keys[a["order_line_id"]] for a in detail["attributions"]}
     order = detail["order"]
@@ -255,7 +256,7 @@ def test_click_still_in_redis_attributes_a_webhook_order(api, client, frozen_clo
     link = affiliate.create_share_link(sharer_id=sharer, product_id=product.id, group_id=4)
     _click(link.code, buyer, T0 - timedelta(seconds=2), persist=False)
     frozen_clock(T0)
-    result = orders.ingest_order(
+    result = order_flows.ingest_order(
         source="union",
         external_id="r1",
         status="paid",
@@ -456,6 +457,6 @@ def test_an_orders_whole_history_in_one_statement_gives_what_its_webhooks_give(a
     assert (bulk.paid_at, bulk.completed_at) == (hook.paid_at, hook.completed_at) == (T0, T0 + timedelta(days=1))
     assert {a["rule"] for a in affiliate.attributions_of_order(order_id=bulk.id)} == {"click"}
     frozen_clock(T0 + timedelta(days=8))
-    assert orders.settle_due() == 2
+    assert order_flows.settle_due() == 2
     assert ledger.balances(owner_id=sharer)["available"] == 2 * (50 - 20)
     assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}

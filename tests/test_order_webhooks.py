@@ -8,7 +8,7 @@ from app.affiliate import service as affiliate
 from app.core.db import db
 from app.ledger import service as ledger
 from app.ledger.models import LedgerJournal
-from app.orders import service as orders
+from app.orders import flows as order_flows
 from app.orders import webhooks
 from app.orders.models import Order, OrderEvent
 from tests.affiliate_helpers import make_product, sign_headers, user_id
@@ -158,7 +158,7 @@ def test_completion_before_payment_then_a_partial_refund_then_the_late_payment(c
     assert _journals(shared) == [PAID, refund] and _pending(shared) == (125, 25, 25)
     # The completion that came first started the holding period: seven days on, what is left settles.
     frozen_clock(T0 + timedelta(days=7))
-    assert orders.settle_due() == 1
+    assert order_flows.settle_due() == 1
     settle = (
         "settlement",
         "settle",
@@ -337,6 +337,7 @@ def test_concurrent_duplicates_make_one_order(app, secret, frozen_clock):
     frozen_clock(T0)
     body = _body(make_product())
     headers = sign_headers(secret, body)
+    db.session.commit()  # the source and the product, for the threads' sessions to see
     barrier, outcomes = threading.Barrier(6), []
 
     def deliver():
@@ -427,6 +428,6 @@ def test_a_refund_reporting_an_earlier_completion_starts_the_holding_period(clie
     assert _deliver(client, secret, shared, event_id="c", version=2, status="completed") == "stale"
     assert db.session.scalar(select(Order.completed_at)) == T0 + timedelta(days=1)
     frozen_clock(T0 + timedelta(days=8))
-    assert orders.settle_due() == 1
+    assert order_flows.settle_due() == 1
     assert (ledger.balances(owner_id=shared["sharer"])["available"], _pending(shared)) == (200, (0, 0, 0))
     assert ledger.verify() == {"unbalanced_journals": [], "balance_drift": []}

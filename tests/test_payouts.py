@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.core.db import db
+from app.core.db import db, use_case
 from app.core.errors import ApiError
 from app.core.redis import get_redis, key
 from app.ledger import service as ledger
@@ -124,14 +124,16 @@ def test_daily_cap_by_beijing_day(mom, app, monkeypatch, frozen_clock):
 @pytest.mark.commits
 def test_two_withdrawals_racing_for_one_balance(app, api):
     user = api.as_user("racer")
-    ledger.adjust(user_id=user.user["id"], amount_fen=1000, account="available", reason="funds", operator_id=None)
+    with use_case():
+        ledger.adjust(user_id=user.user["id"], amount_fen=1000, account="available", reason="funds", operator_id=None)
     barrier, results = threading.Barrier(2), []
 
     def attempt():
         with app.app_context():
             barrier.wait()
             try:
-                payouts.request_withdrawal(user_id=user.user["id"], openid="racer", amount_fen=800)
+                with use_case():
+                    payouts.request_withdrawal(user_id=user.user["id"], openid="racer", amount_fen=800)
                 results.append("ok")
             except ApiError as exc:
                 results.append(exc.code)
@@ -153,27 +155,30 @@ def test_two_withdrawals_racing_for_one_balance(app, api):
 def test_guarded_balance_race_without_the_in_flight_rule(app, api):
     user = api.as_user("racer")
     uid = user.user["id"]
-    ledger.adjust(user_id=uid, amount_fen=1000, account="available", reason="funds", operator_id=None)
+    with use_case():
+        ledger.adjust(user_id=uid, amount_fen=1000, account="available", reason="funds", operator_id=None)
     barrier, results = threading.Barrier(4), []
 
     def attempt(n):
         with app.app_context():
             barrier.wait()
             try:
-                ledger.post_journals(
-                    [
-                        ledger.JournalDraft(
-                            key=f"race-{n}",
-                            kind="withdrawal",
-                            lines=[ledger.LineDraft(uid, "available", -600), ledger.LineDraft(uid, "withdrawing", 600)],
-                        )
-                    ],
-                    guard=frozenset({(uid, "available")}),
-                )
-                db.session.commit()
+                with use_case():
+                    ledger.post_journals(
+                        [
+                            ledger.JournalDraft(
+                                key=f"race-{n}",
+                                kind="withdrawal",
+                                lines=[
+                                    ledger.LineDraft(uid, "available", -600),
+                                    ledger.LineDraft(uid, "withdrawing", 600),
+                                ],
+                            )
+                        ],
+                        guard=frozenset({(uid, "available")}),
+                    )
                 results.append("ok")
             except ApiError as exc:
-                db.session.rollback()
                 results.append(exc.code)
             finally:
                 db.session.remove()

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from app.core import idempotency
 from app.core.clock import now_utc
 from app.core.db import db
+from app.core.jobs import job as as_job
 from app.core.models import IdempotencyRecord
 from app.core.redis import get_redis
 from app.core.scheduler import LeaderLock, ScheduledJob, build_scheduler, run_leader_job, run_scheduler
@@ -38,7 +39,7 @@ def test_a_stalled_leader_loses_the_lease(app):
 
 def test_jobs_run_only_on_the_leader(app):
     runs = []
-    job = ScheduledJob(id="t", func=lambda: runs.append(1), trigger="interval", trigger_args={"seconds": 60})
+    job = ScheduledJob(id="t", func=as_job(lambda: runs.append(1)), trigger="interval", trigger_args={"seconds": 60})
     leader = LeaderLock(get_redis(), ttl_seconds=5)
     follower = LeaderLock(get_redis(), ttl_seconds=5)
     assert run_leader_job(app, leader, job) is True
@@ -47,6 +48,7 @@ def test_jobs_run_only_on_the_leader(app):
 
 
 def test_a_failing_job_does_not_stop_the_clock(app):
+    @as_job
     def broken():
         raise RuntimeError("boom")
 

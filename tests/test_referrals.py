@@ -1,5 +1,6 @@
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 
 from app.accounts import service
 from app.accounts.models import User
@@ -57,7 +58,7 @@ def test_cycles_are_impossible(client):
 
 def test_the_database_refuses_a_self_binding(app):
     user = service.ensure_user(openid="alice", nickname="alice")
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         db.session.execute(update(User).where(User.id == user.id).values(inviter_id=user.id))
         db.session.flush()
     db.session.rollback()

@@ -18,12 +18,12 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from sqlalchemy import select
 
 from app.accounts import service as accounts
+from app.checkout import flows as checkout
 from app.checkout import refunds
 from app.checkout import sandbox as pay_sandbox
-from app.checkout import service as checkout
 from app.checkout.models import CheckoutOrder, CheckoutOrderLine
 from app.core import clock
-from app.core.db import db
+from app.core.db import db, use_case
 from app.core.errors import ApiError
 from app.orders import service as orders
 from tests.coupon_factories import make_product
@@ -41,15 +41,15 @@ def machine_for(app, client):
             clock.freeze(self.now)
             buyer = accounts.ensure_user(openid=f"refund-buyer-{run}", nickname="b")
             lines = [{"product_id": make_product(price_fen=price).id, "quantity": 1} for price in PAYABLE]
-            placed = checkout.place_order(
-                user_id=buyer.id, lines=lines, coupon_id=None, share_code=None, client_ip="127.0.0.1"
-            )
+            with use_case():
+                placed = checkout.place_order(
+                    user_id=buyer.id, lines=lines, coupon_id=None, share_code=None, client_ip="127.0.0.1"
+                )
             self.order_id, self.out_trade_no = placed.order.id, placed.order.out_trade_no
             pay_sandbox.mark_paid(self.out_trade_no)
-            assert (
-                checkout.handle_notification(xml=pay_sandbox.payment_notification(self.out_trade_no).encode())
-                == "applied"
-            )
+            with use_case():
+                paid = checkout.handle_notification(xml=pay_sandbox.payment_notification(self.out_trade_no).encode())
+            assert paid == "applied"
             self.payable = sum(PAYABLE)
             self.refunds: dict[str, dict] = {}  # out_refund_no → amount, ours (processing/succeeded/failed), wechat
             self.keys = itertools.count()
@@ -67,9 +67,9 @@ def machine_for(app, client):
             held = sum(r["amount"] for r in self.refunds.values() if r["ours"] in ("processing", "succeeded"))
             left = self.payable - held
             try:
-                record = refunds.refund(order_id=self.order_id, amount_fen=amount, reason="", requested_by_id=None)
+                with use_case():
+                    record = refunds.refund(order_id=self.order_id, amount_fen=amount, reason="", requested_by_id=None)
             except ApiError as refused:
-                db.session.rollback()
                 succeeded = sum(r["amount"] for r in self.refunds.values() if r["ours"] == "succeeded")
                 expected = (
                     "order_not_refundable"
@@ -100,14 +100,16 @@ def machine_for(app, client):
             pay_sandbox.settle_refund(out_refund_no, outcome)
             self.refunds[out_refund_no]["wechat"] = outcome
             if report == "notification":
-                refunds.handle_refund_notification(xml=pay_sandbox.refund_notification(out_refund_no).encode())
+                with use_case():
+                    refunds.handle_refund_notification(xml=pay_sandbox.refund_notification(out_refund_no).encode())
                 self._expect_settled(out_refund_no)
 
         @precondition(lambda self: self.refunds)
         @rule(data=st.data())
         def notification_replayed_or_early(self, data):
             out_refund_no = data.draw(st.sampled_from(sorted(self.refunds)))
-            refunds.handle_refund_notification(xml=pay_sandbox.refund_notification(out_refund_no).encode())
+            with use_case():
+                refunds.handle_refund_notification(xml=pay_sandbox.refund_notification(out_refund_no).encode())
             self._expect_settled(out_refund_no)
 
         @rule()

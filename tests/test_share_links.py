@@ -232,7 +232,7 @@ def test_share_link_refusals(api):
     assert_error(api.post("/api/v1/share-links", json={"product_id": 1}), 401, "unauthenticated")
     assert_error(mom.post("/api/v1/share-links", json={"product_id": 999999}), 404, "product_not_found")
     formula = make_product(is_breastmilk_substitute=True)
-    assert_error(mom.post("/api/v1/share-links", json={"product_id": formula.id}), 422, "product_not_shareable")
+    assert_error(mom.post("/api/v1/share-links", json={"product_id": formula.id}), 422, "product_not_advertisable")
     inactive = make_product(is_active=False)
     assert_error(mom.post("/api/v1/share-links", json={"product_id": inactive.id}), 422, "product_inactive")
     assert_error(mom.post("/api/v1/share-links", json={"product_id": "x"}), 422, "validation_error")

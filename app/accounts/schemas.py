@@ -1,5 +1,6 @@
 from marshmallow import Schema, fields, validate
 
+from app.accounts.service import roles_of
 from app.core.pagination import PageArgsSchema, PageSchema
 
 
@@ -22,8 +23,6 @@ class UserSchema(Schema):
     created_at = fields.DateTime()
 
     def _roles(self, user) -> list[str]:
-        from app.accounts.service import roles_of
-
         return sorted(roles_of(user))
 
 

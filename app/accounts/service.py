@@ -16,9 +16,11 @@ from sqlalchemy.orm import aliased
 from app.accounts.models import AuthSession, User, UserRole
 from app.core.access import GRANTABLE_ROLES
 from app.core.clock import now_utc
-from app.core.db import among, db
+from app.core.db import after_commit, among, db
 from app.core.errors import Conflict, Invalid, NotFound
+from app.core.jobs import job
 from app.core.locks import serialize_transaction
+from app.core.lru import ProcessCache
 from app.core.pagination import keyset_page
 from app.core.redis import get_redis, get_request_redis, key
 from app.wechat import service as wechat
@@ -30,7 +32,7 @@ AUTH_CACHE_SECONDS = 300
 PARSED_SESSIONS_LIMIT = 20_000
 # Per process: token hash -> (cached blob, its generation, the parsed session, the same with its fence); saves
 # re-parsing the blob and lets fenced authentication skip the round trip. Never trusted alone (SessionFence).
-_parsed_sessions: dict[str, tuple[bytes, int, "Authenticated", "Authenticated"]] = {}
+_parsed_sessions = ProcessCache(PARSED_SESSIONS_LIMIT)
 
 
 class ReferralStatus:
@@ -96,6 +98,9 @@ class UnseenSession:
 
     user_id: int
     fence: SessionFence
+    user: None = None  # read like an Authenticated: no user, session or roles until the fence is checked
+    session: None = None
+    roles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -228,20 +233,23 @@ def login(*, code: str, invite_code: str | None = None) -> LoginResult:
     opened = SessionInfo(id=session.id, user_id=session.user_id, expires_at=session.expires_at)
     redis = get_redis()
     generation_before = int(redis.get(_generation_key(user.id)) or 0)
-    db.session.commit()
-    generation = redis.incr(_generation_key(user.id))  # every cached session of the user is re-read once
-    # Only when no other change to the user bumped the generation since it was read: then the user and
-    # roles read below (after the commit) are at least as new as that generation says.
-    if generation == generation_before + 1:
-        _cache_session(_token_hash(token), generation=generation, session=opened, user=user)
+
+    def cache_once_committed() -> None:
+        generation = redis.incr(_generation_key(user.id))  # every cached session of the user is re-read once
+        # Only when no other change to the user bumped the generation since it was read: then the user and
+        # roles cached here (read after the commit) are at least as new as that generation says.
+        if generation == generation_before + 1:
+            _cache_session(_token_hash(token), generation=generation, session=opened, user=user)
+
+    after_commit(cache_once_committed)
     return LoginResult(
         user=user, token=token, expires_at=opened.expires_at, created=created, referral_status=referral_status
     )
 
 
 def _invalidate_auth_cache(*, user_id: int) -> None:
-    """Bump the user's generation after a commit, so every cached session of theirs is re-read once."""
-    get_redis().incr(_generation_key(user_id))
+    """Once the change commits, bump the user's generation, so every cached session of theirs is re-read once."""
+    after_commit(lambda: get_redis().incr(_generation_key(user_id)))
 
 
 def _session_cache_key(token_hash: str) -> str:
@@ -311,15 +319,13 @@ def _parsed(raw: bytes) -> tuple[int, Authenticated] | None:
 
 
 def _remember_parsed(token_hash: str, raw: bytes, generation: int, found: Authenticated) -> None:
-    if len(_parsed_sessions) >= PARSED_SESSIONS_LIMIT:
-        _parsed_sessions.clear()
     fence = SessionFence(
         token_hash=token_hash,
         entry_key=_session_cache_key(token_hash),
         generation_key=_generation_key(found.session.user_id),
         generation=generation,
     )
-    _parsed_sessions[token_hash] = (raw, generation, found, dataclasses.replace(found, fence=fence))
+    _parsed_sessions.put(token_hash, (raw, generation, found, dataclasses.replace(found, fence=fence)))
 
 
 def _live(found: Authenticated, user_id: int) -> bool:
@@ -421,18 +427,16 @@ def logout(*, session_id: int, user_id: int) -> None:
         .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=now_utc())
     )
-    db.session.commit()
     _invalidate_auth_cache(user_id=user_id)
 
 
+@job
 def purge_expired_sessions() -> int:
     """Delete sessions that expired or were revoked more than a day ago (a scheduled job)."""
     cutoff = now_utc() - timedelta(days=1)
-    deleted = db.session.execute(
+    return db.session.execute(
         delete(AuthSession).where(or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff))
     ).rowcount
-    db.session.commit()
-    return deleted
 
 
 def invite_card(*, invite_code: str) -> dict:
@@ -492,7 +496,7 @@ def grant_role(*, user_id: int, role: str, granted_by_id: int | None) -> User:
     user = get_user(user_id=user_id)
     if role not in roles_of(user):
         user.roles.append(UserRole(user_id=user.id, role=role, granted_at=now_utc(), granted_by_id=granted_by_id))
-    db.session.commit()
+    db.session.flush()
     _invalidate_auth_cache(user_id=user.id)
     return user
 
@@ -505,7 +509,7 @@ def revoke_role(*, user_id: int, role: str, revoked_by_id: int | None) -> User:
     if role == "operator" and revoked_by_id == user_id:
         raise Conflict("Operators cannot revoke their own operator role.", code="cannot_revoke_own_operator")
     user.roles = [r for r in user.roles if r.role != role]
-    db.session.commit()
+    db.session.flush()
     _invalidate_auth_cache(user_id=user.id)
     return user
 
@@ -518,7 +522,7 @@ def ensure_user(*, openid: str, nickname: str, inviter: User | None = None, role
             _bind_referral(user=user, invite_code=inviter.invite_code)
         for role in roles:
             user.roles.append(UserRole(user_id=user.id, role=role, granted_at=now_utc()))
-    db.session.commit()
+    db.session.flush()
     _invalidate_auth_cache(user_id=user.id)
     return user
 
@@ -529,7 +533,7 @@ def rename(*, user_id: int, nickname: str) -> User:
         raise Invalid("The nickname cannot be blank.", code="nickname_blank", errors={"nickname": ["Blank."]})
     user = get_user(user_id=user_id)
     user.nickname = nickname.strip()
-    db.session.commit()
+    db.session.flush()
     _invalidate_auth_cache(user_id=user.id)
     return user
 

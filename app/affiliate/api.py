@@ -8,12 +8,12 @@ import secrets
 from flask import current_app, g, request
 from flask_smorest import Blueprint
 
-from app.affiliate import earnings, service
+from app.affiliate import flows, service
 from app.affiliate.schemas import (
     ClickResultSchema,
     ClickSchema,
     EarningsSchema,
-    EntryPageSchema,
+    ProductDetailSchema,
     RuleCreateSchema,
     RuleEndSchema,
     RuleListArgsSchema,
@@ -22,7 +22,6 @@ from app.affiliate.schemas import (
     SettingsSchema,
 )
 from app.core import access
-from app.core.pagination import PageArgsSchema
 
 VISITOR_COOKIE = "mmq_vid"
 VISITOR_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
@@ -47,17 +46,16 @@ def record_click(args):
 @blp.response(200, EarningsSchema)
 def my_earnings():
     """Balances per state and net earnings per share (level-1, level-2, host, content, adjustments)."""
-    return earnings.summary(user_id=g.user.id)
+    return service.earnings_summary(user_id=g.user.id)
 
 
-@blp.route("/me/earnings/entries", methods=["GET"])
-@access.authenticated
-@blp.arguments(PageArgsSchema, location="query")
-@blp.response(200, EntryPageSchema)
-def my_earning_entries(args):
-    """Every ledger entry of the user, newest first, with why: order, line, product, click, group, rule, rate."""
-    items, next_cursor = earnings.entries(user_id=g.user.id, cursor=args["cursor"], limit=args["limit"])
-    return {"items": items, "next_cursor": next_cursor}
+@blp.route("/products/<int:product_id>", methods=["GET"])
+@access.public
+@blp.response(200, ProductDetailSchema)
+def product_detail(product_id: int):
+    """One active product; a logged-in user also sees what sharing it would earn them."""
+    user = access.current_user()
+    return flows.product_detail(product_id=product_id, viewer_id=user.id if user is not None else None)
 
 
 @short.route("/s/<string(maxlength=16):code>", methods=["GET"])

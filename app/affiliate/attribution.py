@@ -23,9 +23,9 @@ from app.accounts import service as accounts
 from app.affiliate import rules
 from app.affiliate.commission import SHARES, split
 from app.affiliate.models import Attribution, Click, ShareLink
-from app.core import bulk
+from app.core import pg_copy
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import db, is_postgres
 
 
 @dataclass
@@ -246,12 +246,12 @@ def attribute(orders: list[OrderIn], *, set_based: bool = False) -> dict[int, di
     """
     if not orders:
         return {}
-    set_based = set_based and db.session.get_bind().dialect.name == "postgresql"
+    set_based = set_based and is_postgres()
     rows = _rows(orders, _found_in_sql(orders) if set_based else _found_in_python(orders))
     if set_based:
-        ids = bulk.allocate_ids(Attribution.__table__, len(rows))
+        ids = pg_copy.allocate_ids(Attribution.__table__, len(rows))
         columns = list(rows[0]) if rows else []
-        bulk.copy_rows(
+        pg_copy.copy_rows(
             Attribution.__table__,
             ["id", *columns],
             ((attribution_id, *row.values()) for attribution_id, row in zip(ids, rows)),

@@ -24,12 +24,12 @@ from datetime import UTC, datetime
 from flask import current_app
 from redis.exceptions import ResponseError
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, insert, select, true
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateTable
 
 from app.affiliate.clickbuffer import ClickBuffer, PendingClick
 from app.affiliate.models import Click, ShareLink
-from app.core.db import UTCDateTime, db
+from app.core.db import UTCDateTime, after_commit, db, is_postgres, upsert_insert, use_case
+from app.core.lru import ProcessCache
 from app.core.redis import get_redis, key
 from app.groups import service as groups
 
@@ -154,18 +154,16 @@ def flush_pending() -> int:
     return state[1].flush()
 
 
-def _local_links() -> dict[str, tuple[int, str, float]]:
+def _local_links() -> ProcessCache:
+    """This process's links by code: (link id, landing, trusted until), the least recently clicked making room."""
     state = current_app.extensions.get("click_links")
     if state is None or state[0] != os.getpid():
-        state = current_app.extensions["click_links"] = (os.getpid(), {})
+        state = current_app.extensions["click_links"] = (os.getpid(), ProcessCache(LOCAL_LINKS_MAX))
     return state[1]
 
 
 def _remember_link(code: str, link_id: int, landing: str) -> None:
-    links = _local_links()
-    if len(links) >= LOCAL_LINKS_MAX:
-        links.clear()
-    links[code] = (link_id, landing, time.monotonic() + LOCAL_LINK_SECONDS)
+    _local_links().put(code, (link_id, landing, time.monotonic() + LOCAL_LINK_SECONDS))
 
 
 def _buffer() -> ClickBuffer:
@@ -213,7 +211,7 @@ def _stage(rows: list[tuple]) -> None:
     db.session.execute(CreateTable(_BATCH, if_not_exists=True))
     db.session.execute(_BATCH.delete())  # only non-empty inside a test's outer transaction, or on SQLite
     connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
+    if is_postgres():
         names = ", ".join(c.name for c in _BATCH.columns)
         with (
             connection.connection.driver_connection.cursor() as cursor,
@@ -242,9 +240,8 @@ def _insert_ignoring_replays() -> None:
         .where(true())
     )  # SQLite needs a WHERE to tell the upsert's ON from the join's
     columns = ["stream_id", "share_link_id", *_LINK_FIELDS, "buyer_id", "visitor", "via", "clicked_at"]
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     db.session.execute(
-        dialect.insert(Click).from_select(columns, source).on_conflict_do_nothing(index_elements=["stream_id"])
+        upsert_insert(Click).from_select(columns, source).on_conflict_do_nothing(index_elements=["stream_id"])
     )
 
 
@@ -271,7 +268,12 @@ def _record_engagements() -> None:
 
 
 def persist(*, batch_size: int = BATCH_SIZE) -> int:
-    """Move counted clicks from the Redis stream into the database; returns how many entries were handled."""
+    """Move counted clicks from the Redis stream into the database; returns how many entries were handled.
+
+    Each batch is a use case of its own (or joins the caller's: order ingestion persists the clicks first, in
+    its transaction); its entries are acknowledged once it has committed, and stay pending otherwise, to be
+    claimed again by a later run.
+    """
     flush_pending()
     redis = get_redis()
     _ensure_group(redis)
@@ -295,12 +297,13 @@ def persist(*, batch_size: int = BATCH_SIZE) -> int:
         if not entries:
             return handled
         rows = [_row(entry_id, fields) for entry_id, fields in entries]
-        _stage(rows)
-        _insert_ignoring_replays()
-        if any(row[2] is not None for row in rows):
-            _record_engagements()
-        db.session.commit()
-        _acknowledge(redis, [entry_id for entry_id, _ in entries])
+        with use_case():
+            _stage(rows)
+            _insert_ignoring_replays()
+            if any(row[2] is not None for row in rows):
+                _record_engagements()
+            ids = [entry_id for entry_id, _ in entries]
+            after_commit(lambda ids=ids: _acknowledge(redis, ids))
         handled += len(entries)
         if caught_up:
             # Caught up: what arrives meanwhile waits for the next run, in one big batch, instead

@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import BigId, IdPk, db
+from app.core.db import BigId, IdPk, db, one_of
 
 RULE_KINDS = ("category", "product", "campaign")
 
@@ -24,7 +24,7 @@ class CommissionRule(db.Model):
 
     __tablename__ = "commission_rules"
     __table_args__ = (
-        CheckConstraint("kind IN ('category', 'product', 'campaign')", name="known_kind"),
+        CheckConstraint(one_of("kind", RULE_KINDS), name="known_kind"),
         CheckConstraint("kind <> 'category' OR category_id IS NOT NULL", name="category_rule_has_category"),
         CheckConstraint("kind <> 'product' OR product_id IS NOT NULL", name="product_rule_has_product"),
         CheckConstraint(

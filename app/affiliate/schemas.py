@@ -1,6 +1,7 @@
 from marshmallow import Schema, fields, validate
 
 from app.affiliate.models import RULE_KINDS
+from app.catalog import service as catalog
 from app.core.clock import EARLIEST, LATEST
 from app.core.http import STORABLE
 
@@ -76,56 +77,13 @@ class EarningsSchema(Schema):
     by_share = fields.Nested(SharesSchema, metadata={"description": "Net of refunds, settled or not."})
 
 
-class WhyOrderSchema(Schema):
-    id = fields.Integer()
-    source = fields.String()
-    external_id = fields.String()
-    status = fields.String()
-    paid_at = fields.DateTime()
+class EarningSchema(Schema):
+    level1_fen = fields.Integer(metadata={"description": "What the logged-in sharer earns on one unit at list price."})
+    level1_bp = fields.Integer()
+    rule_id = fields.Integer(allow_none=True)
 
 
-class WhyLineSchema(Schema):
-    id = fields.Integer()
-    product_id = fields.Integer()
-    product_title = fields.String(allow_none=True)
-    quantity = fields.Integer()
-    paid_fen = fields.Integer()
-    refunded_fen = fields.Integer()
-
-
-class WhyAttributionSchema(Schema):
-    id = fields.Integer()
-    rule = fields.String(metadata={"description": "tracking_code, click, referrer or none."})
-    click_id = fields.Integer(allow_none=True)
-    share_link_id = fields.Integer(allow_none=True)
-    group_id = fields.Integer(allow_none=True)
-    post_id = fields.Integer(allow_none=True)
-    content_id = fields.Integer(allow_none=True)
-    commission_rule_id = fields.Integer(allow_none=True)
-    base_fen = fields.Integer()
-    rate_bp = fields.Integer(allow_none=True)
-    share_fen = fields.Integer(allow_none=True)
-
-
-class WhySchema(Schema):
-    journal_id = fields.Integer()
-    journal_kind = fields.String()
-    reason = fields.String(allow_none=True)
-    withdrawal_id = fields.Integer(allow_none=True)
-    order = fields.Nested(WhyOrderSchema, allow_none=True)
-    line = fields.Nested(WhyLineSchema, allow_none=True)
-    attribution = fields.Nested(WhyAttributionSchema, allow_none=True)
-
-
-class EntrySchema(Schema):
-    id = fields.Integer()
-    amount_fen = fields.Integer()
-    account = fields.String()
-    share = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    why = fields.Nested(WhySchema)
-
-
-class EntryPageSchema(Schema):
-    items = fields.List(fields.Nested(EntrySchema))
-    next_cursor = fields.String(allow_none=True)
+class ProductDetailSchema(catalog.ProductSchema):
+    my_earning = fields.Nested(
+        EarningSchema, allow_none=True, metadata={"description": "Present when a user is logged in."}
+    )

@@ -12,13 +12,17 @@ from sqlalchemy.exc import IntegrityError
 from app.affiliate import attribution, clicks, rules
 from app.affiliate.attribution import LineIn as LineIn  # other domains build order lines through this service
 from app.affiliate.attribution import OrderIn
+from app.affiliate.commission import SHARES as SHARES  # orders builds its journals from the same shares
+from app.affiliate.commission import reversed_share as reversed_share
 from app.affiliate.commission import split
 from app.affiliate.models import Attribution, Click, CommissionRule, PlatformSetting, ShareLink
 from app.catalog import service as catalog
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import after_commit, db
 from app.core.errors import Conflict, Invalid, NotFound
+from app.core.jobs import batch_job
 from app.core.redis import get_redis, key
+from app.ledger import service as ledger
 from app.wechat import service as wechat
 
 CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -44,18 +48,23 @@ class SharedLink:
     card: ShareCard
 
 
-def sharer_earning(*, product) -> dict:
+def sharer_earning(*, product_id: int, category_id: int | None, price_fen: int, seller_bp: int) -> dict:
     """What the level-1 sharer earns on one unit at list price under the rules in force now."""
-    rates = rules.rates_for(product_id=product.id, category_id=product.category_id)
+    rates = rules.rates_for(product_id=product_id, category_id=category_id)
     shares = split(
-        paid_fen=product.price_fen,
-        seller_bp=product.commission_rate_bp,
+        paid_fen=price_fen,
+        seller_bp=seller_bp,
         level1_bp=rates.level1_bp,
         level2_bp=rates.level2_bp if rules.level2_enabled() else 0,
         host_bp=rates.host_bp,
         content_bp=rates.content_bp,
     )
     return {"level1_fen": shares.level1_fen, "level1_bp": rates.level1_bp, "rule_id": rates.rule_id}
+
+
+def earnings_summary(*, user_id: int) -> dict:
+    """Balances per state (pending, available, withdrawing, withdrawn) and net earnings per share."""
+    return {"balances": ledger.balances(owner_id=user_id), "by_share": ledger.earnings_by_share(owner_id=user_id)}
 
 
 def list_rules(*, at: datetime | None) -> list[CommissionRule]:
@@ -110,7 +119,7 @@ def create_rule(
         created_by_id=created_by_id,
     )
     db.session.add(rule)
-    db.session.commit()
+    db.session.flush()
     return rule
 
 
@@ -128,7 +137,7 @@ def end_rule(*, rule_id: int, ends_at: datetime | None) -> CommissionRule:
         )
     if rule.ends_at is None or ends_at < rule.ends_at:
         rule.ends_at = ends_at
-    db.session.commit()
+    db.session.flush()
     return rule
 
 
@@ -150,7 +159,7 @@ def set_level2(*, enabled: bool, operator_id: int | None) -> dict:
         row.value = {"value": enabled}
         row.updated_at = now_utc()
         row.updated_by_id = operator_id
-    db.session.commit()
+    db.session.flush()
     return get_settings()
 
 
@@ -204,14 +213,13 @@ def create_share_link(
     Other domains call this for product cards: the delivery and content domains pass the group's `host_id`
     and the content's `content_author_id`, which earn the host and content shares on orders through the link.
     It trusts its caller with them; a mom's own link comes through `app.delivery.flows.share_link_for_sharer`,
-    which checks them.
-    Inactive products and breast-milk substitutes (Advertising Law art. 20) cannot be shared.
+    which checks them. Inactive products (422 `product_inactive`) and products that may not be advertised (422
+    `product_not_advertisable`) cannot be shared.
     """
     product = catalog.get_product(product_id=product_id)
     if not product.is_active:
         raise Invalid("This product is not on sale.", code="product_inactive")
-    if product.is_breastmilk_substitute:
-        raise Invalid("Breast-milk substitutes may not be advertised.", code="product_not_shareable")
+    catalog.require_advertisable(product_ids=[product_id])
     same = {
         "sharer_id": sharer_id,
         "product_id": product_id,
@@ -237,8 +245,8 @@ def create_share_link(
             continue
     else:
         raise Conflict("Could not allocate a share code; try again.", code="share_code_exhausted")
-    db.session.commit()
-    clicks.cache_link(link.code, _cache_payload(link, product))
+    payload = _cache_payload(link, product)
+    after_commit(lambda: clicks.cache_link(link.code, payload))
     return _shared(link, product)
 
 
@@ -293,8 +301,9 @@ def record_click(*, code: str, buyer_id: int | None, visitor: str | None, via: s
     return counted, link["landing"]
 
 
+@batch_job
 def persist_clicks() -> int:
-    """Persist the clicks counted in Redis (a scheduled job; safe to run twice or concurrently)."""
+    """Persist the clicks counted in Redis, a use case per batch (a scheduled job; safe to run twice or at once)."""
     return clicks.persist()
 
 

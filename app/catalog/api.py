@@ -1,15 +1,14 @@
-"""Product search and detail for moms; product and category management for operators."""
+"""Product search for moms; product and category management for operators (a product's page is affiliate's:
+it shows what sharing it earns)."""
 
 from flask import current_app
 from flask_smorest import Blueprint
 
-from app.affiliate import service as affiliate
 from app.catalog import service
 from app.catalog.schemas import (
     CategoryListSchema,
     CategorySchema,
     ProductCreateSchema,
-    ProductDetailSchema,
     ProductPageSchema,
     ProductPatchSchema,
     ProductSchema,
@@ -39,17 +38,6 @@ def search_products(args):
         page_key=pagecache.page_key(SEARCH_PAGES),
     )
     return current_app.response_class(body, mimetype="application/json")
-
-
-@blp.route("/products/<int:product_id>", methods=["GET"])
-@access.public
-@blp.response(200, ProductDetailSchema)
-def product_detail(product_id: int):
-    """One active product; a logged-in user also sees what sharing it would earn them."""
-    product = service.get_active_product(product_id=product_id)
-    user = access.current_user()
-    earning = affiliate.sharer_earning(product=product) if user is not None else None
-    return {**{column.key: getattr(product, column.key) for column in product.__table__.columns}, "my_earning": earning}
 
 
 @blp.route("/categories", methods=["GET"])

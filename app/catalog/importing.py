@@ -14,7 +14,7 @@ from app.catalog import service as catalog
 from app.catalog.models import Category, Product
 from app.catalog.schemas import FeedRowSchema
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import after_commit, db, use_case
 
 BATCH_SIZE = 500
 INT_FIELDS = ("price_fen", "commission_rate_bp", "category_id")
@@ -100,14 +100,16 @@ def _upsert(source: str, rows: list[tuple[dict, set[str]]], report: ImportReport
                     setattr(product, name, value)
             product.updated_at = now
             report.updated += 1
-    db.session.commit()
-    catalog.catalog_changed()
+    after_commit(catalog.catalog_changed)
 
 
 def import_feed(
     *, rows: Iterable[tuple[int, object]], source: str, on_row: Callable[[], None] = lambda: None
 ) -> ImportReport:
-    """Validate each row, upsert the good ones in batches, and report the bad ones by line number."""
+    """Validate each row, upsert the good ones in batches, and report the bad ones by line number.
+
+    Each batch is a use case of its own (the import's edge is the CLI command): a failure loses only its batch.
+    """
     schema = FeedRowSchema()
     report = ImportReport()
     batch: list[tuple[dict, set[str]]] = []
@@ -127,8 +129,10 @@ def import_feed(
             continue
         batch.append((row, set(raw)))
         if len(batch) >= BATCH_SIZE:
-            _upsert(source, batch, report)
+            with use_case():
+                _upsert(source, batch, report)
             batch = []
     if batch:
-        _upsert(source, batch, report)
+        with use_case():
+            _upsert(source, batch, report)
     return report

@@ -84,18 +84,6 @@ class ProductSchema(Schema):
     updated_at = fields.DateTime()
 
 
-class EarningSchema(Schema):
-    level1_fen = fields.Integer(metadata={"description": "What the logged-in sharer earns on one unit at list price."})
-    level1_bp = fields.Integer()
-    rule_id = fields.Integer(allow_none=True)
-
-
-class ProductDetailSchema(ProductSchema):
-    my_earning = fields.Nested(
-        EarningSchema, allow_none=True, metadata={"description": "Present when a user is logged in."}
-    )
-
-
 class ProductSearchArgsSchema(PageArgsSchema):
     q = fields.String(load_default=None, validate=[validate.Length(min=1, max=64), STORABLE])
     category_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**53))

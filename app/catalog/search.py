@@ -17,7 +17,6 @@ On PostgreSQL each result row comes back as its JSON text (ProductSchema's shape
 8601 spelling), so a page is joined, not decoded, converted and encoded again in Python.
 """
 
-import json
 from datetime import datetime
 from functools import cache
 
@@ -27,7 +26,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from app.catalog.models import Product
 from app.catalog.tokens import keyword_tokens
 from app.core.db import UTCDateTime, isoformat_sql
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import compact_json, decode_cursor, encode_cursor
 
 WALK_ROWS = 2000
 # name: (sort column, its Python type, descending); the id breaks ties.
@@ -139,7 +138,7 @@ def _python_json(row) -> str:
     fields = row._asdict()
     for name in DATETIME_FIELDS:
         fields[name] = fields[name].isoformat()
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return compact_json(fields)
 
 
 def search(

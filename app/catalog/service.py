@@ -1,6 +1,5 @@
 """Catalog use cases: products and categories for operators, search for moms, and lookups for other domains."""
 
-import json
 from dataclasses import dataclass
 from functools import cache
 
@@ -11,10 +10,12 @@ from sqlalchemy.exc import IntegrityError
 
 from app.catalog import search
 from app.catalog.models import Category, Product
+from app.catalog.schemas import ProductSchema as ProductSchema  # views of other domains show products in its shape
 from app.core import pagecache
 from app.core.clock import now_utc
-from app.core.db import among, db, is_postgres, reads_outside_transaction
+from app.core.db import after_commit, among, db, is_postgres, reads_outside_transaction
 from app.core.errors import Conflict, Invalid, NotFound
+from app.core.pagination import page_json
 from app.core.redis import key
 
 SEARCH_GENERATION = key("catalog", "search-generation")
@@ -62,6 +63,28 @@ def products_by_external_id(*, source: str, external_ids: list[str]) -> dict[str
         return {}
     rows = db.session.scalars(select(Product).where(Product.source == source, Product.external_id.in_(wanted)))
     return {p.external_id: p for p in rows}
+
+
+def require_advertisable(*, product_ids: list[int]) -> None:
+    """Refuse to advertise the named products if any may not be: 422 `product_not_advertisable` listing them.
+
+    Breast-milk substitutes may not be advertised (Advertising Law art. 20): no share link, group post, coupon
+    card, coupon drop or mom's post may carry one. Unknown ids are left to the caller's own checks.
+    """
+    wanted = set(product_ids)
+    if not wanted:
+        return
+    banned = sorted(
+        db.session.scalars(
+            select(Product.id).where(among(Product.id, wanted), Product.is_breastmilk_substitute.is_(True))
+        )
+    )
+    if banned:
+        raise Invalid(
+            "Breast-milk substitutes may not be advertised (Advertising Law art. 20).",
+            code="product_not_advertisable",
+            errors={"product_ids": banned},
+        )
 
 
 def require_categories(*, category_ids: list[int]) -> dict[int, Category]:
@@ -131,13 +154,11 @@ def create_category(*, name: str, parent_id: int | None) -> Category:
     if parent_id is not None:
         require_categories(category_ids=[parent_id])
     category = Category(name=name, parent_id=parent_id, created_at=now_utc())
-    db.session.add(category)
     try:
-        db.session.flush()
+        with db.session.begin_nested():
+            db.session.add(category)
     except IntegrityError:
-        db.session.rollback()
         raise Conflict("A category with this name exists.", code="category_exists") from None
-    db.session.commit()
     return category
 
 
@@ -147,14 +168,12 @@ def create_product(*, source: str, external_id: str, fields: dict) -> Product:
         require_categories(category_ids=[fields["category_id"]])
     now = now_utc()
     product = Product(source=source, external_id=external_id, created_at=now, updated_at=now, **fields)
-    db.session.add(product)
     try:
-        db.session.flush()
+        with db.session.begin_nested():
+            db.session.add(product)
     except IntegrityError:
-        db.session.rollback()
         raise Conflict("A product with this source and external id exists.", code="product_exists") from None
-    db.session.commit()
-    catalog_changed()
+    after_commit(catalog_changed)
     return product
 
 
@@ -166,8 +185,8 @@ def update_product(*, product_id: int, changes: dict) -> Product:
     for name, value in changes.items():
         setattr(product, name, value)
     product.updated_at = now_utc()
-    db.session.commit()
-    catalog_changed()
+    db.session.flush()
+    after_commit(catalog_changed)
     return product
 
 
@@ -182,8 +201,7 @@ def _render_search(*, keyword: str, category_id: int | None, sort: str, cursor: 
             connection=db.session.connection(),
             postgres=is_postgres(),
         )
-    # Rendered by hand in the shape of ProductPageSchema (which documents it): a schema dump costs more than the SQL.
-    return f'{{"items":[{",".join(items)}],"next_cursor":{json.dumps(next_cursor)}}}'
+    return page_json(items, next_cursor)  # ProductPageSchema documents it
 
 
 def search_products(
@@ -201,7 +219,7 @@ def search_products(
 
 
 def catalog_changed() -> None:
-    """Make every cached search page stale; call after committing a change to products."""
+    """Make every cached search page stale; run after committing a change to products (`after_commit`)."""
     pagecache.bump([SEARCH_GENERATION])
 
 

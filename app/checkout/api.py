@@ -1,7 +1,7 @@
 from flask import Response, g, request
 from flask_smorest import Blueprint
 
-from app.checkout import refunds, service
+from app.checkout import flows, refunds, service
 from app.checkout.schemas import (
     AdminOrderSchema,
     MyOrdersArgsSchema,
@@ -12,8 +12,9 @@ from app.checkout.schemas import (
     RefundSchema,
 )
 from app.core import access
-from app.core.http import raw_body
+from app.core.http import before_use_case, raw_body
 from app.core.idempotency import idempotent
+from app.coupons import service as coupons
 
 blp = Blueprint("checkout", __name__, url_prefix="/api/v1", description="Own checkout: orders paid with WeChat Pay.")
 
@@ -51,12 +52,14 @@ def _placed(order, lines=None) -> dict:
 
 @blp.route("/orders", methods=["POST"])
 @access.authenticated
+# Coupons the buyer claimed a moment ago land first and stay landed, whatever this order's fate.
+@before_use_case(lambda **_: coupons.land_claims(user_id=access.caller_id()))
 @idempotent
 @blp.arguments(PlaceOrderSchema)
 @blp.response(201, PlacedOrderSchema)
 def place_order(args):
     """Buy our own products, optionally with a coupon; answers the order and the wx.requestPayment parameters."""
-    placed = service.place_order(
+    placed = flows.place_order(
         user_id=g.user.id,
         lines=args["lines"],
         coupon_id=args["coupon_id"],
@@ -76,13 +79,14 @@ def get_order(order_id: int):
 
 @blp.route("/orders/<int:order_id>/cancel", methods=["POST"])
 @access.authenticated
+@before_use_case(lambda order_id: flows.close_for_cancel(order_id=order_id, user_id=access.caller_id()))
 @blp.response(200, PlacedOrderSchema)
 def cancel_order(order_id: int):
     """Cancel one of your unpaid orders: it can no longer be paid and its coupon is free again (idempotent).
 
     409 `order_already_paid` if it was paid (meanwhile): ask for a refund instead.
     """
-    return _placed(service.cancel_order(order_id=order_id, user_id=g.user.id))
+    return _placed(flows.cancel_order(order_id=order_id, user_id=g.user.id))
 
 
 @blp.route("/me/orders", methods=["GET"])
@@ -102,7 +106,7 @@ def my_orders(args):
 @raw_body
 def wechatpay_notification():
     """WeChat Pay's payment notification (XML, signed); acknowledged once applied, however often it comes."""
-    service.handle_notification(xml=request.get_data())
+    flows.handle_notification(xml=request.get_data())
     return Response(WECHAT_ACK, mimetype="text/xml")
 
 

@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import BigId, Fen, IdPk, db
+from app.core.db import BigId, Fen, IdPk, db, one_of
 
 ORDER_STATUSES = ("pending_payment", "paid", "partially_refunded", "refunded", "expired", "cancelled")
 
@@ -12,7 +12,7 @@ class CheckoutOrder(db.Model):
     __tablename__ = "checkout_orders"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('pending_payment', 'paid', 'partially_refunded', 'refunded', 'expired', 'cancelled')",
+            one_of("status", ORDER_STATUSES),
             name="known_status",
         ),
         Index("ix_checkout_orders_user_id_created_at", "user_id", "created_at"),
@@ -104,7 +104,7 @@ class CheckoutRefund(db.Model):
     __table_args__ = (
         UniqueConstraint("order_id", "seq"),
         CheckConstraint("amount_fen >= 1", name="amount_positive"),
-        CheckConstraint("status IN ('processing', 'succeeded', 'failed')", name="known_status"),
+        CheckConstraint(one_of("status", REFUND_STATUSES), name="known_status"),
         CheckConstraint("(status = 'processing') = (settled_at IS NULL)", name="settled_when_final"),
         Index("ix_checkout_refunds_status_created_at", "status", "created_at"),
     )

@@ -13,6 +13,9 @@ is gone). So a refund moves through two steps:
   reservation so the operator can refund again. WeChat's refund notification only says which refund to
   look at: its payload is encrypted with the merchant key but not signed, so the outcome is always taken
   from WeChat's refund query, which a scheduled job also runs for refunds whose notification never came.
+
+Settling changes the coupon too and sends the order on to the orders domain: these are checkout's flows,
+kept in their own module by use case (see `flows` for placing and paying).
 """
 
 import logging
@@ -25,12 +28,11 @@ from wechatpy.exceptions import WeChatException
 from app.checkout import service
 from app.checkout.models import CheckoutOrder, CheckoutRefund
 from app.core.clock import now_utc
-from app.core.db import commit, db
+from app.core.db import db, use_case
 from app.core.errors import ApiError, Conflict, Invalid, NotFound
+from app.core.jobs import batch_job
 from app.coupons import service as coupons
-from app.coupons.pricing import allocate
-from app.wechat.clients import clients
-from app.wechat.service import translated_errors
+from app.wechat import service as wechat
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +91,8 @@ def refund(*, order_id: int, amount_fen: int | None, reason: str, requested_by_i
     )
     db.session.add(record)
     called_back = service.notify_url(setting="WECHAT_PAY_REFUND_NOTIFY_URL", path="/api/v1/webhooks/wechatpay/refund")
-    with translated_errors("the refund"):
-        answer = clients().pay.refund.apply(
+    with wechat.translated_errors("the refund"):
+        answer = wechat.pay_client().refund.apply(
             total_fee=order.payable_fen,
             refund_fee=amount,
             out_refund_no=record.out_refund_no,
@@ -99,7 +101,7 @@ def refund(*, order_id: int, amount_fen: int | None, reason: str, requested_by_i
             notify_url=called_back,
         )
     record.wechat_refund_id = str(answer.get("refund_id", ""))
-    commit()
+    db.session.flush()
     return record
 
 
@@ -131,7 +133,6 @@ def _settle(refund: CheckoutRefund, wechat_status: str) -> str:
         .execution_options(synchronize_session=False)
     ).rowcount
     if not moved:
-        db.session.rollback()
         return "unchanged"
     amount = refund.amount_fen
     if not succeeded:
@@ -141,7 +142,6 @@ def _settle(refund: CheckoutRefund, wechat_status: str) -> str:
             .values(refunding_fen=CheckoutOrder.refunding_fen - amount, updated_at=at)
             .execution_options(synchronize_session=False)
         )
-        db.session.commit()
         log.warning(
             "refund %s of order %s failed at WeChat (%s); %s fen free to refund again",
             refund.out_refund_no,
@@ -168,7 +168,7 @@ def _settle(refund: CheckoutRefund, wechat_status: str) -> str:
     order = db.session.get(CheckoutOrder, refund.order_id)
     db.session.refresh(order)
     lines = service.order_lines(order_id=order.id)
-    for line, share in zip(lines, allocate(amount, [line.paid_fen - line.refunded_fen for line in lines])):
+    for line, share in zip(lines, coupons.allocate(amount, [line.paid_fen - line.refunded_fen for line in lines])):
         line.refunded_fen += share
     if order.status == "refunded" and order.coupon_id is not None:
         restored = coupons.restore_coupon(coupon_id=order.coupon_id, order_id=order.id)
@@ -178,7 +178,7 @@ def _settle(refund: CheckoutRefund, wechat_status: str) -> str:
             .values(coupon_restored=restored)
             .execution_options(synchronize_session=False)
         )
-    db.session.commit()
+    db.session.flush()
     service.queue_for_affiliate(order_id=order.id)
     return "succeeded"
 
@@ -188,8 +188,8 @@ def sync_refund(*, refund_id: int) -> str:
     refund = get_refund(refund_id=refund_id)
     if refund.status != "processing":
         return "unchanged"
-    with translated_errors("the refund query"):
-        answer = clients().pay.refund.query(out_refund_no=refund.out_refund_no)
+    with wechat.translated_errors("the refund query"):
+        answer = wechat.pay_client().refund.query(out_refund_no=refund.out_refund_no)
     wechat_status = str(answer.get("refund_status_0") or "")
     if wechat_status == "SUCCESS" or wechat_status in FAILED_WECHAT_STATES:
         if int(answer.get("refund_fee_0") or -1) != refund.amount_fen:
@@ -215,7 +215,7 @@ def sync_refund(*, refund_id: int) -> str:
 def handle_refund_notification(*, xml: bytes) -> str:
     """WeChat's refund notification: decrypt it with the merchant key, then settle that refund by asking WeChat."""
     try:
-        data = clients().pay.parse_refund_notify_result(xml)
+        data = wechat.pay_client().parse_refund_notify_result(xml)
     except (WeChatException, ExpatError, ValueError, TypeError, KeyError, AttributeError):
         raise ApiError(
             "The refund notification does not decrypt with our key.", status=400, code="invalid_notification"
@@ -228,8 +228,10 @@ def handle_refund_notification(*, xml: bytes) -> str:
     return sync_refund(refund_id=refund.id)
 
 
+@batch_job
 def sync_processing_refunds(*, limit: int = 100) -> dict[str, int]:
-    """Settle refunds still processing a while after they were asked (a scheduled job; idempotent)."""
+    """Settle refunds still processing a while after they were asked, each a use case of its own (a scheduled
+    job; idempotent)."""
     due = db.session.scalars(
         select(CheckoutRefund.id)
         .where(CheckoutRefund.status == "processing", CheckoutRefund.created_at <= now_utc() - SYNC_AFTER)
@@ -239,9 +241,9 @@ def sync_processing_refunds(*, limit: int = 100) -> dict[str, int]:
     outcomes: dict[str, int] = {}
     for refund_id in due:
         try:
-            outcome = sync_refund(refund_id=refund_id)
+            with use_case():
+                outcome = sync_refund(refund_id=refund_id)
         except ApiError as exc:
-            db.session.rollback()
             log.warning("refund %s could not be checked with WeChat (%s); will retry", refund_id, exc.code)
             outcome = "error"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1

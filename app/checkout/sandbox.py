@@ -13,8 +13,6 @@ until WECHAT_SANDBOX_REFUND_SECONDS have passed (dev: refunds then succeed on th
 import hashlib
 import json
 import secrets
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import xmltodict
 from flask import Response, current_app, request
@@ -22,11 +20,10 @@ from wechatpy.crypto import RefundCrypto
 from wechatpy.pay.utils import calculate_signature, dict_to_xml
 from wechatpy.utils import to_binary
 
-from app.core.clock import now_utc
+from app.core.clock import DEFAULT_ZONE, now_utc
 from app.core.redis import key
-from app.wechat.sandbox import sandbox_route
+from app.wechat import service as wechat
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 ORDER_TTL_SECONDS = 7 * 24 * 3600
 
 
@@ -88,7 +85,7 @@ def _store(order: dict) -> None:
 
 
 def _time_end() -> str:
-    return datetime.now(UTC).astimezone(SHANGHAI).strftime("%Y%m%d%H%M%S")
+    return now_utc().astimezone(DEFAULT_ZONE).strftime("%Y%m%d%H%M%S")
 
 
 def _refund_index(out_refund_no: str) -> str:
@@ -115,13 +112,13 @@ def _finish_refund(order: dict, out_refund_no: str, status: str) -> None:
     refund = order["refunds"][out_refund_no]
     refund["status"] = status
     if status == "SUCCESS":
-        refund["success_time"] = now_utc().astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+        refund["success_time"] = now_utc().astimezone(DEFAULT_ZONE).strftime("%Y-%m-%d %H:%M:%S")
     else:
         order["refunded"] -= refund["refund_fee"]  # the money stays with the merchant, refundable again
     _store(order)
 
 
-@sandbox_route("/pay/unifiedorder", ["POST"])
+@wechat.sandbox_route("/pay/unifiedorder", ["POST"])
 def pay_unifiedorder():
     params, failure = _signed_request()
     if failure:
@@ -160,7 +157,7 @@ def pay_unifiedorder():
     )
 
 
-@sandbox_route("/pay/orderquery", ["POST"])
+@wechat.sandbox_route("/pay/orderquery", ["POST"])
 def pay_orderquery():
     params, failure = _signed_request()
     if failure:
@@ -187,7 +184,7 @@ def pay_orderquery():
     return _xml(answer)
 
 
-@sandbox_route("/pay/closeorder", ["POST"])
+@wechat.sandbox_route("/pay/closeorder", ["POST"])
 def pay_closeorder():
     params, failure = _signed_request()
     if failure:
@@ -202,7 +199,7 @@ def pay_closeorder():
     return _xml(_base(params) | {"result_code": "SUCCESS"})
 
 
-@sandbox_route("/secapi/pay/refund", ["POST"])
+@wechat.sandbox_route("/secapi/pay/refund", ["POST"])
 def pay_refund():
     params, failure = _signed_request()
     if failure:
@@ -249,7 +246,7 @@ def pay_refund():
     )
 
 
-@sandbox_route("/pay/refundquery", ["POST"])
+@wechat.sandbox_route("/pay/refundquery", ["POST"])
 def pay_refundquery():
     params, failure = _signed_request()
     if failure:
@@ -314,7 +311,7 @@ def settle_refund(out_refund_no: str, status: str = "SUCCESS") -> dict | None:
     return refund
 
 
-@sandbox_route("/sandbox/pay/refund/settle", ["POST"])
+@wechat.sandbox_route("/sandbox/pay/refund/settle", ["POST"])
 def pay_refund_settle():
     """Play WeChat finishing a refund; answers the refund notification XML to deliver to our webhook."""
     payload = request.get_json(silent=True) or {}
@@ -369,7 +366,7 @@ def mark_paid(out_trade_no: str) -> dict | None:
     return order
 
 
-@sandbox_route("/sandbox/pay/simulate", ["POST"])
+@wechat.sandbox_route("/sandbox/pay/simulate", ["POST"])
 def pay_simulate():
     """Play the buyer paying `out_trade_no`; answers the notification XML to deliver to our webhook."""
     payload = request.get_json(silent=True) or {}

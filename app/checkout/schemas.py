@@ -1,8 +1,8 @@
 from marshmallow import Schema, fields, validate
 
 from app.checkout.models import ORDER_STATUSES
+from app.core.fields import NO_NUL, fen, ident, text
 from app.core.pagination import PageArgsSchema, PageSchema
-from app.coupons.schemas import NO_NUL, fen, ident, text
 
 
 class OrderLineInSchema(Schema):

@@ -1,17 +1,17 @@
-from app.checkout import refunds, service
+from app.checkout import flows, refunds
 from app.core.scheduler import ScheduledJob
 
 SCHEDULE = [
     ScheduledJob(
         id="checkout-expire-unpaid",
-        func=service.expire_unpaid_orders,
+        func=flows.expire_unpaid_orders,
         trigger="interval",
         trigger_args={"minutes": 1},
         misfire_grace_time=60,
     ),
     ScheduledJob(
         id="checkout-complete-paid",
-        func=service.complete_paid_orders,
+        func=flows.complete_paid_orders,
         trigger="interval",
         trigger_args={"minutes": 10},
         misfire_grace_time=600,
@@ -25,14 +25,9 @@ SCHEDULE = [
     ),
     ScheduledJob(
         id="checkout-resend-to-affiliate",
-        func=service.resend_to_affiliate,
+        func=flows.resend_to_affiliate,
         trigger="interval",
         trigger_args={"minutes": 5},
         misfire_grace_time=300,
     ),
 ]
-
-
-def push_order_to_affiliate(order_id: int) -> str:
-    """RQ job: one checkout order's current state into the affiliate pipeline."""
-    return service.push_to_affiliate(order_id=order_id)

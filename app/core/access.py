@@ -3,6 +3,7 @@
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from flask import Flask, current_app, g, request
 
@@ -106,8 +107,6 @@ def confirm_session() -> None:
 
 
 def _load_user(*, fenced: bool = False) -> None:
-    from app.accounts import service as accounts
-
     g.user, g.auth_session, g.roles, g.session_fence, g.unseen_user_id = None, None, frozenset(), None, None
     header = request.headers.get("Authorization", "")
     if not header:
@@ -115,10 +114,10 @@ def _load_user(*, fenced: bool = False) -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Use 'Authorization: Bearer <token>'.", code="invalid_authorization_header")
-    found = accounts.authenticate(token=token.strip(), fenced=fenced)
+    found = current_app.extensions["authenticate"](token=token.strip(), fenced=fenced)
     if found is None:
         raise Unauthenticated("The session token is unknown, expired or revoked.", code="invalid_token")
-    if isinstance(found, accounts.UnseenSession):
+    if found.user is None:  # a session this process has not seen: only its user id and fence are known
         g.unseen_user_id, g.session_fence = found.user_id, found.fence
         return
     g.user, g.auth_session, g.roles, g.session_fence = found.user, found.session, found.roles, found.fence
@@ -147,7 +146,20 @@ def _enforce() -> None:
         )
 
 
-def init_app(app: Flask) -> None:
+class Authenticator(Protocol):
+    """Resolves a bearer token (the accounts domain's `authenticate`, given to `init_app` by the factory).
+
+    It answers None for a token that does not hold, else an object with `user` (None for a session this
+    process has not seen, which a fenced view verifies itself), `session`, `roles`, `fence` and, when
+    `user` is None, `user_id`.
+    """
+
+    def __call__(self, *, token: str, fenced: bool = False) -> Any: ...
+
+
+def init_app(app: Flask, *, authenticate: Authenticator) -> None:
+    """Check every request's access rule, resolving bearer tokens with `authenticate`."""
+    app.extensions["authenticate"] = authenticate
     app.before_request(_enforce)
 
 

@@ -6,6 +6,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.core.scheduler import run_scheduler
+from app.core.worker import run_worker
+
 scheduler_cli = AppGroup("scheduler", help="The clock process.")
 worker_cli = AppGroup("worker", help="RQ workers.")
 
@@ -17,8 +20,6 @@ def _logging() -> None:
 @scheduler_cli.command("run")
 def scheduler_run() -> None:
     """Run the APScheduler clock (any number of replicas; one leads)."""
-    from app.core.scheduler import run_scheduler
-
     _logging()
     run_scheduler(current_app._get_current_object())
 
@@ -28,7 +29,5 @@ def scheduler_run() -> None:
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 def worker_run(queues: tuple[str, ...], burst: bool) -> None:
     """Run an RQ worker on the project's queues."""
-    from app.core.worker import run_worker
-
     _logging()
     run_worker(current_app._get_current_object(), queues=list(queues) or None, burst=burst)

@@ -1,6 +1,7 @@
 """The SQLAlchemy base (a constraint naming convention, a UTC datetime type, portable id columns) and the
 use case: one transaction per use case, opened and committed by the edge (view, job, CLI command)."""
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -81,6 +82,7 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -129,7 +131,7 @@ def one_of(column: str, values: tuple[str, ...]) -> str:
 def among(column, values) -> ColumnElement[bool]:
     """`column IN (values)`; on PostgreSQL `column = ANY(:array)`, so thousands of values bind as one parameter."""
     values = list(values)
-    if db.session.get_bind().dialect.name != "postgresql":
+    if not is_postgres():
         return column.in_(values)
     return column == any_(bindparam(None, values, type_=ARRAY(column.type), unique=True))
 
@@ -145,10 +147,11 @@ _USE_CASE = "use_case"
 
 
 class UseCase:
-    """The transaction of one use case: committed by the edge that opened it, with callbacks for after the commit."""
+    """The transaction of one use case: committed by the edge that opened it, with callbacks for after it ends."""
 
     def __init__(self) -> None:
         self.callbacks: list[Callable[[], object]] = []
+        self.rollback_callbacks: list[Callable[[], object]] = []
         self.abandoned = False
 
     def abandon(self) -> None:
@@ -162,7 +165,7 @@ def use_case() -> Iterator[UseCase]:
 
     The edge opens it (a view, a job, a CLI command); services only flush. A block opened inside another joins
     it, so a job that calls a use case another job also runs still commits once. After-commit callbacks run once
-    the commit is done, and are dropped with a rollback.
+    the commit is done, after-rollback callbacks once a rollback is; each kind is dropped by the other outcome.
     """
     info = db.session.info
     current = info.get(_USE_CASE)
@@ -170,31 +173,63 @@ def use_case() -> Iterator[UseCase]:
         yield current
         return
     unit = info[_USE_CASE] = UseCase()
+    committed = False
     try:
         yield unit
-        if unit.abandoned:
-            db.session.rollback()
-        else:
+        if not unit.abandoned:
             db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
+            committed = True
     finally:
         info.pop(_USE_CASE, None)
-    if not unit.abandoned:
-        for callback in unit.callbacks:
-            callback()
+        if not committed:
+            db.session.rollback()
+            for callback in unit.rollback_callbacks:
+                try:
+                    callback()
+                except Exception:  # the rollback's own cause is the error to report
+                    log.exception("an after-rollback callback failed")
+    for callback in unit.callbacks:
+        callback()
 
 
-def transactional(func: Callable[P, R]) -> Callable[P, R]:
-    """Run the decorated edge (a job, a CLI command) as one use case."""
+def run_use_case(work: Callable[[], R], *, retry_on: tuple[type[BaseException], ...] = (), attempts: int = 1) -> R:
+    """Run `work()` as one use case; when it fails with one of `retry_on`, run it again from the start.
 
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with use_case():
-            return func(*args, **kwargs)
+    For writes that lose a race to a concurrent writer (a unique key taken meanwhile): the retry reads what the
+    other writer committed. Inside an open use case it joins that one and is not retried here: the edge that
+    opened it decides.
+    """
+    for attempt in range(1, attempts + 1):
+        joined = in_use_case()
+        try:
+            with use_case():
+                return work()
+        except retry_on:
+            if joined or attempt == attempts:
+                raise
+    raise ValueError("attempts must be at least 1")
 
-    return wrapper
+
+def transactional(
+    func: Callable[P, R] | None = None, *, retry_on: tuple[type[BaseException], ...] = (), attempts: int = 1
+) -> Any:
+    """Run the decorated edge (a job, a CLI command) as one use case, retried from the start on `retry_on`."""
+
+    def decorate(edge: Callable[P, R]) -> Callable[P, R]:
+        @wraps(edge)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            return run_use_case(lambda: edge(*args, **kwargs), retry_on=retry_on, attempts=attempts)
+
+        return wrapper
+
+    return decorate if func is None else decorate(func)
+
+
+def abandon_use_case() -> None:
+    """Make the open use case roll back instead of committing (an answer that refuses rather than raises)."""
+    unit = db.session.info.get(_USE_CASE)
+    if unit is not None:
+        unit.abandon()
 
 
 def in_use_case() -> bool:
@@ -211,12 +246,22 @@ def commit() -> None:
 
 
 def after_commit(callback: Callable[[], object]) -> None:
-    """Run `callback` once the use case's work has committed (jobs that read what it wrote)."""
+    """Run `callback` once the use case's work has committed (jobs that read what it wrote, caches, Redis)."""
     unit = db.session.info.get(_USE_CASE)
     if unit is not None:
         unit.callbacks.append(callback)
     else:
         callback()
+
+
+def after_rollback(callback: Callable[[], object]) -> None:
+    """Run `callback` once the use case's work has rolled back (undo what was done outside the database).
+
+    Outside a use case nothing will roll the work back, so it is not called.
+    """
+    unit = db.session.info.get(_USE_CASE)
+    if unit is not None:
+        unit.rollback_callbacks.append(callback)
 
 
 @contextmanager

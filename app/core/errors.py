@@ -6,6 +6,8 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from app.core.db import db
+
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {
@@ -112,7 +114,5 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error")
-        from app.core.db import db
-
         db.session.rollback()
         return envelope(500, "internal_error", "Something went wrong on our side.")

@@ -10,7 +10,7 @@ from flask import Flask, Response, current_app
 from marshmallow import validate
 from werkzeug.routing import IntegerConverter
 
-from app.core.db import use_case
+from app.core.db import run_use_case, use_case
 from app.core.errors import ApiError, Invalid
 
 # Far more than any body the API takes, far less than the recursion limit that parsing, validating, hashing
@@ -101,6 +101,36 @@ def _put(errors: dict, path: tuple) -> None:
     errors[path[-1]] = [UNSTORABLE_MESSAGE]
 
 
+def retried_on(*errors: type[BaseException], attempts: int = 3) -> Callable:
+    """Run the view's whole use case again from the start when it fails with one of `errors`.
+
+    For views whose writes can lose a race to a concurrent writer (a unique key taken meanwhile): the next
+    attempt reads what that writer committed. The request body is cached, so every attempt reads the same.
+    """
+
+    def decorator(view: Callable) -> Callable:
+        view._use_case_retry = (errors, attempts)  # type: ignore[attr-defined]
+        return view
+
+    return decorator
+
+
+def before_use_case(step: Callable[..., object]) -> Callable:
+    """Run `step(**url_arguments)` as a use case of its own before the view's, committed whatever the view then
+    answers.
+
+    For work that must stand even when the view refuses: the checkout lands the caller's just-granted coupons
+    before pricing an order with one; a cancel closes the order at WeChat, or records the payment WeChat reports
+    instead, before answering (409 when it was paid meanwhile).
+    """
+
+    def decorator(view: Callable) -> Callable:
+        view._before_use_case = (*getattr(view, "_before_use_case", ()), step)  # type: ignore[attr-defined]
+        return view
+
+    return decorator
+
+
 def views_as_use_cases(app: Flask) -> None:
     """Make every registered view the edge of its use case: one transaction, committed when it answers below 400.
 
@@ -113,13 +143,21 @@ def views_as_use_cases(app: Flask) -> None:
 
 
 def _as_use_case(view: Callable) -> Callable:
-    @functools.wraps(view)
-    def edge(*args: Any, **kwargs: Any) -> Response:
+    retry_on, attempts = getattr(view, "_use_case_retry", ((), 1))
+    steps = getattr(view, "_before_use_case", ())
+
+    def answer(*args: Any, **kwargs: Any) -> Response:
         with use_case() as unit:
             response = current_app.make_response(view(*args, **kwargs))
             if response.status_code >= 400:
                 unit.abandon()
         return response
+
+    @functools.wraps(view)
+    def edge(*args: Any, **kwargs: Any) -> Response:
+        for step in steps:
+            run_use_case(lambda step=step: step(**kwargs))
+        return run_use_case(lambda: answer(*args, **kwargs), retry_on=retry_on, attempts=attempts)
 
     edge._use_case_edge = True  # type: ignore[attr-defined]
     return edge

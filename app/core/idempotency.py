@@ -5,7 +5,8 @@ view's edge commits them once, together: a crash at any point leaves either all 
 key without its answer.
 A retry either replays the stored response or, if the first attempt is still running, waits on the
 unique index and then replays. The same key with a different body is refused (422). Only successful
-responses are stored; a refused request changed nothing and may be retried as is.
+responses are stored; a refused request is rolled back by its edge together with its key record, so it
+changed nothing and may be retried as is.
 """
 
 import hashlib
@@ -15,12 +16,13 @@ from datetime import timedelta
 from functools import wraps
 
 from flask import Response, current_app, g, request
-from sqlalchemy import delete, inspect, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import abandon_use_case, db
 from app.core.errors import ApiError, Conflict
+from app.core.jobs import job
 from app.core.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -59,20 +61,6 @@ def _find(owner: str, scope: str, key: str) -> IdempotencyRecord | None:
     return db.session.scalar(select(IdempotencyRecord).filter_by(owner=owner, scope=scope, key=key))
 
 
-def _forget_unanswered(record: IdempotencyRecord) -> None:
-    """Roll a refused request back, and drop its key if a service inside it committed early (landing a claim)."""
-    identity = inspect(record).identity if inspect(record).persistent else None
-    db.session.rollback()
-    if identity is None:
-        return
-    db.session.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.id == identity[0], IdempotencyRecord.response_status.is_(None)
-        )
-    )
-    db.session.commit()
-
-
 def idempotent(view: Callable) -> Callable:
     """Require an Idempotency-Key and make the decorated POST safe to retry."""
 
@@ -98,14 +86,10 @@ def idempotent(view: Callable) -> Callable:
                 db.session.add(record)
         except IntegrityError:
             return _replay(_find(owner, scope, key), request_hash)
-        try:
-            response = current_app.make_response(view(*args, **kwargs))
-        except BaseException:
-            _forget_unanswered(record)
-            raise
+        response = current_app.make_response(view(*args, **kwargs))
         if response.status_code >= 300:
-            _forget_unanswered(record)
-            return response  # a refusal is rolled back with its key: it may be retried as is
+            abandon_use_case()  # not an answer to keep: the key goes with the rest, so it may be retried as is
+            return response
         record.response_status = response.status_code
         record.response_body = response.get_data(as_text=True)
         db.session.flush()
@@ -126,9 +110,8 @@ def idempotent(view: Callable) -> Callable:
     return wrapper
 
 
+@job
 def purge_expired() -> int:
     """Delete records older than the retention window (a scheduled job)."""
     cutoff = now_utc() - timedelta(seconds=current_app.config["IDEMPOTENCY_TTL_SECONDS"])
-    deleted = db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)).rowcount
-    db.session.commit()
-    return deleted
+    return db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)).rowcount

@@ -4,7 +4,7 @@ import zlib
 
 from sqlalchemy import text
 
-from app.core.db import db
+from app.core.db import db, is_postgres
 
 
 def serialize_transaction(name: str) -> None:
@@ -12,5 +12,5 @@ def serialize_transaction(name: str) -> None:
 
     PostgreSQL takes an advisory transaction lock; SQLite already serialises writers.
     """
-    if db.session.get_bind().dialect.name == "postgresql":
+    if is_postgres():
         db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(name.encode())})

@@ -20,7 +20,8 @@ from flask import Flask
 from redis import Redis
 
 from app.core.db import db
-from app.core.redis import key
+from app.core.jobs import require_job
+from app.core.redis import get_redis, key
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,16 @@ class LeaderLock:
 
 @dataclass(frozen=True)
 class ScheduledJob:
-    """A job a domain asks the clock to run (declared in its tasks.py as SCHEDULE)."""
+    """A job a domain asks the clock to run (declared in its tasks.py as SCHEDULE); `func` is a marked job."""
 
     id: str
     func: Callable[[], Any]
     trigger: str
     trigger_args: dict[str, Any] = field(default_factory=dict)
     misfire_grace_time: int = 30
+
+    def __post_init__(self) -> None:
+        require_job(self.func)
 
 
 def collect_jobs(app: Flask) -> list[ScheduledJob]:
@@ -80,10 +84,9 @@ def run_leader_job(app: Flask, lock: LeaderLock, job: ScheduledJob) -> bool:
         return False
     with app.app_context():
         try:
-            job.func()
+            job.func()  # a marked job: it committed or rolled back its own use case(s)
         except Exception:
             log.exception("scheduled job %s failed", job.id)
-            db.session.rollback()
         finally:
             db.session.remove()
     return True
@@ -130,8 +133,6 @@ def build_scheduler(app: Flask, lock: LeaderLock) -> BlockingScheduler:
 def run_scheduler(app: Flask) -> None:
     """Run the clock until stopped, releasing the lease on the way out."""
     with app.app_context():
-        from app.core.redis import get_redis
-
         lock = LeaderLock(get_redis(), ttl_seconds=app.config["SCHEDULER_LEADER_TTL_SECONDS"])
     scheduler = build_scheduler(app, lock)
     # The app, its models and the scheduler live as long as the process: keep them out of the collector's

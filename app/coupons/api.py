@@ -1,13 +1,11 @@
-import json
-
 from flask import current_app, g, request
 from flask_smorest import Blueprint
 
 from app.core import access
 from app.core.errors import ApiError, Conflict, envelope
 from app.core.idempotency import HEADER, MAX_KEY_LENGTH, idempotent
-from app.core.pagination import PageArgsSchema
-from app.coupons import cards, claims, refused_api, templates, wallet
+from app.core.pagination import PageArgsSchema, compact_json
+from app.coupons import cards, claims, refusals, templates, wallet
 from app.coupons.schemas import (
     BestArgsSchema,
     BestCouponSchema,
@@ -21,6 +19,10 @@ from app.coupons.schemas import (
     MyCouponsArgsSchema,
     PublicTemplatePageSchema,
     PublicTemplateSchema,
+    RefusalListArgsSchema,
+    RefusalPageSchema,
+    RefusalResolutionSchema,
+    RefusalResolveSchema,
     TemplateCreateSchema,
     TemplateFieldsSchema,
     TemplateListArgsSchema,
@@ -273,7 +275,7 @@ def _claimed_json(claimed: claims.Claimed) -> str:
     for name in DATETIME_FIELDS:
         if out[name] is not None:
             out[name] = out[name].isoformat()
-    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+    return compact_json(out)
 
 
 @blp.route("/coupons/<int:template_id>/cards", methods=["POST"])
@@ -322,4 +324,32 @@ def best_coupon(args):
     }
 
 
-blueprints = [manage, blp, *refused_api.blueprints]
+admin = Blueprint(
+    "coupon_refusals",
+    __name__,
+    url_prefix="/api/v1/admin",
+    description='Operators: coupon grants the database refused after the gate said "claimed".',
+)
+
+
+@admin.route("/coupon-refusals", methods=["GET"])
+@access.roles("operator")
+@admin.arguments(RefusalListArgsSchema, location="query")
+@admin.response(200, RefusalPageSchema)
+def list_refusals(args):
+    """Refused grants not settled yet (template, user, the coupon id the user was told, reason, when), newest first."""
+    items, next_cursor = refusals.list_refusals(**args)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@admin.route("/coupon-refusals/<string(maxlength=41):entry_id>/resolve", methods=["POST"])
+@access.roles("operator")
+@admin.arguments(RefusalResolveSchema)
+@admin.response(200, RefusalResolutionSchema)
+def resolve_refusal(args, entry_id: str):
+    """Settle one: `reissue` claims the coupon for the user again if the database's stock and limits allow it
+    (409 with the claim's code otherwise), `dismiss` settles it with a note. Repeating returns the first resolution."""
+    return refusals.resolve_refusal(entry_id=entry_id, action=args["action"], note=args["note"], operator_id=g.user.id)
+
+
+blueprints = [manage, blp, admin]

@@ -3,7 +3,8 @@
 A card is a plain JSON object (`type: "coupon"`) with a share code; the code remembers who shared the
 coupon into which group and post, and a claim made through it records that origin. The groups domain
 calls `service.coupon_card(...)` when it schedules a coupon drop and posts the card as it is.
-A coupon whose scope names a breast-milk substitute gets no card: it would advertise the product in groups.
+A coupon whose scope names a product that may not be advertised (a breast-milk substitute) gets no card: it
+would advertise the product in groups.
 """
 
 import secrets
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from app.catalog import service as catalog
 from app.core.clock import now_utc
 from app.core.db import db
-from app.core.errors import Conflict, Invalid, NotFound
+from app.core.errors import Conflict, NotFound
 from app.core.money import yuan
 from app.coupons import claims
 from app.coupons.models import CouponShareCode, CouponTemplate
@@ -75,15 +76,8 @@ def _share_code(*, template_id: int, sharer_id: int, group_id: int | None, post_
 
 
 def refuse_unadvertisable(template: CouponTemplate) -> None:
-    """422 `breastmilk_substitute_refused` if the coupon's scope names a breast-milk substitute."""
-    named = catalog.products_by_id(product_ids=sorted(rule_of(template).product_ids))
-    banned = sorted(p.id for p in named.values() if p.is_breastmilk_substitute)
-    if banned:
-        raise Invalid(
-            "Breast-milk substitutes may not be advertised (Advertising Law art. 20).",
-            code="breastmilk_substitute_refused",
-            errors={"product_ids": banned},
-        )
+    """422 `product_not_advertisable` if the coupon's scope names a product that may not be advertised."""
+    catalog.require_advertisable(product_ids=sorted(rule_of(template).product_ids))
 
 
 def render(template: CouponTemplate, share: CouponShareCode) -> dict:
@@ -123,7 +117,6 @@ def card_for(*, template_id: int, sharer_id: int, group_id: int | None, post_id:
         )
     refuse_unadvertisable(template)
     share = _share_code(template_id=template.id, sharer_id=sharer_id, group_id=group_id, post_id=post_id)
-    db.session.commit()
     return render(template, share)
 
 

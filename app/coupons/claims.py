@@ -12,18 +12,15 @@ another request is 422); it never uses the database-backed `@idempotent`.
 SQL-gated templates: `claim_in_sql`, one transaction with a unique claim row and a conditional stock
 update (the comparison path, and fine for small coupons).
 
-`reconcile` (CLI, and every minute) drains the stream, repairs a template's counter from its rows and
-rebuilds each live gate from the database plus the entries still in the stream (in flight).
+Loading a gate and reconciling it with the database after a crash: `app.coupons.flash.loading`.
 """
 
 import hashlib
 import json
-import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -32,14 +29,14 @@ from sqlalchemy.exc import IntegrityError
 from app.accounts.service import SessionFence
 from app.core.access import SessionUnverified
 from app.core.clock import now_utc
-from app.core.db import commit, db
+from app.core.db import after_commit, db
 from app.core.errors import ApiError, Conflict, NotFound
-from app.core.redis import get_redis, key
-from app.coupons import drain, gate, ids
+from app.core.lru import ProcessCache
+from app.core.pagination import keyset_page
+from app.coupons.flash import gate, id_pool, loading
+from app.coupons.flash.gate import claim_day
 from app.coupons.models import CouponShareCode, CouponTemplate, UserCoupon
-from app.coupons.templates import MAX_ID, claim_window_state, get_template
-
-log = logging.getLogger(__name__)
+from app.coupons.templates import claim_window_state, get_template
 
 REFUSALS = {
     "out_of_stock": ("All coupons of this drop have been claimed.", "coupon_out_of_stock"),
@@ -54,10 +51,6 @@ REFUSALS = {
 }
 SEQ_RETRIES = 3
 GATE_RETRIES = 5
-LOAD_LOCK_SECONDS = 10
-# Well inside the load lock; a drain batch takes well under a second.
-LOAD_DRAIN_WAIT_SECONDS = 5
-RECONCILE_DRAIN_SECONDS = 30
 CACHE_LIMIT = 50_000
 
 
@@ -133,46 +126,15 @@ class Claimed:
     replayed: bool
 
 
-@dataclass(frozen=True)
-class ReconcileReport:
-    template_id: int
-    claimed: int
-    stock: int
-    gate_remaining: int | None
-    in_flight: int
-    refused: int
-    db_repaired: bool
-
-
 # Per process, read on every gated claim: rows that never change (share codes; live templates' facts,
 # checked against the gate's token, which every rebuild renews).
-_share_codes: dict[str, tuple[int, Origin]] = {}
-_facts: dict[int, TemplateFacts] = {}
-_claim_days: dict[str, tuple[datetime, datetime, date, str]] = {}
+_share_codes = ProcessCache(CACHE_LIMIT)
+_facts = ProcessCache(CACHE_LIMIT)
 
 
 def refusal(reason: str, **details) -> Conflict:
     message, code = REFUSALS[reason]
     return Conflict(message, code=code, errors=details or None)
-
-
-def claim_day(at: datetime) -> tuple[date, str]:
-    """The calendar day (in the coupon zone, China by default) that per-day limits count in."""
-    zone = current_app.config["COUPON_DAY_TIMEZONE"]
-    known = _claim_days.get(zone)
-    if known is not None and known[0] <= at < known[1]:
-        return known[2], known[3]
-    local = at.astimezone(ZoneInfo(zone))
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    # Every claim of a drop asks: keep the day's bounds (aware arithmetic is wall-clock, so DST days fit).
-    day = (
-        midnight.astimezone(UTC),
-        (midnight + timedelta(days=1)).astimezone(UTC),
-        local.date(),
-        local.strftime("%Y%m%d"),
-    )
-    _claim_days[zone] = day
-    return day[2], day[3]
 
 
 def _request_hash(template_id: int, *, share_code: str | None, group_id: int | None, post_id: int | None) -> str:
@@ -191,13 +153,6 @@ def _validity(template: CouponTemplate | TemplateFacts, at: datetime) -> tuple[d
     return at, at + timedelta(days=template.valid_days)
 
 
-def _remember(cache: dict, name, value):
-    if len(cache) >= CACHE_LIMIT:
-        cache.clear()
-    cache[name] = value
-    return value
-
-
 def _origin(template_id: int, *, share_code: str | None, group_id: int | None, post_id: int | None) -> Origin:
     """Where a claim came from; a share code must be one of this template's cards (404 otherwise)."""
     if not share_code:
@@ -207,8 +162,7 @@ def _origin(template_id: int, *, share_code: str | None, group_id: int | None, p
     if found is None:
         card = db.session.scalar(select(CouponShareCode).where(CouponShareCode.code == code))
         if card is not None:
-            found = _remember(
-                _share_codes,
+            found = _share_codes.put(
                 code,
                 (
                     card.template_id,
@@ -227,7 +181,7 @@ def _facts_of(template_id: int, token: str) -> TemplateFacts:
     if facts is None or not token or facts.token != token:
         facts = TemplateFacts.of(get_template(template_id=template_id), token)
         if token:
-            _remember(_facts, template_id, facts)
+            _facts.put(template_id, facts)
     return facts
 
 
@@ -240,7 +194,7 @@ def _open_gate(template_id: int, at: datetime) -> bool:
         return False
     if template.status == "ended":
         raise refusal("ended")
-    if not load_gate(template_id=template_id, only_if_missing=True):
+    if not loading.load_gate(template_id=template_id, only_if_missing=True):
         time.sleep(0.05)  # another process is loading it
     return True
 
@@ -293,7 +247,7 @@ def claim_through_gate(
         if outcome == "session_unverified":
             raise SessionUnverified()
         if outcome == "no_ids":
-            ids.top_up(low_water=1)
+            id_pool.top_up(low_water=1)
         elif outcome == "missing":
             if not _open_gate(template_id, at):
                 return None
@@ -423,19 +377,15 @@ def claim_in_sql(
     origin = _origin(template.id, share_code=share_code, group_id=group_id, post_id=post_id)
     digest = key_digest(request_key)
     request_hash = _request_hash(template_id, share_code=share_code, group_id=group_id, post_id=post_id)
-    try:
-        coupon = insert_claim(template, user_id=user_id, at=at, origin=origin, claim_key=digest)
-        commit()
-    except BaseException:
-        db.session.rollback()
-        raise
+    coupon = insert_claim(template, user_id=user_id, at=at, origin=origin, claim_key=digest)
+    db.session.flush()
     if digest:
         # The view asks the gate first, which knows its own keys; this tells it about the database's.
-        gate.remember_database_claim(
-            user_id=user_id,
-            key_digest=digest,
-            request_hash=request_hash,
-            ttl_seconds=current_app.config["IDEMPOTENCY_TTL_SECONDS"],
+        ttl = current_app.config["IDEMPOTENCY_TTL_SECONDS"]
+        after_commit(
+            lambda: gate.remember_database_claim(
+                user_id=user_id, key_digest=digest, request_hash=request_hash, ttl_seconds=ttl
+            )
         )
     return coupon
 
@@ -465,146 +415,6 @@ def insert_claim(
     return coupon
 
 
-def load_gate(*, template_id: int, only_if_missing: bool = False) -> bool:
-    """(Re)build a template's gate from the database; one process at a time. Returns whether it ran."""
-    redis = get_redis()
-    lock = key("coupon-gate-load", template_id)
-    if not redis.set(lock, 1, nx=True, ex=LOAD_LOCK_SECONDS):
-        return False
-    try:
-        if only_if_missing and gate.state(template_id=template_id) is not None:
-            return True
-        ids.top_up()
-        return _rebuild(template_id, wait_seconds=LOAD_DRAIN_WAIT_SECONDS) is not None
-    finally:
-        redis.delete(lock)
-
-
-def _rebuild(template_id: int, *, wait_seconds: float) -> tuple[int, int] | None:
-    """Rewrite the gate from the rows plus the stream's entries not landed yet; returns (remaining, in flight).
-
-    None when a drain still runs after `wait_seconds`: no drain may land (and delete) an entry between
-    the rows' count and the stream's, or the entry would be in neither and the gate would grant it again.
-    """
-    with drain.held_off(wait_seconds=wait_seconds) as held:
-        return _rebuild_held(template_id) if held else None
-
-
-def _rebuild_held(template_id: int) -> tuple[int, int]:
-    template = db.session.get(CouponTemplate, template_id, populate_existing=True)
-    # Order matters: first which of the stream's entries the database holds, then the counts. An entry
-    # the drain had landed but not yet deleted is counted twice (the gate refuses one claim too many
-    # until the next reconcile), never not at all (the gate would grant beyond the stock).
-    in_stream = gate.in_flight(template_id=template_id)
-    landed = []
-    for start in range(0, len(in_stream), 500):
-        landed += db.session.scalars(
-            select(UserCoupon.gate_grant).where(UserCoupon.gate_grant.in_(in_stream[start : start + 500]))
-        ).all()
-    user_counts = dict(
-        db.session.execute(
-            select(UserCoupon.user_id, func.count())
-            .where(UserCoupon.template_id == template_id)
-            .group_by(UserCoupon.user_id)
-        ).all()
-    )
-    day, today = claim_day(now_utc())
-    day_counts = {}
-    if template.per_day_limit:
-        day_counts = dict(
-            db.session.execute(
-                select(UserCoupon.user_id, func.count())
-                .where(UserCoupon.template_id == template_id, UserCoupon.claim_day == day)
-                .group_by(UserCoupon.user_id)
-            ).all()
-        )
-    ends = template.claim_ends_at if template.valid_until is None else min(template.claim_ends_at, template.valid_until)
-    state = template.status if template.status in ("paused", "ended") else "active"
-    remaining, in_flight, over = gate.rebuild(
-        template_id=template_id,
-        remaining=template.stock - sum(user_counts.values()),
-        state=state,
-        starts_ms=int(template.claim_starts_at.timestamp() * 1000),
-        ends_ms=int(ends.timestamp() * 1000),
-        per_user_limit=template.per_user_limit,
-        per_day_limit=template.per_day_limit or 0,
-        today=today,
-        token=uuid.uuid4().hex,
-        landed_grants=landed,
-        user_counts=user_counts,
-        day_counts=day_counts,
-    )
-    if over:
-        log.error("coupon template %s: %s grant(s) in flight beyond the stock", template_id, over)
-    # A pause or an end that committed since the read above closed (or dropped) the gate before this write.
-    status = db.session.scalar(select(CouponTemplate.status).where(CouponTemplate.id == template_id))
-    if status == "ended" and state != "ended":
-        gate.drop(template_id=template_id)
-    elif status == "paused" and state == "active":
-        gate.close(template_id=template_id, state="paused")
-    return remaining, in_flight
-
-
-def _repair_counter(template_id: int) -> bool:
-    """Set the claimed counter to the rows' count, should they ever disagree (the rows win)."""
-    # The row lock first: a claim or drain committing meanwhile is then either counted or still to come.
-    db.session.execute(select(CouponTemplate.id).where(CouponTemplate.id == template_id).with_for_update())
-    rows = db.session.scalar(select(func.count()).select_from(UserCoupon).where(UserCoupon.template_id == template_id))
-    repaired = (
-        db.session.execute(
-            update(CouponTemplate)
-            .where(CouponTemplate.id == template_id, CouponTemplate.claimed != rows)
-            .values(claimed=rows)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        > 0
-    )
-    db.session.commit()
-    if repaired:
-        log.error("coupon template %s: claimed counter disagreed with its rows; set to %s", template_id, rows)
-    return repaired
-
-
-def reconcile(*, template_id: int | None = None) -> list[ReconcileReport]:
-    """Make Redis and the database agree for live Redis-gated templates (after a crash, and on a schedule)."""
-    drain.drain(wait_seconds=RECONCILE_DRAIN_SECONDS)
-    stmt = select(CouponTemplate.id).where(
-        CouponTemplate.status.in_(("active", "paused")), CouponTemplate.claim_gate == "redis"
-    )
-    if template_id is not None:
-        stmt = select(CouponTemplate.id).where(CouponTemplate.id == template_id) if 0 < template_id <= MAX_ID else None
-    reports = []
-    for tid in db.session.scalars(stmt).all() if stmt is not None else []:
-        repaired = _repair_counter(tid)
-        template = db.session.get(CouponTemplate, tid, populate_existing=True)
-        refused = len(gate.refused(template_id=tid))
-        if refused:
-            log.error(
-                "coupon template %s: %s granted claim(s) refused by the database (see the refused stream)", tid, refused
-            )
-        if template.status not in ("active", "paused") or template.claim_gate != "redis":
-            gate.drop(template_id=tid)
-            reports.append(
-                ReconcileReport(
-                    tid, template.claimed, template.stock, None, len(gate.in_flight(template_id=tid)), refused, repaired
-                )
-            )
-            continue
-        rebuilt = _rebuild(tid, wait_seconds=RECONCILE_DRAIN_SECONDS)
-        if rebuilt is None:
-            log.error(
-                "coupon template %s: a drain ran for %ss; its gate is rebuilt next time", tid, RECONCILE_DRAIN_SECONDS
-            )
-        remaining, in_flight = rebuilt or (None, len(gate.in_flight(template_id=tid)))
-        reports.append(ReconcileReport(tid, template.claimed, template.stock, remaining, in_flight, refused, repaired))
-    return reports
-
-
-def reconcile_all() -> int:
-    """The scheduled reconcile."""
-    return len(reconcile())
-
-
 def availability(templates: list[CouponTemplate]) -> dict[int, tuple[str, int]]:
     """(state, coupons left) per template as a claimer sees it now; flash drops count from their gate."""
     at = now_utc()
@@ -619,8 +429,6 @@ def availability(templates: list[CouponTemplate]) -> dict[int, tuple[str, int]]:
 
 def claimable_templates(*, cursor: str | None, limit: int) -> tuple[list[CouponTemplate], str | None]:
     """Live templates a mom could claim now or soon (the coupon centre)."""
-    from app.core.pagination import keyset_page
-
     at = now_utc()
     stmt = select(CouponTemplate).where(CouponTemplate.status == "active", CouponTemplate.claim_ends_at > at)
     return keyset_page(

@@ -2,7 +2,8 @@ import click
 from flask.cli import AppGroup
 
 from app.core.cli import reports_api_errors
-from app.coupons import claims, drain, wallet
+from app.coupons import wallet
+from app.coupons.flash import drain, loading
 
 cli = AppGroup("coupons", help="Coupons: land and reconcile flash claims, expire coupons.")
 
@@ -12,7 +13,7 @@ cli = AppGroup("coupons", help="Coupons: land and reconcile flash claims, expire
 @reports_api_errors
 def reconcile(template_id: int | None) -> None:
     """Land the claim stream and make the Redis claim gates agree with the database (after a crash; also scheduled)."""
-    reports = claims.reconcile(template_id=template_id)
+    reports = loading.reconcile(template_id=template_id)
     for r in reports:
         click.echo(
             f"template {r.template_id}: claimed {r.claimed}/{r.stock}, gate remaining {r.gate_remaining}, "

@@ -3,7 +3,7 @@ from datetime import date, datetime
 from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import BigId, Fen, IdPk, db
+from app.core.db import BigId, Fen, IdPk, db, one_of
 
 TEMPLATE_STATUSES = ("draft", "active", "paused", "ended")
 COUPON_STATUSES = ("available", "reserved", "used", "expired")
@@ -36,8 +36,8 @@ class CouponTemplate(db.Model):
     __table_args__ = (
         CheckConstraint("kind IN ('fixed', 'threshold', 'percent')", name="known_kind"),
         CheckConstraint("scope IN ('all', 'categories', 'products')", name="known_scope"),
-        CheckConstraint("status IN ('draft', 'active', 'paused', 'ended')", name="known_status"),
-        CheckConstraint("claim_gate IN ('redis', 'sql')", name="known_gate"),
+        CheckConstraint(one_of("status", TEMPLATE_STATUSES), name="known_status"),
+        CheckConstraint(one_of("claim_gate", CLAIM_GATES), name="known_gate"),
         CheckConstraint("amount_off_fen >= 0 AND threshold_fen >= 0 AND cap_fen >= 0", name="amounts_not_negative"),
         CheckConstraint(
             "(kind = 'fixed' AND amount_off_fen > 0)"
@@ -122,7 +122,7 @@ class UserCoupon(db.Model):
     __table_args__ = (
         UniqueConstraint("template_id", "user_id", "seq"),
         UniqueConstraint("template_id", "user_id", "claim_day", "day_seq"),
-        CheckConstraint("status IN ('available', 'reserved', 'used', 'expired')", name="known_status"),
+        CheckConstraint(one_of("status", COUPON_STATUSES), name="known_status"),
         CheckConstraint("seq >= 1 AND (day_seq IS NULL OR day_seq >= 1)", name="seq_positive"),
         CheckConstraint("status <> 'reserved' OR reserved_order_id IS NOT NULL", name="reserved_for_an_order"),
         CheckConstraint("valid_until > valid_from", name="validity"),

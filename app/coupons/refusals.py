@@ -23,11 +23,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.clock import now_utc
-from app.core.db import among, commit, db
+from app.core.db import after_commit, among, db
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
-from app.coupons import claims, gate
-from app.coupons.drain import Grant
+from app.coupons import claims
+from app.coupons.flash import gate, loading
+from app.coupons.flash.drain import Grant
 from app.coupons.models import CouponRefusalResolution, CouponTemplate
 
 ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
@@ -111,7 +112,7 @@ def resolve_refusal(*, entry_id: str, action: str, note: str | None, operator_id
         if fields is None:
             raise missing
         done = _settle(entry_id, fields, action=action, note=note and note.strip(), operator_id=operator_id)
-    gate.forget_refused(entry_id=entry_id)
+    after_commit(lambda: gate.forget_refused(entry_id=entry_id))
     return done
 
 
@@ -132,46 +133,41 @@ def _settle(
         resolved_by_id=operator_id,
         resolved_at=now_utc(),
     )
-    db.session.add(resolution)
     try:
         # The resolution goes first: its unique keys make a second resolver wait here for the first one's
-        # outcome and then fail, before it tries to claim anything. (Being the transaction's first write also
-        # opens it on SQLite, whose driver would otherwise let the claim's savepoint commit on its own.)
-        db.session.flush()
+        # outcome and then fail, before it tries to claim anything.
+        with db.session.begin_nested():
+            db.session.add(resolution)
     except IntegrityError:
-        db.session.rollback()
         settled = _resolution(entry_id, grant.grant_id)
         if settled is None:
             raise
         return settled
     template = None
-    try:
-        if action == "reissue":
-            template = db.session.get(CouponTemplate, grant.template_id)
-            if template is None:
-                raise Conflict(
-                    "The coupon's template does not exist; dismiss this grant instead.", code="coupon_template_missing"
-                )
-            coupon = claims.insert_claim(
-                template,
-                user_id=grant.user_id,
-                at=resolution.resolved_at,
-                origin=claims.Origin(
-                    share_code=grant.share_code,
-                    sharer_id=grant.sharer_id,
-                    group_id=grant.group_id,
-                    post_id=grant.post_id,
-                ),
-                claim_key=grant.key_digest or "",
-                coupon_id=grant.coupon_id,
+    if action == "reissue":
+        template = db.session.get(CouponTemplate, grant.template_id)
+        if template is None:
+            raise Conflict(
+                "The coupon's template does not exist; dismiss this grant instead.", code="coupon_template_missing"
             )
-            resolution.user_coupon_id = coupon.id
-        commit()
-    except BaseException:
-        db.session.rollback()
-        raise
+        coupon = claims.insert_claim(
+            template,
+            user_id=grant.user_id,
+            at=resolution.resolved_at,
+            origin=claims.Origin(
+                share_code=grant.share_code,
+                sharer_id=grant.sharer_id,
+                group_id=grant.group_id,
+                post_id=grant.post_id,
+            ),
+            claim_key=grant.key_digest or "",
+            coupon_id=grant.coupon_id,
+        )
+        resolution.user_coupon_id = coupon.id
+    db.session.flush()
     if template is not None and template.claim_gate == "redis":
         # The gate may have been rebuilt since the refusal and freed the refused grant's stock and count;
-        # rebuilt now, it counts the re-issued row instead (the next reconcile would, a minute later).
-        claims.load_gate(template_id=template.id)
+        # rebuilt once this commits, it counts the re-issued row instead (the next reconcile would, a minute later).
+        template_id = template.id
+        after_commit(lambda: loading.load_gate(template_id=template_id))
     return resolution

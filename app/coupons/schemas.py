@@ -1,26 +1,11 @@
 from datetime import UTC
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.core.fields import NO_NUL, fen, ident, text
 from app.core.pagination import PageArgsSchema, PageSchema
 from app.coupons.models import COUPON_STATUSES, TEMPLATE_STATUSES
 from app.coupons.pricing import KINDS, SCOPES
-
-MAX_FEN = 10**10  # 100 million yuan: far above any coupon, far below any integer limit
-MAX_ID = 2**63 - 1
-NO_NUL = validate.Regexp(r"^[^\x00]*$", error="Text may not contain NUL characters.")
-
-
-def text(max_length: int, **kwargs) -> fields.String:
-    return fields.String(validate=[validate.Length(max=max_length), NO_NUL], **kwargs)
-
-
-def fen(**kwargs) -> fields.Integer:
-    return fields.Integer(strict=True, validate=validate.Range(min=0, max=MAX_FEN), **kwargs)
-
-
-def ident(strict: bool = True, **kwargs) -> fields.Integer:
-    return fields.Integer(strict=strict, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 class UtcDateTime(fields.AwareDateTime):
@@ -287,3 +272,61 @@ class BestCouponSchema(Schema):
     subtotal_fen = fields.Integer()
     discount_fen = fields.Integer()
     payable_fen = fields.Integer()
+
+
+class RefusalListArgsSchema(PageArgsSchema):
+    template_id = ident(strict=False, load_default=None)
+    user_id = ident(strict=False, load_default=None)
+
+
+class RefusalSchema(Schema):
+    id = fields.String(metadata={"description": "The refused entry's id; resolve it under this id."})
+    template_id = fields.Integer()
+    user_id = fields.Integer()
+    coupon_id = fields.Integer(metadata={"description": "The coupon id the gate told the user (never landed)."})
+    grant_id = fields.String()
+    reason = fields.String(
+        metadata={
+            "description": "Why the database refused it: out_of_stock, "
+            "template_missing or conflict: <the violated key>."
+        }
+    )
+    granted_at = fields.DateTime(metadata={"description": 'When the user was told "claimed".'})
+    refused_at = fields.DateTime()
+    origin_share_code = fields.String(allow_none=True)
+    origin_group_id = fields.Integer(allow_none=True)
+    origin_post_id = fields.Integer(allow_none=True)
+
+
+class RefusalPageSchema(PageSchema):
+    items = fields.List(fields.Nested(RefusalSchema))
+
+
+class RefusalResolveSchema(Schema):
+    action = fields.String(required=True, validate=validate.OneOf(["reissue", "dismiss"]))
+    note = text(
+        500,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Why; required to dismiss (e.g. compensated with another coupon)."},
+    )
+
+    @validates_schema
+    def _note_to_dismiss(self, data, **kwargs):
+        if data["action"] == "dismiss" and not (data.get("note") or "").strip():
+            raise ValidationError("Say why the grant is dismissed.", field_name="note")
+
+
+class RefusalResolutionSchema(Schema):
+    id = fields.Integer()
+    refusal_entry = fields.String()
+    template_id = fields.Integer()
+    user_id = fields.Integer()
+    granted_coupon_id = fields.Integer()
+    granted_at = fields.DateTime()
+    refusal_reason = fields.String()
+    action = fields.String(metadata={"description": "reissued or dismissed."})
+    user_coupon_id = fields.Integer(allow_none=True, metadata={"description": "The re-issued coupon."})
+    note = fields.String(allow_none=True)
+    resolved_by_id = fields.Integer()
+    resolved_at = fields.DateTime()

@@ -12,17 +12,27 @@ from app.core.access import Actor
 from app.core.clock import now_utc
 from app.core.db import db
 from app.core.errors import Conflict, NotFound
-from app.coupons import cards, drain
+from app.core.http import MAX_ID
+from app.coupons import cards
+from app.coupons.flash import drain
 from app.coupons.models import CouponTemplate, UserCoupon
-from app.coupons.pricing import Line, Quote, quote
-from app.coupons.templates import MAX_ID, get_template_for, rule_of
+from app.coupons.pricing import Line as Line  # the checkout prices its lines in this shape
+from app.coupons.pricing import Quote, quote
+from app.coupons.pricing import allocate as allocate  # and spreads refunds over them the same way
+from app.coupons.templates import get_template_for, rule_of
+
+
+def land_claims(*, user_id: int) -> None:
+    """Land the user's granted flash claims still on their way to the database (run it as a use case of its own
+    before work that needs them, so that work's refusal cannot undo it)."""
+    drain.ensure_landed(user_id=user_id)
 
 
 def quote_order(*, user_id: int, lines: list[Line], coupon_id: int | None) -> Quote:
     """Price order lines with one of the user's coupons (or none); a coupon that cannot apply is a 409.
 
-    A coupon claimed a moment ago may still be on its way from the claim stream: the user's pending
-    claims are landed first (their own commit), so call this before writing anything.
+    A coupon claimed a moment ago may still be on its way from the claim stream: run `land_claims` first, as
+    its own use case (whatever it left is landed here, in the caller's).
     """
     if coupon_id is None:
         return quote(lines, None)
@@ -148,7 +158,8 @@ def group_claim_count(*, group_id: int, since: datetime | None = None, until: da
 
 
 def droppable_status(*, template_id: int, actor: Actor) -> str:
-    """A droppable coupon's status (404 unless the actor issued it or operates; 422 if it names a formula product)."""
+    """A droppable coupon's status (404 unless the actor issued it or operates; 422 `product_not_advertisable`
+    if its scope names a product that may not be advertised)."""
     template = get_template_for(template_id=template_id, actor=actor)
     cards.refuse_unadvertisable(template)
     return template.status

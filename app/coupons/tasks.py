@@ -1,5 +1,6 @@
 from app.core.scheduler import ScheduledJob
-from app.coupons import claims, drain, templates, wallet
+from app.coupons import templates, wallet
+from app.coupons.flash import drain, loading
 
 SCHEDULE = [
     # Granted flash claims land in the database within about a second (reads that need them sooner drain first).
@@ -8,7 +9,7 @@ SCHEDULE = [
     ),
     ScheduledJob(
         id="coupons-reconcile",
-        func=claims.reconcile_all,
+        func=loading.reconcile_all,
         trigger="interval",
         trigger_args={"minutes": 1},
         misfire_grace_time=60,

@@ -12,18 +12,20 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from app.accounts import service as accounts
 from app.catalog import service as catalog
 from app.core.access import Actor
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import after_commit, after_rollback, db, use_case
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
+from app.core.http import MAX_ID
+from app.core.jobs import batch_job
 from app.core.pagination import keyset_page
-from app.coupons import drain, gate
+from app.coupons.flash import drain, gate, loading
 from app.coupons.models import CouponBudget, CouponTemplate, CouponTemplateScope
 from app.coupons.pricing import CouponRule
 from app.groups import service as groups
 
-MAX_ID = 2**63 - 1
 TRANSITIONS = {
     "draft": {"active", "ended"},
     "active": {"paused", "ended"},
@@ -257,7 +259,7 @@ def create_template(
         template.budget_committed_fen = template.stock * unit_liability_fen(template)
         _commit_budget(budget.id, template.budget_committed_fen)
     _write_scopes(template.id, scope_ids)
-    db.session.commit()
+    db.session.flush()
     return template
 
 
@@ -302,7 +304,7 @@ def update_template(
         template.budget_committed_fen = new_committed
     if merged_scopes != current_scopes:
         _write_scopes(template.id, merged_scopes)
-    db.session.commit()
+    db.session.flush()
     return template
 
 
@@ -329,7 +331,7 @@ def change_status(*, template_id: int, actor: Actor, status: str) -> CouponTempl
         raise Conflict("The claim window has passed; this template can only end.", code="coupon_claim_window_passed")
     gated = template.claim_gate == "redis"
     if status == "ended" and gated:
-        # Stop granting, then land every grant, so the budget release below counts them all.
+        # Stop granting, then land every grant (in this use case), so the budget release below counts them all.
         gate.close(template_id=template.id, state="ended")
         drain.drain(wait_seconds=ENDING_DRAIN_SECONDS)
     moved = db.session.execute(
@@ -340,28 +342,27 @@ def change_status(*, template_id: int, actor: Actor, status: str) -> CouponTempl
     ).rowcount
     if not moved:
         if gated:
-            from app.coupons.claims import load_gate
-
+            # The end did not happen: rebuilds follow the database again, and once this use case has rolled
+            # back (the grants it landed go back to the stream), the gate is rebuilt from what is committed.
             gate.end_abandoned(template_id=template.id)
-            load_gate(template_id=template.id)
+            after_rollback(lambda: loading.load_gate(template_id=template_id))
         raise Conflict("The template changed meanwhile; reload it.", code="coupon_template_changed")
     db.session.refresh(template)
     if status == "ended":
         _release_unclaimed(template)
-    db.session.commit()
+    db.session.flush()
     if status == "ended":
-        gate.drop(template_id=template.id)
+        after_commit(lambda: gate.drop(template_id=template_id))
     elif status == "paused":
-        gate.close(template_id=template.id, state="paused")
+        after_commit(lambda: gate.close(template_id=template_id, state="paused"))
     elif status == "active" and gated:
-        from app.coupons.claims import load_gate
-
-        load_gate(template_id=template.id)
+        after_commit(lambda: loading.load_gate(template_id=template_id))
     return template
 
 
+@batch_job
 def end_finished_templates() -> int:
-    """End live templates whose claim window has passed (a scheduled job)."""
+    """End live templates whose claim window has passed, each a use case of its own (a scheduled job)."""
     ids = db.session.scalars(
         select(CouponTemplate.id).where(
             CouponTemplate.status.in_(("active", "paused")), CouponTemplate.claim_ends_at <= now_utc()
@@ -374,16 +375,16 @@ def end_finished_templates() -> int:
         gate.close(template_id=template_id, state="ended")
     drain.drain(wait_seconds=ENDING_DRAIN_SECONDS)
     for template_id in ids:
-        moved = db.session.execute(
-            update(CouponTemplate)
-            .where(CouponTemplate.id == template_id, CouponTemplate.status.in_(("active", "paused")))
-            .values(status="ended", updated_at=now_utc())
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if moved:
-            _release_unclaimed(db.session.get(CouponTemplate, template_id, populate_existing=True))
-        db.session.commit()
-        gate.drop(template_id=template_id)
+        with use_case():
+            moved = db.session.execute(
+                update(CouponTemplate)
+                .where(CouponTemplate.id == template_id, CouponTemplate.status.in_(("active", "paused")))
+                .values(status="ended", updated_at=now_utc())
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if moved:
+                _release_unclaimed(db.session.get(CouponTemplate, template_id, populate_existing=True))
+            after_commit(lambda template_id=template_id: gate.drop(template_id=template_id))
     return len(ids)
 
 
@@ -409,8 +410,6 @@ def list_templates(
 
 def create_budget(*, operator_id: int, host_id: int, group_id: int | None, budget_fen: int, note: str) -> CouponBudget:
     """Assign a host a coupon budget (optionally tied to one of their groups)."""
-    from app.accounts import service as accounts
-
     host = accounts.get_user(user_id=host_id) if 0 < host_id <= MAX_ID else None
     if host is None or "host" not in accounts.roles_of(host):
         raise Invalid(
@@ -427,7 +426,7 @@ def create_budget(*, operator_id: int, host_id: int, group_id: int | None, budge
         created_at=now_utc(),
     )
     db.session.add(budget)
-    db.session.commit()
+    db.session.flush()
     return budget
 
 
@@ -448,7 +447,6 @@ def change_budget(*, budget_id: int, budget_fen: int) -> CouponBudget:
             code="coupon_budget_below_committed",
             errors={"committed_fen": budget.committed_fen},
         )
-    db.session.commit()
     db.session.refresh(budget)
     return budget
 

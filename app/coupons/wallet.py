@@ -7,8 +7,9 @@ from sqlalchemy import and_, or_, select, update
 from app.catalog import service as catalog
 from app.core.clock import now_utc
 from app.core.db import db
+from app.core.jobs import job
 from app.core.pagination import keyset_page
-from app.coupons import drain
+from app.coupons.flash import drain
 from app.coupons.models import CouponTemplate, UserCoupon
 from app.coupons.pricing import Line, quote
 from app.coupons.templates import rule_of
@@ -106,14 +107,13 @@ def best_for_product(*, user_id: int, product_id: int, quantity: int) -> BestCou
     return best
 
 
+@job
 def expire_coupons() -> int:
     """Mark unused coupons past their validity expired (a scheduled job; reserved ones wait for their order)."""
     at = now_utc()
-    count = db.session.execute(
+    return db.session.execute(
         update(UserCoupon)
         .where(UserCoupon.status == "available", UserCoupon.valid_until <= at)
         .values(status="expired", expired_at=at)
         .execution_options(synchronize_session=False)
     ).rowcount
-    db.session.commit()
-    return count

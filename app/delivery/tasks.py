@@ -4,6 +4,7 @@ import time
 
 from app.core.clock import now_utc
 from app.core.db import use_case
+from app.core.jobs import batch_job
 from app.core.scheduler import ScheduledJob
 from app.delivery import engine, planning, sending
 
@@ -32,6 +33,7 @@ def dispatch_due() -> int:
                 written += engine.dispatch_occurrence(occurrence_id=occurrence_id)
 
 
+@batch_job
 def tick() -> None:
     """The scheduler's heartbeat for deliveries: dispatch what is due, release retries, hand work to RQ."""
     _wait_for_imminent()
@@ -42,6 +44,7 @@ def tick() -> None:
         engine.enqueue_ready()
 
 
+@batch_job
 def reconcile() -> dict[str, int]:
     """Stuck sends become unknown, lost jobs are handed over again, and every active post is planned afresh."""
     with use_case():
@@ -51,12 +54,14 @@ def reconcile() -> dict[str, int]:
     return counts
 
 
+@batch_job
 def poll_customer_groups() -> dict[str, int]:
     """Settle the customer-group mass messages hosts have (or have not) confirmed in WeCom."""
     with use_case():
         return sending.poll_customer_groups()
 
 
+@batch_job
 def send_chunk(delivery_ids: list[int]) -> dict[str, int]:
     """RQ job: send a chunk of deliveries (safe to run twice: only pending ones are claimed); counts per outcome.
 

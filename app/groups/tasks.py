@@ -1,10 +1,12 @@
 """The groups domain's clock jobs: each is the edge of its use cases (one transaction per batch)."""
 
 from app.core.db import use_case
+from app.core.jobs import batch_job
 from app.core.scheduler import ScheduledJob
 from app.groups import ladder
 
 
+@batch_job
 def recompute_fan_levels() -> int:
     """Recompute every current member's fan level, a batch of groups per transaction; returns how many changed."""
     changed, after_group_id = 0, 0

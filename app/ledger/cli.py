@@ -1,15 +1,9 @@
 import click
 from flask.cli import AppGroup
 
-from app.ledger import service, settlement
+from app.ledger import service
 
-cli = AppGroup("ledger", help="The commission ledger.")
-
-
-@cli.command("settle")
-def settle() -> None:
-    """Settle the orders that are due now."""
-    click.echo(f"settled {settlement.settle()} orders")
+cli = AppGroup("ledger", help="The commission ledger (`flask orders settle` settles what is due).")
 
 
 @cli.command("verify")

@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import BigId, IdPk, db
+from app.core.db import BigId, IdPk, db, one_of
 
 USER_KINDS = ("pending", "available", "withdrawing", "withdrawn")
 PLATFORM_KINDS = ("platform_revenue", "commission_receivable", "adjustments")
@@ -29,12 +29,11 @@ class LedgerAccount(db.Model):
     __tablename__ = "ledger_accounts"
     __table_args__ = (
         CheckConstraint(
-            "kind IN ('pending', 'available', 'withdrawing', 'withdrawn', 'platform_revenue', "
-            "'commission_receivable', 'adjustments')",
+            one_of("kind", USER_KINDS + PLATFORM_KINDS),
             name="known_kind",
         ),
         CheckConstraint(
-            "(owner_id IS NULL) = (kind IN ('platform_revenue', 'commission_receivable', 'adjustments'))",
+            f"(owner_id IS NULL) = ({one_of('kind', PLATFORM_KINDS)})",
             name="owner_matches_kind",
         ),
     )
@@ -53,8 +52,7 @@ class LedgerJournal(db.Model):
     __tablename__ = "ledger_journals"
     __table_args__ = (
         CheckConstraint(
-            "kind IN ('order_paid', 'refund', 'clawback', 'settlement', 'withdrawal', 'payout_success', "
-            "'payout_failure', 'adjustment')",
+            one_of("kind", JOURNAL_KINDS),
             name="known_kind",
         ),
     )

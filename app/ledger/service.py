@@ -11,15 +11,15 @@ from dataclasses import dataclass, field
 from uuid import uuid4
 
 from sqlalchemy import bindparam, func, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from app.accounts import service as accounts
-from app.core import bulk
+from app.core import pg_copy
 from app.core.clock import now_utc
-from app.core.db import among, commit, db
+from app.core.db import among, db, is_postgres, upsert_insert
 from app.core.errors import Conflict, Invalid
 from app.core.pagination import keyset_page
 from app.ledger.models import PLATFORM_KINDS, USER_KINDS, LedgerAccount, LedgerJournal, LedgerLine
+from app.ledger.schemas import JournalSchema as JournalSchema  # orders' and payouts' views show journals
 
 JOURNAL_COLUMNS = ("key", "kind", "order_id", "withdrawal_id", "reason", "created_by_id", "created_at")
 LINE_COLUMNS = ("journal_id", "account_id", "amount_fen", "share", "order_line_id", "attribution_id", "created_at")
@@ -60,11 +60,6 @@ def account_code(owner_id: int | None, kind: str) -> str:
     return f"user:{owner_id}:{kind}"
 
 
-def _insert_ignoring_existing():
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(LedgerAccount).on_conflict_do_nothing(index_elements=["code"])
-
-
 def ensure_accounts(pairs: set[tuple[int | None, str]]) -> dict[tuple[int | None, str], int]:
     """The account ids for (owner, kind) pairs, creating the missing accounts."""
     codes = {account_code(owner, kind): (owner, kind) for owner, kind in pairs}
@@ -74,7 +69,7 @@ def ensure_accounts(pairs: set[tuple[int | None, str]]) -> dict[tuple[int | None
         db.session.execute(select(LedgerAccount.code, LedgerAccount.id).where(among(LedgerAccount.code, codes))).all()
     )
     missing = [code for code in codes if code not in found]
-    if missing and db.session.get_bind().dialect.name == "postgresql":
+    if missing and is_postgres():
         found.update(
             db.session.execute(
                 _CREATE_ACCOUNTS,
@@ -89,7 +84,7 @@ def ensure_accounts(pairs: set[tuple[int | None, str]]) -> dict[tuple[int | None
         missing = [code for code in missing if code not in found]  # made meanwhile by a concurrent posting
     elif missing:
         db.session.execute(
-            _insert_ignoring_existing(),
+            upsert_insert(LedgerAccount).on_conflict_do_nothing(index_elements=["code"]),
             [
                 {
                     "code": code,
@@ -121,7 +116,7 @@ def post_journals(drafts: list[JournalDraft], *, guard: frozenset[tuple[int | No
     """Post the drafts whose key is new (without committing); returns the new journal ids.
 
     An account in `guard` may not go below zero through these postings: the balance moves by a
-    conditional UPDATE and a refusal raises `InsufficientBalance` (the caller rolls back).
+    conditional UPDATE and a refusal raises `InsufficientBalance` (the edge rolls the use case back).
     """
     ready = []
     for draft in drafts:
@@ -152,10 +147,10 @@ def post_journals(drafts: list[JournalDraft], *, guard: frozenset[tuple[int | No
         }
         for d, _ in ready
     ]
-    postgres = db.session.get_bind().dialect.name == "postgresql"
+    postgres = is_postgres()
     if postgres:
-        journal_ids = bulk.allocate_ids(LedgerJournal.__table__, len(journal_rows))
-        bulk.copy_rows(
+        journal_ids = pg_copy.allocate_ids(LedgerJournal.__table__, len(journal_rows))
+        pg_copy.copy_rows(
             LedgerJournal.__table__,
             ("id", *JOURNAL_COLUMNS),
             ((journal_id, *(row[c] for c in JOURNAL_COLUMNS)) for journal_id, row in zip(journal_ids, journal_rows)),
@@ -173,7 +168,7 @@ def post_journals(drafts: list[JournalDraft], *, guard: frozenset[tuple[int | No
                 (journal_id, account_id, line.amount_fen, line.share, line.order_line_id, line.attribution_id, now)
             )
     if postgres:
-        bulk.copy_rows(LedgerLine.__table__, LINE_COLUMNS, rows)
+        pg_copy.copy_rows(LedgerLine.__table__, LINE_COLUMNS, rows)
     else:
         db.session.execute(insert(LedgerLine), [dict(zip(LINE_COLUMNS, row)) for row in rows])
     guarded = {accounts[pair] for pair in guard if pair in accounts}
@@ -263,7 +258,8 @@ def verify() -> dict[str, list]:
 def adjust(*, user_id: int, amount_fen: int, account: str, reason: str, operator_id: int | None) -> int:
     """Credit (or debit) a user's pending or available balance against the platform, with a reason.
 
-    A debit may not take the balance below zero: only a clawback of refunded commission can do that.
+    A debit may not take the balance below zero (409 `insufficient_balance`): only a clawback of refunded
+    commission can do that.
     """
     accounts.get_user(user_id=user_id)
     if amount_fen == 0 or account not in ("pending", "available"):
@@ -280,13 +276,7 @@ def adjust(*, user_id: int, amount_fen: int, account: str, reason: str, operator
             LineDraft(None, "adjustments", -amount_fen, share="adjustment"),
         ],
     )
-    try:
-        journal_ids = post_journals([draft], guard=frozenset({(user_id, account)}))
-    except InsufficientBalance:
-        db.session.rollback()
-        raise
-    commit()
-    return journal_ids[0]
+    return post_journals([draft], guard=frozenset({(user_id, account)}))[0]
 
 
 def earnings_by_share(*, owner_id: int) -> dict[str, int]:

@@ -1,14 +1,7 @@
 from app.core.scheduler import ScheduledJob
-from app.ledger import settlement, verification
+from app.ledger import verification
 
 SCHEDULE = [
-    ScheduledJob(
-        id="ledger-settlement",
-        func=settlement.enqueue_settlement,
-        trigger="interval",
-        trigger_args={"minutes": 10},
-        misfire_grace_time=300,
-    ),
     ScheduledJob(
         id="ledger-verify",
         func=verification.enqueue_check,

@@ -9,6 +9,7 @@ import logging
 from datetime import datetime
 
 from app.core.clock import now_utc
+from app.core.jobs import job
 from app.core.queue import enqueue
 from app.core.redis import get_redis, key
 from app.ledger import service
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 RECORD = key("ledger", "verification")
 
 
+@job
 def check() -> int:
     """Verify the whole ledger (a worker job; read-only), log and record the outcome; returns the problems found."""
     problems = service.verify()
@@ -45,6 +47,7 @@ def check() -> int:
     return len(unbalanced) + len(drift)
 
 
+@job
 def enqueue_check() -> None:
     """The clock's part: put one verification on the queue."""
     enqueue("default", check)

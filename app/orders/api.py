@@ -1,12 +1,20 @@
-"""Orders in through the signed webhook."""
+"""Orders in through the signed webhook; operators' order views; a user's earnings, entry by entry, with why."""
 
-from flask import request
+from flask import g, request
 from flask_smorest import Blueprint
+from sqlalchemy.exc import IntegrityError
 
 from app.core import access
-from app.core.http import raw_body
-from app.orders import service, webhooks
-from app.orders.schemas import OrderDetailSchema, OrderPageSchema, OrderSearchArgsSchema, WebhookResultSchema
+from app.core.http import raw_body, retried_on
+from app.core.pagination import PageArgsSchema
+from app.orders import flows, service, webhooks
+from app.orders.schemas import (
+    EntryPageSchema,
+    OrderDetailSchema,
+    OrderPageSchema,
+    OrderSearchArgsSchema,
+    WebhookResultSchema,
+)
 
 blp = Blueprint("orders", __name__, url_prefix="/api/v1", description="Order webhooks and operator order views.")
 
@@ -14,6 +22,7 @@ blp = Blueprint("orders", __name__, url_prefix="/api/v1", description="Order web
 @blp.route("/webhooks/orders/<string(maxlength=32):source>", methods=["POST"])
 @access.public
 @raw_body
+@retried_on(IntegrityError)  # two events creating one order at once: the second then applies to it
 @blp.doc(
     parameters=[
         {
@@ -58,7 +67,17 @@ def search_orders(args):
 @blp.response(200, OrderDetailSchema)
 def order_detail(order_id: int):
     """One order with its lines, events, attributions and every journal it produced."""
-    return service.order_detail(order_id=order_id)
+    return flows.order_detail(order_id=order_id)
+
+
+@blp.route("/me/earnings/entries", methods=["GET"])
+@access.authenticated
+@blp.arguments(PageArgsSchema, location="query")
+@blp.response(200, EntryPageSchema)
+def my_earning_entries(args):
+    """Every ledger entry of the user, newest first, with why: order, line, product, click, group, rule, rate."""
+    items, next_cursor = flows.earning_entries(user_id=g.user.id, cursor=args["cursor"], limit=args["limit"])
+    return {"items": items, "next_cursor": next_cursor}
 
 
 blueprints = [blp]

@@ -4,14 +4,16 @@ import click
 from flask.cli import AppGroup
 
 from app.core.cli import reports_api_errors
-from app.orders import importing, webhooks
+from app.core.db import transactional
+from app.orders import importing, tasks, webhooks
 
-cli = AppGroup("orders", help="Order sources and statement imports.")
+cli = AppGroup("orders", help="Order sources, statement imports and settlement.")
 
 
 @cli.command("add-source")
 @click.argument("name")
 @reports_api_errors
+@transactional
 def add_source(name: str) -> None:
     """Allow NAME (a union or merchant) to send signed order webhooks; prints its secret once."""
     source = webhooks.add_source(name=name)
@@ -47,3 +49,9 @@ def import_command(file: Path, source: str, fmt: str) -> None:
     )
     if report.errors:
         raise SystemExit(1)
+
+
+@cli.command("settle")
+def settle() -> None:
+    """Settle the orders that are due now (their commission moves from pending to available)."""
+    click.echo(f"settled {tasks.settle()} orders")

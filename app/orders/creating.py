@@ -10,12 +10,12 @@ from collections import defaultdict
 from sqlalchemy import insert
 
 from app.affiliate import service as affiliate
-from app.core import bulk
+from app.core import pg_copy
 from app.core.clock import now_utc
 from app.core.db import db
 from app.groups import service as groups
 from app.ledger import service as ledger
-from app.orders import posting
+from app.orders import journals
 from app.orders.events import OrderEventIn, completed_at, product_of, refunds_of
 from app.orders.models import Order, OrderEvent, OrderLine
 
@@ -42,8 +42,8 @@ EVENT_COLUMNS = ("order_id", "version", "status", "event_at", "applied", "payloa
 
 def _copy(model, columns: tuple[str, ...], rows: list[dict]) -> list[int]:
     """COPY rows with ids taken ahead; returns the ids in row order."""
-    ids = bulk.allocate_ids(model.__table__, len(rows))
-    bulk.copy_rows(model.__table__, ("id", *columns), ((i, *(row[c] for c in columns)) for i, row in zip(ids, rows)))
+    ids = pg_copy.allocate_ids(model.__table__, len(rows))
+    pg_copy.copy_rows(model.__table__, ("id", *columns), ((i, *(row[c] for c in columns)) for i, row in zip(ids, rows)))
     return ids
 
 
@@ -67,7 +67,7 @@ def event_row(order_id: int, event: OrderEventIn, applied: bool) -> dict:
 
 def copy_events(rows: list[dict]) -> None:
     """COPY the events of orders created in this transaction (their (order, version) cannot exist yet)."""
-    bulk.copy_rows(OrderEvent.__table__, EVENT_COLUMNS, (tuple(row[c] for c in EVENT_COLUMNS) for row in rows))
+    pg_copy.copy_rows(OrderEvent.__table__, EVENT_COLUMNS, (tuple(row[c] for c in EVENT_COLUMNS) for row in rows))
 
 
 def create_orders(
@@ -146,9 +146,9 @@ def create_orders(
     drafts = []
     for order_id, e in zip(order_ids, snapshots):
         rows = by_order[order_id]
-        drafts.append(posting.paid_journal(order_id=order_id, attributions=rows))
+        drafts.append(journals.paid_journal(order_id=order_id, attributions=rows))
         drafts.append(
-            posting.refund_journal(
+            journals.refund_journal(
                 order_id=order_id,
                 version=e.version,
                 attributions=rows,
@@ -171,13 +171,15 @@ def _record_purchases(attributions_by_order: dict[int, list[dict]], orders_by_id
         and orders_by_id[order_id]["buyer_id"] is not None
         and orders_by_id[order_id]["status"] != "cancelled"
     }
-    members = groups.current_members(pairs={(group_id, buyer_id) for _, group_id, buyer_id in wanted})
-    for order_id, group_id, buyer_id in sorted(wanted):
-        if (group_id, buyer_id) in members:
-            groups.record_member_event(
+    groups.record_member_events(
+        events=[
+            groups.MemberEventIn(
                 group_id=group_id,
                 user_id=buyer_id,
                 kind="purchased",
                 occurred_at=orders_by_id[order_id]["paid_at"],
                 ref=f"order:{order_id}",
             )
+            for order_id, group_id, buyer_id in sorted(wanted)
+        ]
+    )

@@ -17,14 +17,18 @@ from threading import Event, Thread
 from typing import TextIO
 
 from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
 
+from app.core.db import run_use_case
 from app.core.errors import ApiError
-from app.orders import service, webhooks
+from app.orders import flows, webhooks
+from app.orders.events import OrderEventIn
 from app.orders.schemas import OrderInSchema
 from app.orders.webhooks import event_from
 
 BATCH_SIZE = 5000
 READ_AHEAD = 2  # batches validated ahead of the one being ingested
+INGEST_ATTEMPTS = 3  # a batch losing a race to a concurrent writer of one of its orders runs again
 ORDER_FIELDS = (
     "external_id",
     "status",
@@ -60,9 +64,14 @@ class _Row:
     line_numbers: list[int] = field(default_factory=list)
 
 
-def _ingest(batch: list[tuple[int, service.OrderEventIn]], report: ImportReport) -> None:
+def _ingest(batch: list[tuple[int, OrderEventIn]], report: ImportReport) -> None:
+    """Ingest one batch as a use case of its own (run again from the start if a concurrent writer got in first)."""
     try:
-        results, problems = service.import_events(events=[event for _, event in batch])
+        results, problems = run_use_case(
+            lambda: flows.import_events(events=[event for _, event in batch]),
+            retry_on=(IntegrityError,),
+            attempts=INGEST_ATTEMPTS,
+        )
     except ApiError:
         if len(batch) == 1:
             raise
@@ -102,7 +111,7 @@ class _Chunk:
     """Up to a batch of validated events, with the rows read for them and the errors met on the way."""
 
     rows_read: int = 0
-    events: list[tuple[int, service.OrderEventIn]] = field(default_factory=list)
+    events: list[tuple[int, OrderEventIn]] = field(default_factory=list)
     errors: list[tuple[int, object]] = field(default_factory=list)
 
 

@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import BigId, IdPk, db
+from app.core.db import BigId, IdPk, db, one_of
 
 ORDER_STATUSES = ("paid", "completed", "refunded", "cancelled")
 
@@ -37,7 +37,7 @@ class Order(db.Model):
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("source", "external_id"),
-        CheckConstraint("status IN ('paid', 'completed', 'refunded', 'cancelled')", name="known_status"),
+        CheckConstraint(one_of("status", ORDER_STATUSES), name="known_status"),
         CheckConstraint("paid_fen >= 0 AND refunded_fen >= 0 AND refunded_fen <= paid_fen", name="refund_within_paid"),
         Index("ix_orders_settle_due", "settled_at", "completed_at"),
     )

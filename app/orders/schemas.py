@@ -2,7 +2,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from app.core.clock import EARLIEST, LATEST
 from app.core.http import STORABLE
-from app.ledger.schemas import JournalSchema
+from app.ledger import service as ledger
 from app.orders.models import ORDER_STATUSES
 
 FEN = validate.Range(min=0, max=10**11)
@@ -122,4 +122,59 @@ class OrderDetailSchema(Schema):
     lines = fields.List(fields.Nested(OrderLineSchema))
     events = fields.List(fields.Nested(OrderEventSchema))
     attributions = fields.List(fields.Dict())
-    journals = fields.List(fields.Nested(JournalSchema))
+    journals = fields.List(fields.Nested(ledger.JournalSchema))
+
+
+class WhyOrderSchema(Schema):
+    id = fields.Integer()
+    source = fields.String()
+    external_id = fields.String()
+    status = fields.String()
+    paid_at = fields.DateTime()
+
+
+class WhyLineSchema(Schema):
+    id = fields.Integer()
+    product_id = fields.Integer()
+    product_title = fields.String(allow_none=True)
+    quantity = fields.Integer()
+    paid_fen = fields.Integer()
+    refunded_fen = fields.Integer()
+
+
+class WhyAttributionSchema(Schema):
+    id = fields.Integer()
+    rule = fields.String(metadata={"description": "tracking_code, click, referrer or none."})
+    click_id = fields.Integer(allow_none=True)
+    share_link_id = fields.Integer(allow_none=True)
+    group_id = fields.Integer(allow_none=True)
+    post_id = fields.Integer(allow_none=True)
+    content_id = fields.Integer(allow_none=True)
+    commission_rule_id = fields.Integer(allow_none=True)
+    base_fen = fields.Integer()
+    rate_bp = fields.Integer(allow_none=True)
+    share_fen = fields.Integer(allow_none=True)
+
+
+class WhySchema(Schema):
+    journal_id = fields.Integer()
+    journal_kind = fields.String()
+    reason = fields.String(allow_none=True)
+    withdrawal_id = fields.Integer(allow_none=True)
+    order = fields.Nested(WhyOrderSchema, allow_none=True)
+    line = fields.Nested(WhyLineSchema, allow_none=True)
+    attribution = fields.Nested(WhyAttributionSchema, allow_none=True)
+
+
+class EntrySchema(Schema):
+    id = fields.Integer()
+    amount_fen = fields.Integer()
+    account = fields.String()
+    share = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    why = fields.Nested(WhySchema)
+
+
+class EntryPageSchema(Schema):
+    items = fields.List(fields.Nested(EntrySchema))
+    next_cursor = fields.String(allow_none=True)

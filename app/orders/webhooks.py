@@ -14,12 +14,12 @@ import secrets
 
 from marshmallow import ValidationError
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from app.core.clock import now_utc
-from app.core.db import db
+from app.core.db import db, upsert_insert
 from app.core.errors import ApiError, Conflict, Invalid
-from app.orders import service
+from app.orders import flows
+from app.orders.events import IngestResult, LineEvent, OrderEventIn
 from app.orders.models import OrderWebhookEvent, OrderWebhookSource
 from app.orders.schemas import WebhookInSchema
 
@@ -68,10 +68,9 @@ def _verify(source: str, timestamp: str | None, signature: str | None, body: byt
 
 
 def _record_event(source: str, event_id: str):
-    def record(results) -> None:
-        dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    def record(results: list[IngestResult]) -> None:
         inserted = db.session.execute(
-            dialect.insert(OrderWebhookEvent)
+            upsert_insert(OrderWebhookEvent)
             .values(source=source, event_id=event_id, order_id=results[0].order_id, received_at=now_utc())
             .on_conflict_do_nothing(index_elements=["source", "event_id"])
             .returning(OrderWebhookEvent.id)
@@ -83,7 +82,7 @@ def _record_event(source: str, event_id: str):
 
 
 def receive(*, source: str, timestamp: str | None, signature: str | None, body: bytes) -> dict:
-    """Verify, deduplicate and ingest one signed order event."""
+    """Verify, deduplicate and ingest one signed order event (one use case, retried on IntegrityError by its view)."""
     _verify(source, timestamp, signature, body)
     try:
         payload = json.loads(body)
@@ -102,15 +101,15 @@ def receive(*, source: str, timestamp: str | None, signature: str | None, body: 
         return {"order_id": seen, "outcome": "duplicate"}
     event = event_from(source=source, order=data["order"], payload=payload["order"])
     try:
-        result = service.ingest_events(events=[event], before_commit=_record_event(source, data["event_id"]))[0]
+        result = flows.ingest_events(events=[event], and_then=_record_event(source, data["event_id"]))[0]
     except _Duplicate:
         return {"order_id": None, "outcome": "duplicate"}
     return {"order_id": result.order_id, "outcome": result.outcome}
 
 
-def event_from(*, source: str, order: dict, payload: dict) -> service.OrderEventIn:
+def event_from(*, source: str, order: dict, payload: dict) -> OrderEventIn:
     """Build an ingestion event from a validated order object (webhook body or statement-file row)."""
-    return service.OrderEventIn(
+    return OrderEventIn(
         source=source,
         external_id=order["external_id"],
         status=order["status"],
@@ -121,7 +120,7 @@ def event_from(*, source: str, order: dict, payload: dict) -> service.OrderEvent
         buyer_id=order["buyer_id"],
         buyer_openid=order["buyer_openid"],
         tracking_code=order["tracking_code"],
-        lines=[service.LineEvent(**line) for line in order["lines"]],
+        lines=[LineEvent(**line) for line in order["lines"]],
         payload=payload,
     )
 
@@ -142,5 +141,5 @@ def add_source(*, name: str, secret: str | None = None) -> OrderWebhookSource:
         raise Conflict("This source exists.", code="source_exists")
     row = OrderWebhookSource(name=name, secret=secret or secrets.token_hex(32), is_active=True, created_at=now_utc())
     db.session.add(row)
-    db.session.commit()
+    db.session.flush()
     return row

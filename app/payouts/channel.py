@@ -10,7 +10,7 @@ import requests
 from flask import current_app
 from wechatpy.exceptions import WeChatException, WeChatPayException
 
-from app.wechat.clients import clients
+from app.wechat import service as wechat
 
 # WeChat's answers that do not say whether the money moved: query with the same partner_trade_no.
 UNDECIDED_CODES = {"SYSTEMERROR", "PROCESSING"}
@@ -27,7 +27,7 @@ class Outcome:
 def send(*, partner_trade_no: str, openid: str, amount_fen: int, description: str) -> Outcome:
     """Ask WeChat Pay to transfer `amount_fen` to `openid`; the same trade number pays at most once."""
     try:
-        result = clients().pay.transfer.transfer(
+        result = wechat.pay_client().transfer.transfer(
             user_id=openid,
             amount=amount_fen,
             desc=description,
@@ -49,7 +49,7 @@ def send(*, partner_trade_no: str, openid: str, amount_fen: int, description: st
 def query(*, partner_trade_no: str) -> Outcome:
     """Ask WeChat Pay what became of a transfer."""
     try:
-        result = clients().pay.transfer.query(out_trade_no=partner_trade_no)
+        result = wechat.pay_client().transfer.query(out_trade_no=partner_trade_no)
     except WeChatPayException as exc:
         if exc.errcode == "NOT_FOUND":
             return Outcome("not_found", exc.errcode, exc.errmsg)

@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import BigId, IdPk, db
+from app.core.db import BigId, IdPk, db, one_of
 
 WITHDRAWAL_STATUSES = ("pending", "unknown", "succeeded", "failed")
 IN_FLIGHT = "status IN ('pending', 'unknown')"
@@ -20,7 +20,7 @@ class Withdrawal(db.Model):
     __tablename__ = "withdrawals"
     __table_args__ = (
         CheckConstraint("amount_fen >= 100", name="at_least_one_yuan"),
-        CheckConstraint("status IN ('pending', 'unknown', 'succeeded', 'failed')", name="known_status"),
+        CheckConstraint(one_of("status", WITHDRAWAL_STATUSES), name="known_status"),
         Index(
             "uq_withdrawals_one_in_flight",
             "user_id",

@@ -17,7 +17,7 @@ from wechatpy.pay.utils import calculate_signature, dict_to_xml
 
 from app.core.clock import now_utc
 from app.core.redis import key
-from app.wechat.sandbox import sandbox_route
+from app.wechat import service as wechat
 
 FAILURES = {13: ("V2_ACCOUNT_SIMPLE_BAN", "非实名用户账号不可发放")}
 SYSTEM_ERROR = ("SYSTEMERROR", "系统繁忙，请稍后再试。")
@@ -47,7 +47,7 @@ def _record(trade_no: str) -> str:
     return key("sandbox", "transfer", trade_no)
 
 
-@sandbox_route("/mmpaymkttransfers/promotion/transfers", methods=["POST"])
+@wechat.sandbox_route("/mmpaymkttransfers/promotion/transfers", methods=["POST"])
 def pay_transfer():
     data = _request_data()
     if data is None:
@@ -95,7 +95,7 @@ def pay_transfer():
     )
 
 
-@sandbox_route("/mmpaymkttransfers/gettransferinfo", methods=["POST"])
+@wechat.sandbox_route("/mmpaymkttransfers/gettransferinfo", methods=["POST"])
 def pay_transfer_query():
     data = _request_data()
     if data is None:

@@ -2,7 +2,7 @@ from marshmallow import Schema, fields, validate
 
 from app.core.clock import EARLIEST, LATEST
 from app.core.pagination import PageSchema
-from app.ledger.schemas import JournalSchema
+from app.ledger import service as ledger
 from app.payouts.models import WITHDRAWAL_STATUSES
 
 # Beyond these, converting to UTC overflows (a 500); no real order, rule or withdrawal is timed there.
@@ -79,4 +79,4 @@ class WithdrawalAttemptSchema(Schema):
 class WithdrawalDetailSchema(Schema):
     withdrawal = fields.Nested(AdminWithdrawalSchema)
     attempts = fields.List(fields.Nested(WithdrawalAttemptSchema))
-    journals = fields.List(fields.Nested(JournalSchema))
+    journals = fields.List(fields.Nested(ledger.JournalSchema))

@@ -1,6 +1,6 @@
 """Withdrawals: request (money moves available → withdrawing), pay through the channel, resolve unknowns.
 
-Rules: at least 1 yuan; at most the daily cap per user per Beijing calendar day (failed ones do not
+Rules: at least 1 yuan; at most the daily cap per user per China calendar day (failed ones do not
 count); one withdrawal in flight per user (a partial unique index); only from a positive available
 balance (the ledger's guarded UPDATE). A success moves withdrawing → withdrawn; a failure returns the
 money to available; an undecided answer leaves the withdrawal `unknown` until a query resolves it.
@@ -10,15 +10,15 @@ job that runs twice has one effect.
 
 import secrets
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.core.clock import now_utc
-from app.core.db import after_commit, commit, db
+from app.core.clock import DEFAULT_ZONE, now_utc
+from app.core.db import after_commit, db
 from app.core.errors import Conflict, Invalid, NotFound
+from app.core.jobs import job
 from app.core.pagination import keyset_page
 from app.core.queue import enqueue
 from app.ledger import service as ledger
@@ -27,14 +27,13 @@ from app.payouts import channel
 from app.payouts.models import Withdrawal, WithdrawalAttempt
 
 MINIMUM_FEN = 100
-BEIJING = ZoneInfo("Asia/Shanghai")
 IN_FLIGHT = ("pending", "unknown")
 # An in-flight withdrawal untouched this long is stuck: its job was lost, or only a query can decide it.
 STUCK_AFTER = timedelta(minutes=1)
 
 
 def _day_start(at: datetime) -> datetime:
-    local = at.astimezone(BEIJING)
+    local = at.astimezone(DEFAULT_ZONE)
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(at.tzinfo)
 
 
@@ -73,24 +72,18 @@ def request_withdrawal(*, user_id: int, openid: str, amount_fen: int) -> Withdra
         with db.session.begin_nested():
             db.session.add(withdrawal)
     except IntegrityError:
-        db.session.rollback()
         raise Conflict("A withdrawal is already in progress.", code="withdrawal_in_flight") from None
-    try:
-        ledger.post_journals(
-            [
-                JournalDraft(
-                    key=f"withdrawal:{withdrawal.id}:request",
-                    kind="withdrawal",
-                    withdrawal_id=withdrawal.id,
-                    lines=[LineDraft(user_id, "available", -amount_fen), LineDraft(user_id, "withdrawing", amount_fen)],
-                )
-            ],
-            guard=frozenset({(user_id, "available")}),
-        )
-    except ledger.InsufficientBalance:
-        db.session.rollback()
-        raise
-    commit()
+    ledger.post_journals(
+        [
+            JournalDraft(
+                key=f"withdrawal:{withdrawal.id}:request",
+                kind="withdrawal",
+                withdrawal_id=withdrawal.id,
+                lines=[LineDraft(user_id, "available", -amount_fen), LineDraft(user_id, "withdrawing", amount_fen)],
+            )
+        ],
+        guard=frozenset({(user_id, "available")}),  # InsufficientBalance (409) when it is not there
+    )
     withdrawal_id = withdrawal.id
     after_commit(lambda: enqueue("payouts", pay, withdrawal_id))
     return withdrawal
@@ -98,7 +91,7 @@ def request_withdrawal(*, user_id: int, openid: str, amount_fen: int) -> Withdra
 
 def get_withdrawal(*, user_id: int, withdrawal_id: int) -> Withdrawal:
     """One of the user's withdrawals."""
-    withdrawal = db.session.get(Withdrawal, withdrawal_id)
+    withdrawal = db.session.get(Withdrawal, withdrawal_id, populate_existing=True)
     if withdrawal is None or withdrawal.user_id != user_id:
         raise NotFound("No such withdrawal.", code="withdrawal_not_found")
     return withdrawal
@@ -149,7 +142,6 @@ def _finish(withdrawal: Withdrawal, outcome: channel.Outcome) -> str:
                 )
             ]
         )
-    db.session.commit()
     return final
 
 
@@ -165,7 +157,6 @@ def _mark_unknown(withdrawal: Withdrawal, outcome: channel.Outcome) -> str:
         )
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
     return "unknown"
 
 
@@ -185,9 +176,15 @@ def _record_attempt(withdrawal_id: int, action: str, outcome: channel.Outcome, o
     )
 
 
+@job
 def pay(withdrawal_id: int, *, operator_id: int | None = None) -> str:
-    """Transfer a pending withdrawal (an RQ job; running it twice pays once: the trade number is reused)."""
-    withdrawal = db.session.get(Withdrawal, withdrawal_id)
+    """Transfer a pending withdrawal (an RQ job; running it twice pays once: the trade number is reused).
+
+    One use case: the attempt, WeChat's answer and the outcome it causes commit together. A crash after
+    WeChat answered leaves the withdrawal pending; the next attempt sends the same number and WeChat answers
+    with the outcome it recorded.
+    """
+    withdrawal = db.session.get(Withdrawal, withdrawal_id, populate_existing=True)
     if withdrawal is None or withdrawal.status != "pending":
         return withdrawal.status if withdrawal else "missing"
     db.session.execute(
@@ -196,7 +193,6 @@ def pay(withdrawal_id: int, *, operator_id: int | None = None) -> str:
         .values(attempts=Withdrawal.attempts + 1, updated_at=now_utc())
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
     outcome = channel.send(
         partner_trade_no=withdrawal.partner_trade_no,
         openid=withdrawal.openid,
@@ -209,9 +205,10 @@ def pay(withdrawal_id: int, *, operator_id: int | None = None) -> str:
     return _finish(withdrawal, outcome)
 
 
+@job
 def resolve(withdrawal_id: int, *, operator_id: int | None = None) -> str:
     """Ask WeChat what became of an unknown withdrawal; a transfer it never received is sent again (same number)."""
-    withdrawal = db.session.get(Withdrawal, withdrawal_id)
+    withdrawal = db.session.get(Withdrawal, withdrawal_id, populate_existing=True)
     if withdrawal is None or withdrawal.status != "unknown":
         return withdrawal.status if withdrawal else "missing"
     outcome = channel.query(partner_trade_no=withdrawal.partner_trade_no)
@@ -223,7 +220,6 @@ def resolve(withdrawal_id: int, *, operator_id: int | None = None) -> str:
             .values(status="pending", updated_at=now_utc())
             .execution_options(synchronize_session=False)
         ).rowcount
-        db.session.commit()
         return pay(withdrawal_id, operator_id=operator_id) if moved else withdrawal.status
     if outcome.status == "unknown":
         db.session.execute(
@@ -232,7 +228,6 @@ def resolve(withdrawal_id: int, *, operator_id: int | None = None) -> str:
             .values(updated_at=now_utc())
             .execution_options(synchronize_session=False)
         )
-        db.session.commit()
         return "unknown"
     return _finish(withdrawal, outcome)
 
@@ -246,6 +241,7 @@ def _stuck(cutoff: datetime):
     return Withdrawal.status.in_(IN_FLIGHT) & (Withdrawal.updated_at <= cutoff)
 
 
+@job
 def resolve_stuck(*, older_than: timedelta = STUCK_AFTER) -> int:
     """Queue a query for every unknown withdrawal and a new attempt for pending ones whose job was lost (scheduled)."""
     rows = db.session.execute(
@@ -255,8 +251,13 @@ def resolve_stuck(*, older_than: timedelta = STUCK_AFTER) -> int:
         .limit(1000)
     ).all()
     for withdrawal_id, status in rows:
-        enqueue("payouts", _next_step(status), withdrawal_id)
+        _queue_next_step(withdrawal_id, status)
     return len(rows)
+
+
+def _queue_next_step(withdrawal_id: int, status: str) -> None:
+    step = _next_step(status)
+    after_commit(lambda: enqueue("payouts", step, withdrawal_id))
 
 
 def search_withdrawals(
@@ -314,7 +315,7 @@ def resolve_now(*, withdrawal_id: int, operator_id: int) -> dict:
     status UPDATE and keyed journals. A failed withdrawal is final (its money is back in available); the
     user withdraws again, under a new number.
     """
-    withdrawal = db.session.get(Withdrawal, withdrawal_id)
+    withdrawal = db.session.get(Withdrawal, withdrawal_id, populate_existing=True)
     if withdrawal is None:
         raise NotFound("No such withdrawal.", code="withdrawal_not_found")
     if withdrawal.status in IN_FLIGHT:

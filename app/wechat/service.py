@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import requests
 from flask import current_app
+from wechatpy import WeChatPay
 from wechatpy.exceptions import WeChatClientException, WeChatException
 
 from app.core.config import SANDBOX_BASE_URL
@@ -42,6 +43,11 @@ def translated_errors(action: str) -> Iterator[None]:
             code="wechat_unreachable",
             errors={"reason": type(exc).__name__},
         ) from exc
+
+
+def pay_client() -> WeChatPay:
+    """The WeChat Pay (v2) client: payments, refunds and transfers (wrap calls in `translated_errors`)."""
+    return clients().pay
 
 
 @dataclass(frozen=True)

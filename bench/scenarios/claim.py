@@ -247,7 +247,7 @@ def _burst(ctx, tokens: list[str], template_id: int, prefix: str, attempts: int,
 
 def _granted(ctx, template_id: int) -> dict:
     from app.core.db import db
-    from app.coupons import drain, gate
+    from app.coupons.flash import drain, gate
     from app.coupons.models import CouponTemplate, UserCoupon
 
     with ctx.app.app_context():

@@ -11,8 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+from flask_migrate import upgrade
+
+from app import create_app
 from app.core.config import PROJECT_ROOT, load_config
 from app.core.redis import start_embedded, stop_embedded
+from app.demo.cli import seed_all
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -20,17 +24,10 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def _prepare(env: dict) -> list[str]:
     """Migrate and load the demo data once; returns the sandbox logins to print."""
     os.environ.update(env)
-    from flask_migrate import upgrade
-
-    from app import create_app, domain_modules
-
     app = create_app()
     with app.app_context():
         upgrade()
-        logins: list[str] = []
-        for module in sorted(domain_modules("demo"), key=lambda m: getattr(m, "SEED_ORDER", 100)):
-            logins.extend(module.seed() or [])
-    return logins
+        return seed_all()
 
 
 def main() -> int:

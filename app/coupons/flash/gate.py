@@ -6,17 +6,20 @@ user and day (`d:<day>:<user>`), plus a token `v` that changes whenever the gate
 
 A claim is one Lua call, atomic: it replays the answer kept under the request's Idempotency-Key (per
 user), or checks the rules, takes stock, takes a coupon id from the id pool (ids reserved from the
-database's own sequence, see `ids`), remembers the answer under the key and XADDs the grant to the
+database's own sequence, see `id_pool`), remembers the answer under the key and XADDs the grant to the
 claim stream. Nothing touches the database on the way. The drain (`drain`) lands the stream in the
 database in batches; until it has, an entry is "in flight" and counts against stock and limits.
 
 The database stays the truth: `rebuild` recomputes the gate from its rows plus the entries still in the
-stream (after crashes and on a schedule, see `claims.reconcile`).
+stream (after crashes and on a schedule, see `loading.reconcile`).
 """
 
 import logging
 import time
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from flask import current_app
 from redis.exceptions import ResponseError
 
 from app.accounts import service as accounts
@@ -34,6 +37,8 @@ ENDING_SECONDS = 120
 log = logging.getLogger(__name__)
 # Per process: where a Redis server was asked whether it is durable -> (when, answer).
 _durability: dict[tuple, tuple[float, bool]] = {}
+# Per process and coupon zone: the current day's bounds, its date and its key (every claim of a drop asks).
+_claim_days: dict[str, tuple[datetime, datetime, date, str]] = {}
 
 # KEYS: gate, idempotency record, stream, id pool, the user's count of entries not yet landed, and for a
 # session the web process has not checked in Redis its cache entry and the user's generation (SessionFence).
@@ -186,6 +191,25 @@ if redis.call('exists', KEYS[1]) == 1 then redis.call('hset', KEYS[1], 'state', 
 if ARGV[1] == 'ended' then redis.call('set', KEYS[2], '1', 'EX', ARGV[2]) end
 return 0
 """
+
+
+def claim_day(at: datetime) -> tuple[date, str]:
+    """The calendar day (in the coupon zone, China by default) that per-day limits count in, and its key."""
+    zone = current_app.config["COUPON_DAY_TIMEZONE"]
+    known = _claim_days.get(zone)
+    if known is not None and known[0] <= at < known[1]:
+        return known[2], known[3]
+    local = at.astimezone(ZoneInfo(zone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    # Aware arithmetic is wall-clock, so DST days fit.
+    day = (
+        midnight.astimezone(UTC),
+        (midnight + timedelta(days=1)).astimezone(UTC),
+        local.date(),
+        local.strftime("%Y%m%d"),
+    )
+    _claim_days[zone] = day
+    return day[2], day[3]
 
 
 def _gate(template_id: int) -> str:
@@ -441,10 +465,12 @@ def ensure_group() -> None:
             raise
 
 
-def next_entries(*, consumer: str, count: int) -> list[tuple[str, dict[str, str]]]:
-    """Entries to land: first those delivered to a consumer that never acked them, then new ones."""
+def next_entries(*, consumer: str, count: int, reclaim: bool = True) -> list[tuple[str, dict[str, str]]]:
+    """Entries to land: first (with `reclaim`) those delivered to a consumer that never acked them, then new ones."""
     redis = get_redis()
-    reclaimed = redis.xautoclaim(STREAM, GROUP, consumer, min_idle_time=0, start_id="0-0", count=count)[1]
+    reclaimed = (
+        redis.xautoclaim(STREAM, GROUP, consumer, min_idle_time=0, start_id="0-0", count=count)[1] if reclaim else []
+    )
     batch = [(entry_id, fields) for entry_id, fields in reclaimed if fields]
     if not batch:
         answer = redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=count)

@@ -1,8 +1,9 @@
 """The journals an order produces: paid (pending shares), refund or clawback (pro-rata reversal), settlement."""
 
-from app.affiliate.commission import SHARES, reversed_share
+from app.affiliate.service import SHARES, reversed_share
 from app.ledger.service import JournalDraft, LineDraft
 
+# Who earns each share, by the attribution's column.
 PEOPLE = {"level1": "level1_id", "level2": "level2_id", "host": "host_id", "content": "content_author_id"}
 
 

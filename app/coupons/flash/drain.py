@@ -1,12 +1,16 @@
 """Landing granted claims: the drain moves the claim stream into the database in batches.
 
 The gate grants from Redis alone and XADDs each grant to one stream; the drain (scheduled every second,
-also run by reads that must see a user's fresh claims, and first thing in every reconcile) reads it
-through a consumer group, one drainer at a time (a Redis lock). Per batch it inserts the rows, unique by
-grant id (`ON CONFLICT (gate_grant) DO NOTHING`: an entry landed before a crash lands once), bumps each
-template's counter with one conditional update (`claimed + n <= stock`) in the same transaction, and
-only after the commit acks and deletes the entries. Entries delivered to a drainer that died before
-acking stay pending and are taken over by the next drain.
+also run by reads that must see a user's fresh claims, by a drop's end, and first thing in every
+reconcile) reads it through a consumer group, one drainer at a time (a Redis lock). Per batch it inserts
+the rows, unique by grant id (`ON CONFLICT (gate_grant) DO NOTHING`: an entry landed before a crash lands
+once), bumps each template's counter with one conditional update (`claimed + n <= stock`) in the same
+transaction, and only after the commit acks and deletes the entries. Entries delivered to a drainer that
+died before acking stay pending and are taken over by the next drain.
+
+Each batch is a use case of its own. Run inside a caller's use case (a read that lands the user's claims,
+a drop's end), the batches join the caller's transaction instead and their entries are acked once it has
+committed: if it rolls back, they stay pending, and the next drain lands them.
 
 The database keeps every invariant: the unique (template, user, seq) and (template, user, day, day_seq)
 keys, the stock check. If it refuses a granted entry (it cannot while the gate is exact), the batch is
@@ -27,12 +31,12 @@ from datetime import UTC, date, datetime, timedelta
 from flask import current_app
 from redis.exceptions import LockError
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
-from app.core.db import db
+from app.core.db import after_commit, db, in_use_case, is_postgres, upsert_insert, use_case
+from app.core.jobs import batch_job
 from app.core.redis import get_redis, key
-from app.coupons import gate, ids
+from app.coupons.flash import gate, id_pool
 from app.coupons.models import CouponTemplate, UserCoupon
 
 log = logging.getLogger(__name__)
@@ -144,12 +148,12 @@ def _consumer() -> str:
 def _insert(grants: list[Grant], templates: dict[int, CouponTemplate]) -> None:
     """One statement for the rows, one conditional update per template; raises if the database refuses."""
     rows = [g.row(templates[g.template_id]) for g in grants]
-    if db.session.get_bind().dialect.name == "postgresql":
+    if is_postgres():
         landed = Counter(db.session.scalars(_PG_INSERT, {name: [r[name] for r in rows] for name, _ in _PG_COLUMNS}))
     else:
         landed = Counter(
             db.session.scalars(
-                sqlite.insert(UserCoupon)
+                upsert_insert(UserCoupon)
                 .values(rows)
                 .on_conflict_do_nothing(index_elements=[UserCoupon.gate_grant])
                 .returning(UserCoupon.template_id)
@@ -167,18 +171,19 @@ def _insert(grants: list[Grant], templates: dict[int, CouponTemplate]) -> None:
 
 
 def _land(grants: list[Grant]) -> dict[str, str]:
-    """Write a batch; returns the refusal reason per entry id for entries the database refused."""
+    """Write a batch in the current transaction; returns the refusal reason per entry id the database refused."""
     wanted = {g.template_id for g in grants}
     templates = {t.id: t for t in db.session.scalars(select(CouponTemplate).where(CouponTemplate.id.in_(wanted)))}
     refused = {g.entry_id: "template_missing" for g in grants if g.template_id not in templates}
     grants = [g for g in grants if g.template_id in templates]
+    if not grants:
+        return refused
     try:
-        if grants:
+        with db.session.begin_nested():
             _insert(grants, templates)
-        db.session.commit()
         return refused
     except (IntegrityError, StockRefused):
-        db.session.rollback()
+        pass
     # Something in the batch is refused: land what the database takes, one entry at a time.
     for grant in grants:
         try:
@@ -188,7 +193,6 @@ def _land(grants: list[Grant]) -> dict[str, str]:
             refused[grant.entry_id] = "conflict: " + str(exc.orig).splitlines()[0][:200]
         except StockRefused:
             refused[grant.entry_id] = "out_of_stock"
-    db.session.commit()
     for grant in grants:
         if grant.entry_id in refused:
             log.error(
@@ -232,30 +236,46 @@ def held_off(*, wait_seconds: float) -> Iterator[bool]:
         _release(lock)
 
 
+@batch_job
 def drain(*, wait_seconds: float = 0) -> int:
-    """Land granted claims from the stream; returns how many entries were settled (0 when another drainer runs)."""
+    """Land granted claims from the stream; returns how many entries were settled (0 when another drainer runs).
+
+    Inside a caller's use case: how many were landed in it, to be settled once it commits.
+    """
     if not gate.stream_length():  # the common tick: nothing granted since the last drain
         return 0
     lock = _lock(wait_seconds)
     if not lock.acquire():
         return 0
+    joined = in_use_case()
     try:
         gate.ensure_group()
-        consumer, settled = _consumer(), 0
-        while entries := gate.next_entries(consumer=consumer, count=BATCH):
-            refused = _land([Grant.parse(entry_id, fields) for entry_id, fields in entries])
-            settled += gate.settle(entries, refused)
+        consumer, settled, reclaim = _consumer(), 0, True
+        while entries := gate.next_entries(consumer=consumer, count=BATCH, reclaim=reclaim):
+            with use_case():
+                refused = _land([Grant.parse(entry_id, fields) for entry_id, fields in entries])
+            if joined:
+                after_commit(lambda entries=entries, refused=refused: gate.settle(entries, refused))
+                settled += len(entries)
+                reclaim = False  # what this call landed stays pending until the caller commits
+            else:
+                settled += gate.settle(entries, refused)
             lock.reacquire()
-        ids.top_up()
+        if not joined:  # reserving ids takes its own short transaction: never while the caller holds a write lock
+            id_pool.top_up()
         return settled
     finally:
         _release(lock)
 
 
 def ensure_landed(*, user_id: int, wait_seconds: float = 5) -> None:
-    """Read-your-writes: land the user's granted claims still in the stream before reading her coupons."""
+    """Read-your-writes: land the user's granted claims still in the stream before reading her coupons.
+
+    Inside the caller's use case (the reads and the checkout that need them) they land in its transaction,
+    which sees them at once; one pass lands the whole stream, the user's entries included.
+    """
     deadline = time.monotonic() + wait_seconds
     while gate.not_landed(user_id=user_id) and time.monotonic() < deadline:
         # Waits for a drain already running (it may be landing this user's entries), then lands the rest.
-        if not drain(wait_seconds=max(0.01, deadline - time.monotonic())):
+        if not drain(wait_seconds=max(0.01, deadline - time.monotonic())) or in_use_case():
             return

@@ -78,7 +78,7 @@ class ClaimLane:
                 found = accounts.authenticate(token=token, fenced=True)
                 if found is None:
                     return None
-                user_id = found.user_id if isinstance(found, accounts.UnseenSession) else found.user.id
+                user_id = found.user_id if found.user is None else found.user.id
                 claimed = claims.claim_through_gate(
                     template_id=template_id, user_id=user_id, request_key=request_key, session_fence=found.fence, **args
                 )
