@@ -149,13 +149,14 @@ def _setup_groups(ctx) -> int:
 
 def _schedule_post(ctx, host_id: int, text: str, *, lead_seconds: float = 8) -> datetime:
     """A once-post to every robot group at the next whole minute at least `lead_seconds` away; returns its UTC time."""
+    from app.core.db import use_case
     from app.delivery import service
     from app.groups.service import Actor
 
     now = datetime.now(UTC)
     due = (now + timedelta(seconds=lead_seconds + 60)).replace(second=0, microsecond=0)
     local = due.astimezone(ZoneInfo(TZ)).strftime("%Y-%m-%dT%H:%M")
-    with ctx.app.app_context():
+    with ctx.app.app_context(), use_case():
         service.create_post(
             actor=Actor(id=host_id, operator=False),
             kind="text",
