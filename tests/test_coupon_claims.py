@@ -542,6 +542,7 @@ def test_a_rebuild_while_a_drop_ends_cannot_reopen_it_past_the_budget_release(ap
     assert host.get("/api/v1/coupon-budgets").get_json()["items"][0]["committed_fen"] == 0
 
 
+@pytest.mark.commits  # two sessions: the pause must commit on its own, as it would in production
 def test_an_end_that_loses_a_race_leaves_the_gate_following_the_database(app, api, operator, monkeypatch):
     template = create_template(operator, stock=5)
     path = f"/api/v1/coupon-templates/{template['id']}/status"

@@ -163,8 +163,9 @@ def _sold_out(ctx, tokens: list[str], template_id: int) -> dict:
 
 def _tokens(ctx) -> list[str]:
     from app.accounts import service as accounts
+    from app.core.db import use_case
 
-    with ctx.app.app_context():
+    with ctx.app.app_context(), use_case():
         return [accounts.login(code=f"sandbox:claimer{i}").token for i in range(USERS)]
 
 
@@ -173,9 +174,10 @@ def _template(ctx, *, gate: str, stock: int, name: str) -> int:
 
     from app.accounts import service as accounts
     from app.core.clock import now_utc
+    from app.core.db import use_case
     from app.coupons import templates
 
-    with ctx.app.app_context():
+    with ctx.app.app_context(), use_case():
         operator = accounts.ensure_user(openid="bench-operator", nickname="运营", roles=("operator",))
         actor = templates.Actor(id=operator.id, operator=True)
         now = now_utc()

@@ -29,8 +29,9 @@ def _links(ctx) -> list[str]:
     from app.accounts import service as accounts
     from app.affiliate import service as affiliate
     from app.catalog import service as catalog
+    from app.core.db import use_case
 
-    with ctx.app.app_context():
+    with ctx.app.app_context(), use_case():
         sharer = accounts.ensure_user(openid="bench-sharer", nickname="分享者")
         product = catalog.create_product(
             source="union",
