@@ -237,21 +237,13 @@ def in_use_case() -> bool:
     return _USE_CASE in db.session.info
 
 
-def commit() -> None:
-    """Commit the use case's transaction; inside a use case only flush, the edge commits it."""
-    if in_use_case():
-        db.session.flush()
-    else:
-        db.session.commit()
-
-
 def after_commit(callback: Callable[[], object]) -> None:
     """Run `callback` once the use case's work has committed (jobs that read what it wrote, caches, Redis)."""
     unit = db.session.info.get(_USE_CASE)
-    if unit is not None:
-        unit.callbacks.append(callback)
-    else:
-        callback()
+    if unit is None:
+        callback()  # a service called directly (a test, a shell): no use case will commit, so nothing to wait for
+        return
+    unit.callbacks.append(callback)
 
 
 def after_rollback(callback: Callable[[], object]) -> None:
