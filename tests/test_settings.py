@@ -36,6 +36,7 @@ BAD_VALUES = {
     "WECOM_API_BASE": "ftp://qyapi.weixin.qq.com/cgi-bin/",
     "WECOM_WEBHOOK_URL": "qyapi.weixin.qq.com/cgi-bin/webhook/send",
     "WECHAT_PAY_API_BASE": "api.mch.weixin.qq.com/",
+    "WECHAT_PAY_NOTIFY_URL": "webhooks.example.com/api/v1/webhooks/wechatpay",
     "WECHAT_PAY_REFUND_NOTIFY_URL": "/api/v1/webhooks/wechatpay/refund",
     "WECHAT_TIMEOUT_SECONDS": "0",
     "WECHAT_SANDBOX_REFUND_SECONDS": "-5",

@@ -377,6 +377,13 @@ SETTINGS: tuple[Setting, ...] = (
         shown_default="the sandbox, or `https://api.mch.weixin.qq.com/` without it",
     ),
     Setting(
+        "WECHAT_PAY_NOTIFY_URL",
+        url("http", "https"),
+        None,
+        "where WeChat Pay reports payments (a job also asks WeChat about unpaid orders before expiring them)",
+        shown_default="this host's `/api/v1/webhooks/wechatpay`",
+    ),
+    Setting(
         "WECHAT_PAY_REFUND_NOTIFY_URL",
         url("http", "https"),
         None,
@@ -529,7 +536,8 @@ SETTINGS: tuple[Setting, ...] = (
         "COUPON_DRAIN_LOCK_SECONDS",
         integer(1),
         10,
-        "how long one drain of granted flash claims holds its lock before another process may take over",
+        "the longest a drain of granted flash claims holds its lock, should its process die (a batch takes well "
+        "under a second)",
     ),
 )
 
