@@ -13,7 +13,7 @@ def queue(name: str) -> Queue:
     """The named queue; with RQ_ASYNC off (tests) jobs run inline."""
     if name not in current_app.config["RQ_QUEUES"]:
         raise ValueError(f"unknown queue {name!r}")
-    return Queue(name, connection=get_redis(), is_async=current_app.config.get("RQ_ASYNC", True))
+    return Queue(name, connection=get_redis(), is_async=current_app.config["RQ_ASYNC"])
 
 
 def enqueue(name: str, func: Callable | str, *args: Any, **kwargs: Any):

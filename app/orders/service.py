@@ -256,7 +256,7 @@ def ingest_order(
 
 def settle_due(*, holding: timedelta | None = None, batch_size: int = 500) -> int:
     """Settle orders completed at least the holding period ago (a scheduled job; idempotent); returns how many."""
-    holding = holding if holding is not None else timedelta(days=current_app.config.get("HOLDING_DAYS", 7))
+    holding = holding if holding is not None else timedelta(days=current_app.config["HOLDING_DAYS"])
     cutoff = now_utc() - holding
     settled = 0
     while True:
