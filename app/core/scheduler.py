@@ -60,7 +60,7 @@ class LeaderLock:
 
     def holder(self) -> str | None:
         value = self.redis.get(self.key)
-        return value.decode() if value else None
+        return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)
