@@ -1,7 +1,9 @@
 """Every setting is read and checked at start, listed in README, and production refuses development conveniences."""
 
+import os
 import re
 import secrets
+from pathlib import Path
 
 import pytest
 
@@ -211,12 +213,15 @@ def test_production_refuses_each_development_convenience_naming_it(production, n
 KEY_ASSIGNMENT = re.compile(
     r"""[A-Z_]*(?:SECRET|ENCRYPTION|DATA|API)_KEY["']?\s*[:=,]\s*(?:["']([^"'\s]+)["']|([^\s"'`,)]+))"""
 )
-SKIPPED_DIRS = {".git", ".venv", "instance", "__pycache__", "node_modules", ".hypothesis"}
+# Stores, caches and tools' state: hidden directories (but CI's) and the embedded stores' files.
+SKIPPED_DIRS = {"instance", "__pycache__", "node_modules"}
 
 
 def _repository_text_files():
-    for path in PROJECT_ROOT.rglob("*"):
-        if path.is_file() and not SKIPPED_DIRS & set(path.relative_to(PROJECT_ROOT).parts):
+    for folder, subfolders, files in os.walk(PROJECT_ROOT):
+        subfolders[:] = [f for f in subfolders if f not in SKIPPED_DIRS and (f == ".ci" or not f.startswith("."))]
+        for name in files:
+            path = Path(folder) / name
             try:
                 yield path, path.read_text()
             except (UnicodeDecodeError, OSError):
