@@ -38,9 +38,9 @@ def domain_modules(name: str) -> list[ModuleType]:
     return found
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app: config from the environment (plus `config` overrides), stores, domains, routes."""
-    settings = load_config(overrides=config)
+def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Flask:
+    """Build the app: settings from `environ` (default: the process's) plus `config` overrides, stores, domains."""
+    settings = load_config(environ, overrides=config)
     check_production_safety(settings)
     app = Flask(__name__, instance_path=settings["INSTANCE_PATH"], static_folder=None)
     app.config.update(settings)

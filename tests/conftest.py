@@ -115,7 +115,7 @@ def app(stores):
         db.engine.dispose()
 
 
-# Tables whose triggers refuse UPDATE, DELETE and TRUNCATE on PostgreSQL (migration c7e967cdd47e).
+# Tables whose triggers refuse UPDATE, DELETE and TRUNCATE on PostgreSQL (migrations/versions/0001_baseline.py).
 APPEND_ONLY = ("ledger_journals", "ledger_lines")
 
 

@@ -61,7 +61,7 @@ class Found:
 
 
 def window() -> timedelta:
-    return timedelta(days=current_app.config.get("ATTRIBUTION_WINDOW_DAYS", 7))
+    return timedelta(days=current_app.config["ATTRIBUTION_WINDOW_DAYS"])
 
 
 def _links_by_code(codes: set[str]) -> dict[str, dict]:

@@ -130,4 +130,4 @@ def setting(name: str, default):
 
 def level2_enabled() -> bool:
     """Whether level-2 commission is paid (operators can switch it off platform-wide)."""
-    return bool(setting(LEVEL2_SETTING, current_app.config.get("LEVEL2_ENABLED_DEFAULT", True)))
+    return bool(setting(LEVEL2_SETTING, current_app.config["LEVEL2_ENABLED_DEFAULT"]))

@@ -164,12 +164,12 @@ def set_level2(*, enabled: bool, operator_id: int | None) -> dict:
 
 
 def _page_path(code: str, product_id: int) -> str:
-    return f"{current_app.config.get('SHARE_PAGE', 'pages/product/index')}?code={code}&product_id={product_id}"
+    return f"{current_app.config['SHARE_PAGE']}?code={code}&product_id={product_id}"
 
 
 def _landing_url(product) -> str:
     """Where /s/<code> sends a browser: the union coupon or product link, else the product's landing page."""
-    fallback = current_app.config.get("SHARE_LANDING_URL", "/api/v1/products/{product_id}")
+    fallback = current_app.config["SHARE_LANDING_URL"]
     return product.union_coupon_url or product.link_url or fallback.format(product_id=product.id)
 
 
@@ -256,9 +256,7 @@ def share_code_image(*, code: str, product_id: int) -> str:
     redis = get_redis()
     image = redis.get(cache_key)
     if image is None:
-        image = wechat.miniprogram_code_png(
-            scene=code, page=current_app.config.get("SHARE_PAGE", "pages/product/index")
-        )
+        image = wechat.miniprogram_code_png(scene=code, page=current_app.config["SHARE_PAGE"])
         redis.set(cache_key, image, ex=CODE_IMAGE_TTL_SECONDS)
     return "data:image/png;base64," + base64.b64encode(image).decode()
 

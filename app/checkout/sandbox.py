@@ -97,7 +97,7 @@ def _load_refund(out_refund_no: str) -> tuple[dict | None, dict | None]:
     out_trade_no = _redis().get(_refund_index(out_refund_no))
     order = _load(out_trade_no.decode() if isinstance(out_trade_no, bytes) else out_trade_no or "")
     refund = order["refunds"].get(out_refund_no) if order else None
-    auto_seconds = current_app.config.get("WECHAT_SANDBOX_REFUND_SECONDS") or 0
+    auto_seconds = current_app.config["WECHAT_SANDBOX_REFUND_SECONDS"]
     if (
         refund
         and refund["status"] == "PROCESSING"

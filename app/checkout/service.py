@@ -34,17 +34,17 @@ class PlacedOrder:
 
 def payment_minutes() -> int:
     """How long an order waits for its payment (CHECKOUT_PAYMENT_MINUTES)."""
-    return int(current_app.config.get("CHECKOUT_PAYMENT_MINUTES", 15))
+    return current_app.config["CHECKOUT_PAYMENT_MINUTES"]
 
 
 def complete_days() -> int:
     """How long after its payment a paid order counts as received (CHECKOUT_COMPLETE_DAYS)."""
-    return int(current_app.config.get("CHECKOUT_COMPLETE_DAYS", 10))
+    return current_app.config["CHECKOUT_COMPLETE_DAYS"]
 
 
 def notify_url(*, setting: str, path: str) -> str:
     """Where WeChat Pay calls us back: the URL configured under `setting`, else `path` on the host asked."""
-    configured = current_app.config.get(setting)
+    configured = current_app.config[setting]
     if configured:
         return configured
     root = request.url_root if has_request_context() else "http://localhost:5000/"

@@ -14,7 +14,7 @@ def queue(name: str) -> Queue:
     """The named queue; with RQ_ASYNC off (tests) jobs run inline."""
     if name not in current_app.config["RQ_QUEUES"]:
         raise ValueError(f"unknown queue {name!r}")
-    return Queue(name, connection=get_redis(), is_async=current_app.config.get("RQ_ASYNC", True), job_class=EdgeJob)
+    return Queue(name, connection=get_redis(), is_async=current_app.config["RQ_ASYNC"], job_class=EdgeJob)
 
 
 def enqueue(name: str, func: Callable | str, *args: Any, **kwargs: Any):

@@ -250,7 +250,7 @@ def settle_due(*, holding: timedelta | None = None, batch_size: int = SETTLEMENT
     Each batch of orders is a use case of its own (joining the caller's when there is one): the order's
     `settled_at` is taken by a conditional UPDATE and its settlement journal posted in the same transaction.
     """
-    holding = holding if holding is not None else timedelta(days=current_app.config.get("HOLDING_DAYS", 7))
+    holding = holding if holding is not None else timedelta(days=current_app.config["HOLDING_DAYS"])
     cutoff = now_utc() - holding
     settled = 0
     while True:

@@ -33,7 +33,7 @@ def send(*, partner_trade_no: str, openid: str, amount_fen: int, description: st
             desc=description,
             check_name="NO_CHECK",
             out_trade_no=partner_trade_no,
-            client_ip=current_app.config.get("PAYOUT_CLIENT_IP", "127.0.0.1"),
+            client_ip=current_app.config["PAYOUT_CLIENT_IP"],
         )
     except WeChatPayException as exc:
         if exc.errcode in UNDECIDED_CODES or exc.return_code != "SUCCESS":

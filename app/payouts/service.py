@@ -46,7 +46,7 @@ def request_withdrawal(*, user_id: int, openid: str, amount_fen: int) -> Withdra
             errors={"amount_fen": [f"At least {MINIMUM_FEN}."]},
         )
     now = now_utc()
-    cap = current_app.config.get("WITHDRAWAL_DAILY_CAP_FEN", 200_000)
+    cap = current_app.config["WITHDRAWAL_DAILY_CAP_FEN"]
     today = db.session.scalar(
         select(func.coalesce(func.sum(Withdrawal.amount_fen), 0)).where(
             Withdrawal.user_id == user_id, Withdrawal.requested_at >= _day_start(now), Withdrawal.status != "failed"

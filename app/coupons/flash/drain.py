@@ -42,9 +42,6 @@ from app.coupons.models import CouponTemplate, UserCoupon
 log = logging.getLogger(__name__)
 
 BATCH = 500
-# A drainer that dies holds the lock this long at most; a batch takes well under a second.
-LOCK_SECONDS = 10
-
 
 # On PostgreSQL a batch binds as one array per column: the statement's text never changes, so it is
 # prepared once and nothing is compiled per batch (a VALUES list of 500 rows was, every time).
@@ -207,7 +204,7 @@ def _land(grants: list[Grant]) -> dict[str, str]:
 
 
 def _lock(wait_seconds: float):
-    timeout = current_app.config.get("COUPON_DRAIN_LOCK_SECONDS", LOCK_SECONDS)
+    timeout = current_app.config["COUPON_DRAIN_LOCK_SECONDS"]
     return get_redis().lock(
         key("coupon-drain"), timeout=timeout, blocking=wait_seconds > 0, blocking_timeout=wait_seconds or None
     )
