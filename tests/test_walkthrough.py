@@ -197,7 +197,7 @@ def run_blocks(blocks: list[Block], url: str, tmp_path: Path) -> dict[int, str]:
         "LANG": "C.UTF-8",
         "WALKTHROUGH_CONTROL": url + CONTROL,
     }
-    done = subprocess.run(["bash", "-c", script], check=False, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(["bash", "-c", script], check=False, env=env, capture_output=True, text=True, timeout=240)
     printed, current = {}, None
     for line in done.stdout.splitlines():
         found = re.fullmatch(MARKER.format(r"(\d+)"), line)
