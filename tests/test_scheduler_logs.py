@@ -6,12 +6,13 @@ import logging
 import pytest
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from app.core.jobs import job as marked_job
 from app.core.redis import get_redis
 from app.core.scheduler import LeaderLock, ScheduledJob, run_leader_job, run_scheduler
 
 
 def _run(app, func, job_id="t"):
-    job = ScheduledJob(id=job_id, func=func, trigger="interval", trigger_args={"seconds": 60})
+    job = ScheduledJob(id=job_id, func=marked_job(func), trigger="interval", trigger_args={"seconds": 60})
     return run_leader_job(app, LeaderLock(get_redis(), ttl_seconds=5), job)
 
 
